@@ -1,0 +1,97 @@
+// free(), usable_size(), tag_of(), find_block(): everything that starts from
+// a pointer. A pointer finds its segment by masking and its page by an index;
+// the segment map tells whether the segment is ours at all.
+#include <cstring>
+
+#include "alloc/internal/runtime_core.h"
+#include "alloc/internal/segment.h"
+#include "alloc/internal/segment_map.h"
+#include "alloc/tagheap.h"
+
+namespace tagheap {
+
+using internal::Page;
+using internal::Segment;
+using internal::SegmentMap;
+
+namespace internal {
+constinit thread_local std::uintptr_t t_current_owner = 1;
+
+namespace {
+[[noreturn, gnu::noinline, gnu::cold]] void foreign_pointer(const void* p, const char* what) noexcept {
+  fatal("tagheap: %s(%p): not a pointer tagheap gave out", what, p);
+}
+
+// The segment of a pointer tagheap gave out; fatal otherwise.
+inline Segment* segment_of_block(const void* p, const char* what) noexcept {
+  Segment* seg = Segment::of(p);
+  if (SegmentMap::lookup(reinterpret_cast<std::uintptr_t>(p)) != seg) [[unlikely]] foreign_pointer(p, what);
+  return seg;
+}
+
+[[gnu::noinline]] void free_not_local(Page* page, std::uintptr_t p) noexcept {
+  if (page->owner.load(std::memory_order_acquire) != 0) {
+    page->free_block_remote(p);
+    return;
+  }
+  Segment::of(page)->runtime->free_in_abandoned(page, p);
+}
+}  // namespace
+}  // namespace internal
+
+void free(void* ptr) noexcept {
+  if (ptr == nullptr) return;
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  Segment* seg = internal::segment_of_block(ptr, "free");
+  Page* page = seg->page_of(ptr);
+  if (page->owner.load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]] {
+    internal::free_not_local(page, p);
+    return;
+  }
+  // Owner thread: set the block's free bit. Assumes the page is in use (its
+  // owner is this thread state); checks the pointer is a block start and not
+  // already free.
+  const std::uint32_t i = page->block_index(p);
+  if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size || page->block_at(i) != p)
+      [[unlikely]]
+    page->check_block_start(p);
+  std::uint64_t& word = page->free_bits[i >> 6];
+  const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+  if ((word & bit) != 0 || ((i & ~63u) == page->cache_base && (page->alloc_cache & bit) != 0)) [[unlikely]]
+    internal::fatal("tagheap: double free of %p (tag %u, block size %zu)", ptr, page->tag, page->block_size);
+  word |= bit;
+  if ((--page->used == 0) | page->in_full | page->debug_fill) [[unlikely]] page->heap->on_free_slow(page, p);
+}
+
+std::size_t usable_size(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  Segment* seg = internal::segment_of_block(p, "usable_size");
+  const Page* page = seg->page_of(p);
+  if (page->is_huge()) return page->block_size - (reinterpret_cast<std::uintptr_t>(p) - page->blocks_start);
+  return page->block_size;
+}
+
+Tag tag_of(const void* p) noexcept {
+  Segment* seg = internal::segment_of_block(p, "tag_of");
+  return seg->page_of(p)->tag;
+}
+
+void* find_block(const void* ptr) noexcept {
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  Segment* seg = SegmentMap::lookup(p);
+  if (seg == nullptr) return nullptr;
+  Page* page = seg->page_of(ptr);
+  if (seg->kind == internal::PageKind::kHuge) page = &seg->pages[0];
+  if (!page->in_use || p < page->blocks_start) return nullptr;
+  if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size) return nullptr;
+  std::uint32_t i = page->block_index(p);
+  if (page->block_at(i) > p) --i;  // the reciprocal may round up inside large blocks
+  if (page->is_free_bit(i)) return nullptr;
+  const std::uintptr_t block = page->block_at(i);
+  for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire); b != 0;
+       b = *reinterpret_cast<std::uintptr_t*>(b))
+    if (b == block) return nullptr;
+  return reinterpret_cast<void*>(block);
+}
+
+}  // namespace tagheap

@@ -1,0 +1,197 @@
+// Heaps: the allocation slow path, retiring pages, abandoning them.
+#include "alloc/heap.h"
+
+#include <cstring>
+
+#include "alloc/runtime.h"
+#include "alloc/thread_state.h"
+
+namespace tagheap {
+
+using internal::g_empty_page;
+using internal::Page;
+
+Heap::Heap(ThreadState& ts, internal::RuntimeCore& runtime, Tag tag, bool debug_fill)
+    : thread_state_(&ts), runtime_(&runtime), owner_(ts.owner_token()), tag_(tag), debug_fill_(debug_fill) {
+  for (auto& p : current_) p = &g_empty_page;
+}
+
+Heap::~Heap() {
+  // The thread state abandons before deleting heaps; nothing may be left.
+  TAGHEAP_CHECK(page_count() == 0, "tagheap: heap of tag %u destroyed while owning pages", tag_);
+}
+
+std::size_t Heap::page_count() const noexcept {
+  std::size_t n = full_.size();
+  for (const auto& q : queues_) n += q.size();
+  return n;
+}
+
+void Heap::make_current(std::size_t c) noexcept {
+  // A debug_fill heap keeps the fast path off, so every block gets filled.
+  current_[c] = (queues_[c].empty() || debug_fill_) ? &g_empty_page : &queues_[c].front();
+}
+
+void* Heap::allocate_slow(std::size_t size) noexcept {
+  if (size > internal::kLargeBlockMax) [[unlikely]]
+    return runtime_->allocate_huge(tag_, size, 16, debug_fill_);
+  const std::size_t c = internal::size_class_of(size);
+  Page* page = current_[c];
+  if (page->alloc_cache == 0) [[unlikely]] {
+    page = find_page(c);
+    if (page == nullptr) return nullptr;
+  }
+  void* block = page->pop_cache();
+  if (debug_fill_) [[unlikely]]
+    std::memset(block, internal::kFillFresh, page->block_size);
+  return block;
+}
+
+Page* Heap::find_page(std::size_t c) noexcept {
+  internal::PageList& queue = queues_[c];
+  for (int round = 0; round < 2; ++round) {
+    while (!queue.empty()) {
+      Page& page = queue.front();
+      if (page.alloc_cache != 0 || page.refill_cache() ||
+          (page.collect_thread_free() != 0 && page.refill_cache())) {
+        make_current(c);
+        TAGHEAP_XASSERT(page.is_valid());
+        return &page;
+      }
+      // Full: move aside, where walks still find it and frees bring it back.
+      queue.pop_front();
+      page.in_full = 1;
+      full_.push_back(page);
+    }
+    // Cross-thread frees into full pages are noticed by scanning the full
+    // queue, at most once per full_.size() / 8 fresh pages: amortised O(1).
+    if (round == 0 && fresh_since_full_scan_ * 8 >= full_.size()) {
+      scan_full_queue();
+      continue;
+    }
+    break;
+  }
+  runtime_->check_no_walk("an allocation");
+  Page* page = runtime_->reclaim(tag_, c, this, owner_);
+  if (page == nullptr) page = fresh_page(c);
+  if (page == nullptr) {
+    make_current(c);
+    return nullptr;
+  }
+  queue.push_front(*page);
+  make_current(c);
+  if (page->alloc_cache == 0 && !page->refill_cache()) {
+    internal::fatal("tagheap: a page taken for class %zu has no free block", c);
+  }
+  TAGHEAP_XASSERT(page->is_valid());
+  return page;
+}
+
+Page* Heap::fresh_page(std::size_t c) noexcept {
+  Page* page = runtime_->segments.take_page(internal::page_kind_of_class(c));
+  if (page == nullptr) return nullptr;
+  const std::size_t bs = internal::class_block_size(c);
+  const std::size_t align = std::min<std::size_t>(std::size_t{1} << std::countr_zero(bs), internal::kMaxNaturalAlign);
+  page->init(bs, static_cast<std::uint8_t>(c), tag_, debug_fill_, align);
+  page->heap = this;
+  page->owner.store(owner_, std::memory_order_release);
+  ++fresh_since_full_scan_;
+  return page;
+}
+
+void Heap::scan_full_queue() noexcept {
+  fresh_since_full_scan_ = 0;
+  for (auto it = full_.begin(); it != full_.end();) {
+    Page& page = *it++;
+    if (page.collect_thread_free() == 0) continue;
+    full_.erase(full_.iterator_to(page));
+    page.in_full = 0;
+    if (page.used == 0 && !page.in_walk) {
+      runtime_->release_page(&page);
+      continue;
+    }
+    queues_[page.size_class].push_back(page);
+    make_current(page.size_class);
+  }
+}
+
+void Heap::on_free_slow(Page* page, std::uintptr_t p) noexcept {
+  if (page->debug_fill) std::memset(reinterpret_cast<void*>(p), internal::kFillFreed, page->block_size);
+  if (page->in_full) {
+    full_.erase(full_.iterator_to(*page));
+    page->in_full = 0;
+    queues_[page->size_class].push_back(*page);
+    make_current(page->size_class);
+  }
+  if (page->used == 0 && !page->in_walk) retire(page);
+}
+
+void Heap::retire(Page* page) noexcept {
+  internal::PageList& queue = queues_[page->size_class];
+  // Keep the last page of a class: a free/allocate cycle at the edge of a
+  // page would otherwise map and unmap it each time.
+  if (queue.size() <= 1) return;
+  queue.erase(queue.iterator_to(*page));
+  make_current(page->size_class);
+  page->heap = nullptr;
+  page->owner.store(0, std::memory_order_relaxed);
+  runtime_->release_page(page);
+}
+
+void Heap::abandon_all() noexcept {
+  internal::TagShard& shard = runtime_->shards[tag_];
+  std::lock_guard lock(shard.mu);
+  auto move_all = [&](internal::PageList& list) {
+    while (!list.empty()) {
+      Page& page = list.front();
+      list.pop_front();
+      runtime_->abandon_page_locked(shard, &page);
+    }
+  };
+  for (auto& q : queues_) move_all(q);
+  move_all(full_);
+  for (std::size_t c = 0; c < internal::kClassCount; ++c) current_[c] = &g_empty_page;
+  fresh_since_full_scan_ = 0;
+}
+
+bool Heap::is_valid() const noexcept {
+  for (std::size_t c = 0; c < internal::kClassCount; ++c) {
+    for (const Page& page : queues_[c])
+      if (page.size_class != c || page.in_full || page.tag != tag_)
+        internal::fatal("heap %p: page %p in queue %zu has class %u, in_full %u, tag %u", static_cast<const void*>(this),
+                        static_cast<const void*>(&page), c, page.size_class, page.in_full, page.tag);
+    const Page* cur = current_[c];
+    if (cur != &g_empty_page && (queues_[c].empty() || cur != &queues_[c].front()))
+      internal::fatal("heap %p: current page of class %zu is not its queue's front", static_cast<const void*>(this), c);
+  }
+  for (const Page& page : full_)
+    if (!page.in_full || page.tag != tag_)
+      internal::fatal("heap %p: page %p in the full queue is not marked full", static_cast<const void*>(this),
+                      static_cast<const void*>(&page));
+  return true;
+}
+
+void* Heap::allocate_zeroed(std::size_t size) noexcept {
+  void* p = allocate(size);
+  if (p != nullptr) std::memset(p, 0, size);
+  return p;
+}
+
+void* Heap::allocate_aligned(std::size_t size, std::size_t alignment) noexcept {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) return nullptr;
+  if (alignment <= internal::kMinBlockSize) return allocate(size);
+  if (size > (std::size_t{1} << 46)) return nullptr;
+  // Blocks of a class whose size is a multiple of `alignment` start aligned
+  // (pages align their first block to the size's largest power-of-two
+  // divisor, up to kMaxNaturalAlign).
+  if (alignment <= internal::kMaxNaturalAlign) {
+    const std::size_t n = (std::max(size, alignment) + alignment - 1) & ~(alignment - 1);
+    if (n <= internal::kLargeBlockMax) {
+      for (std::size_t c = internal::size_class_of(n); c < internal::kClassCount; ++c)
+        if (internal::class_block_size(c) % alignment == 0) return allocate(internal::class_block_size(c));
+    }
+  }
+  return runtime_->allocate_huge(tag_, size, alignment, debug_fill_);
+}
+
+}  // namespace tagheap

@@ -1,0 +1,106 @@
+// heap.h: a heap allocates blocks of one tag for one thread state.
+//
+// A Heap keeps, per size class, a queue of pages with free blocks (its front
+// is the current page, also cached in current_ for the fast path) and one
+// queue of full pages, so every page it owns stays findable by a walk. It is
+// used only by the OS thread its ThreadState is attached to.
+//
+// Allocation fast path (inline, no lock, no atomic): one table load for the
+// class, one load of the current page, pop the lowest bit of its cache word.
+// Everything else (refilling the cache, collecting cross-thread frees, moving
+// full pages aside, reclaiming abandoned pages of this tag, taking a fresh
+// page) is allocate_slow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/page.h"
+#include "alloc/internal/runtime_core.h"
+#include "alloc/internal/size_class.h"
+#include "alloc/tag.h"
+
+namespace tagheap {
+
+class ThreadState;
+
+namespace internal {
+// Owner token of the ThreadState attached to this OS thread (its address), or
+// 1 when none is: never equal to a page's owner of 0 (abandoned, huge, free).
+extern constinit thread_local std::uintptr_t t_current_owner;
+struct HeapAccess;
+}  // namespace internal
+
+class Heap {
+ public:
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  // nullptr when the size is absurd or the OS refuses memory; never UB.
+  // Size 0 gives a unique block. Blocks are at least 16-byte aligned.
+  void* allocate(std::size_t size) noexcept {
+    if (size <= internal::kFastSizeMax) [[likely]] {
+      internal::Page* page = current_[internal::kFastClassTable[(size + 15) >> 4]];
+      // Assumes: current_ never holds nullptr (g_empty_page has an empty
+      // cache), and a debug_fill heap keeps it at g_empty_page.
+      if (page->alloc_cache != 0) [[likely]] return page->pop_cache();
+    }
+    return allocate_slow(size);
+  }
+  void* allocate_zeroed(std::size_t size) noexcept;
+  // alignment: a power of two; nullptr otherwise.
+  void* allocate_aligned(std::size_t size, std::size_t alignment) noexcept;
+
+  Tag tag() const noexcept { return tag_; }
+  ThreadState& thread_state() const noexcept { return *thread_state_; }
+
+ private:
+  friend class ThreadState;
+  friend struct internal::HeapAccess;
+
+  Heap(ThreadState& ts, internal::RuntimeCore& runtime, Tag tag, bool debug_fill);
+  ~Heap();
+
+  void* allocate_slow(std::size_t size) noexcept;
+  // A page of class c with a non-empty cache, or nullptr when out of memory.
+  internal::Page* find_page(std::size_t c) noexcept;
+  internal::Page* fresh_page(std::size_t c) noexcept;
+  void scan_full_queue() noexcept;
+  void make_current(std::size_t c) noexcept;
+  void retire(internal::Page* page) noexcept;
+
+ public:  // used by free() and walks; not part of the user API
+  // Owner thread, after a free that emptied the page, hit a full page, or
+  // needs filling.
+  void on_free_slow(internal::Page* page, std::uintptr_t p) noexcept;
+  // Every page goes to the runtime's pool (or back, when empty).
+  void abandon_all() noexcept;
+  template <class F>
+  bool for_each_page(F&& f) {
+    for (auto& q : queues_)
+      for (auto it = q.begin(); it != q.end();) {
+        internal::Page& p = *it++;
+        if (!f(p)) return false;
+      }
+    for (auto it = full_.begin(); it != full_.end();) {
+      internal::Page& p = *it++;
+      if (!f(p)) return false;
+    }
+    return true;
+  }
+  bool is_valid() const noexcept;
+  std::size_t page_count() const noexcept;
+
+ private:
+  internal::Page* current_[internal::kClassCount];
+  internal::PageList queues_[internal::kClassCount];
+  internal::PageList full_;
+  ThreadState* thread_state_;
+  internal::RuntimeCore* runtime_;
+  std::uintptr_t owner_;  // thread_state_'s token
+  Tag tag_;
+  bool debug_fill_;
+  std::size_t fresh_since_full_scan_ = 0;
+};
+
+}  // namespace tagheap

@@ -1,0 +1,141 @@
+// heap_walk.h: walking the pages of some tags (for collectors and tools).
+//
+// for_each_page(runtime, tags, f) hands f a PageView of every page in use
+// whose tag is in `tags`: the pages of every thread state's heaps (partly
+// used and full), abandoned pages in the pool, and huge pages. It reads
+// nothing else, so its cost follows the pages of those tags (invariant 4).
+//
+// Rules (DESIGN.md, "Walking rules"): the world is stopped: no thread of the
+// runtime allocates, frees, abandons or reclaims. Before f sees a page, the
+// walk collects its thread-free list, so blocks freed by other threads are
+// free to the walk. While f runs on a page, the page is marked in_walk: a
+// free that empties it does not release it; the walk releases an emptied
+// abandoned or huge page when it leaves it. f must not allocate.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "alloc/internal/page.h"
+#include "alloc/internal/runtime_core.h"
+#include "alloc/runtime.h"
+#include "alloc/tag.h"
+#include "alloc/thread_state.h"
+
+namespace tagheap {
+
+// A page as a walk shows it: blocks, their liveness, and the side mark bitmap
+// that collectors own (bit i stands for block i; alloc/ only clears it when a
+// page is made).
+class PageView {
+ public:
+  explicit PageView(internal::Page* page) noexcept : page_(page) {}
+
+  Tag tag() const noexcept { return page_->tag; }
+  std::size_t block_size() const noexcept { return page_->block_size; }
+  std::uint32_t block_count() const noexcept { return page_->reserved; }
+  bool is_huge() const noexcept { return page_->is_huge(); }
+  bool is_abandoned() const noexcept { return page_->in_pool; }
+  std::size_t committed_bytes() const noexcept { return page_->area_size; }
+  std::uint32_t live_blocks() const noexcept { return page_->used; }
+  void* block(std::uint32_t i) const noexcept { return reinterpret_cast<void*>(page_->block_at(i)); }
+  std::uint32_t index_of(const void* block) const noexcept {
+    return page_->block_index(reinterpret_cast<std::uintptr_t>(block));
+  }
+  bool is_live(std::uint32_t i) const noexcept { return i < page_->reserved && !page_->is_free_bit(i); }
+
+  // f(void* block, std::uint32_t index) -> bool (false stops). Address order.
+  template <class F>
+  bool for_each_live_block(F&& f) const {
+    internal::Page* p = page_;
+    return p->for_each_live_index([&](std::uint32_t i) { return f(reinterpret_cast<void*>(p->block_at(i)), i); });
+  }
+  // Word w of the liveness bitmap (bit set: live block), for bulk work.
+  std::uint64_t live_word(std::uint32_t w) const noexcept {
+    std::uint64_t free = page_->free_bits[w];
+    if (w * 64 == page_->cache_base) free |= page_->alloc_cache;
+    return ~free & page_->valid_mask(w);
+  }
+  std::span<std::uint64_t> mark_words() const noexcept { return {page_->mark_bits(), page_->bitmap_words}; }
+
+  // Frees every live block i with bit i of `dead` set, calling before(block)
+  // first; page-at-a-time, without the free() path. Returns blocks freed.
+  template <class F>
+  std::uint32_t free_blocks(std::uint32_t w, std::uint64_t dead, F&& before) noexcept {
+    internal::Page* p = page_;
+    dead &= live_word(w);
+    const std::uint32_t n = static_cast<std::uint32_t>(std::popcount(dead));
+    for (std::uint64_t d = dead; d; d &= d - 1) {
+      void* b = reinterpret_cast<void*>(p->block_at(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d))));
+      before(b);
+      if (p->debug_fill) __builtin_memset(b, internal::kFillFreed, p->block_size);
+    }
+    p->free_bits[w] |= dead;
+    p->used -= n;
+    return n;
+  }
+
+  internal::Page* raw() const noexcept { return page_; }
+
+ private:
+  internal::Page* page_;
+};
+
+namespace internal {
+
+// Brackets the visit of one page (see the header comment).
+template <class F>
+bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
+  page->collect_thread_free();
+  page->in_walk = 1;
+  const bool go_on = f(PageView(page));
+  page->in_walk = 0;
+  if (page->used == 0 && page->owner.load(std::memory_order_relaxed) == 0) core.release_if_empty_unowned(page);
+  return go_on;
+}
+
+// RAII count of walks in progress (debug builds refuse slow paths meanwhile).
+struct WalkScope {
+  RuntimeCore& core;
+  explicit WalkScope(RuntimeCore& c) : core(c) { core.walkers.fetch_add(1, std::memory_order_relaxed); }
+  ~WalkScope() { core.walkers.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+template <class F>
+bool walk_tag(RuntimeCore& core, Tag tag, F& f) {
+  {
+    // Thread states join and make heaps under this lock, so a walk never
+    // reads a half-built one (invariant 9).
+    std::lock_guard lock(core.threads_mu);
+    for (ThreadNode& node : core.threads) {
+      Heap* heap = node.self->heap_if_made(tag);
+      if (heap != nullptr && !heap->for_each_page([&](Page& page) { return walk_one_page(core, &page, f); }))
+        return false;
+    }
+  }
+  TagShard& shard = core.shards[tag];
+  auto walk_list = [&](PageList& list) {
+    for (auto it = list.begin(); it != list.end();) {
+      Page* page = &*it++;  // advance first: the page may leave the list
+      if (!walk_one_page(core, page, f)) return false;
+    }
+    return true;
+  };
+  for (PageList& bin : shard.bins)
+    if (!bin.empty() && !walk_list(bin)) return false;
+  return walk_list(shard.full) && walk_list(shard.huge);
+}
+
+}  // namespace internal
+
+// f(PageView) -> bool; false stops the walk.
+template <class F>
+void for_each_page(Runtime& runtime, TagSet tags, F&& f) {
+  internal::RuntimeCore& core = runtime.core();
+  internal::WalkScope scope(core);
+  for (Tag tag : tags)
+    if (!internal::walk_tag(core, tag, f)) return;
+}
+
+}  // namespace tagheap

@@ -1,0 +1,71 @@
+// internal/config.h: geometry of segments and pages, and assertion levels.
+// Internal: users must not rely on anything under alloc/internal/.
+//
+// Geometry (all powers of two):
+//   segment   4 MiB, aligned to 4 MiB: a pointer's segment is p & ~(4 MiB-1)
+//   small     64 pages of 64 KiB, blocks of 16 B .. 8 KiB
+//   medium    8 pages of 512 KiB, blocks of 8 KiB .. 64 KiB
+//   large     1 page filling the segment, blocks of 64 KiB .. 512 KiB
+//   huge      1 page, one block, a segment sized to fit (> 512 KiB)
+//
+// Assertion levels:
+//   TAGHEAP_CHECK   always on: bad input that is cheap to catch
+//   TAGHEAP_DASSERT debug and checked builds (!NDEBUG or TAGHEAP_CHECKED)
+//   TAGHEAP_XASSERT checked builds only (--config=checked, *_checked tests):
+//                   the expensive ones, such as Page::is_valid after slow paths
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tagheap::internal {
+
+inline constexpr std::size_t kSegmentShift = 22;
+inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
+inline constexpr std::uintptr_t kSegmentMask = kSegmentSize - 1;
+
+inline constexpr std::size_t kSmallPageShift = 16;   // 64 KiB
+inline constexpr std::size_t kMediumPageShift = 19;  // 512 KiB
+inline constexpr std::size_t kMaxPagesPerSegment = kSegmentSize >> kSmallPageShift;
+
+inline constexpr std::size_t kMinBlockSize = 16;
+inline constexpr std::size_t kSmallBlockMax = 8 * 1024;
+inline constexpr std::size_t kMediumBlockMax = 64 * 1024;
+inline constexpr std::size_t kLargeBlockMax = 512 * 1024;
+// Blocks start aligned to the largest power of two dividing their size, up to
+// this, so allocate_aligned can use ordinary pages for most alignments.
+inline constexpr std::size_t kMaxNaturalAlign = 4096;
+
+// Free, fully empty segments kept mapped (their pages decommitted) per runtime.
+inline constexpr std::size_t kSegmentCacheMax = 4;
+
+#if defined(TAGHEAP_CHECKED)
+inline constexpr bool kChecked = true;
+#else
+inline constexpr bool kChecked = false;
+#endif
+#if defined(TAGHEAP_CHECKED) || !defined(NDEBUG)
+inline constexpr bool kDebug = true;
+#else
+inline constexpr bool kDebug = false;
+#endif
+
+[[noreturn]] void fatal(const char* fmt, ...) noexcept
+    __attribute__((format(printf, 1, 2)));
+
+}  // namespace tagheap::internal
+
+#define TAGHEAP_CHECK(cond, ...)                              \
+  do {                                                        \
+    if (__builtin_expect(!(cond), 0)) ::tagheap::internal::fatal(__VA_ARGS__); \
+  } while (0)
+#define TAGHEAP_DASSERT(cond)                                                   \
+  do {                                                                          \
+    if (::tagheap::internal::kDebug && !(cond))                                 \
+      ::tagheap::internal::fatal("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__); \
+  } while (0)
+#define TAGHEAP_XASSERT(cond)                                                   \
+  do {                                                                          \
+    if (::tagheap::internal::kChecked && !(cond))                               \
+      ::tagheap::internal::fatal("invariant failed: %s (%s:%d)", #cond, __FILE__, __LINE__); \
+  } while (0)

@@ -1,0 +1,180 @@
+// internal/page.h: a page, the unit that holds blocks of one size.
+// Internal: users must not rely on anything under alloc/internal/.
+//
+// Glossary
+//   block      one allocation; its index i in the page gives its address
+//              blocks_start + i * block_size
+//   free_bits  one bit per block, 1 = free. Local frees set the bit directly
+//   cache      alloc_cache: the free bits of one word (cache_base / 64), taken
+//              out of free_bits; allocation pops its lowest bit
+//   thread-free  an atomic list of blocks freed by threads that do not own
+//              the page, linked through each block's first word
+//   used       blocks neither in free_bits nor in the cache: allocated, or
+//              freed by another thread and not yet collected
+//
+// Invariants (Page::is_valid checks them):
+//   used + popcount(free_bits) + popcount(cache) == reserved
+//   free_bits & cache word == 0; no bit at or above `reserved`
+//   |thread_free| <= used, and no block is both on thread_free and free
+//   tag never changes while used > 0 (invariant 1)
+//
+// Life cycle (who may touch the page in each state)
+//   free        in its segment, not in use: the runtime's segment pool
+//   owned       in a heap's queue (or its full queue): only the thread the
+//               owner ThreadState is attached to, except the atomic
+//               thread_free push from any thread
+//   abandoned   owner == nullptr, in the runtime's pool for its tag: only
+//               under that pool's lock (frees take the lock too)
+//   reclaimed   owned again, by a heap of the same tag and runtime
+//   huge        one block; owner == nullptr; held in the runtime's huge list
+//               for its tag; freed from any thread under that list's lock
+// A walk (world stopped) may read any page and collect its thread_free.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/config.h"
+#include "alloc/internal/intrusive.h"
+#include "alloc/internal/size_class.h"
+#include "alloc/tag.h"
+
+namespace tagheap {
+class ThreadState;
+class Heap;
+}  // namespace tagheap
+
+namespace tagheap::internal {
+
+struct Segment;
+
+inline constexpr std::uint8_t kFillFresh = 0xCD;  // fresh blocks (debug_fill)
+inline constexpr std::uint8_t kFillFreed = 0xDD;  // freed blocks (debug_fill)
+
+struct Page {
+  // --- the allocation fast path reads only this first cache line ---
+  std::uint64_t alloc_cache = 0;
+  std::uint32_t cache_base = 0;  // index of the block bit 0 of the cache stands for
+  std::uint32_t used = 0;
+  std::uintptr_t blocks_start = 0;
+  std::size_t block_size = 0;
+  std::uint64_t* free_bits = nullptr;  // bitmap_words words, then as many mark words
+  std::uint32_t block_inv = 0;         // ceil(2^32 / block_size); 0 on huge pages
+  std::uint32_t reserved = 0;          // number of blocks
+  std::uint16_t bitmap_words = 0;
+  std::uint8_t size_class = 0;         // 0 on huge pages
+  Tag tag = 0;
+  std::uint8_t debug_fill = 0;         // fixed while in use: fill blocks 0xCD / 0xDD
+  PageKind kind = PageKind::kSmall;
+
+  // --- ownership and cross-thread state ---
+  std::atomic<std::uintptr_t> owner{0};  // owner ThreadState's token; 0: abandoned, huge or free
+  std::atomic<std::uintptr_t> thread_free{0};    // blocks freed by other threads
+  Heap* heap = nullptr;          // owning heap; only its thread or a stopped world
+  std::uint8_t in_use = 0;       // carved from its segment
+  std::uint8_t in_full = 0;      // in the owner heap's full queue (owner only)
+  std::uint8_t in_walk = 0;      // a walk stands here: emptying must not release it
+  std::uint8_t in_pool = 0;      // in the abandoned pool (guarded by the pool lock)
+  std::uint8_t pool_full = 0;    // in the pool's full list rather than a class bin
+  std::uint8_t page_index = 0;   // index in its segment
+  std::uintptr_t area = 0;       // first byte of the page's memory
+  std::size_t area_size = 0;
+  ListHook queue_hook;           // heap queue, full queue, pool list or huge list
+
+  // --- block arithmetic ---
+  std::uint32_t block_index(std::uintptr_t p) const noexcept {
+    return static_cast<std::uint32_t>(((p - blocks_start) * std::uint64_t{block_inv}) >> 32);
+  }
+  std::uintptr_t block_at(std::uint32_t index) const noexcept { return blocks_start + index * block_size; }
+  std::uint64_t* mark_bits() const noexcept { return free_bits + bitmap_words; }
+  // Bits of word w that stand for real blocks.
+  std::uint64_t valid_mask(std::uint32_t w) const noexcept {
+    const std::uint32_t first = w * 64;
+    if (first + 64 <= reserved) return ~std::uint64_t{0};
+    return first >= reserved ? 0 : (std::uint64_t{1} << (reserved - first)) - 1;
+  }
+  bool is_huge() const noexcept { return kind == PageKind::kHuge; }
+  bool is_empty() const noexcept { return used == 0; }
+  bool has_free_in_bits() const noexcept {
+    return used + static_cast<std::uint32_t>(std::popcount(alloc_cache)) < reserved;
+  }
+  // Block of index i is free in the bitmap or in the cache (not counting thread_free).
+  bool is_free_bit(std::uint32_t i) const noexcept {
+    const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+    if (free_bits[i >> 6] & bit) return true;
+    return (i & ~63u) == cache_base && (alloc_cache & bit);
+  }
+
+  // --- allocation (owner thread) ---
+  void* pop_cache() noexcept {
+    const std::uint64_t c = alloc_cache;
+    alloc_cache = c & (c - 1);
+    ++used;
+    return reinterpret_cast<void*>(block_at(cache_base + static_cast<std::uint32_t>(std::countr_zero(c))));
+  }
+  // Moves the next word with free bits into the cache. False: the bitmap is empty.
+  bool refill_cache() noexcept;
+  // Any free block, after collecting thread_free when the bitmap is empty.
+  void* try_allocate() noexcept {
+    if (alloc_cache == 0 && !refill_cache()) {
+      collect_thread_free();
+      if (!refill_cache()) return nullptr;
+    }
+    return pop_cache();
+  }
+  // Puts the cache back into free_bits (before abandoning or walking).
+  void flush_cache() noexcept {
+    if (alloc_cache) {
+      free_bits[cache_base >> 6] |= alloc_cache;
+      alloc_cache = 0;
+    }
+  }
+
+  // --- free ---
+  // The caller owns the page (or holds its pool lock, or the world is
+  // stopped). Sets the block free; fatal on an interior pointer or double free.
+  void free_block_owned(std::uintptr_t p) noexcept;
+  // From any thread: push onto thread_free. Fatal on an interior pointer.
+  void free_block_remote(std::uintptr_t p) noexcept;
+  // Owner (or pool lock or stopped world): move thread_free into free_bits.
+  // Returns the number of blocks collected.
+  std::uint32_t collect_thread_free() noexcept;
+  bool has_thread_free() const noexcept { return thread_free.load(std::memory_order_relaxed) != 0; }
+  void check_block_start(std::uintptr_t p) const noexcept;
+
+  // --- life cycle ---
+  // Lays out an unused page for blocks of `block_size` (class `size_class`,
+  // 0 for huge) aligned to `align`.
+  void init(std::size_t block_size, std::uint8_t size_class, Tag tag, bool debug_fill,
+            std::size_t align) noexcept;
+  // Checks every invariant above; fatal with a message on the first broken one.
+  bool is_valid() const noexcept;
+
+  // --- walking (stopped world) ---
+  // Calls f(index) for every allocated block not on thread_free, in address
+  // order. Collect thread_free first. f returns false to stop; returns false
+  // if stopped. The live bits of a word are read before f runs, so f may free
+  // the block it was handed.
+  template <class F>
+  bool for_each_live_index(F&& f) const {
+    for (std::uint32_t w = 0; w < bitmap_words; ++w) {
+      std::uint64_t free = free_bits[w];
+      if (w * 64 == cache_base) free |= alloc_cache;
+      std::uint64_t live = ~free & valid_mask(w);
+      while (live) {
+        const std::uint32_t i = w * 64 + static_cast<std::uint32_t>(std::countr_zero(live));
+        live &= live - 1;
+        if (!f(i)) return false;
+      }
+    }
+    return true;
+  }
+};
+
+// Page reached when a class has no page: its cache is empty, so the fast path
+// falls through to the slow path without a null check.
+extern Page g_empty_page;
+
+}  // namespace tagheap::internal

@@ -1,0 +1,127 @@
+// internal/runtime_core.h: what a Runtime owns. Internal.
+//
+// Ownership and locks (lock order: shard.mu -> segments.mu; threads_mu alone)
+//   segments   SegmentPool: every segment of this runtime; carves free pages
+//              out of them and takes pages back. Its own mutex; slow path only.
+//   shards[t]  per tag t: the abandoned pool (pages with free blocks binned by
+//              size class, full ones in a list) and the huge pages of tag t,
+//              under shard.mu. Reclaim looks only at shards[heap.tag()]
+//              (invariants 2 and 8).
+//   threads    the ThreadStates of this runtime, under threads_mu. A thread
+//              state joins once fully built and leaves after its pages are
+//              abandoned (invariant 9).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "alloc/internal/intrusive.h"
+#include "alloc/internal/page.h"
+#include "alloc/internal/segment.h"
+#include "alloc/internal/size_class.h"
+#include "alloc/tag.h"
+
+namespace tagheap {
+struct RuntimeOptions;
+class ThreadState;
+}  // namespace tagheap
+
+namespace tagheap::internal {
+
+using PageList = IntrusiveList<Page, &Page::queue_hook>;
+using SegmentList = IntrusiveList<Segment, &Segment::avail_hook>;
+using AllSegmentList = IntrusiveList<Segment, &Segment::all_hook>;
+
+class SegmentPool {
+ public:
+  explicit SegmentPool(RuntimeCore* runtime) : runtime_(runtime) {}
+  ~SegmentPool();
+  SegmentPool(const SegmentPool&) = delete;
+  SegmentPool& operator=(const SegmentPool&) = delete;
+
+  // An unused page of the kind, with area and area_size set; nullptr when the
+  // OS refuses memory.
+  Page* take_page(PageKind kind) noexcept;
+  // A huge segment for one block of `size` bytes aligned to `align`.
+  Page* take_huge_page(std::size_t size, std::size_t align) noexcept;
+  // The page must be unlinked from every list. Its memory is decommitted; an
+  // empty segment is cached (up to kSegmentCacheMax) or unmapped.
+  void give_back(Page* page) noexcept;
+
+  template <class F>
+  void for_each_segment(F&& f) {
+    for (Segment& s : all_) f(s);
+  }
+  std::size_t segment_count() const noexcept { return all_.size(); }
+  std::size_t empty_cached() const noexcept { return empty_count_; }
+  void reset_lock_after_fork() noexcept { new (&mu_) std::mutex(); }
+
+ private:
+  Segment* map_segment(PageKind kind, std::size_t size) noexcept;
+  void unmap_segment(Segment* seg) noexcept;
+
+  RuntimeCore* runtime_;
+  std::mutex mu_;
+  SegmentList avail_[3];  // small, medium, large segments with a free page
+  AllSegmentList all_;
+  std::size_t empty_count_ = 0;
+};
+
+struct TagShard {
+  std::mutex mu;
+  PageList bins[kClassCount];  // abandoned pages with free blocks
+  PageList full;               // abandoned pages without
+  PageList huge;               // huge pages of this tag
+  std::atomic<std::size_t> available{0};  // pages in bins: read without the lock
+  std::size_t abandoned_total = 0;        // pages ever abandoned
+  std::size_t reclaimed_total = 0;        // pages ever reclaimed
+};
+
+// A thread state's link in its runtime's list (the ThreadState embeds it).
+struct ThreadNode {
+  ListHook hook;
+  ThreadState* self = nullptr;
+};
+using ThreadList = IntrusiveList<ThreadNode, &ThreadNode::hook>;
+
+class RuntimeCore {
+ public:
+  explicit RuntimeCore(const RuntimeOptions& options);
+  ~RuntimeCore();
+
+  const RuntimeOptions& options;
+  SegmentPool segments{this};
+  TagShard shards[kTagCount];
+
+  std::mutex threads_mu;
+  ThreadList threads;
+  // Walks in progress: debug builds refuse slow-path work while one runs.
+  std::atomic<int> walkers{0};
+
+  // --- pages ---
+  void release_page(Page* page) noexcept { segments.give_back(page); }
+  void* allocate_huge(Tag tag, std::size_t size, std::size_t align, bool debug_fill) noexcept;
+  void free_huge(Page* page, std::uintptr_t p) noexcept;
+
+  // --- the abandoned pool ---
+  // Moves a page out of a heap into the pool of its tag (caller holds shard.mu).
+  void abandon_page_locked(TagShard& shard, Page* page) noexcept;
+  // A page of class c and tag `tag` with free blocks, now owned by `heap`.
+  Page* reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t owner) noexcept;
+  // free() of a block whose page has no owner.
+  void free_in_abandoned(Page* page, std::uintptr_t p) noexcept;
+  // After a walk emptied a pool or huge page that it stood on.
+  void release_if_empty_unowned(Page* page) noexcept;
+  // Collects thread-free lists of pool pages and returns the empty ones.
+  std::size_t trim_pool() noexcept;
+
+  void check_no_walk(const char* what) const noexcept {
+    if (kDebug && walkers.load(std::memory_order_relaxed) != 0)
+      fatal("tagheap: %s while a walk of this runtime is in progress "
+            "(a visitor must not allocate; the world must be stopped)", what);
+  }
+};
+
+}  // namespace tagheap::internal

@@ -1,0 +1,62 @@
+// internal/segment.h: a segment, a 4 MiB-aligned region holding pages.
+// Internal: users must not rely on anything under alloc/internal/.
+//
+// A pointer finds its segment by masking (p & ~kSegmentMask) and its page by
+// an index: (p - segment) >> page_shift. The header (this struct, padded to
+// kSegmentHeaderSize) sits at the start of the segment, before page 0's area.
+//
+// A segment belongs to one runtime for its whole life (runtimes never share a
+// page). Its pages may be owned by different heaps, of different tags and
+// thread states: pages, not segments, carry tags and owners.
+//
+// Invariants (Segment::is_valid): cookie == address ^ kCookieKey;
+// pages_in_use == number of pages with in_use, == page_count - popcount(free_pages).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/config.h"
+#include "alloc/internal/intrusive.h"
+#include "alloc/internal/page.h"
+
+namespace tagheap::internal {
+
+class RuntimeCore;
+
+inline constexpr std::uintptr_t kCookieKey = 0x7a67686561707365ull;  // "taghe aps e"
+
+struct Segment {
+  std::uintptr_t cookie = 0;
+  RuntimeCore* runtime = nullptr;
+  std::size_t size = 0;           // bytes mapped
+  PageKind kind = PageKind::kSmall;
+  std::uint8_t page_shift = 0;
+  std::uint16_t page_count = 0;
+  std::uint16_t pages_in_use = 0;
+  std::uint64_t free_pages = 0;   // bit i: page i is free
+  ListHook avail_hook;            // in the runtime's list of segments with a free page
+  ListHook all_hook;              // in the runtime's list of all its segments
+  Page pages[kMaxPagesPerSegment];
+
+  static Segment* of(const void* p) noexcept {
+    return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(p) & ~kSegmentMask);
+  }
+  std::uintptr_t base() const noexcept { return reinterpret_cast<std::uintptr_t>(this); }
+  Page* page_of(const void* p) noexcept {
+    return &pages[(reinterpret_cast<std::uintptr_t>(p) - base()) >> page_shift];
+  }
+  bool cookie_ok() const noexcept { return cookie == (base() ^ kCookieKey); }
+  bool is_valid() const noexcept;
+};
+
+inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
+static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) / 2);
+
+constexpr std::size_t page_shift_of(PageKind kind) {
+  return kind == PageKind::kSmall ? kSmallPageShift
+       : kind == PageKind::kMedium ? kMediumPageShift
+                                   : 48;  // one page: every offset maps to page 0
+}
+
+}  // namespace tagheap::internal

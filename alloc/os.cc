@@ -1,0 +1,66 @@
+#include "alloc/os.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace tagheap::os {
+namespace {
+std::atomic<long> g_refuse_after{-1};
+std::atomic<std::size_t> g_regions{0};
+std::atomic<std::size_t> g_bytes{0};
+
+bool refused() noexcept {
+  long n = g_refuse_after.load(std::memory_order_relaxed);
+  while (n >= 0) {
+    if (n == 0) return true;
+    if (g_refuse_after.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return false;
+  }
+  return false;
+}
+}  // namespace
+
+std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+void* map_aligned(std::size_t size, std::size_t alignment) noexcept {
+  if (refused()) return nullptr;
+  if (size == 0 || size > (std::size_t{1} << 46) || alignment > (std::size_t{1} << 40)) return nullptr;
+  const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  // Try exact first: the kernel often hands out aligned ranges back to back.
+  void* p = mmap(nullptr, size, prot, flags, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
+    munmap(p, size);
+    const std::size_t over = size + alignment;
+    void* q = mmap(nullptr, over, prot, flags, -1, 0);
+    if (q == MAP_FAILED) return nullptr;
+    const auto base = reinterpret_cast<std::uintptr_t>(q);
+    const auto aligned = (base + alignment - 1) & ~(alignment - 1);
+    if (aligned > base) munmap(q, aligned - base);
+    const auto end = aligned + size, over_end = base + over;
+    if (over_end > end) munmap(reinterpret_cast<void*>(end), over_end - end);
+    p = reinterpret_cast<void*>(aligned);
+  }
+  g_regions.fetch_add(1, std::memory_order_relaxed);
+  g_bytes.fetch_add(size, std::memory_order_relaxed);
+  return p;
+}
+
+void unmap(void* p, std::size_t size) noexcept {
+  munmap(p, size);
+  g_regions.fetch_sub(1, std::memory_order_relaxed);
+  g_bytes.fetch_sub(size, std::memory_order_relaxed);
+}
+
+void decommit(void* p, std::size_t size) noexcept { madvise(p, size, MADV_DONTNEED); }
+
+void refuse_after(long n) noexcept { g_refuse_after.store(n, std::memory_order_relaxed); }
+std::size_t mapped_regions() noexcept { return g_regions.load(std::memory_order_relaxed); }
+std::size_t mapped_bytes() noexcept { return g_bytes.load(std::memory_order_relaxed); }
+
+}  // namespace tagheap::os

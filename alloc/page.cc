@@ -1,0 +1,139 @@
+#include "alloc/internal/page.h"
+
+#include <cstring>
+
+#include "alloc/internal/segment.h"
+
+namespace tagheap::internal {
+
+Page g_empty_page;
+
+void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t align) noexcept {
+  block_size = bs;
+  size_class = cls;
+  tag = t;
+  debug_fill = fill;
+  const std::uintptr_t end = area + area_size;
+  std::size_t words;
+  if (kind == PageKind::kHuge) {
+    words = 1;
+    block_inv = 0;
+  } else {
+    words = (area_size / bs + 63) / 64;
+    block_inv = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + bs - 1) / bs);
+  }
+  bitmap_words = static_cast<std::uint16_t>(words);
+  free_bits = reinterpret_cast<std::uint64_t*>(area);
+  const std::uintptr_t after_bitmaps = area + 2 * words * sizeof(std::uint64_t);
+  blocks_start = (after_bitmaps + align - 1) & ~(std::uintptr_t{align} - 1);
+  reserved = kind == PageKind::kHuge ? 1 : static_cast<std::uint32_t>((end - blocks_start) / bs);
+  for (std::size_t w = 0; w < words; ++w) {
+    free_bits[w] = valid_mask(static_cast<std::uint32_t>(w));
+    free_bits[words + w] = 0;
+  }
+  alloc_cache = 0;
+  cache_base = ~0u & ~63u;  // no word: never equal to a real word's base
+  used = 0;
+  thread_free.store(0, std::memory_order_relaxed);
+  in_full = in_walk = in_pool = pool_full = 0;
+}
+
+bool Page::refill_cache() noexcept {
+  if (used >= reserved) return false;  // assumes alloc_cache == 0
+  const std::uint32_t start = (cache_base >> 6) + 1;
+  for (std::uint32_t k = 0; k < bitmap_words; ++k) {
+    std::uint32_t w = start + k;
+    if (w >= bitmap_words) w -= bitmap_words;
+    if (w >= bitmap_words) w %= bitmap_words;
+    if (free_bits[w] != 0) {
+      alloc_cache = free_bits[w];
+      free_bits[w] = 0;
+      cache_base = w * 64;
+      return true;
+    }
+  }
+  fatal("tagheap: page %p lost blocks: used %u < %u blocks but no free bit", static_cast<void*>(this),
+        used, reserved);
+}
+
+void Page::check_block_start(std::uintptr_t p) const noexcept {
+  if (p - blocks_start >= std::uint64_t{reserved} * block_size) [[unlikely]]
+    fatal("tagheap: free(%p): not a block of this page (tag %u, block size %zu)",
+          reinterpret_cast<void*>(p), tag, block_size);
+  if (block_at(block_index(p)) != p) [[unlikely]]
+    fatal("tagheap: free(%p): interior pointer into the block at %p (block size %zu)",
+          reinterpret_cast<void*>(p), reinterpret_cast<void*>(block_at(block_index(p))), block_size);
+}
+
+void Page::free_block_owned(std::uintptr_t p) noexcept {
+  check_block_start(p);
+  const std::uint32_t i = block_index(p);
+  if (is_free_bit(i)) [[unlikely]]
+    fatal("tagheap: double free of %p (tag %u, block size %zu)", reinterpret_cast<void*>(p), tag,
+          block_size);
+  if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
+  free_bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+  --used;
+}
+
+void Page::free_block_remote(std::uintptr_t p) noexcept {
+  check_block_start(p);
+  if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
+  std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
+  do {
+    *reinterpret_cast<std::uintptr_t*>(p) = head;
+  } while (!thread_free.compare_exchange_weak(head, p, std::memory_order_release,
+                                              std::memory_order_relaxed));
+}
+
+std::uint32_t Page::collect_thread_free() noexcept {
+  if (thread_free.load(std::memory_order_relaxed) == 0) return 0;
+  std::uintptr_t b = thread_free.exchange(0, std::memory_order_acquire);
+  std::uint32_t n = 0;
+  while (b != 0) {
+    const std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(b);
+    const std::uint32_t i = block_index(b);
+    if (is_free_bit(i)) [[unlikely]]
+      fatal("tagheap: double free of %p (freed from another thread; tag %u, block size %zu)",
+            reinterpret_cast<void*>(b), tag, block_size);
+    if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, sizeof(std::uintptr_t));
+    free_bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+    ++n;
+    b = next;
+  }
+  if (n > used) fatal("tagheap: page %p: %u thread frees but only %u blocks used", static_cast<void*>(this), n, used);
+  used -= n;
+  return n;
+}
+
+bool Page::is_valid() const noexcept {
+  if (!in_use) fatal("page %p: not in use", static_cast<const void*>(this));
+  if (block_size == 0 || reserved == 0) fatal("page %p: no blocks", static_cast<const void*>(this));
+  if (kind != PageKind::kHuge && class_block_size(size_class) != block_size)
+    fatal("page %p: class %u has block size %zu, page says %zu", static_cast<const void*>(this),
+          size_class, class_block_size(size_class), block_size);
+  if (blocks_start + std::uint64_t{reserved} * block_size > area + area_size)
+    fatal("page %p: blocks overrun the page", static_cast<const void*>(this));
+  std::size_t free_count = static_cast<std::size_t>(std::popcount(alloc_cache));
+  for (std::uint32_t w = 0; w < bitmap_words; ++w) {
+    if (free_bits[w] & ~valid_mask(w)) fatal("page %p: free bit beyond the last block", static_cast<const void*>(this));
+    if (w * 64 == cache_base && (free_bits[w] & alloc_cache))
+      fatal("page %p: block both cached and free", static_cast<const void*>(this));
+    free_count += static_cast<std::size_t>(std::popcount(free_bits[w]));
+  }
+  if (alloc_cache != 0 && (cache_base >> 6) >= bitmap_words)
+    fatal("page %p: cache word out of range", static_cast<const void*>(this));
+  if (used + free_count != reserved)
+    fatal("page %p: used %u + free %zu != %u blocks", static_cast<const void*>(this), used, free_count, reserved);
+  std::size_t remote = 0;
+  for (std::uintptr_t b = thread_free.load(std::memory_order_acquire); b != 0;
+       b = *reinterpret_cast<std::uintptr_t*>(b)) {
+    if (b - blocks_start >= std::uint64_t{reserved} * block_size || block_at(block_index(b)) != b)
+      fatal("page %p: thread-free list holds %p, not a block", static_cast<const void*>(this), reinterpret_cast<void*>(b));
+    if (is_free_bit(block_index(b))) fatal("page %p: block %p is free and on thread-free", static_cast<const void*>(this), reinterpret_cast<void*>(b));
+    if (++remote > used) fatal("page %p: thread-free list longer than used", static_cast<const void*>(this));
+  }
+  return true;
+}
+
+}  // namespace tagheap::internal

@@ -1,0 +1,308 @@
+// Runtimes: the abandoned pool, huge pages, and the public Runtime.
+#include "alloc/runtime.h"
+
+#include <cstring>
+#include <vector>
+
+#include "alloc/heap_walk.h"
+#include "alloc/internal/runtime_core.h"
+#include "alloc/thread_state.h"
+
+namespace tagheap::internal {
+
+RuntimeCore::RuntimeCore(const RuntimeOptions& opts) : options(opts) {}
+
+RuntimeCore::~RuntimeCore() {
+  // Pages still in lists are unmapped with their segments; unlink them first
+  // so safe-mode hooks do not complain.
+  for (TagShard& shard : shards) {
+    for (auto& bin : shard.bins) bin.clear();
+    shard.full.clear();
+    shard.huge.clear();
+  }
+}
+
+void* RuntimeCore::allocate_huge(Tag tag, std::size_t size, std::size_t align, bool debug_fill) noexcept {
+  check_no_walk("a huge allocation");
+  size = (size + 15) & ~std::size_t{15};
+  Page* page = segments.take_huge_page(size, align);
+  if (page == nullptr) return nullptr;
+  page->init(size, 0, tag, debug_fill, align);
+  page->used = 1;
+  page->free_bits[0] = 0;
+  {
+    TagShard& shard = shards[tag];
+    std::lock_guard lock(shard.mu);
+    shard.huge.push_back(*page);
+  }
+  void* block = reinterpret_cast<void*>(page->blocks_start);
+  if (debug_fill) std::memset(block, kFillFresh, size);
+  return block;
+}
+
+void RuntimeCore::free_huge(Page* page, std::uintptr_t p) noexcept {
+  TagShard& shard = shards[page->tag];
+  std::unique_lock lock(shard.mu);
+  if (!page->in_use || page->used == 0)
+    fatal("tagheap: double free of huge block %p", reinterpret_cast<void*>(p));
+  if (p != page->blocks_start)
+    fatal("tagheap: free(%p): interior pointer into the huge block at %p", reinterpret_cast<void*>(p),
+          reinterpret_cast<void*>(page->blocks_start));
+  page->used = 0;
+  page->free_bits[0] = 1;
+  if (page->in_walk) return;  // the walk gives it back when it leaves the page
+  shard.huge.erase(shard.huge.iterator_to(*page));
+  lock.unlock();
+  release_page(page);
+}
+
+void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
+  page->flush_cache();
+  page->owner.store(0, std::memory_order_release);
+  page->heap = nullptr;
+  page->in_full = 0;
+  // Frees that raced with the owner store above may still land on
+  // thread_free; reclaim, free_in_abandoned and walks collect them.
+  page->collect_thread_free();
+  if (page->used == 0) {
+    release_page(page);
+    return;
+  }
+  page->in_pool = 1;
+  ++shard.abandoned_total;
+  if (page->has_free_in_bits()) {
+    page->pool_full = 0;
+    shard.bins[page->size_class].push_back(*page);
+    shard.available.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    page->pool_full = 1;
+    shard.full.push_back(*page);
+  }
+}
+
+Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t owner) noexcept {
+  TagShard& shard = shards[tag];
+  if (shard.available.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard lock(shard.mu);
+  PageList& bin = shard.bins[c];
+  if (bin.empty()) return nullptr;
+  Page* page = &bin.front();
+  bin.pop_front();
+  shard.available.fetch_sub(1, std::memory_order_relaxed);
+  ++shard.reclaimed_total;
+  page->in_pool = 0;
+  TAGHEAP_DASSERT(page->tag == tag && page->size_class == c);
+  page->collect_thread_free();
+  page->heap = heap;
+  page->owner.store(owner, std::memory_order_release);
+  return page;
+}
+
+void RuntimeCore::free_in_abandoned(Page* page, std::uintptr_t p) noexcept {
+  if (page->kind == PageKind::kHuge) return free_huge(page, p);
+  TagShard& shard = shards[page->tag];
+  std::unique_lock lock(shard.mu);
+  if (page->owner.load(std::memory_order_acquire) != 0) {
+    // Reclaimed since the caller looked: an ordinary cross-thread free. Our
+    // block keeps the page in use, so it cannot go away meanwhile.
+    lock.unlock();
+    page->free_block_remote(p);
+    return;
+  }
+  if (!page->in_pool)
+    fatal("tagheap: free(%p): no live block there (double free, or a pointer tagheap never gave out)",
+          reinterpret_cast<void*>(p));
+  page->free_block_owned(p);
+  page->collect_thread_free();
+  if (page->used == 0 && !page->in_walk) {
+    if (page->pool_full) {
+      shard.full.erase(shard.full.iterator_to(*page));
+    } else {
+      shard.bins[page->size_class].erase(shard.bins[page->size_class].iterator_to(*page));
+      shard.available.fetch_sub(1, std::memory_order_relaxed);
+    }
+    page->in_pool = 0;
+    release_page(page);
+  } else if (page->pool_full) {
+    shard.full.erase(shard.full.iterator_to(*page));
+    page->pool_full = 0;
+    shard.bins[page->size_class].push_back(*page);
+    shard.available.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void RuntimeCore::release_if_empty_unowned(Page* page) noexcept {
+  TagShard& shard = shards[page->tag];
+  std::unique_lock lock(shard.mu);
+  if (page->used != 0) return;
+  if (page->kind == PageKind::kHuge) {
+    shard.huge.erase(shard.huge.iterator_to(*page));
+  } else if (page->in_pool) {
+    if (page->pool_full) {
+      shard.full.erase(shard.full.iterator_to(*page));
+    } else {
+      shard.bins[page->size_class].erase(shard.bins[page->size_class].iterator_to(*page));
+      shard.available.fetch_sub(1, std::memory_order_relaxed);
+    }
+    page->in_pool = 0;
+  } else {
+    return;
+  }
+  lock.unlock();
+  release_page(page);
+}
+
+std::size_t RuntimeCore::trim_pool() noexcept {
+  std::size_t released = 0;
+  for (TagShard& shard : shards) {
+    std::lock_guard lock(shard.mu);
+    auto sweep = [&](PageList& list, bool counted) {
+      for (auto it = list.begin(); it != list.end();) {
+        Page& page = *it++;
+        page.collect_thread_free();
+        if (page.used == 0 && !page.in_walk) {
+          list.erase(list.iterator_to(page));
+          if (counted) shard.available.fetch_sub(1, std::memory_order_relaxed);
+          page.in_pool = 0;
+          release_page(&page);
+          ++released;
+        }
+      }
+    };
+    for (auto& bin : shard.bins) sweep(bin, true);
+    sweep(shard.full, false);
+  }
+  return released;
+}
+
+}  // namespace tagheap::internal
+
+namespace tagheap {
+
+using internal::fatal;
+
+Runtime::Runtime(RuntimeOptions options)
+    : options_(options), core_(std::make_unique<internal::RuntimeCore>(options_)) {}
+
+Runtime::~Runtime() {
+  const std::size_t n = thread_state_count();
+  if (n != 0)
+    fatal("tagheap: Runtime %p destroyed with %zu thread state(s) alive; destroy them first",
+          static_cast<void*>(this), n);
+}
+
+std::size_t Runtime::thread_state_count() const noexcept {
+  std::lock_guard lock(core_->threads_mu);
+  return core_->threads.size();
+}
+
+void Runtime::after_fork_child(ThreadState& survivor) {
+  // Threads that held these locks at fork() are gone in the child.
+  new (&core_->threads_mu) std::mutex();
+  for (auto& shard : core_->shards) new (&shard.mu) std::mutex();
+  core_->segments.reset_lock_after_fork();
+  std::vector<ThreadState*> orphans;
+  for (internal::ThreadNode& node : core_->threads)
+    if (node.self != &survivor) orphans.push_back(node.self);
+  for (ThreadState* ts : orphans) {
+    ts->attached_.store(false, std::memory_order_relaxed);
+    ts->abandon();
+  }
+}
+
+std::size_t Runtime::trim() { return core_->trim_pool(); }
+
+RuntimeStats Runtime::stats() {
+  RuntimeStats s;
+  for_each_page(*this, TagSet::all(), [&](PageView page) {
+    TagStats& t = s.tags[page.tag()];
+    ++t.pages;
+    t.abandoned_pages += page.is_abandoned();
+    t.huge_pages += page.is_huge();
+    t.blocks += page.live_blocks();
+    t.bytes_in_use += page.live_blocks() * page.block_size();
+    t.bytes_committed += page.committed_bytes();
+    return true;
+  });
+  for (unsigned tag = 0; tag < kTagCount; ++tag) {
+    TagStats& t = s.tags[tag];
+    {
+      std::lock_guard lock(core_->shards[tag].mu);
+      t.abandoned_total = core_->shards[tag].abandoned_total;
+      t.reclaimed_total = core_->shards[tag].reclaimed_total;
+    }
+    s.total.pages += t.pages;
+    s.total.abandoned_pages += t.abandoned_pages;
+    s.total.huge_pages += t.huge_pages;
+    s.total.blocks += t.blocks;
+    s.total.bytes_in_use += t.bytes_in_use;
+    s.total.bytes_committed += t.bytes_committed;
+    s.total.abandoned_total += t.abandoned_total;
+    s.total.reclaimed_total += t.reclaimed_total;
+  }
+  s.segments = core_->segments.segment_count();
+  s.thread_states = thread_state_count();
+  return s;
+}
+
+std::size_t Runtime::verify() {
+  internal::RuntimeCore& core = *core_;
+  std::size_t reachable = 0;
+  auto check_page = [&](internal::Page& page, Tag tag) {
+    page.is_valid();
+    if (page.tag != tag) fatal("verify: page %p of tag %u found among tag %u's pages", static_cast<void*>(&page), page.tag, tag);
+    if (internal::Segment::of(reinterpret_cast<void*>(page.area))->runtime != &core)
+      fatal("verify: page %p belongs to another runtime", static_cast<void*>(&page));
+    ++reachable;
+  };
+  {
+    std::lock_guard lock(core.threads_mu);
+    for (internal::ThreadNode& node : core.threads) {
+      for (unsigned tag = 0; tag < kTagCount; ++tag) {
+        Heap* heap = node.self->heap_if_made(static_cast<Tag>(tag));
+        if (heap == nullptr) continue;
+        heap->is_valid();
+        heap->for_each_page([&](internal::Page& page) {
+          check_page(page, static_cast<Tag>(tag));
+          if (page.heap != heap || page.owner.load() != node.self->owner_token())
+            fatal("verify: page %p in a heap's queue is not owned by it", static_cast<void*>(&page));
+          return true;
+        });
+      }
+    }
+  }
+  for (unsigned tag = 0; tag < kTagCount; ++tag) {
+    internal::TagShard& shard = core.shards[tag];
+    std::lock_guard lock(shard.mu);
+    std::size_t available = 0;
+    for (std::size_t c = 0; c < internal::kClassCount; ++c)
+      for (internal::Page& page : shard.bins[c]) {
+        check_page(page, static_cast<Tag>(tag));
+        if (page.owner.load() != 0 || !page.in_pool || page.pool_full || page.size_class != c)
+          fatal("verify: abandoned page %p is in the wrong state or bin", static_cast<void*>(&page));
+        ++available;
+      }
+    if (available != shard.available.load()) fatal("verify: pool of tag %u counts %zu pages, holds %zu", tag, shard.available.load(), available);
+    for (internal::Page& page : shard.full) {
+      check_page(page, static_cast<Tag>(tag));
+      if (page.owner.load() != 0 || !page.in_pool || !page.pool_full)
+        fatal("verify: full abandoned page %p is in the wrong state", static_cast<void*>(&page));
+    }
+    for (internal::Page& page : shard.huge) {
+      check_page(page, static_cast<Tag>(tag));
+      if (!page.is_huge() || page.used != 1) fatal("verify: huge page %p is in the wrong state", static_cast<void*>(&page));
+    }
+  }
+  // Every page in use is reachable from a heap, the pool or a huge list:
+  // none is orphaned where no walk would find it.
+  std::size_t in_use = 0;
+  core.segments.for_each_segment([&](internal::Segment& seg) {
+    seg.is_valid();
+    in_use += seg.pages_in_use;
+  });
+  if (in_use != reachable)
+    fatal("verify: %zu pages in use but %zu reachable by a walk (orphaned pages)", in_use, reachable);
+  return reachable;
+}
+
+}  // namespace tagheap

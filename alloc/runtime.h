@@ -1,0 +1,78 @@
+// runtime.h: an isolated allocation domain (like one interpreter).
+//
+// A Runtime owns its segments, its abandoned pool (per tag) and the list of
+// its thread states. Two runtimes never share a page: a block of one freed
+// while a thread state of another is attached goes back to its own runtime.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "alloc/tag.h"
+
+namespace tagheap {
+
+namespace internal {
+class RuntimeCore;
+}
+class ThreadState;
+
+struct RuntimeOptions {
+  TagSet gc_tags;           // tags whose blocks are GC objects
+  bool debug_fill = false;  // fill fresh blocks with 0xCD, freed ones with 0xDD
+};
+
+// Figures for one tag, taken by a walk (the world must be stopped).
+struct TagStats {
+  std::size_t pages = 0;            // pages in use, huge ones included
+  std::size_t abandoned_pages = 0;  // of those, waiting in the pool
+  std::size_t huge_pages = 0;
+  std::size_t blocks = 0;           // live blocks
+  std::size_t bytes_in_use = 0;     // sum of their usable sizes
+  std::size_t bytes_committed = 0;  // page memory of those pages
+  std::size_t abandoned_total = 0;  // pages ever abandoned into the pool
+  std::size_t reclaimed_total = 0;  // pages ever reclaimed from it
+};
+
+struct RuntimeStats {
+  TagStats tags[kTagCount];
+  TagStats total;
+  std::size_t segments = 0;
+  std::size_t thread_states = 0;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options = {});
+  // Every ThreadState of the runtime must be gone: a fatal error otherwise.
+  // Releases every segment, including blocks never freed.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  const RuntimeOptions& options() const noexcept { return options_; }
+
+  // In a fork() child, before anything else: every thread state but
+  // `survivor` belonged to a thread that no longer exists; abandon them all
+  // (their pages go to the pool, reclaimable by tag). Locks held by vanished
+  // threads are reset.
+  void after_fork_child(ThreadState& survivor);
+
+  // World stopped: statistics for every tag, by a walk.
+  RuntimeStats stats();
+  // World stopped: checks every invariant of every page, queue and pool;
+  // fatal with a message on the first violation. Returns the pages checked.
+  std::size_t verify();
+  // Returns empty abandoned pages to their segments (also done by reclaim).
+  std::size_t trim();
+
+  std::size_t thread_state_count() const noexcept;
+  internal::RuntimeCore& core() noexcept { return *core_; }
+
+ private:
+  friend class ThreadState;
+  RuntimeOptions options_;
+  std::unique_ptr<internal::RuntimeCore> core_;
+};
+
+}  // namespace tagheap

@@ -1,0 +1,148 @@
+// Segments: mapping, carving pages, taking them back.
+#include <new>
+
+#include "alloc/internal/runtime_core.h"
+#include "alloc/internal/segment.h"
+#include "alloc/internal/segment_map.h"
+#include "alloc/os.h"
+
+namespace tagheap::internal {
+
+bool Segment::is_valid() const noexcept {
+  if (!cookie_ok()) fatal("segment %p: bad cookie", static_cast<const void*>(this));
+  std::size_t in_use = 0;
+  for (std::size_t i = 0; i < page_count; ++i) {
+    const bool page_free = (free_pages >> i) & 1;
+    if (pages[i].in_use == page_free)
+      fatal("segment %p: page %zu in_use %u but free mask says %d", static_cast<const void*>(this), i,
+            pages[i].in_use, page_free);
+    in_use += pages[i].in_use;
+  }
+  if (in_use != pages_in_use) fatal("segment %p: %zu pages in use, counter says %u", static_cast<const void*>(this), in_use, pages_in_use);
+  return true;
+}
+
+SegmentPool::~SegmentPool() {
+  while (!all_.empty()) {
+    Segment* seg = &all_.front();
+    if (seg->kind != PageKind::kHuge && seg->free_pages != 0) {  // then in avail_
+      auto& list = avail_[static_cast<std::size_t>(seg->kind)];
+      list.erase(list.iterator_to(*seg));
+    }
+    unmap_segment(seg);
+  }
+}
+
+Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
+  void* mem = os::map_aligned(size, kSegmentSize);
+  if (mem == nullptr) return nullptr;
+  auto* seg = new (mem) Segment();
+  seg->cookie = seg->base() ^ kCookieKey;
+  seg->runtime = runtime_;
+  seg->size = size;
+  seg->kind = kind;
+  seg->page_shift = static_cast<std::uint8_t>(page_shift_of(kind));
+  const std::size_t page_size = kind == PageKind::kSmall    ? std::size_t{1} << kSmallPageShift
+                              : kind == PageKind::kMedium ? std::size_t{1} << kMediumPageShift
+                                                          : size;
+  seg->page_count = static_cast<std::uint16_t>(size / page_size);
+  seg->free_pages = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;
+  for (std::size_t i = 0; i < seg->page_count; ++i) {
+    Page& page = seg->pages[i];
+    page.kind = kind;
+    page.page_index = static_cast<std::uint8_t>(i);
+    page.area = seg->base() + i * page_size;
+    page.area_size = page_size;
+    if (i == 0) {
+      page.area += kSegmentHeaderSize;
+      page.area_size -= kSegmentHeaderSize;
+    }
+  }
+  if (!SegmentMap::set(seg->base(), size, seg)) {
+    os::unmap(mem, size);
+    return nullptr;
+  }
+  return seg;
+}
+
+void SegmentPool::unmap_segment(Segment* seg) noexcept {
+  all_.erase(all_.iterator_to(*seg));
+  SegmentMap::set(seg->base(), seg->size, nullptr);
+  const std::size_t size = seg->size;
+  seg->cookie = 0;
+  os::unmap(seg, size);
+}
+
+Page* SegmentPool::take_page(PageKind kind) noexcept {
+  const auto k = static_cast<std::size_t>(kind);
+  std::unique_lock lock(mu_);
+  if (avail_[k].empty()) {
+    lock.unlock();
+    Segment* fresh = map_segment(kind, kSegmentSize);
+    if (fresh == nullptr) return nullptr;
+    lock.lock();
+    all_.push_back(*fresh);
+    avail_[k].push_front(*fresh);
+    ++empty_count_;  // counted as empty until its first page is taken, just below
+  }
+  Segment& seg = avail_[k].front();
+  const unsigned i = static_cast<unsigned>(std::countr_zero(seg.free_pages));
+  seg.free_pages &= seg.free_pages - 1;
+  if (seg.pages_in_use++ == 0) --empty_count_;
+  if (seg.free_pages == 0) avail_[k].pop_front();
+  Page* page = &seg.pages[i];
+  page->in_use = 1;
+  return page;
+}
+
+Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept {
+  const std::size_t os_page = os::page_size();
+  if (size > (std::size_t{1} << 46) || align > (std::size_t{1} << 30)) return nullptr;
+  // Header, the page's two bitmap words, alignment slack, the block.
+  const std::size_t total = (kSegmentHeaderSize + 16 + (align - 1) + size + os_page - 1) & ~(os_page - 1);
+  Segment* seg = map_segment(PageKind::kHuge, total);
+  if (seg == nullptr) return nullptr;
+  seg->page_count = 1;
+  seg->free_pages = 0;
+  seg->pages_in_use = 1;
+  seg->pages[0].in_use = 1;
+  seg->pages[0].area_size = total - kSegmentHeaderSize;
+  std::lock_guard lock(mu_);
+  all_.push_back(*seg);
+  return &seg->pages[0];
+}
+
+void SegmentPool::give_back(Page* page) noexcept {
+  Segment* seg = Segment::of(reinterpret_cast<void*>(page->area));
+  page->in_use = 0;
+  page->owner.store(0, std::memory_order_relaxed);
+  page->heap = nullptr;
+  page->alloc_cache = 0;
+  page->used = 0;
+  page->reserved = 0;
+  page->in_full = page->in_walk = page->in_pool = page->pool_full = 0;
+  if (page->kind == PageKind::kHuge) {
+    std::lock_guard lock(mu_);
+    unmap_segment(seg);
+    return;
+  }
+  os::decommit(reinterpret_cast<void*>(page->area), page->area_size);
+  const auto k = static_cast<std::size_t>(page->kind);
+  std::unique_lock lock(mu_);
+  const bool was_full = seg->free_pages == 0;
+  seg->free_pages |= std::uint64_t{1} << page->page_index;
+  if (was_full) avail_[k].push_front(*seg);
+  if (--seg->pages_in_use == 0) {
+    if (empty_count_ < kSegmentCacheMax) {
+      ++empty_count_;
+      // Empty segments go last, so partly used ones fill first.
+      avail_[k].erase(avail_[k].iterator_to(*seg));
+      avail_[k].push_back(*seg);
+    } else {
+      avail_[k].erase(avail_[k].iterator_to(*seg));
+      unmap_segment(seg);
+    }
+  }
+}
+
+}  // namespace tagheap::internal

@@ -1,0 +1,75 @@
+// Thread states: attaching, making heaps, abandoning.
+#include "alloc/thread_state.h"
+
+#include <stdexcept>
+
+#include "alloc/internal/runtime_core.h"
+
+namespace tagheap {
+
+ThreadState::ThreadState(Runtime& runtime) : runtime_(&runtime) {
+  node_.self = this;
+  // Fully built: now a walk may see it (invariant 9).
+  internal::RuntimeCore& core = runtime.core();
+  std::lock_guard lock(core.threads_mu);
+  core.threads.push_back(node_);
+}
+
+ThreadState::~ThreadState() {
+  if (attached()) {
+    if (internal::t_current_owner != owner_token())
+      internal::fatal("tagheap: ThreadState %p destroyed while attached to another OS thread; detach it first",
+                      static_cast<void*>(this));
+    detach();
+  }
+  abandon();
+  internal::RuntimeCore& core = runtime_->core();
+  {
+    // Leaves the list only after its pages are in the pool (invariant 9).
+    std::lock_guard lock(core.threads_mu);
+    core.threads.erase(core.threads.iterator_to(node_));
+  }
+  for (Heap*& heap : heaps_) {
+    delete heap;
+    heap = nullptr;
+  }
+}
+
+void ThreadState::attach() {
+  if (internal::t_current_owner == owner_token()) return;
+  if (internal::t_current_owner != 1)
+    throw std::logic_error("tagheap: another ThreadState is attached to this OS thread; detach it first");
+  bool expected = false;
+  if (!attached_.compare_exchange_strong(expected, true, std::memory_order_acquire))
+    throw std::logic_error("tagheap: this ThreadState is attached to another OS thread");
+  internal::t_current_owner = owner_token();
+}
+
+void ThreadState::detach() {
+  if (internal::t_current_owner != owner_token()) return;
+  internal::t_current_owner = 1;
+  attached_.store(false, std::memory_order_release);
+}
+
+ThreadState* ThreadState::current() noexcept {
+  return internal::t_current_owner == 1 ? nullptr : reinterpret_cast<ThreadState*>(internal::t_current_owner);
+}
+
+Heap& ThreadState::make_heap(Tag tag) {
+  internal::RuntimeCore& core = runtime_->core();
+  auto* heap = new Heap(*this, core, tag, runtime_->options().debug_fill);
+  std::lock_guard lock(core.threads_mu);  // a walk sees no half-built heap
+  heaps_[tag] = heap;
+  return *heap;
+}
+
+void ThreadState::abandon() {
+  if (attached() && internal::t_current_owner != owner_token())
+    internal::fatal("tagheap: ThreadState %p abandoned while attached to another OS thread",
+                    static_cast<void*>(this));
+  runtime_->core().check_no_walk("abandoning a thread state");
+  for (Heap* heap : heaps_)
+    if (heap != nullptr) heap->abandon_all();
+}
+
+}  // namespace tagheap

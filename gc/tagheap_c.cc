@@ -1,0 +1,77 @@
+// The C API (alloc/tagheap_c.h). It lives in gc/ because it offers the walk.
+#include "alloc/tagheap_c.h"
+
+#include <new>
+
+#include "alloc/tagheap.h"
+#include "gc/visit.h"
+
+using tagheap::Runtime;
+using tagheap::ThreadState;
+
+struct tagheap_runtime {
+  Runtime rt;
+  explicit tagheap_runtime(tagheap::RuntimeOptions o) : rt(o) {}
+};
+struct tagheap_thread_state {
+  ThreadState ts;
+  explicit tagheap_thread_state(Runtime& rt) : ts(rt) {}
+};
+
+extern "C" {
+
+tagheap_runtime* tagheap_runtime_new(const tagheap_runtime_options* options) {
+  tagheap::RuntimeOptions o;
+  if (options != nullptr) {
+    o.gc_tags = tagheap::TagSet::from_bits(options->gc_tags);
+    o.debug_fill = options->debug_fill != 0;
+  }
+  return new (std::nothrow) tagheap_runtime(o);
+}
+void tagheap_runtime_delete(tagheap_runtime* runtime) { delete runtime; }
+
+tagheap_thread_state* tagheap_thread_state_new(tagheap_runtime* runtime) {
+  return new (std::nothrow) tagheap_thread_state(runtime->rt);
+}
+void tagheap_thread_state_delete(tagheap_thread_state* ts) { delete ts; }
+int tagheap_thread_state_attach(tagheap_thread_state* ts) {
+  try {
+    ts->ts.attach();
+    return 0;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+void tagheap_thread_state_detach(tagheap_thread_state* ts) { ts->ts.detach(); }
+void tagheap_thread_state_abandon(tagheap_thread_state* ts) { ts->ts.abandon(); }
+
+void* tagheap_heap_allocate(tagheap_thread_state* ts, unsigned tag, size_t size) {
+  if (tag >= tagheap::kTagCount) return nullptr;
+  return ts->ts.heap(static_cast<tagheap::Tag>(tag)).allocate(size);
+}
+void* tagheap_heap_allocate_zeroed(tagheap_thread_state* ts, unsigned tag, size_t size) {
+  if (tag >= tagheap::kTagCount) return nullptr;
+  return ts->ts.heap(static_cast<tagheap::Tag>(tag)).allocate_zeroed(size);
+}
+void tagheap_free(void* p) { tagheap::free(p); }
+size_t tagheap_usable_size(const void* p) { return tagheap::usable_size(p); }
+int tagheap_tag_of(const void* p) { return tagheap::tag_of(p); }
+void* tagheap_find_block(const void* p) { return tagheap::find_block(p); }
+
+long tagheap_visit_blocks(tagheap_runtime* runtime, uint16_t tags, tagheap_visit_fn fn, void* arg) {
+  long n = 0;
+  tagheap_block_ref ref{};
+  tagheap::visit_blocks(runtime->rt, tagheap::TagSet::from_bits(tags), [&](const tagheap::BlockRef& b) {
+    ref.block = b.block;
+    ref.size = b.size;
+    ref.tag = b.tag;
+    ++n;
+    return fn(&ref, arg) != 0;
+  });
+  return n;
+}
+long tagheap_visit_gc_blocks(tagheap_runtime* runtime, tagheap_visit_fn fn, void* arg) {
+  return tagheap_visit_blocks(runtime, runtime->rt.options().gc_tags.bits(), fn, arg);
+}
+
+}  // extern "C"
