@@ -126,6 +126,18 @@ void Heap::on_free_slow(Page* page, std::uintptr_t p) noexcept {
   if (page->used == 0 && !page->in_walk) retire(page);
 }
 
+void Heap::after_walk(Page* page) noexcept {
+  if (page->in_full && page->has_free_in_bits()) {
+    full_.erase(full_.iterator_to(*page));
+    page->in_full = 0;
+    queues_[page->size_class].push_back(*page);
+    make_current(page->size_class);
+  }
+  if (page->used == 0 && !page->in_full) retire(page);
+}
+
+void internal::HeapAccess::after_walk(Heap& heap, Page* page) noexcept { heap.after_walk(page); }
+
 void Heap::retire(Page* page) noexcept {
   internal::PageList& queue = queues_[page->size_class];
   // Keep the last page of a class: a free/allocate cycle at the edge of a

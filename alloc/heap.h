@@ -28,7 +28,9 @@ namespace internal {
 // Owner token of the ThreadState attached to this OS thread (its address), or
 // 1 when none is: never equal to a page's owner of 0 (abandoned, huge, free).
 extern constinit thread_local std::uintptr_t t_current_owner;
-struct HeapAccess;
+struct HeapAccess {
+  static void after_walk(Heap& heap, Page* page) noexcept;
+};
 }  // namespace internal
 
 class Heap {
@@ -90,6 +92,8 @@ class Heap {
   }
   bool is_valid() const noexcept;
   std::size_t page_count() const noexcept;
+  // World stopped, after a walk freed blocks of one of its pages.
+  void after_walk(internal::Page* page) noexcept;
 
  private:
   internal::Page* current_[internal::kClassCount];

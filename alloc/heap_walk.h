@@ -78,11 +78,27 @@ class PageView {
 
   internal::Page* raw() const noexcept { return page_; }
 
+  // The page of a block of a live segment (no check: the caller knows p is a
+  // block tagheap gave out).
+  static PageView of(const void* p) noexcept {
+    return PageView(internal::Segment::of(p)->page_of(p));
+  }
+  // The runtime the page belongs to.
+  internal::RuntimeCore* runtime() const noexcept {
+    return internal::Segment::of(reinterpret_cast<void*>(page_->area))->runtime;
+  }
+
  private:
   internal::Page* page_;
 };
 
 namespace internal {
+
+// After a walk left a page whose blocks it (or its visitor) may have freed:
+// an emptied page goes back to its segment (owned pages by their heap's
+// retire policy), a full page with free blocks again goes where allocation
+// finds it. Out of line: not on any fast path.
+void after_walk(RuntimeCore& core, Page* page) noexcept;
 
 // Brackets the visit of one page (see the header comment).
 template <class F>
@@ -91,7 +107,7 @@ bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
   page->in_walk = 1;
   const bool go_on = f(PageView(page));
   page->in_walk = 0;
-  if (page->used == 0 && page->owner.load(std::memory_order_relaxed) == 0) core.release_if_empty_unowned(page);
+  after_walk(core, page);
   return go_on;
 }
 

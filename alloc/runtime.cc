@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "alloc/heap.h"
 #include "alloc/heap_walk.h"
 #include "alloc/internal/runtime_core.h"
 #include "alloc/thread_state.h"
@@ -150,6 +151,23 @@ void RuntimeCore::release_if_empty_unowned(Page* page) noexcept {
   }
   lock.unlock();
   release_page(page);
+}
+
+void after_walk(RuntimeCore& core, Page* page) noexcept {
+  if (page->owner.load(std::memory_order_relaxed) != 0) {
+    HeapAccess::after_walk(*page->heap, page);
+    return;
+  }
+  if (page->used == 0) {
+    core.release_if_empty_unowned(page);
+  } else if (page->in_pool && page->pool_full && page->has_free_in_bits()) {
+    TagShard& shard = core.shards[page->tag];
+    std::lock_guard lock(shard.mu);
+    shard.full.erase(shard.full.iterator_to(*page));
+    page->pool_full = 0;
+    shard.bins[page->size_class].push_back(*page);
+    shard.available.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 std::size_t RuntimeCore::trim_pool() noexcept {

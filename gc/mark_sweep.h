@@ -1,0 +1,164 @@
+// mark_sweep.h: a precise (optionally partly conservative) mark-sweep
+// collector over a runtime's GC-tagged heaps.
+//
+// Design
+//   Mark bits live in each page's side bitmap (PageView::mark_words), so the
+//   VM's objects need no header bit. Outside a collection every mark bit is
+//   zero: new pages start cleared and the sweep clears each word it reads,
+//   so no separate clearing pass is needed.
+//   Marking: model.roots(tracer) marks the roots; an explicit mark stack
+//   (never the C stack) drains them, calling model.trace(obj, tracer).
+//   Sweeping: one walk of the GC tags' pages; per 64-block word,
+//   dead = live & ~marked; finalize(obj) for each where the model has it,
+//   then the whole word is freed at once (not block by block through free()).
+//   Pages of other thread states and abandoned pages are swept in place:
+//   the bits are the owner's own lists, so the owner resumes on a correct
+//   page. Emptied pages go back to their segments.
+//   Nothing of a non-GC tag is read or written.
+//
+// The world must be stopped by the caller (see world.h). The model must not
+// allocate in the runtime during roots/trace/finalize, and finalize must not
+// make the object reachable again.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "alloc/heap_walk.h"
+#include "alloc/runtime.h"
+#include "alloc/tagheap.h"
+
+namespace tagheap::gc {
+
+struct CollectStats {
+  std::size_t live_blocks = 0, live_bytes = 0, freed_blocks = 0, freed_bytes = 0;
+  std::uint64_t mark_ns = 0, sweep_ns = 0;
+  std::size_t pages_swept = 0;
+  std::size_t roots_conservative = 0;  // words that hit a GC block
+};
+
+template <class M>
+class MarkSweep;
+
+class Tracer {
+ public:
+  // obj: the start of a GC block of this runtime, or nullptr. A block of a
+  // non-GC tag is ignored (it is not the collector's to free).
+  void mark(void* obj) {
+    if (obj == nullptr) return;
+    PageView page = PageView::of(obj);
+    if constexpr (internal::kChecked) check_block(obj, page);
+    if (!gc_tags_.contains(page.tag())) return;
+    const std::uint32_t i = page.index_of(obj);
+    std::uint64_t& word = page.mark_words()[i >> 6];
+    const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+    if (word & bit) return;
+    word |= bit;
+    stack_.push_back(obj);
+  }
+  // Any word (a stack slot, a register): marks the GC block of this runtime
+  // that contains it, if any, as the Boehm collector does for its roots.
+  // Returns whether it hit one.
+  bool mark_conservative(std::uintptr_t word) {
+    void* block = find_block(reinterpret_cast<const void*>(word));
+    if (block == nullptr) return false;
+    PageView page = PageView::of(block);
+    if (page.runtime() != runtime_ || !gc_tags_.contains(page.tag())) return false;
+    ++conservative_hits_;
+    mark(block);
+    return true;
+  }
+  // Scans [begin, end) word by word with mark_conservative.
+  void mark_range_conservative(const void* begin, const void* end) {
+    auto p = reinterpret_cast<std::uintptr_t>(begin) & ~std::uintptr_t{7};
+    for (; p + sizeof(std::uintptr_t) <= reinterpret_cast<std::uintptr_t>(end); p += sizeof(std::uintptr_t))
+      mark_conservative(*reinterpret_cast<const std::uintptr_t*>(p));
+  }
+  bool is_marked(const void* obj) const {
+    PageView page = PageView::of(obj);
+    const std::uint32_t i = page.index_of(obj);
+    return (page.mark_words()[i >> 6] >> (i & 63)) & 1;
+  }
+
+ private:
+  template <class M>
+  friend class MarkSweep;
+  Tracer(internal::RuntimeCore* runtime, TagSet gc_tags) : runtime_(runtime), gc_tags_(gc_tags) {}
+  void check_block(void* obj, PageView page) const;
+
+  internal::RuntimeCore* runtime_;
+  TagSet gc_tags_;
+  std::vector<void*> stack_;
+  std::size_t conservative_hits_ = 0;
+};
+
+template <class M>
+concept CollectorModel = requires(M& m, void* obj, Tracer& t) {
+  m.roots(t);
+  m.trace(obj, t);
+};
+template <class M>
+concept HasFinalize = requires(M& m, void* obj) { m.finalize(obj); };
+
+template <class Model>
+class MarkSweep {
+  static_assert(CollectorModel<Model>, "Model needs roots(Tracer&) and trace(void*, Tracer&)");
+
+ public:
+  MarkSweep(Runtime& runtime, Model& model) : runtime_(runtime), model_(model) {}
+
+  // The world is stopped by the caller.
+  CollectStats collect() {
+    using Clock = std::chrono::steady_clock;
+    CollectStats stats;
+    const TagSet gc_tags = runtime_.options().gc_tags;
+    const auto t0 = Clock::now();
+    Tracer tracer(&runtime_.core(), gc_tags);
+    model_.roots(tracer);
+    while (!tracer.stack_.empty()) {
+      void* obj = tracer.stack_.back();
+      tracer.stack_.pop_back();
+      model_.trace(obj, tracer);
+    }
+    stats.roots_conservative = tracer.conservative_hits_;
+    const auto t1 = Clock::now();
+    for_each_page(runtime_, gc_tags, [&](PageView page) {
+      ++stats.pages_swept;
+      sweep_page(page, stats);
+      return true;
+    });
+    const auto t2 = Clock::now();
+    stats.mark_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    stats.sweep_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t2 - t1).count());
+    return stats;
+  }
+
+ private:
+  void sweep_page(PageView page, CollectStats& stats) {
+    const std::size_t bs = page.block_size();
+    std::span<std::uint64_t> marks = page.mark_words();
+    for (std::uint32_t w = 0; w < marks.size(); ++w) {
+      const std::uint64_t live = page.live_word(w);
+      const std::uint64_t marked = marks[w] & live;
+      marks[w] = 0;
+      const std::uint64_t dead = live & ~marked;
+      const auto n_live = static_cast<std::size_t>(std::popcount(marked));
+      stats.live_blocks += n_live;
+      stats.live_bytes += n_live * bs;
+      if (dead == 0) continue;
+      const std::uint32_t n = page.free_blocks(w, dead, [&](void* obj) {
+        if constexpr (HasFinalize<Model>) model_.finalize(obj);
+      });
+      stats.freed_blocks += n;
+      stats.freed_bytes += n * bs;
+    }
+  }
+
+  Runtime& runtime_;
+  Model& model_;
+};
+
+}  // namespace tagheap::gc
