@@ -15,7 +15,7 @@ using internal::Segment;
 using internal::SegmentMap;
 
 namespace internal {
-constinit thread_local std::uintptr_t t_current_owner = 1;
+constinit thread_local std::uintptr_t t_current_owner __attribute__((tls_model("initial-exec"))) = 1;
 
 namespace {
 [[noreturn, gnu::noinline, gnu::cold]] void foreign_pointer(const void* p, const char* what) noexcept {
@@ -24,9 +24,15 @@ namespace {
 
 // The segment of a pointer tagheap gave out; fatal otherwise.
 inline Segment* segment_of_block(const void* p, const char* what) noexcept {
-  Segment* seg = Segment::of(p);
-  if (SegmentMap::lookup(reinterpret_cast<std::uintptr_t>(p)) != seg) [[unlikely]] foreign_pointer(p, what);
-  return seg;
+  if (!SegmentMap::is_segment_start_unit(reinterpret_cast<std::uintptr_t>(p))) [[unlikely]]
+    foreign_pointer(p, what);
+  return Segment::of(p);
+}
+
+[[gnu::noinline]] void bad_local_free(Page* page, std::uintptr_t p) noexcept {
+  page->check_block_start(p);
+  fatal("tagheap: double free of %p (tag %u, block size %zu)", reinterpret_cast<void*>(p), page->tag,
+        page->block_size);
 }
 
 [[gnu::noinline]] void free_not_local(Page* page, std::uintptr_t p) noexcept {
@@ -42,25 +48,19 @@ inline Segment* segment_of_block(const void* p, const char* what) noexcept {
 void free(void* ptr) noexcept {
   if (ptr == nullptr) return;
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  Segment* seg = internal::segment_of_block(ptr, "free");
-  Page* page = seg->page_of(ptr);
-  if (page->owner.load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]] {
-    internal::free_not_local(page, p);
-    return;
-  }
-  // Owner thread: set the block's free bit. Assumes the page is in use (its
-  // owner is this thread state); checks the pointer is a block start and not
-  // already free.
+  Page* page = internal::segment_of_block(ptr, "free")->page_of(ptr);
+  if (page->owner.load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]]
+    return internal::free_not_local(page, p);
+  // Owner thread: set the block's free bit. Checks that p is a block start
+  // (i < reserved and block i starts at p, whatever p was) and not free yet.
   const std::uint32_t i = page->block_index(p);
-  if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size || page->block_at(i) != p)
-      [[unlikely]]
-    page->check_block_start(p);
-  std::uint64_t& word = page->free_bits[i >> 6];
+  std::uint64_t* word = &page->free_bits[i >> 6];
   const std::uint64_t bit = std::uint64_t{1} << (i & 63);
-  if ((word & bit) != 0 || ((i & ~63u) == page->cache_base && (page->alloc_cache & bit) != 0)) [[unlikely]]
-    internal::fatal("tagheap: double free of %p (tag %u, block size %zu)", ptr, page->tag, page->block_size);
-  word |= bit;
-  if ((--page->used == 0) | page->in_full | page->debug_fill) [[unlikely]] page->heap->on_free_slow(page, p);
+  if (i >= page->reserved || page->block_at(i) != p || (*word & bit) != 0 ||
+      ((i & ~63u) == page->cache_base && (page->alloc_cache & bit) != 0)) [[unlikely]]
+    return internal::bad_local_free(page, p);
+  *word |= bit;
+  if ((--page->used == 0) | page->slow_free) [[unlikely]] page->heap->on_free_slow(page, p);
 }
 
 std::size_t usable_size(const void* p) noexcept {

@@ -60,7 +60,7 @@ Page* Heap::find_page(std::size_t c) noexcept {
       }
       // Full: move aside, where walks still find it and frees bring it back.
       queue.pop_front();
-      page.in_full = 1;
+      page.set_in_full(true);
       full_.push_back(page);
     }
     // Cross-thread frees into full pages are noticed by scanning the full
@@ -105,7 +105,7 @@ void Heap::scan_full_queue() noexcept {
     Page& page = *it++;
     if (page.collect_thread_free() == 0) continue;
     full_.erase(full_.iterator_to(page));
-    page.in_full = 0;
+    page.set_in_full(false);
     if (page.used == 0 && !page.in_walk) {
       runtime_->release_page(&page);
       continue;
@@ -117,9 +117,9 @@ void Heap::scan_full_queue() noexcept {
 
 void Heap::on_free_slow(Page* page, std::uintptr_t p) noexcept {
   if (page->debug_fill) std::memset(reinterpret_cast<void*>(p), internal::kFillFreed, page->block_size);
-  if (page->in_full) {
+  if (page->in_full()) {
     full_.erase(full_.iterator_to(*page));
-    page->in_full = 0;
+    page->set_in_full(false);
     queues_[page->size_class].push_back(*page);
     make_current(page->size_class);
   }
@@ -127,13 +127,13 @@ void Heap::on_free_slow(Page* page, std::uintptr_t p) noexcept {
 }
 
 void Heap::after_walk(Page* page) noexcept {
-  if (page->in_full && page->has_free_in_bits()) {
+  if (page->in_full() && page->has_free_in_bits()) {
     full_.erase(full_.iterator_to(*page));
-    page->in_full = 0;
+    page->set_in_full(false);
     queues_[page->size_class].push_back(*page);
     make_current(page->size_class);
   }
-  if (page->used == 0 && !page->in_full) retire(page);
+  if (page->used == 0 && !page->in_full()) retire(page);
 }
 
 void internal::HeapAccess::after_walk(Heap& heap, Page* page) noexcept { heap.after_walk(page); }
@@ -169,15 +169,15 @@ void Heap::abandon_all() noexcept {
 bool Heap::is_valid() const noexcept {
   for (std::size_t c = 0; c < internal::kClassCount; ++c) {
     for (const Page& page : queues_[c])
-      if (page.size_class != c || page.in_full || page.tag != tag_)
-        internal::fatal("heap %p: page %p in queue %zu has class %u, in_full %u, tag %u", static_cast<const void*>(this),
-                        static_cast<const void*>(&page), c, page.size_class, page.in_full, page.tag);
+      if (page.size_class != c || page.in_full() || page.tag != tag_)
+        internal::fatal("heap %p: page %p in queue %zu has class %u, in_full %d, tag %u", static_cast<const void*>(this),
+                        static_cast<const void*>(&page), c, page.size_class, page.in_full(), page.tag);
     const Page* cur = current_[c];
     if (cur != &g_empty_page && (queues_[c].empty() || cur != &queues_[c].front()))
       internal::fatal("heap %p: current page of class %zu is not its queue's front", static_cast<const void*>(this), c);
   }
   for (const Page& page : full_)
-    if (!page.in_full || page.tag != tag_)
+    if (!page.in_full() || page.tag != tag_)
       internal::fatal("heap %p: page %p in the full queue is not marked full", static_cast<const void*>(this),
                       static_cast<const void*>(&page));
   return true;

@@ -27,7 +27,7 @@ class ThreadState;
 namespace internal {
 // Owner token of the ThreadState attached to this OS thread (its address), or
 // 1 when none is: never equal to a page's owner of 0 (abandoned, huge, free).
-extern constinit thread_local std::uintptr_t t_current_owner;
+extern constinit thread_local std::uintptr_t t_current_owner __attribute__((tls_model("initial-exec")));
 struct HeapAccess {
   static void after_walk(Heap& heap, Page* page) noexcept;
 };

@@ -35,16 +35,18 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   cache_base = ~0u & ~63u;  // no word: never equal to a real word's base
   used = 0;
   thread_free.store(0, std::memory_order_relaxed);
-  in_full = in_walk = in_pool = pool_full = 0;
+  slow_free = fill ? kSlowFreeFill : 0;
+  in_walk = in_pool = pool_full = 0;
 }
 
 bool Page::refill_cache() noexcept {
   if (used >= reserved) return false;  // assumes alloc_cache == 0
-  const std::uint32_t start = (cache_base >> 6) + 1;
+  // Go on after the word the cache last held (from word 0 on a fresh page).
+  std::uint32_t start = (cache_base >> 6) + 1;
+  if (start >= bitmap_words) start = 0;
   for (std::uint32_t k = 0; k < bitmap_words; ++k) {
     std::uint32_t w = start + k;
     if (w >= bitmap_words) w -= bitmap_words;
-    if (w >= bitmap_words) w %= bitmap_words;
     if (free_bits[w] != 0) {
       alloc_cache = free_bits[w];
       free_bits[w] = 0;
@@ -57,7 +59,7 @@ bool Page::refill_cache() noexcept {
 }
 
 void Page::check_block_start(std::uintptr_t p) const noexcept {
-  if (p - blocks_start >= std::uint64_t{reserved} * block_size) [[unlikely]]
+  if (p < blocks_start || p - blocks_start >= std::uint64_t{reserved} * block_size) [[unlikely]]
     fatal("tagheap: free(%p): not a block of this page (tag %u, block size %zu)",
           reinterpret_cast<void*>(p), tag, block_size);
   if (block_at(block_index(p)) != p) [[unlikely]]

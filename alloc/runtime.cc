@@ -61,7 +61,7 @@ void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
   page->flush_cache();
   page->owner.store(0, std::memory_order_release);
   page->heap = nullptr;
-  page->in_full = 0;
+  page->set_in_full(false);
   // Frees that raced with the owner store above may still land on
   // thread_free; reclaim, free_in_abandoned and walks collect them.
   page->collect_thread_free();
@@ -225,6 +225,11 @@ void Runtime::after_fork_child(ThreadState& survivor) {
   for (ThreadState* ts : orphans) {
     ts->attached_.store(false, std::memory_order_relaxed);
     ts->abandon();
+    // Their threads will never destroy them: they leave the runtime now, and
+    // a later destructor (if any) finds nothing to do.
+    std::lock_guard lock(core_->threads_mu);
+    core_->threads.erase(core_->threads.iterator_to(ts->node_));
+    ts->in_runtime_list_ = false;
   }
 }
 

@@ -58,7 +58,7 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
       page.area_size -= kSegmentHeaderSize;
     }
   }
-  if (!SegmentMap::set(seg->base(), size, seg)) {
+  if (!SegmentMap::set(seg->base(), size, true)) {
     os::unmap(mem, size);
     return nullptr;
   }
@@ -67,7 +67,7 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
 
 void SegmentPool::unmap_segment(Segment* seg) noexcept {
   all_.erase(all_.iterator_to(*seg));
-  SegmentMap::set(seg->base(), seg->size, nullptr);
+  SegmentMap::set(seg->base(), seg->size, false);
   const std::size_t size = seg->size;
   seg->cookie = 0;
   os::unmap(seg, size);
@@ -120,7 +120,7 @@ void SegmentPool::give_back(Page* page) noexcept {
   page->alloc_cache = 0;
   page->used = 0;
   page->reserved = 0;
-  page->in_full = page->in_walk = page->in_pool = page->pool_full = 0;
+  page->slow_free = page->in_walk = page->in_pool = page->pool_full = 0;
   if (page->kind == PageKind::kHuge) {
     std::lock_guard lock(mu_);
     unmap_segment(seg);

@@ -13,6 +13,7 @@ ThreadState::ThreadState(Runtime& runtime) : runtime_(&runtime) {
   internal::RuntimeCore& core = runtime.core();
   std::lock_guard lock(core.threads_mu);
   core.threads.push_back(node_);
+  in_runtime_list_ = true;
 }
 
 ThreadState::~ThreadState() {
@@ -27,7 +28,8 @@ ThreadState::~ThreadState() {
   {
     // Leaves the list only after its pages are in the pool (invariant 9).
     std::lock_guard lock(core.threads_mu);
-    core.threads.erase(core.threads.iterator_to(node_));
+    if (in_runtime_list_) core.threads.erase(core.threads.iterator_to(node_));
+    in_runtime_list_ = false;
   }
   for (Heap*& heap : heaps_) {
     delete heap;

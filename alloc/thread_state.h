@@ -59,6 +59,7 @@ class ThreadState {
   Runtime* runtime_;
   Heap* heaps_[kTagCount] = {};
   std::atomic<bool> attached_{false};
+  bool in_runtime_list_ = false;  // false once after_fork_child dropped it
   internal::ThreadNode node_;  // in the runtime's list once fully built
 };
 

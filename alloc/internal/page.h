@@ -53,8 +53,8 @@ struct Segment;
 inline constexpr std::uint8_t kFillFresh = 0xCD;  // fresh blocks (debug_fill)
 inline constexpr std::uint8_t kFillFreed = 0xDD;  // freed blocks (debug_fill)
 
-struct Page {
-  // --- the allocation fast path reads only this first cache line ---
+struct alignas(64) Page {
+  // --- the allocation and local-free fast paths read only this cache line ---
   std::uint64_t alloc_cache = 0;
   std::uint32_t cache_base = 0;  // index of the block bit 0 of the cache stands for
   std::uint32_t used = 0;
@@ -66,22 +66,30 @@ struct Page {
   std::uint16_t bitmap_words = 0;
   std::uint8_t size_class = 0;         // 0 on huge pages
   Tag tag = 0;
-  std::uint8_t debug_fill = 0;         // fixed while in use: fill blocks 0xCD / 0xDD
+  // Nonzero sends a local free to Heap::on_free_slow: kSlowFreeFull while in
+  // the owner heap's full queue, kSlowFreeFill while debug_fill is on.
+  std::uint8_t slow_free = 0;
   PageKind kind = PageKind::kSmall;
-
-  // --- ownership and cross-thread state ---
   std::atomic<std::uintptr_t> owner{0};  // owner ThreadState's token; 0: abandoned, huge or free
+
+  // --- cross-thread and life-cycle state ---
   std::atomic<std::uintptr_t> thread_free{0};    // blocks freed by other threads
   Heap* heap = nullptr;          // owning heap; only its thread or a stopped world
   std::uint8_t in_use = 0;       // carved from its segment
-  std::uint8_t in_full = 0;      // in the owner heap's full queue (owner only)
   std::uint8_t in_walk = 0;      // a walk stands here: emptying must not release it
   std::uint8_t in_pool = 0;      // in the abandoned pool (guarded by the pool lock)
   std::uint8_t pool_full = 0;    // in the pool's full list rather than a class bin
   std::uint8_t page_index = 0;   // index in its segment
+  std::uint8_t debug_fill = 0;   // fixed while in use: fill blocks 0xCD / 0xDD
   std::uintptr_t area = 0;       // first byte of the page's memory
   std::size_t area_size = 0;
   ListHook queue_hook;           // heap queue, full queue, pool list or huge list
+
+  static constexpr std::uint8_t kSlowFreeFull = 1, kSlowFreeFill = 2;
+  bool in_full() const noexcept { return slow_free & kSlowFreeFull; }
+  void set_in_full(bool full) noexcept {
+    slow_free = static_cast<std::uint8_t>((slow_free & ~kSlowFreeFull) | (full ? kSlowFreeFull : 0));
+  }
 
   // --- block arithmetic ---
   std::uint32_t block_index(std::uintptr_t p) const noexcept {
@@ -176,5 +184,7 @@ struct Page {
 // Page reached when a class has no page: its cache is empty, so the fast path
 // falls through to the slow path without a null check.
 extern Page g_empty_page;
+
+static_assert(sizeof(Page) == 128, "pages are found by a shift: keep the struct at two cache lines");
 
 }  // namespace tagheap::internal

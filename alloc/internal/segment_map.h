@@ -1,13 +1,13 @@
 // internal/segment_map.h: which 4 MiB units of the address space are ours.
 //
-// A process-wide two-level table: unit u = address >> 22 (26 bits of a 48-bit
-// address space) maps to the Segment covering it, or nullptr. Huge segments
-// cover several units; each unit maps to the segment's start, so an interior
-// pointer into a huge block still finds its segment. Used by free() to reject
-// foreign pointers, and by find_block for conservative scanning.
+// A process-wide byte per 4 MiB unit of a 48-bit address space (unit u =
+// address >> 22): 0 when no segment of ours covers it, else how to step back
+// to the unit where the covering segment starts. Huge segments cover several
+// units, so an interior pointer into a huge block still finds its segment.
+// free() rejects foreign pointers with one load; find_block uses lookup().
 //
 // Writers (segment creation and release) are serialised per segment; readers
-// never lock. A second-level table, once made, lives as long as the process.
+// never lock.
 #pragma once
 
 #include <atomic>
@@ -23,26 +23,37 @@ class SegmentMap {
  public:
   static constexpr unsigned kAddressBits = 48;
   static constexpr unsigned kUnitBits = kAddressBits - kSegmentShift;  // 26
-  static constexpr unsigned kLeafBits = 13;
-  static constexpr std::size_t kLeafSize = std::size_t{1} << kLeafBits;
-  static constexpr std::size_t kRootSize = std::size_t{1} << (kUnitBits - kLeafBits);
-  using Leaf = std::atomic<Segment*>[kLeafSize];
+  static constexpr std::size_t kUnits = std::size_t{1} << kUnitBits;   // 64 MiB of
+  // reserved, zero BSS; only the pages that cover our segments get touched.
+
+  // Whether a is inside the first 4 MiB of one of our segments: for free(),
+  // whose pointers always are. One load.
+  static bool is_segment_start_unit(std::uintptr_t a) noexcept {
+    const std::uintptr_t u = a >> kSegmentShift;
+    return u < kUnits && units_[u].load(std::memory_order_acquire) == kStart;
+  }
 
   // The segment covering address a, or nullptr when no segment of ours does.
   static Segment* lookup(std::uintptr_t a) noexcept {
-    const std::uintptr_t u = a >> kSegmentShift;
-    if (u >> kUnitBits) [[unlikely]] return nullptr;
-    Leaf* leaf = root_[u >> kLeafBits].load(std::memory_order_acquire);
-    if (leaf == nullptr) [[unlikely]] return nullptr;
-    return (*leaf)[u & (kLeafSize - 1)].load(std::memory_order_acquire);
+    std::uintptr_t u = a >> kSegmentShift;
+    if (u >= kUnits) [[unlikely]] return nullptr;
+    std::uint8_t v = units_[u].load(std::memory_order_acquire);
+    if (v == 0) return nullptr;
+    while (v != kStart) {  // inside a huge segment: step back towards its start
+      u -= v - kStart;
+      v = units_[u].load(std::memory_order_acquire);
+    }
+    return reinterpret_cast<Segment*>(u << kSegmentShift);
   }
 
-  // Map [base, base + size) to seg (or to nullptr when seg is nullptr).
-  // Returns false when a leaf table could not be allocated.
-  static bool set(std::uintptr_t base, std::size_t size, Segment* seg) noexcept;
+  // Map [base, base + size) to a segment starting at base (or unmap it).
+  static bool set(std::uintptr_t base, std::size_t size, bool mapped) noexcept;
 
  private:
-  static std::atomic<Leaf*> root_[kRootSize];
+  // 0: not ours; kStart: a segment starts here; kStart + k: k units after
+  // the unit holding kStart + ... (chained for segments over 254 units).
+  static constexpr std::uint8_t kStart = 1;
+  static std::atomic<std::uint8_t> units_[kUnits];
 };
 
 }  // namespace tagheap::internal
