@@ -43,6 +43,9 @@ class PageView {
   std::uint32_t index_of(const void* block) const noexcept {
     return page_->block_index(reinterpret_cast<std::uintptr_t>(block));
   }
+  bool in_use() const noexcept { return page_->in_use; }
+  std::size_t size_class() const noexcept { return page_->size_class; }
+  std::uintptr_t address() const noexcept { return page_->area; }
   bool is_live(std::uint32_t i) const noexcept { return i < page_->reserved && !page_->is_free_bit(i); }
 
   // f(void* block, std::uint32_t index) -> bool (false stops). Address order.
@@ -144,6 +147,32 @@ bool walk_tag(RuntimeCore& core, Tag tag, F& f) {
 }
 
 }  // namespace internal
+
+// A segment as for_each_segment shows it: where it is and its pages, used or
+// not (PageView::in_use). For tools such as the heap map.
+class SegmentView {
+ public:
+  explicit SegmentView(internal::Segment* seg) noexcept : seg_(seg) {}
+  std::uintptr_t base() const noexcept { return seg_->base(); }
+  std::size_t size() const noexcept { return seg_->size; }
+  bool is_huge() const noexcept { return seg_->kind == internal::PageKind::kHuge; }
+  // 0 small (64 KiB pages), 1 medium (512 KiB), 2 large (one page), 3 huge.
+  int kind() const noexcept { return static_cast<int>(seg_->kind); }
+  std::size_t page_count() const noexcept { return seg_->page_count; }
+  std::size_t page_bytes() const noexcept {
+    return seg_->page_count > 1 ? std::size_t{1} << seg_->page_shift : seg_->size;
+  }
+  PageView page(std::size_t i) const noexcept { return PageView(&seg_->pages[i]); }
+
+ private:
+  internal::Segment* seg_;
+};
+
+// World stopped: every segment of the runtime, in no particular order.
+template <class F>
+void for_each_segment(Runtime& runtime, F&& f) {
+  runtime.core().segments.for_each_segment([&](internal::Segment& seg) { f(SegmentView(&seg)); });
+}
 
 // f(PageView) -> bool; false stops the walk.
 template <class F>
