@@ -69,9 +69,11 @@ void ThreadState::abandon() {
   if (attached() && internal::t_current_owner != owner_token())
     internal::fatal("tagheap: ThreadState %p abandoned while attached to another OS thread",
                     static_cast<void*>(this));
-  runtime_->core().check_no_walk("abandoning a thread state");
-  for (Heap* heap : heaps_)
-    if (heap != nullptr) heap->abandon_all();
+  for (Heap* heap : heaps_) {
+    if (heap == nullptr || heap->page_count() == 0) continue;
+    runtime_->core().check_no_walk("abandoning a thread state");
+    heap->abandon_all();
+  }
 }
 
 }  // namespace tagheap

@@ -16,29 +16,34 @@ World::~World() {
 
 bool World::caller_is_mutator() const noexcept { return t_world == this; }
 
-void World::wait_turn(std::unique_lock<std::mutex>& lock) {
+void World::become_running(std::unique_lock<std::mutex>& lock) {
+  if (!stop_requested_.load(std::memory_order_relaxed)) {
+    ++running_;
+    return;
+  }
+  ++waiters_;
   const std::uint64_t seen = epoch_.load(std::memory_order_relaxed);
-  cv_.wait(lock, [&] {
-    return !stop_requested_.load(std::memory_order_relaxed) || epoch_.load(std::memory_order_relaxed) != seen;
-  });
+  cv_.wait(lock, [&] { return epoch_.load(std::memory_order_relaxed) != seen; });
+  // resume() counted us as running already.
 }
 
 void World::attach(ThreadState& ts) {
   if (t_world != nullptr) internal::fatal("tagheap: this thread is already a mutator of a gc::World");
   {
     std::unique_lock lock(mu_);
-    wait_turn(lock);
-    ++running_;
     ++attached_;
+    become_running(lock);
     t_world = this;
   }
   ts.attach();
 }
 
 void World::detach(ThreadState& ts) {
-  ts.detach();
-  std::lock_guard lock(mu_);
   if (t_world != this) internal::fatal("tagheap: gc::World::detach from a thread that is not its mutator");
+  // Still counted as running: no collection can walk these pages meanwhile.
+  ts.detach();
+  ts.abandon();
+  std::lock_guard lock(mu_);
   t_world = nullptr;
   --running_;
   --attached_;
@@ -50,8 +55,7 @@ void World::park() noexcept {
   if (!stop_requested_.load(std::memory_order_relaxed)) return;
   --running_;
   cv_.notify_all();
-  wait_turn(lock);
-  ++running_;
+  become_running(lock);
 }
 
 void World::enter_blocking() {
@@ -62,8 +66,7 @@ void World::enter_blocking() {
 
 void World::leave_blocking() {
   std::unique_lock lock(mu_);
-  wait_turn(lock);
-  ++running_;
+  become_running(lock);
 }
 
 void World::stop() {
@@ -73,8 +76,12 @@ void World::stop() {
   while (stop_requested_.load(std::memory_order_relaxed)) {
     if (mutator) --running_;
     cv_.notify_all();
-    wait_turn(lock);
-    if (mutator) ++running_;
+    if (mutator) {
+      become_running(lock);
+    } else {
+      const std::uint64_t seen = epoch_.load(std::memory_order_relaxed);
+      cv_.wait(lock, [&] { return epoch_.load(std::memory_order_relaxed) != seen; });
+    }
   }
   stop_requested_.store(true, std::memory_order_release);
   stopper_is_mutator_ = mutator;
@@ -85,7 +92,8 @@ void World::stop() {
 void World::resume() {
   std::lock_guard lock(mu_);
   if (!stop_requested_.load(std::memory_order_relaxed)) internal::fatal("tagheap: gc::World::resume without stop");
-  if (stopper_is_mutator_) ++running_;
+  running_ += waiters_ + (stopper_is_mutator_ ? 1 : 0);
+  waiters_ = 0;
   stopper_is_mutator_ = false;
   epoch_.fetch_add(1, std::memory_order_relaxed);
   stop_requested_.store(false, std::memory_order_release);

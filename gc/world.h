@@ -8,13 +8,19 @@
 // go.
 //
 // Invariants
-//   running == mutators attached through this World that are neither parked
-//              nor blocking nor the current stopper
-//   stop() returns only when running == 0; at most one stopper at a time
-//   Fairness: a thread waiting to attach or unpark is let through by the
-//   resume() that ends the stop it waited on (an epoch counter), even if
-//   another stop is requested at once: back-to-back stops cannot starve it.
-//   It then parks at its next safepoint.
+//   running == mutators counted as running: attached through this World and
+//              neither parked, nor blocking, nor the current stopper. Threads
+//              that resume() lets go count as running from that moment, not
+//              from when they wake, so a stop() right after resume() waits
+//              for them to park again.
+//   stop() returns only when running == 0; at most one stopper at a time.
+//   Fairness: a thread waiting to attach, unpark or leave blocking() is let
+//   through by the resume() that ends the stop it waited on, even if another
+//   stop is requested at once: back-to-back stops cannot starve it. It then
+//   parks at its next safepoint.
+//   detach() abandons the thread state's pages while still counted as
+//   running, so no collection walks them while they move to the pool, and
+//   the ThreadState may be destroyed at once afterwards.
 #pragma once
 
 #include <atomic>
@@ -36,7 +42,8 @@ class World {
 
   // ts.attach() and join as a running mutator (waits while a stop is on).
   void attach(ThreadState& ts);
-  // Leave (never holds a stop up again) and ts.detach().
+  // Abandon ts's pages to the pool, ts.detach(), and leave: the thread never
+  // holds a stop up again and ts may be destroyed right away (thread exit).
   void detach(ThreadState& ts);
 
   void safepoint() noexcept {
@@ -77,14 +84,16 @@ class World {
   void enter_blocking();
   void leave_blocking();
   bool caller_is_mutator() const noexcept;
-  // Waits (lock held) until no stop is on, or the stop seen on entry ended.
-  void wait_turn(std::unique_lock<std::mutex>& lock);
+  // Becomes running: at once when no stop is on, else waits (lock held) as
+  // one of the waiters that the stop's resume() turns into running threads.
+  void become_running(std::unique_lock<std::mutex>& lock);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::uint64_t> epoch_{0};  // completed stops
   int running_ = 0;
+  int waiters_ = 0;   // waiting for the current stop to end; running after it
   int attached_ = 0;
   bool stopper_is_mutator_ = false;
 };
