@@ -84,8 +84,7 @@ void* find_block(const void* ptr) noexcept {
   if (seg->kind == internal::PageKind::kHuge) page = &seg->pages[0];
   if (!page->in_use || p < page->blocks_start) return nullptr;
   if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size) return nullptr;
-  std::uint32_t i = page->block_index(p);
-  if (page->block_at(i) > p) --i;  // the reciprocal may round up inside large blocks
+  const std::uint32_t i = page->block_index_containing(p);
   if (page->is_free_bit(i)) return nullptr;
   const std::uintptr_t block = page->block_at(i);
   for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire); b != 0;

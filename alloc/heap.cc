@@ -192,7 +192,7 @@ void* Heap::allocate_zeroed(std::size_t size) noexcept {
 void* Heap::allocate_aligned(std::size_t size, std::size_t alignment) noexcept {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) return nullptr;
   if (alignment <= internal::kMinBlockSize) return allocate(size);
-  if (size > (std::size_t{1} << 46)) return nullptr;
+  if (size > internal::kMaxAllocation || alignment >= internal::kSegmentSize) return nullptr;
   // Blocks of a class whose size is a multiple of `alignment` start aligned
   // (pages align their first block to the size's largest power-of-two
   // divisor, up to kMaxNaturalAlign).

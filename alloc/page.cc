@@ -62,9 +62,10 @@ void Page::check_block_start(std::uintptr_t p) const noexcept {
   if (p < blocks_start || p - blocks_start >= std::uint64_t{reserved} * block_size) [[unlikely]]
     fatal("tagheap: free(%p): not a block of this page (tag %u, block size %zu)",
           reinterpret_cast<void*>(p), tag, block_size);
-  if (block_at(block_index(p)) != p) [[unlikely]]
+  const std::uint32_t i = block_index_containing(p);
+  if (block_at(i) != p) [[unlikely]]
     fatal("tagheap: free(%p): interior pointer into the block at %p (block size %zu)",
-          reinterpret_cast<void*>(p), reinterpret_cast<void*>(block_at(block_index(p))), block_size);
+          reinterpret_cast<void*>(p), reinterpret_cast<void*>(block_at(i)), block_size);
 }
 
 void Page::free_block_owned(std::uintptr_t p) noexcept {

@@ -25,6 +25,7 @@ RuntimeCore::~RuntimeCore() {
 
 void* RuntimeCore::allocate_huge(Tag tag, std::size_t size, std::size_t align, bool debug_fill) noexcept {
   check_no_walk("a huge allocation");
+  if (size > kMaxAllocation || align >= kSegmentSize) return nullptr;  // absurd: never a block
   size = (size + 15) & ~std::size_t{15};
   Page* page = segments.take_huge_page(size, align);
   if (page == nullptr) return nullptr;
@@ -178,12 +179,19 @@ std::size_t RuntimeCore::trim_pool() noexcept {
       for (auto it = list.begin(); it != list.end();) {
         Page& page = *it++;
         page.collect_thread_free();
-        if (page.used == 0 && !page.in_walk) {
+        if (page.in_walk) continue;
+        if (page.used == 0) {
           list.erase(list.iterator_to(page));
           if (counted) shard.available.fetch_sub(1, std::memory_order_relaxed);
           page.in_pool = 0;
           release_page(&page);
           ++released;
+        } else if (page.pool_full && page.has_free_in_bits()) {
+          // Frees that raced with abandonment landed on its thread-free list.
+          list.erase(list.iterator_to(page));
+          page.pool_full = 0;
+          shard.bins[page.size_class].push_back(page);
+          shard.available.fetch_add(1, std::memory_order_relaxed);
         }
       }
     };
@@ -233,7 +241,11 @@ void Runtime::after_fork_child(ThreadState& survivor) {
   }
 }
 
-std::size_t Runtime::trim() { return core_->trim_pool(); }
+std::size_t Runtime::trim() {
+  const std::size_t released = core_->trim_pool();
+  core_->segments.purge_all();
+  return released;
+}
 
 RuntimeStats Runtime::stats() {
   RuntimeStats s;

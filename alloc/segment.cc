@@ -23,6 +23,7 @@ bool Segment::is_valid() const noexcept {
 }
 
 SegmentPool::~SegmentPool() {
+  for (auto& list : dirty_) list.clear();
   while (!all_.empty()) {
     Segment* seg = &all_.front();
     if (seg->kind != PageKind::kHuge && seg->free_pages != 0) {  // then in avail_
@@ -76,28 +77,38 @@ void SegmentPool::unmap_segment(Segment* seg) noexcept {
 Page* SegmentPool::take_page(PageKind kind) noexcept {
   const auto k = static_cast<std::size_t>(kind);
   std::unique_lock lock(mu_);
-  if (avail_[k].empty()) {
-    lock.unlock();
-    Segment* fresh = map_segment(kind, kSegmentSize);
-    if (fresh == nullptr) return nullptr;
-    lock.lock();
-    all_.push_back(*fresh);
-    avail_[k].push_front(*fresh);
-    ++empty_count_;  // counted as empty until its first page is taken, just below
+  Page* page;
+  if (!dirty_[k].empty()) {
+    // The most recently freed page: still committed, likely still cached.
+    page = &dirty_[k].front();
+    dirty_[k].pop_front();
+    dirty_bytes_ -= page->area_size;
+  } else {
+    if (avail_[k].empty()) {
+      lock.unlock();
+      Segment* fresh = map_segment(kind, kSegmentSize);
+      if (fresh == nullptr) return nullptr;
+      lock.lock();
+      all_.push_back(*fresh);
+      avail_[k].push_front(*fresh);
+      ++empty_count_;  // counted as empty until its first page is taken, just below
+    }
+    Segment& seg = avail_[k].front();
+    page = &seg.pages[std::countr_zero(seg.free_pages)];
   }
-  Segment& seg = avail_[k].front();
-  const unsigned i = static_cast<unsigned>(std::countr_zero(seg.free_pages));
-  seg.free_pages &= seg.free_pages - 1;
-  if (seg.pages_in_use++ == 0) --empty_count_;
-  if (seg.free_pages == 0) avail_[k].pop_front();
-  Page* page = &seg.pages[i];
+  Segment* seg = Segment::of(reinterpret_cast<void*>(page->area));
+  seg->free_pages &= ~(std::uint64_t{1} << page->page_index);
+  if (seg->pages_in_use++ == 0) --empty_count_;
+  if (seg->free_pages == 0) avail_[k].erase(avail_[k].iterator_to(*seg));
   page->in_use = 1;
+  page->dirty = 0;
+  committed_in_use_ += page->area_size;
   return page;
 }
 
 Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept {
   const std::size_t os_page = os::page_size();
-  if (size > (std::size_t{1} << 46) || align > (std::size_t{1} << 30)) return nullptr;
+  if (size > kMaxAllocation || align >= kSegmentSize) return nullptr;
   // Header, the page's two bitmap words, alignment slack, the block.
   const std::size_t total = (kSegmentHeaderSize + 16 + (align - 1) + size + os_page - 1) & ~(os_page - 1);
   Segment* seg = map_segment(PageKind::kHuge, total);
@@ -126,23 +137,67 @@ void SegmentPool::give_back(Page* page) noexcept {
     unmap_segment(seg);
     return;
   }
-  os::decommit(reinterpret_cast<void*>(page->area), page->area_size);
   const auto k = static_cast<std::size_t>(page->kind);
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
+  committed_in_use_ -= page->area_size;
   const bool was_full = seg->free_pages == 0;
   seg->free_pages |= std::uint64_t{1} << page->page_index;
   if (was_full) avail_[k].push_front(*seg);
+  // Keep the memory committed for a while: a page emptied by a sweep or a
+  // retire is often taken again soon, and a fault per 4 KiB costs more than
+  // the page's whole reuse. purge_excess() bounds what is kept.
+  page->dirty = 1;
+  dirty_[k].push_front(*page);
+  dirty_bytes_ += page->area_size;
   if (--seg->pages_in_use == 0) {
+    avail_[k].erase(avail_[k].iterator_to(*seg));
     if (empty_count_ < kSegmentCacheMax) {
       ++empty_count_;
-      // Empty segments go last, so partly used ones fill first.
-      avail_[k].erase(avail_[k].iterator_to(*seg));
-      avail_[k].push_back(*seg);
+      avail_[k].push_back(*seg);  // empty segments last: partly used ones fill first
     } else {
-      avail_[k].erase(avail_[k].iterator_to(*seg));
+      forget_dirty_pages(seg);
       unmap_segment(seg);
     }
   }
+  purge_excess();
+}
+
+void SegmentPool::forget_dirty_pages(Segment* seg) noexcept {
+  for (std::size_t i = 0; i < seg->page_count; ++i) {
+    Page& page = seg->pages[i];
+    if (!page.dirty) continue;
+    auto& list = dirty_[static_cast<std::size_t>(page.kind)];
+    list.erase(list.iterator_to(page));
+    dirty_bytes_ -= page.area_size;
+    page.dirty = 0;
+  }
+}
+
+std::size_t SegmentPool::dirty_budget() const noexcept {
+  return std::max(kDirtyBytesMin, committed_in_use_ / kDirtyFractionInverse);
+}
+
+void SegmentPool::purge_excess(std::size_t keep) noexcept {
+  // The oldest page of the kind with the most dirty pages first. Under the
+  // lock: a page leaves the dirty list only once its memory is decommitted,
+  // so take_page never hands out a page mid-purge.
+  while (dirty_bytes_ > keep) {
+    std::size_t oldest = 0;
+    for (std::size_t k = 1; k < 3; ++k)
+      if (!dirty_[k].empty() && (dirty_[oldest].empty() || dirty_[k].size() > dirty_[oldest].size())) oldest = k;
+    Page& page = dirty_[oldest].back();
+    os::decommit(reinterpret_cast<void*>(page.area), page.area_size);
+    dirty_[oldest].pop_back();
+    dirty_bytes_ -= page.area_size;
+    page.dirty = 0;
+  }
+}
+
+void SegmentPool::purge_excess() noexcept { purge_excess(dirty_budget()); }
+
+void SegmentPool::purge_all() noexcept {
+  std::lock_guard lock(mu_);
+  purge_excess(0);
 }
 
 }  // namespace tagheap::internal

@@ -12,6 +12,7 @@ TAGHEAP_COPTS = [
     "-Werror",
     "-Wno-unused-parameter",
     "-fno-strict-aliasing",
+    "-mpopcnt",  # std::popcount is on the sweep and walk paths; a libgcc call without it
 ]
 
 TAGHEAP_CHECKED_COPTS = ["-DTAGHEAP_CHECKED=1"]

@@ -36,6 +36,11 @@ inline constexpr std::size_t kLargeBlockMax = 512 * 1024;
 // this, so allocate_aligned can use ordinary pages for most alignments.
 inline constexpr std::size_t kMaxNaturalAlign = 4096;
 
+// Larger requests get nullptr: far beyond any machine, and safe from overflow
+// in every rounding. Alignments must stay below kSegmentSize, so an aligned
+// huge block still starts in its segment's first 4 MiB (where free() finds it).
+inline constexpr std::size_t kMaxAllocation = std::size_t{1} << 46;
+
 // Free, fully empty segments kept mapped (their pages decommitted) per runtime.
 inline constexpr std::size_t kSegmentCacheMax = 4;
 

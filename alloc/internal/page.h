@@ -81,6 +81,7 @@ struct alignas(64) Page {
   std::uint8_t pool_full = 0;    // in the pool's full list rather than a class bin
   std::uint8_t page_index = 0;   // index in its segment
   std::uint8_t debug_fill = 0;   // fixed while in use: fill blocks 0xCD / 0xDD
+  std::uint8_t dirty = 0;        // free but still committed (SegmentPool's list)
   std::uintptr_t area = 0;       // first byte of the page's memory
   std::size_t area_size = 0;
   ListHook queue_hook;           // heap queue, full queue, pool list or huge list
@@ -96,6 +97,13 @@ struct alignas(64) Page {
     return static_cast<std::uint32_t>(((p - blocks_start) * std::uint64_t{block_inv}) >> 32);
   }
   std::uintptr_t block_at(std::uint32_t index) const noexcept { return blocks_start + index * block_size; }
+  // Index of the block containing p (blocks_start <= p < the last block's
+  // end): exact for any byte, where block_index may round up inside blocks
+  // over 1 KiB.
+  std::uint32_t block_index_containing(std::uintptr_t p) const noexcept {
+    const std::uint32_t i = block_index(p);
+    return block_at(i) > p ? i - 1 : i;
+  }
   std::uint64_t* mark_bits() const noexcept { return free_bits + bitmap_words; }
   // Bits of word w that stand for real blocks.
   std::uint64_t valid_mask(std::uint32_t w) const noexcept {

@@ -49,6 +49,8 @@ class SegmentPool {
   // The page must be unlinked from every list. Its memory is decommitted; an
   // empty segment is cached (up to kSegmentCacheMax) or unmapped.
   void give_back(Page* page) noexcept;
+  // Decommits every free page still committed (Runtime::trim).
+  void purge_all() noexcept;
 
   template <class F>
   void for_each_segment(F&& f) {
@@ -61,12 +63,24 @@ class SegmentPool {
  private:
   Segment* map_segment(PageKind kind, std::size_t size) noexcept;
   void unmap_segment(Segment* seg) noexcept;
+  void forget_dirty_pages(Segment* seg) noexcept;
+  std::size_t dirty_budget() const noexcept;
+  void purge_excess() noexcept;
+  void purge_excess(std::size_t keep) noexcept;
+
+  // Free pages whose memory is still committed may total this much: at
+  // least kDirtyBytesMin, or a quarter of the memory of the pages in use.
+  static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
+  static constexpr std::size_t kDirtyFractionInverse = 4;
 
   RuntimeCore* runtime_;
   std::mutex mu_;
   SegmentList avail_[3];  // small, medium, large segments with a free page
   AllSegmentList all_;
   std::size_t empty_count_ = 0;
+  PageList dirty_[3];  // free but committed pages per kind, most recent first
+  std::size_t dirty_bytes_ = 0;
+  std::size_t committed_in_use_ = 0;
 };
 
 struct TagShard {

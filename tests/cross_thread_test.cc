@@ -1,0 +1,357 @@
+// Frees from other OS threads (invariant 5): the owner reuses what others
+// freed, blocks travel through queues, threads free into the pages of a
+// thread state that has exited, and emptied abandoned pages go back.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "alloc/internal/config.h"
+#include "alloc/os.h"
+#include "alloc/tagheap.h"
+#include "gc/visit.h"
+#include "tests/test_util.h"
+
+using namespace tagheap;
+using tagheap::test::AttachedState;
+using tagheap::test::Rng;
+
+namespace {
+
+std::vector<void*> allocate_n(Heap& heap, std::size_t n, std::size_t size) {
+  std::vector<void*> v;
+  v.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    void* p = heap.allocate(size);
+    CHECK(p != nullptr);  // CHECK, not REQUIRE: also called on other threads
+    if (p != nullptr) v.push_back(p);
+  }
+  return v;
+}
+
+void free_all(const std::vector<void*>& v) {
+  for (void* p : v) tagheap::free(p);
+}
+
+}  // namespace
+
+TEST_SUITE("alloc.cross_thread") {
+  TEST_CASE("blocks freed by another thread come back to the owner") {
+    Runtime rt({.gc_tags = {1}});
+    Runtime other;
+    AttachedState owner(rt);
+    // 5000 blocks of 64 bytes: several pages, all but the last full.
+    const std::vector<void*> first = allocate_n(owner.heap(1), 5000, 64);
+    owner.ts.detach();
+    const std::size_t pages_before = rt.stats().tags[1].pages;
+    owner.ts.attach();
+    CHECK(pages_before >= 5);
+
+    SUBCASE("the freeing thread has no thread state") {
+      std::thread([&] { free_all(first); }).join();
+    }
+    SUBCASE("the freeing thread has its own thread state of the same runtime") {
+      std::thread([&] {
+        AttachedState mine(rt);
+        void* own = mine.heap(1).allocate(64);  // a page of its own, same class
+        free_all(first);
+        tagheap::free(own);
+      }).join();
+    }
+    SUBCASE("the freeing thread has a thread state of another runtime attached") {
+      std::thread([&] {
+        AttachedState mine(other);
+        void* own = mine.heap(1).allocate(64);
+        free_all(first);
+        tagheap::free(own);
+      }).join();
+    }
+
+    // The owner allocates again: every freed address comes back (after the
+    // never-used rest of its current page), and no page is added.
+    const std::set<void*> freed(first.begin(), first.end());
+    std::vector<void*> second;
+    std::size_t reused = 0;
+    while (reused < freed.size() && second.size() < freed.size() + 2048) {
+      void* p = owner.heap(1).allocate(64);
+      REQUIRE(p != nullptr);
+      second.push_back(p);
+      reused += freed.count(p);
+    }
+    CHECK_MESSAGE(reused == freed.size(), "only " << reused << " of " << freed.size() << " freed blocks came back");
+    owner.ts.detach();
+    const RuntimeStats s = rt.stats();
+    CHECK(s.tags[1].blocks == second.size());
+    CHECK(s.tags[1].pages <= pages_before);
+    rt.verify();
+    owner.ts.attach();
+    free_all(second);
+  }
+
+  TEST_CASE("blocks freed by another thread and collected by a walk are reused by the owner") {
+    // A walk collects thread-free lists (so it does not report those blocks).
+    // The owner must still reuse that memory afterwards, full pages included,
+    // rather than taking more pages.
+    Runtime rt({.gc_tags = {1}});
+    AttachedState owner(rt);
+    const std::vector<void*> first = allocate_n(owner.heap(1), 5000, 64);
+    owner.ts.detach();
+    const std::size_t pages_before = rt.stats().tags[1].pages;
+    std::thread([&] { free_all(first); }).join();
+
+    SUBCASE("collected by stats()") {
+      CHECK(rt.stats().tags[1].blocks == 0);
+    }
+    SUBCASE("collected by visit_gc_blocks") {
+      std::size_t n = 0;
+      visit_gc_blocks(rt, [&](const BlockRef&) { ++n; });
+      CHECK(n == 0);
+    }
+    rt.verify();
+    owner.ts.attach();
+    for (int round = 0; round < 3; ++round) {
+      const std::vector<void*> again = allocate_n(owner.heap(1), 5000, 64);
+      owner.ts.detach();
+      CHECK(rt.stats().tags[1].pages <= pages_before);
+      std::thread([&] { free_all(again); }).join();
+      visit_gc_blocks(rt, [&](const BlockRef&) {});
+      CHECK(rt.stats().tags[1].pages <= pages_before);
+      rt.verify();
+      owner.ts.attach();
+    }
+  }
+
+  TEST_CASE("producers and consumers pass blocks through queues") {
+    // Two producer threads allocate blocks of random sizes and tags, fill
+    // them and queue them; two consumer threads check and free them while
+    // allocating and freeing some blocks of their own.
+    Runtime rt({.gc_tags = {1}});
+    struct Item {
+      void* p;
+      std::size_t size;
+      std::uint8_t pattern;
+      Tag tag;
+    };
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Item> queue;
+    int producers_left = 2;
+    std::atomic<int> bad{0};
+    const int kPerProducer = 150'000;
+
+    auto producer = [&](std::uint64_t seed) {
+      AttachedState ts(rt);
+      Rng rng(seed);
+      std::vector<Item> batch;
+      for (int i = 0; i < kPerProducer; ++i) {
+        const Tag tag = rng.chance(50) ? 1 : 0;
+        const std::size_t size = rng.chance(98) ? rng.range(1, 2048) : rng.range(2049, 700 * 1024);
+        void* p = ts.heap(tag).allocate(size);
+        if (p == nullptr) {
+          bad.fetch_add(1);
+          continue;
+        }
+        const std::uint8_t pattern = test::pattern_of(p, seed + i);
+        test::fill(p, size, pattern);
+        batch.push_back({p, size, pattern, tag});
+        if (batch.size() == 64 || i + 1 == kPerProducer) {
+          std::lock_guard lock(mu);
+          queue.insert(queue.end(), batch.begin(), batch.end());
+          batch.clear();
+          cv.notify_all();
+        }
+      }
+      std::lock_guard lock(mu);
+      --producers_left;
+      cv.notify_all();
+    };
+    auto consumer = [&](std::uint64_t seed) {
+      AttachedState ts(rt);
+      Rng rng(seed);
+      std::vector<void*> own;
+      for (;;) {
+        std::vector<Item> got;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return !queue.empty() || producers_left == 0; });
+          if (queue.empty()) break;
+          const std::size_t n = std::min<std::size_t>(queue.size(), 32);
+          got.assign(queue.begin(), queue.begin() + static_cast<long>(n));
+          queue.erase(queue.begin(), queue.begin() + static_cast<long>(n));
+        }
+        for (const Item& it : got) {
+          if (!test::filled(it.p, it.size, it.pattern) || tag_of(it.p) != it.tag) bad.fetch_add(1);
+          tagheap::free(it.p);
+          if (rng.chance(20)) {
+            void* p = ts.heap(0).allocate(rng.range(1, 512));
+            if (p == nullptr) bad.fetch_add(1); else own.push_back(p);
+          }
+          if (own.size() > 100) {
+            const std::size_t k = rng.below(own.size());
+            tagheap::free(own[k]);
+            own[k] = own.back();
+            own.pop_back();
+          }
+        }
+      }
+      for (void* p : own) tagheap::free(p);
+    };
+    std::vector<std::thread> threads;
+    threads.emplace_back(producer, 1);
+    threads.emplace_back(producer, 2);
+    threads.emplace_back(consumer, 3);
+    threads.emplace_back(consumer, 4);
+    for (auto& t : threads) t.join();
+    CHECK(bad.load() == 0);
+    rt.trim();
+    const RuntimeStats s = rt.stats();
+    CHECK(s.total.blocks == 0);
+    CHECK(s.total.pages == 0);
+    CHECK(s.thread_states == 0);
+    rt.verify();
+  }
+
+  TEST_CASE("several threads free into the pages of a thread state that has exited") {
+    Runtime rt({.gc_tags = {1}});
+    const std::size_t mapped_before = os::mapped_bytes();
+    std::vector<void*> blocks;
+    std::thread([&] {
+      AttachedState ts(rt);
+      Rng rng(5);
+      for (int i = 0; i < 40'000; ++i) {
+        const Tag tag = i % 3 == 0 ? 0 : 1;
+        const std::size_t size = rng.chance(99) ? rng.range(1, 4096) : rng.range(8 * 1024, 300 * 1024);
+        void* p = ts.heap(tag).allocate(size);
+        CHECK(p != nullptr);
+        if (p != nullptr) blocks.push_back(p);
+      }
+      for (int i = 0; i < 3; ++i) blocks.push_back(ts.heap(1).allocate(1 << 20));  // huge
+    }).join();  // ~ThreadState: every page goes to the pool
+
+    RuntimeStats s = rt.stats();
+    CHECK(s.thread_states == 0);
+    CHECK(s.total.blocks == blocks.size());
+    CHECK(s.total.abandoned_pages + s.total.huge_pages == s.total.pages);
+    CHECK(s.total.abandoned_pages > 10);
+    CHECK(os::mapped_bytes() > mapped_before);
+    rt.verify();
+
+    // Four threads free interleaved quarters at once: two with a thread
+    // state of the runtime attached, two without any.
+    std::vector<std::thread> freers;
+    for (int k = 0; k < 4; ++k) {
+      freers.emplace_back([&, k] {
+        std::unique_ptr<AttachedState> ts;
+        if (k % 2 == 0) ts = std::make_unique<AttachedState>(rt);
+        for (std::size_t i = static_cast<std::size_t>(k); i < blocks.size(); i += 4) tagheap::free(blocks[i]);
+      });
+    }
+    for (auto& t : freers) t.join();
+
+    s = rt.stats();
+    CHECK(s.total.blocks == 0);
+    CHECK(s.total.pages == 0);  // each abandoned page went back when it emptied
+    CHECK(s.total.abandoned_pages == 0);
+    CHECK(s.tags[1].reclaimed_total == 0);  // frees alone never reclaim
+    rt.verify();
+    // Back down to at most the empty segments the runtime caches.
+    CHECK(os::mapped_bytes() <= mapped_before + internal::kSegmentCacheMax * internal::kSegmentSize + (1u << 20));
+  }
+
+  TEST_CASE("frees racing with the owner abandoning its pages lose nothing") {
+    // An owner thread hands blocks to freer threads and ends (abandoning its
+    // pages) while they are still freeing; a new thread state then reclaims.
+    // Every block must be freed exactly once: at the end, no block is left
+    // and every page went back (after trim(), for a free that landed on a
+    // thread-free list after the owner's last collection).
+    Runtime rt({.gc_tags = {1}});
+    for (int round = 0; round < 20; ++round) {
+      std::mutex mu;
+      std::vector<void*> handed;
+      std::atomic<bool> owner_done{false};
+      std::thread owner([&] {
+        ThreadState ts(rt);
+        ts.attach();
+        Rng rng(static_cast<std::uint64_t>(round));
+        for (int i = 0; i < 20'000; ++i) {
+          void* p = ts.heap(rng.chance(50) ? 1 : 0).allocate(rng.range(1, 300));
+          CHECK(p != nullptr);
+          if (p == nullptr) continue;
+          std::lock_guard lock(mu);
+          handed.push_back(p);
+        }
+        ts.detach();
+        // ~ThreadState here, while the freers are busy.
+      });
+      auto freer = [&] {
+        for (;;) {
+          void* p = nullptr;
+          {
+            std::lock_guard lock(mu);
+            if (!handed.empty()) {
+              p = handed.back();
+              handed.pop_back();
+            }
+          }
+          if (p != nullptr) {
+            tagheap::free(p);
+          } else if (owner_done.load()) {
+            std::lock_guard lock(mu);
+            if (handed.empty()) return;
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      };
+      std::thread f1(freer), f2(freer);
+      owner.join();
+      owner_done.store(true);
+      f1.join();
+      f2.join();
+      rt.trim();
+      const RuntimeStats s = rt.stats();
+      REQUIRE(s.total.blocks == 0);
+      REQUIRE(s.total.pages == 0);
+      rt.verify();
+    }
+  }
+
+  TEST_CASE("an abandoned page that empties goes back to its segment and the OS") {
+    Runtime rt({.gc_tags = {1}});
+    const std::size_t mapped_before = os::mapped_bytes();
+    std::vector<void*> blocks;
+    std::thread([&] {
+      AttachedState ts(rt);
+      // 2000 blocks of 1 KiB: about 32 pages of one segment.
+      blocks = allocate_n(ts.heap(1), 2000, 1024);
+    }).join();
+    RuntimeStats s = rt.stats();
+    const std::size_t pages = s.tags[1].abandoned_pages;
+    CHECK(pages >= 20);
+    CHECK(s.tags[1].pages == pages);
+
+    // Free all the blocks of the first pages: exactly those pages go.
+    std::sort(blocks.begin(), blocks.end());
+    std::size_t i = 0;
+    for (; i < blocks.size() / 2; ++i) tagheap::free(blocks[i]);
+    s = rt.stats();
+    CHECK(s.tags[1].blocks == blocks.size() - i);
+    CHECK(s.tags[1].pages < pages);
+    CHECK(s.tags[1].pages > pages / 3);
+    rt.verify();
+    for (; i < blocks.size(); ++i) tagheap::free(blocks[i]);
+    rt.trim();
+    s = rt.stats();
+    CHECK(s.tags[1].pages == 0);
+    CHECK(s.total.pages == 0);
+    CHECK(s.segments <= internal::kSegmentCacheMax);
+    CHECK(os::mapped_bytes() <= mapped_before + internal::kSegmentCacheMax * internal::kSegmentSize + (1u << 20));
+    rt.verify();
+  }
+}

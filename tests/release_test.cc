@@ -1,0 +1,110 @@
+// Pages and segments go back: after everything is freed, the memory mapped
+// for a runtime falls back to the empty segments it may cache
+// (kSegmentCacheMax segments of 4 MiB); huge blocks are unmapped on free; a
+// destroyed runtime unmaps everything.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "alloc/internal/config.h"
+#include "alloc/os.h"
+#include "alloc/tagheap.h"
+#include "tests/test_util.h"
+
+using namespace tagheap;
+using tagheap::test::AttachedState;
+
+namespace {
+constexpr std::size_t kCacheBytes = internal::kSegmentCacheMax * internal::kSegmentSize;
+}
+
+TEST_SUITE("alloc.release") {
+  TEST_CASE("freeing every block brings mapped memory back to the segment cache") {
+    const std::size_t before_runtime = os::mapped_bytes();
+    {
+      Runtime rt;
+      const std::size_t base = os::mapped_bytes();
+      auto ts = std::make_unique<AttachedState>(rt);
+      std::vector<void*> blocks;
+      // About 100 MiB: small (one class), medium and large blocks.
+      for (int i = 0; i < 150'000; ++i) blocks.push_back(ts->heap(0).allocate(256));
+      for (int i = 0; i < 1'000; ++i) blocks.push_back(ts->heap(0).allocate(24 * 1024));
+      for (int i = 0; i < 100; ++i) blocks.push_back(ts->heap(0).allocate(400 * 1024));
+      CHECK(os::mapped_bytes() >= base + (90u << 20));
+      for (void* p : blocks) tagheap::free(p);
+
+      // The thread state keeps at most its last page of each class (three
+      // classes here), each in a segment of its own at worst.
+      CHECK(os::mapped_bytes() <= base + kCacheBytes + 3 * internal::kSegmentSize);
+      ts.reset();
+      // Gone with it: only cached empty segments are left.
+      RuntimeStats s = rt.stats();
+      CHECK(s.total.pages == 0);
+      CHECK(s.segments <= internal::kSegmentCacheMax);
+      CHECK(os::mapped_bytes() <= base + kCacheBytes);
+      rt.verify();
+
+      // Cached segments serve the next allocations without new maps.
+      const std::size_t regions = os::mapped_regions();
+      AttachedState again(rt);
+      std::vector<void*> more;
+      for (int i = 0; i < 10'000; ++i) more.push_back(again.heap(0).allocate(256));
+      CHECK(os::mapped_regions() <= regions);
+      for (void* p : more) tagheap::free(p);
+    }
+    // A destroyed runtime unmaps every segment, cached ones included.
+    CHECK(os::mapped_bytes() == before_runtime);
+  }
+
+  TEST_CASE("the same work, repeated, does not grow the mapped memory") {
+    Runtime rt;
+    std::size_t after_first = 0;
+    for (int round = 0; round < 5; ++round) {
+      std::thread([&] {
+        AttachedState ts(rt);
+        std::vector<void*> blocks;
+        for (int i = 0; i < 60'000; ++i) blocks.push_back(ts.heap(static_cast<Tag>(i % 3)).allocate(16 + i % 2000));
+        for (void* p : blocks) tagheap::free(p);
+      }).join();
+      if (round == 0) after_first = os::mapped_bytes();
+      CHECK(os::mapped_bytes() <= after_first);
+      CHECK(rt.stats().total.pages == 0);
+    }
+    rt.verify();
+  }
+
+  TEST_CASE("a huge block is unmapped as soon as it is freed") {
+    Runtime rt;
+    AttachedState ts(rt);
+    const std::size_t before = os::mapped_bytes(), regions = os::mapped_regions();
+    void* p = ts.heap(0).allocate(12 << 20);
+    REQUIRE(p != nullptr);
+    CHECK(os::mapped_bytes() >= before + (12u << 20));
+    CHECK(os::mapped_regions() == regions + 1);
+    std::thread([&] { tagheap::free(p); }).join();  // from any thread
+    CHECK(os::mapped_bytes() == before);
+    CHECK(os::mapped_regions() == regions);
+    ts.ts.detach();
+    CHECK(rt.stats().total.pages == 0);
+  }
+
+  TEST_CASE("blocks freed by other threads let their pages go back too") {
+    Runtime rt;
+    const std::size_t base = os::mapped_bytes();
+    std::vector<void*> blocks;
+    AttachedState ts(rt);
+    for (int i = 0; i < 100'000; ++i) blocks.push_back(ts.heap(0).allocate(256));  // 25 MB, one class
+    CHECK(os::mapped_bytes() >= base + (16u << 20));
+    std::thread([&] {
+      for (void* p : blocks) tagheap::free(p);
+    }).join();
+    // Collected by the owner's next slow path or a walk; a walk here.
+    ts.ts.detach();
+    CHECK(rt.stats().total.blocks == 0);
+    // At most the heap's last page of the class stays, in one segment.
+    CHECK(os::mapped_bytes() <= base + kCacheBytes + internal::kSegmentSize);
+    ts.ts.attach();
+  }
+}
