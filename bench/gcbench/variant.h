@@ -80,8 +80,7 @@ class Collector {
     return p;
   }
   void collect() {
-    tagheap::gc::MarkSweep<Collector> ms(rt_, *this);
-    const tagheap::gc::CollectStats s = ms.collect();
+    const tagheap::gc::CollectStats s = ms_.collect();
     ++collections_;
     mark_ns_ += s.mark_ns;
     sweep_ns_ += s.sweep_ns;
@@ -110,6 +109,7 @@ class Collector {
  private:
   tagheap::Runtime rt_{{.gc_tags = {kGcTag}}};
   tagheap::ThreadState ts_{rt_};
+  tagheap::gc::MarkSweep<Collector> ms_{rt_, *this};  // keeps its mark stack
   tagheap::Heap* heap_;
   std::size_t floor_;
   double factor_;
