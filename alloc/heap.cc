@@ -35,9 +35,12 @@ void Heap::make_current(std::size_t c) noexcept {
 void* Heap::allocate_slow(std::size_t size) noexcept {
   if (size > internal::kLargeBlockMax) [[unlikely]]
     return runtime_->allocate_huge(tag_, size, 16, debug_fill_);
-  const std::size_t c = internal::size_class_of(size);
+  const std::size_t c = size <= internal::kFastSizeMax ? internal::kFastClassTable[(size + 15) >> 4]
+                                                       : internal::size_class_of(size);
   Page* page = current_[c];
-  if (page->alloc_cache == 0) [[unlikely]] {
+  // The common miss: the cache word ran dry but the current page has free
+  // bits in other words (g_empty_page has used == reserved == 0).
+  if (page->alloc_cache == 0 && !page->refill_cache()) [[unlikely]] {
     page = find_page(c);
     if (page == nullptr) return nullptr;
   }
