@@ -60,6 +60,7 @@ void free(void* ptr) noexcept {
       ((i & ~63u) == page->cache_base && (page->alloc_cache & bit) != 0)) [[unlikely]]
     return internal::bad_local_free(page, p);
   *word |= bit;
+  if constexpr (internal::asan::kEnabled) internal::asan::poison(p, page->block_size);
   if ((--page->used == 0) | page->slow_free) [[unlikely]] page->heap->on_free_slow(page, p);
 }
 

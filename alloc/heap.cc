@@ -119,7 +119,11 @@ void Heap::scan_full_queue() noexcept {
 }
 
 void Heap::on_free_slow(Page* page, std::uintptr_t p) noexcept {
-  if (page->debug_fill) std::memset(reinterpret_cast<void*>(p), internal::kFillFreed, page->block_size);
+  if (page->debug_fill) {
+    internal::asan::unpoison(p, page->block_size);  // free() poisoned it already
+    std::memset(reinterpret_cast<void*>(p), internal::kFillFreed, page->block_size);
+    internal::asan::poison(p, page->block_size);
+  }
   if (page->in_full()) {
     full_.erase(full_.iterator_to(*page));
     page->set_in_full(false);

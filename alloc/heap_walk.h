@@ -73,6 +73,7 @@ class PageView {
       void* b = reinterpret_cast<void*>(p->block_at(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d))));
       before(b);
       if (p->debug_fill) __builtin_memset(b, internal::kFillFreed, p->block_size);
+      internal::asan::poison(reinterpret_cast<std::uintptr_t>(b), p->block_size);
     }
     p->free_bits[w] |= dead;
     p->used -= n;

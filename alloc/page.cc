@@ -27,10 +27,12 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   const std::uintptr_t after_bitmaps = area + 2 * words * sizeof(std::uint64_t);
   blocks_start = (after_bitmaps + align - 1) & ~(std::uintptr_t{align} - 1);
   reserved = kind == PageKind::kHuge ? 1 : static_cast<std::uint32_t>((end - blocks_start) / bs);
+  asan::unpoison(area, after_bitmaps - area);
   for (std::size_t w = 0; w < words; ++w) {
     free_bits[w] = valid_mask(static_cast<std::uint32_t>(w));
     free_bits[words + w] = 0;
   }
+  asan::poison(after_bitmaps, end - after_bitmaps);  // every block is free, slack never used
   alloc_cache = 0;
   cache_base = ~0u & ~63u;  // no word: never equal to a real word's base
   used = 0;
@@ -75,6 +77,7 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
     fatal("tagheap: double free of %p (tag %u, block size %zu)", reinterpret_cast<void*>(p), tag,
           block_size);
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
+  asan::poison(p, block_size);
   free_bits[i >> 6] |= std::uint64_t{1} << (i & 63);
   --used;
 }
@@ -82,6 +85,7 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
 void Page::free_block_remote(std::uintptr_t p) noexcept {
   check_block_start(p);
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
+  asan::poison(p + sizeof(std::uintptr_t), block_size - sizeof(std::uintptr_t));  // the link stays readable
   std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
   do {
     *reinterpret_cast<std::uintptr_t*>(p) = head;
@@ -100,6 +104,7 @@ std::uint32_t Page::collect_thread_free() noexcept {
       fatal("tagheap: double free of %p (freed from another thread; tag %u, block size %zu)",
             reinterpret_cast<void*>(b), tag, block_size);
     if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, sizeof(std::uintptr_t));
+    asan::poison(b, sizeof(std::uintptr_t));
     free_bits[i >> 6] |= std::uint64_t{1} << (i & 63);
     ++n;
     b = next;

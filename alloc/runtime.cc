@@ -32,6 +32,7 @@ void* RuntimeCore::allocate_huge(Tag tag, std::size_t size, std::size_t align, b
   page->init(size, 0, tag, debug_fill, align);
   page->used = 1;
   page->free_bits[0] = 0;
+  asan::unpoison(page->blocks_start, size);
   {
     TagShard& shard = shards[tag];
     std::lock_guard lock(shard.mu);

@@ -68,6 +68,7 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
 
 void SegmentPool::unmap_segment(Segment* seg) noexcept {
   all_.erase(all_.iterator_to(*seg));
+  asan::unpoison(seg->base(), seg->size);  // the OS may give the range to someone else
   SegmentMap::set(seg->base(), seg->size, false);
   const std::size_t size = seg->size;
   seg->cookie = 0;
@@ -137,6 +138,7 @@ void SegmentPool::give_back(Page* page) noexcept {
     unmap_segment(seg);
     return;
   }
+  asan::poison(page->area, page->area_size);
   const auto k = static_cast<std::size_t>(page->kind);
   std::lock_guard lock(mu_);
   committed_in_use_ -= page->area_size;

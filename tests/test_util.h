@@ -9,6 +9,10 @@
 //   RefuseGuard     os::refuse_after(n) for a scope, always undone
 #pragma once
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -173,8 +177,33 @@ inline bool filled(const void* p, std::size_t n, std::uint8_t byte) {
   return ok;
 }
 
+// Lets a test read memory that tagheap freed: in ASan builds freed blocks are
+// poisoned, so the range is unpoisoned for the scope and poisoned again.
+class PeekFreed {
+ public:
+  PeekFreed(const void* p, std::size_t n) : p_(p), n_(n) {
+#if defined(__SANITIZE_ADDRESS__)
+    was_poisoned_ = __asan_region_is_poisoned(const_cast<void*>(p), n) != nullptr;
+    if (was_poisoned_) __asan_unpoison_memory_region(p, n);
+#endif
+  }
+  ~PeekFreed() {
+#if defined(__SANITIZE_ADDRESS__)
+    if (was_poisoned_) __asan_poison_memory_region(p_, n_);
+#endif
+  }
+  PeekFreed(const PeekFreed&) = delete;
+  PeekFreed& operator=(const PeekFreed&) = delete;
+
+ private:
+  [[maybe_unused]] const void* p_;
+  [[maybe_unused]] std::size_t n_;
+  [[maybe_unused]] bool was_poisoned_ = false;
+};
+
 // Every byte of [p, p + n) equals `byte` (whole range, no sampling).
 inline bool all_bytes(const void* p, std::size_t n, std::uint8_t byte) {
+  PeekFreed peek(p, n);
   const auto* b = static_cast<const unsigned char*>(p);
   for (std::size_t i = 0; i < n; ++i)
     if (b[i] != byte) return false;

@@ -36,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "alloc/internal/asan.h"
 #include "alloc/internal/config.h"
 #include "alloc/internal/intrusive.h"
 #include "alloc/internal/size_class.h"
@@ -128,7 +129,9 @@ struct alignas(64) Page {
     const std::uint64_t c = alloc_cache;
     alloc_cache = c & (c - 1);
     ++used;
-    return reinterpret_cast<void*>(block_at(cache_base + static_cast<std::uint32_t>(std::countr_zero(c))));
+    const std::uintptr_t block = block_at(cache_base + static_cast<std::uint32_t>(std::countr_zero(c)));
+    if constexpr (asan::kEnabled) asan::unpoison(block, block_size);
+    return reinterpret_cast<void*>(block);
   }
   // Moves the next word with free bits into the cache. False: the bitmap is empty.
   bool refill_cache() noexcept;
