@@ -1,0 +1,227 @@
+// collector.cc: the VM's collector model and when it runs.
+//
+// Design
+//   Collector is the Model that gc::MarkSweep<Model> calls:
+//     roots(t)    every registered Mutator's value stack [0, sp), every
+//                 interned symbol (so every global), and the thunks of
+//                 spawned threads that have not finished yet
+//     trace(o,t)  reads the Header's type and marks the object's Values
+//     finalize(o) a dying String hands its tag-0 bytes, a dying Vector its
+//                 raw storage, to lists freed after the collection: the
+//                 sweep is a walk, and a walk's visitor frees nothing but the
+//                 block it was handed (DESIGN.md, walking rules)
+//   Only tag 1 is walked; tag-0 and raw blocks are never read by the sweep.
+//
+//   Collection protocol (one collector at a time):
+//     world.stop()        every other mutator parked, blocking or detached
+//     lock gc_mu          no mutator is being registered or torn down
+//     skip if a collection ran since the trigger (unless forced)
+//     MarkSweep::collect, rt.verify() under --verify
+//     unlock, world.resume(), then free the dead objects' data
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <chrono>
+#include <vector>
+
+#include "examples/toy_vm/heap.h"
+#include "examples/toy_vm/vm.h"
+#include "gc/mark_sweep.h"
+#include "gc/visit.h"
+
+namespace tvm {
+
+class Collector {
+ public:
+  explicit Collector(Vm& vm) : vm_(vm) {}
+
+  void roots(tagheap::gc::Tracer& t) {
+    for (Mutator* m : vm_.mutators_)
+      for (const Value* v = m->stack_begin(), *end = v + m->sp(); v != end; ++v) mark(t, *v);
+    {
+      std::lock_guard lock(vm_.symbols_mu_);
+      for (auto& [name, sym] : vm_.symbols_) t.mark(sym);
+    }
+    std::lock_guard lock(vm_.handles_mu_);
+    for (auto& h : vm_.handles_)
+      if (!h->done.load(std::memory_order_acquire)) mark(t, h->thunk);
+  }
+
+  void trace(void* obj, tagheap::gc::Tracer& t) {
+    auto* h = static_cast<Header*>(obj);
+    switch (h->type) {
+      case Type::kPair: {
+        auto* p = static_cast<Pair*>(obj);
+        mark(t, p->car);
+        mark(t, p->cdr);
+        break;
+      }
+      case Type::kVector: {
+        auto* v = static_cast<Vector*>(obj);
+        for (std::uint64_t i = 0; i < v->length; ++i) mark(t, v->items[i]);
+        break;
+      }
+      case Type::kSymbol:
+        mark(t, Value::from_bits(static_cast<Symbol*>(obj)->global.load(std::memory_order_relaxed)));
+        break;
+      case Type::kClosure: {
+        auto* c = static_cast<Closure*>(obj);
+        mark(t, c->params);
+        mark(t, c->body);
+        mark(t, c->env);
+        mark(t, c->name);
+        break;
+      }
+      case Type::kEnv: {
+        auto* e = static_cast<Env*>(obj);
+        mark(t, e->parent);
+        mark(t, e->extra);
+        for (std::uint64_t i = 0; i < 2 * e->count; ++i) mark(t, e->slots[i]);
+        break;
+      }
+      case Type::kThread: {
+        ThreadHandle* th = static_cast<Thread*>(obj)->handle;
+        mark(t, th->thunk);
+        mark(t, th->result);
+        break;
+      }
+      case Type::kString:
+      case Type::kFloat:
+      case Type::kInt:
+      case Type::kPrimitive:
+        break;
+    }
+  }
+
+  void finalize(void* obj) {
+    auto* h = static_cast<Header*>(obj);
+    switch (h->type) {
+      case Type::kString: dead_objects_.push_back(static_cast<String*>(obj)->data); break;
+      case Type::kSymbol: dead_objects_.push_back(static_cast<Symbol*>(obj)->name); break;  // lost an intern race
+      case Type::kVector: dead_raw_.push_back(static_cast<Vector*>(obj)->items); break;
+      default: break;
+    }
+  }
+
+  // --verify, world stopped, after a collection: every reference held by a
+  // live object or a root leads to the start of a live GC block with a
+  // valid type. Fatal (with the culprit) otherwise: a reachable object was
+  // freed, or a field holds garbage.
+  void check_heap() {
+    auto check = [&](Value v, const void* holder, const char* what) {
+      if (!v.is_ptr()) return;
+      void* block = tagheap::find_block(v.header());
+      const auto type = static_cast<unsigned>(v.header()->type);
+      if (block != v.header() || tagheap::tag_of(block) != kGcTag || type < 1 ||
+          type > static_cast<unsigned>(Type::kThread)) {
+        std::fprintf(stderr, "tvm: --verify: %s %p holds %p, which is not a live GC object (block %p)\n", what,
+                     holder, static_cast<void*>(v.header()), block);
+        std::abort();
+      }
+    };
+    for (Mutator* m : vm_.mutators_)
+      for (const Value* v = m->stack_begin(), *end = v + m->sp(); v != end; ++v) check(*v, m, "the stack of mutator");
+    tagheap::visit_gc_blocks(vm_.rt_, [&](const tagheap::BlockRef& b) {
+      auto* h = static_cast<Header*>(b.block);
+      auto each = [&](Value v) { check(v, b.block, "object"); };
+      switch (h->type) {
+        case Type::kPair: each(static_cast<Pair*>(b.block)->car); each(static_cast<Pair*>(b.block)->cdr); break;
+        case Type::kVector: {
+          auto* v = static_cast<Vector*>(b.block);
+          for (std::uint64_t i = 0; i < v->length; ++i) each(v->items[i]);
+          break;
+        }
+        case Type::kClosure: {
+          auto* c = static_cast<Closure*>(b.block);
+          each(c->params); each(c->body); each(c->env); each(c->name);
+          break;
+        }
+        case Type::kEnv: {
+          auto* e = static_cast<Env*>(b.block);
+          each(e->parent); each(e->extra);
+          for (std::uint64_t i = 0; i < 2 * e->count; ++i) each(e->slots[i]);
+          break;
+        }
+        case Type::kSymbol:
+          each(Value::from_bits(static_cast<Symbol*>(b.block)->global.load(std::memory_order_relaxed)));
+          break;
+        case Type::kThread:
+          each(static_cast<Thread*>(b.block)->handle->thunk);
+          each(static_cast<Thread*>(b.block)->handle->result);
+          break;
+        default: break;
+      }
+    });
+  }
+
+  // After the collection, from any thread (free() works for any block).
+  void free_dead() {
+    for (void* p : dead_objects_) tagheap::free(p);
+    const bool system = vm_.opts().system_malloc;
+    for (void* p : dead_raw_) system ? std::free(p) : tagheap::free(p);
+    dead_objects_.clear();
+    dead_raw_.clear();
+  }
+
+ private:
+  static void mark(tagheap::gc::Tracer& t, Value v) {
+    if (v.is_ptr()) t.mark(v.header());
+  }
+
+  Vm& vm_;
+  std::vector<void*> dead_objects_;
+  std::vector<void*> dead_raw_;
+};
+
+void Vm::note_allocation(Mutator& m, std::size_t bytes) {
+  const std::size_t total = allocated_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (total >= opts_.gc_budget) collect(m, false);
+}
+
+void Vm::collect(Mutator& m, bool forced) {
+  using Clock = std::chrono::steady_clock;
+  const std::uint64_t seen = collections_.load(std::memory_order_acquire);
+  const auto t0 = Clock::now();
+  Collector model(*this);
+  tagheap::gc::CollectStats stats;
+  {
+    m.safe_.store(true);
+    tagheap::gc::World::StopScope stop(world_);
+    m.safe_.store(false);
+    std::lock_guard lock(gc_mu_);
+    for (Mutator* o : mutators_)
+      if (o != &m && !o->safe_.load()) {
+        std::fprintf(stderr, "tvm: BUG: mutator %p is running during a collection\n", static_cast<void*>(o));
+        std::abort();
+      }
+    // Another thread collected while we waited for the stop.
+    if (!forced && collections_.load(std::memory_order_relaxed) != seen) return;
+    m.unreported_ = 0;
+    tagheap::gc::MarkSweep<Collector> ms(rt_, model);
+    stats = ms.collect();
+    if (opts_.verify) {
+      rt_.verify();
+      model.check_heap();
+    }
+    allocated_.store(0, std::memory_order_relaxed);
+    collections_.fetch_add(1, std::memory_order_release);
+  }
+  const auto t1 = Clock::now();
+  model.free_dead();
+  std::lock_guard lock(log_mu_);
+  gc_log_.push_back({static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()),
+                     stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks});
+}
+
+tagheap::RuntimeStats Vm::heap_stats(Mutator& m) {
+  tagheap::gc::World::StopScope stop(world_);
+  std::lock_guard lock(gc_mu_);
+  return rt_.stats();
+}
+
+std::vector<GcRecord> Vm::gc_log() const {
+  std::lock_guard lock(log_mu_);
+  return gc_log_;
+}
+
+}  // namespace tvm

@@ -1,0 +1,148 @@
+// vm.h: one toy VM instance: its runtime, world, globals and collector.
+//
+// Design
+//   A Vm owns one tagheap::Runtime (gc_tags = {1}) and one gc::World. Every
+//   OS thread running Lisp code has a Mutator (heap.h) attached through the
+//   World; the Vm keeps the list of them so the collector can read their
+//   value stacks.
+//
+//   Globals live in the Symbol objects themselves (Symbol::global): readers
+//   load the word atomically, writers (define, set!) hold globals_mu. The
+//   symbol table (interned forever) is a root, so globals are too.
+//
+//   Locks, and the rule that keeps them deadlock-free: no thread allocates,
+//   polls a safepoint or waits on the World while holding symbols_mu,
+//   globals_mu, handles_mu or out_mu. gc_mu is taken only *after* the World
+//   is stopped (collector, heap-stats) or by a running mutator that does not
+//   wait on the World while holding it (registering, exiting).
+//     gc_mu       the mutator list; a collection; a thread state's teardown
+//     symbols_mu  the symbol table
+//     globals_mu  writes of global bindings
+//     handles_mu  the spawned threads' handles
+//     out_mu      the output streams
+//
+//   Collection (collector.cc): triggered when allocation since the last
+//   one passes opts.gc_budget, or by (gc). The triggering thread stops the
+//   World, takes gc_mu, runs gc::MarkSweep over tag 1, optionally verifies,
+//   resumes, then frees the tag-0 and raw data whose owners died.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "alloc/tagheap.h"
+#include "examples/toy_vm/value.h"
+#include "gc/world.h"
+
+namespace tvm {
+
+struct VmOptions {
+  std::size_t gc_budget = std::size_t{8} << 20;
+  bool system_malloc = false;  // raw domain on malloc instead of tag 2
+  bool verify = false;         // rt.verify() after each collection
+  bool debug_fill = false;
+  int max_depth = 100000;      // nested evaluation limit (the C stack is checked too)
+  std::ostream* out = nullptr; // default std::cout
+  std::ostream* err = nullptr; // default std::cerr
+  std::vector<std::string> args;  // (command-line-args)
+  std::string script_name = "<thread>";  // names errors raised in spawned threads
+};
+
+struct GcRecord {
+  std::uint64_t pause_ns, mark_ns, sweep_ns;
+  std::size_t live_blocks, freed_blocks;
+};
+
+// A spawned OS thread. Its thunk is a root until it finishes; its result is
+// reachable through the Thread object.
+struct ThreadHandle {
+  pthread_t thread{};
+  int id = 0;
+  Value thunk, result;
+  std::atomic<bool> done{false};
+  std::mutex join_mu;
+  std::atomic<bool> joined{false};  // the OS thread was joined (set under join_mu)
+  bool failed = false;
+  std::string error;
+};
+
+class Vm {
+ public:
+  explicit Vm(VmOptions opts = {});
+  // Joins every spawned thread still running. No Mutator may remain.
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  const VmOptions& opts() const { return opts_; }
+  tagheap::Runtime& runtime() { return rt_; }
+  tagheap::gc::World& world() { return world_; }
+  std::ostream& out() { return *out_; }
+  std::ostream& err() { return *err_; }
+  std::mutex& out_mu() { return out_mu_; }
+
+  // --- globals ---
+  void define_global(Value sym, Value v);
+  // Throws VmError if unbound.
+  void set_global(Value sym, Value v);
+
+  // --- collection (collector.cc) ---
+  // Reports bytes allocated by m; collects when over budget.
+  void note_allocation(Mutator& m, std::size_t bytes);
+  // Stops the world and collects. m: the calling thread's mutator.
+  void collect(Mutator& m, bool forced);
+  // Stops the world and returns rt.stats().
+  tagheap::RuntimeStats heap_stats(Mutator& m);
+  std::vector<GcRecord> gc_log() const;
+
+  // --- threads (threads.cc) ---
+  Value spawn(Mutator& m, Value thunk);
+  Value join(Mutator& m, Value thread);
+  void join_all(Mutator& m);
+
+  // Well-known symbols, interned at start (set by install_primitives' caller).
+  struct Syms {
+    Value quote, quasiquote, define, lambda, let, let_star, letrec, if_, cond, else_, begin, set, and_, or_,
+        when, unless, arrow;
+  } sym;
+  void init(Mutator& m);  // interns sym and installs the primitives
+
+ private:
+  friend class Mutator;
+  friend class Collector;
+  friend Value intern(Mutator& m, std::string_view name);
+
+  VmOptions opts_;
+  std::ostream* out_;
+  std::ostream* err_;
+  tagheap::Runtime rt_;
+  tagheap::gc::World world_;
+
+  std::mutex gc_mu_;
+  std::vector<Mutator*> mutators_;      // under gc_mu_
+  std::atomic<std::size_t> allocated_{0};
+  std::atomic<std::uint64_t> collections_{0};
+  mutable std::mutex log_mu_;
+  std::vector<GcRecord> gc_log_;
+
+  std::mutex symbols_mu_;
+  std::unordered_map<std::string, Symbol*> symbols_;
+  std::mutex globals_mu_;
+
+  std::mutex handles_mu_;
+  std::vector<std::unique_ptr<ThreadHandle>> handles_;
+  int next_thread_id_ = 1;
+
+  std::mutex out_mu_;
+};
+
+}  // namespace tvm
