@@ -236,7 +236,7 @@ std::string heap_map_svg(const HeapSnapshot& snap, const HeapMapOptions& options
   }
   y += 18;
   out += fmt("<rect x=\"16\" y=\"%d\" width=\"30\" height=\"12\" fill=\"#e6e6e6\"/>"
-             "<text x=\"54\" y=\"%d\" font-size=\"12\">free page (memory returned to the OS)</text>\n", y - 10, y);
+             "<text x=\"54\" y=\"%d\" font-size=\"12\">free page (no blocks; its memory is kept or given back to the OS)</text>\n", y - 10, y);
   y += 18;
   out += fmt("<rect x=\"16\" y=\"%d\" width=\"30\" height=\"12\" fill=\"#bbbbbb\"/>"
              "<rect x=\"16\" y=\"%d\" width=\"30\" height=\"12\" fill=\"url(#abandoned)\"/>"

@@ -4,7 +4,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -31,6 +33,8 @@ constexpr const char* kUsage =
     "  --gc-budget=BYTES  collect after this much allocation (suffix K, M or G; default 8M)\n"
     "  --malloc=ALLOC     raw-memory domain: tagheap (tag 2, default) or system (malloc)\n"
     "  --verify           check every heap invariant (rt.verify()) after each collection\n"
+    "  --heapmap=FILE     write a map of the heap (SVG) at exit\n"
+    "  --stats-json=FILE  write the heap's statistics (JSON, gc/heap_stats.schema.json) at exit\n"
     "  --debug-fill       fill fresh blocks with 0xCD and freed ones with 0xDD\n"
     "  --max-depth=N      nested evaluation limit (default 100000; the C stack is checked too)\n"
     "  --version          print the version and configuration\n"
@@ -39,6 +43,7 @@ constexpr const char* kUsage =
 struct Cli {
   VmOptions vm;
   bool stats = false;
+  std::string heapmap, stats_json;
   std::optional<std::string> file;
 };
 
@@ -85,6 +90,18 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
       cli.stats = true;
     } else if (a == "--verify") {
       cli.vm.verify = true;
+    } else if (auto v = value("--heapmap")) {
+      if (v->empty()) {
+        err << "tvm: error: --heapmap: expected a file name\n";
+        return 3;
+      }
+      cli.heapmap = *v;
+    } else if (auto v = value("--stats-json")) {
+      if (v->empty()) {
+        err << "tvm: error: --stats-json: expected a file name\n";
+        return 3;
+      }
+      cli.stats_json = *v;
     } else if (a == "--debug-fill") {
       cli.vm.debug_fill = true;
     } else if (auto v = value("--gc-budget")) {
@@ -227,6 +244,13 @@ int tvm_main(int argc, const char* const* argv, std::istream& in, std::ostream& 
     vm.join_all(m);
     out.flush();
     if (cli.stats) print_stats(vm, m, err);
+    for (const auto& [path, write] : {std::pair{cli.heapmap, &Vm::write_heap_map}, std::pair{cli.stats_json, &Vm::write_stats_json}}) {
+      if (path.empty()) continue;
+      if (!(vm.*write)(m, resolve(path))) {
+        err << "tvm: error: cannot write " << path << ": " << std::strerror(errno) << "\n";
+        ok = false;
+      }
+    }
   }
   return ok ? 0 : 1;
 }

@@ -26,6 +26,7 @@
 
 #include "examples/toy_vm/heap.h"
 #include "examples/toy_vm/vm.h"
+#include "gc/heap_map.h"
 #include "gc/mark_sweep.h"
 #include "gc/visit.h"
 
@@ -217,6 +218,37 @@ tagheap::RuntimeStats Vm::heap_stats(Mutator& m) {
   tagheap::gc::World::StopScope stop(world_);
   std::lock_guard lock(gc_mu_);
   return rt_.stats();
+}
+
+namespace {
+tagheap::gc::HeapMapOptions map_options(const std::string& title) {
+  tagheap::gc::HeapMapOptions o;
+  o.title = title;
+  o.tag_names[kObjectTag] = "objects (strings, symbols)";
+  o.tag_names[kGcTag] = "GC objects (pairs, vectors, closures)";
+  o.tag_names[kRawTag] = "raw buffers";
+  return o;
+}
+}  // namespace
+
+bool Vm::write_heap_map(Mutator& m, const std::string& path) {
+  tagheap::gc::HeapSnapshot snap;
+  {
+    tagheap::gc::World::StopScope stop(world_);
+    std::lock_guard lock(gc_mu_);
+    snap = tagheap::gc::take_heap_snapshot(rt_);
+  }
+  return tagheap::gc::write_file(path, tagheap::gc::heap_map_svg(snap, map_options("tvm heap: " + opts_.script_name)));
+}
+
+bool Vm::write_stats_json(Mutator& m, const std::string& path) {
+  tagheap::gc::HeapSnapshot snap;
+  {
+    tagheap::gc::World::StopScope stop(world_);
+    std::lock_guard lock(gc_mu_);
+    snap = tagheap::gc::take_heap_snapshot(rt_);
+  }
+  return tagheap::gc::write_file(path, tagheap::gc::heap_stats_json(snap, map_options("tvm heap: " + opts_.script_name)));
 }
 
 std::vector<GcRecord> Vm::gc_log() const {

@@ -3,7 +3,9 @@
 //
 // Output goes to the VM's out stream under out_mu, one primitive call at a
 // time, so lines written by different threads do not interleave mid-call.
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -66,6 +68,14 @@ Value heap_stats(Mutator& m, Value*, std::size_t) {
   return Value::unspecified();
 }
 
+// (heap-map "file.svg"): writes a map of the heap; #t, or an error.
+Value heap_map(Mutator& m, Value* a, std::size_t) {
+  if (!a[0].is(Type::kString)) type_error("heap-map", "a file name string", a[0]);
+  const std::string path(a[0].as<String>()->view());
+  if (!m.vm().write_heap_map(m, path)) throw VmError("heap-map: cannot write " + path + ": " + std::strerror(errno));
+  return Value::boolean(true);
+}
+
 Value spawn(Mutator& m, Value* a, std::size_t) {
   if (!is_procedure(a[0])) type_error("spawn", "a procedure", a[0]);
   return m.vm().spawn(m, a[0]);
@@ -108,6 +118,7 @@ constexpr PrimDef kDefs[] = {
     {"gc", gc, 0, 0},
     {"gc-count", gc_count, 0, 0},
     {"heap-stats", heap_stats, 0, 0},
+    {"heap-map", heap_map, 1, 1},
     {"spawn", spawn, 1, 1},
     {"join", join, 1, 1},
     {"sleep", sleep_ms, 1, 1},

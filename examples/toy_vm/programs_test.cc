@@ -124,3 +124,35 @@ TEST_SUITE("toy_vm.cli") {
     CHECK(r.out == "found");
   }
 }
+
+TEST_SUITE("tvm.heap_map") {
+  TEST_CASE("--heapmap, --stats-json and (heap-map) write the heap's picture and figures") {
+    using tvm::test::lisp;
+    using tvm::test::tmpdir;
+    const std::string svg = tmpdir() + "/exit.svg", json = tmpdir() + "/exit.json", prog_svg = tmpdir() + "/prog.svg";
+    const std::string src = "(define keep (make-vector 1000 (cons 1 2)))\n(display (heap-map \"" + prog_svg + "\"))\n";
+    tvm::test::Run r = lisp(src, {"--heapmap=" + svg, "--stats-json=" + json});
+    REQUIRE_MESSAGE(r.rc == 0, r.err);
+    CHECK(r.out == "#t");
+    for (const std::string& path : {svg, prog_svg}) {
+      std::ifstream f(path);
+      std::stringstream text;
+      text << f.rdbuf();
+      CHECK(text.str().rfind("<?xml", 0) == 0);
+      CHECK(text.str().find("GC objects (pairs, vectors, closures) (GC)") != std::string::npos);
+      CHECK(text.str().find("</svg>") != std::string::npos);
+    }
+    std::ifstream f(json);
+    std::stringstream text;
+    text << f.rdbuf();
+    CHECK(text.str().find("\"schema\": \"tagheap-heap-stats/1\"") != std::string::npos);
+    CHECK(text.str().find("\"gc\": true") != std::string::npos);
+
+    tvm::test::Run bad = lisp("(heap-map 42)");
+    CHECK(bad.rc == 1);
+    CHECK(bad.err.find("heap-map: expected a file name string") != std::string::npos);
+    tvm::test::Run unwritable = lisp("1", {"--heapmap=/nonexistent-dir/x.svg"});
+    CHECK(unwritable.rc == 1);
+    CHECK(unwritable.err.find("cannot write /nonexistent-dir/x.svg") != std::string::npos);
+  }
+}

@@ -102,6 +102,10 @@ class Vm {
   void collect(Mutator& m, bool forced);
   // Stops the world and returns rt.stats().
   tagheap::RuntimeStats heap_stats(Mutator& m);
+  // The heap's map (SVG) or statistics (JSON) written to path, the world
+  // stopped meanwhile; false with errno set when the file cannot be written.
+  bool write_heap_map(Mutator& m, const std::string& path);
+  bool write_stats_json(Mutator& m, const std::string& path);
   std::vector<GcRecord> gc_log() const;
 
   // --- threads (threads.cc) ---
