@@ -22,11 +22,12 @@ namespace {
   fatal("tagheap: %s(%p): not a pointer tagheap gave out", what, p);
 }
 
-// The segment of a pointer tagheap gave out; fatal otherwise.
-inline Segment* segment_of_block(const void* p, const char* what) noexcept {
-  if (!SegmentMap::is_segment_start_unit(reinterpret_cast<std::uintptr_t>(p))) [[unlikely]]
-    foreign_pointer(p, what);
-  return Segment::of(p);
+// The page of a pointer tagheap gave out; fatal otherwise.
+inline Page* page_of_block(const void* p, const char* what) noexcept {
+  const unsigned shift = SegmentMap::start_page_shift(reinterpret_cast<std::uintptr_t>(p));
+  if (shift == 0) [[unlikely]] foreign_pointer(p, what);
+  Segment* seg = Segment::of(p);
+  return &seg->pages[(reinterpret_cast<std::uintptr_t>(p) - seg->base()) >> shift];
 }
 
 [[gnu::noinline]] void bad_local_free(Page* page, std::uintptr_t p) noexcept {
@@ -48,7 +49,7 @@ inline Segment* segment_of_block(const void* p, const char* what) noexcept {
 void free(void* ptr) noexcept {
   if (ptr == nullptr) return;
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  Page* page = internal::segment_of_block(ptr, "free")->page_of(ptr);
+  Page* page = internal::page_of_block(ptr, "free");
   if (page->owner.load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]]
     return internal::free_not_local(page, p);
   // Owner thread: set the block's free bit. Checks that p is a block start
@@ -66,15 +67,13 @@ void free(void* ptr) noexcept {
 
 std::size_t usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
-  Segment* seg = internal::segment_of_block(p, "usable_size");
-  const Page* page = seg->page_of(p);
+  const Page* page = internal::page_of_block(p, "usable_size");
   if (page->is_huge()) return page->block_size - (reinterpret_cast<std::uintptr_t>(p) - page->blocks_start);
   return page->block_size;
 }
 
 Tag tag_of(const void* p) noexcept {
-  Segment* seg = internal::segment_of_block(p, "tag_of");
-  return seg->page_of(p)->tag;
+  return internal::page_of_block(p, "tag_of")->tag;
 }
 
 void* find_block(const void* ptr) noexcept {

@@ -14,25 +14,22 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   tag = t;
   debug_fill = fill;
   const std::uintptr_t end = area + area_size;
-  std::size_t words;
+  blocks_start = (area + align - 1) & ~(std::uintptr_t{align} - 1);
   if (kind == PageKind::kHuge) {
-    words = 1;
     block_inv = 0;
+    reserved = 1;
   } else {
-    words = (area_size / bs + 63) / 64;
     block_inv = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + bs - 1) / bs);
+    reserved = static_cast<std::uint32_t>((end - blocks_start) / bs);
   }
+  const std::size_t words = (reserved + 63) / 64;
+  TAGHEAP_DASSERT(words <= kBitmapWords);
   bitmap_words = static_cast<std::uint16_t>(words);
-  free_bits = reinterpret_cast<std::uint64_t*>(area);
-  const std::uintptr_t after_bitmaps = area + 2 * words * sizeof(std::uint64_t);
-  blocks_start = (after_bitmaps + align - 1) & ~(std::uintptr_t{align} - 1);
-  reserved = kind == PageKind::kHuge ? 1 : static_cast<std::uint32_t>((end - blocks_start) / bs);
-  asan::unpoison(area, after_bitmaps - area);
   for (std::size_t w = 0; w < words; ++w) {
     free_bits[w] = valid_mask(static_cast<std::uint32_t>(w));
-    free_bits[words + w] = 0;
+    mark_words[w] = 0;
   }
-  asan::poison(after_bitmaps, end - after_bitmaps);  // every block is free, slack never used
+  asan::poison(area, area_size);  // every block is free, slack never used
   alloc_cache = 0;
   cache_base = ~0u & ~63u;  // no word: never equal to a real word's base
   used = 0;

@@ -48,18 +48,23 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
                                                           : size;
   seg->page_count = static_cast<std::uint16_t>(size / page_size);
   seg->free_pages = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;
+  const std::size_t marks = mark_table_size(seg->page_count);
+  auto* mark_table = reinterpret_cast<std::uint64_t*>(seg->base() + size - marks);
   for (std::size_t i = 0; i < seg->page_count; ++i) {
     Page& page = seg->pages[i];
     page.kind = kind;
     page.page_index = static_cast<std::uint8_t>(i);
     page.area = seg->base() + i * page_size;
     page.area_size = page_size;
+    page.free_bits = seg->free_words[i];
+    page.mark_words = mark_table + i * kBitmapWords;
     if (i == 0) {
       page.area += kSegmentHeaderSize;
       page.area_size -= kSegmentHeaderSize;
     }
+    if (i + 1 == seg->page_count) page.area_size -= marks;  // the mark table ends the segment
   }
-  if (!SegmentMap::set(seg->base(), size, true)) {
+  if (!SegmentMap::set(seg->base(), size, true, seg->page_shift)) {
     os::unmap(mem, size);
     return nullptr;
   }
@@ -110,15 +115,16 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
 Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept {
   const std::size_t os_page = os::page_size();
   if (size > kMaxAllocation || align >= kSegmentSize) return nullptr;
-  // Header, the page's two bitmap words, alignment slack, the block.
-  const std::size_t total = (kSegmentHeaderSize + 16 + (align - 1) + size + os_page - 1) & ~(os_page - 1);
+  // Header, alignment slack, the block, the mark table.
+  const std::size_t total =
+      ((kSegmentHeaderSize + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(1);
   Segment* seg = map_segment(PageKind::kHuge, total);
   if (seg == nullptr) return nullptr;
   seg->page_count = 1;
   seg->free_pages = 0;
   seg->pages_in_use = 1;
   seg->pages[0].in_use = 1;
-  seg->pages[0].area_size = total - kSegmentHeaderSize;
+  seg->pages[0].area_size = total - kSegmentHeaderSize - mark_table_size(1);
   std::lock_guard lock(mu_);
   all_.push_back(*seg);
   return &seg->pages[0];

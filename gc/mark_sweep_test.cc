@@ -516,7 +516,7 @@ TEST_SUITE("gc.mark_sweep") {
         reinterpret_cast<std::uintptr_t>(freed_local) + 8,         // freed by its owner
         remote_freed + 8,                                           // on a thread-free list
         reinterpret_cast<std::uintptr_t>(foreign) + 8,             // another runtime
-        page.raw()->area,                                           // page metadata (bitmaps)
+        reinterpret_cast<std::uintptr_t>(page.raw()->free_bits),    // page metadata (bitmaps)
         reinterpret_cast<std::uintptr_t>(huge) + (2 << 20) + 64,  // past the huge block
         reinterpret_cast<std::uintptr_t>(&model),
     });

@@ -29,6 +29,9 @@ inline constexpr std::size_t kMediumPageShift = 19;  // 512 KiB
 inline constexpr std::size_t kMaxPagesPerSegment = kSegmentSize >> kSmallPageShift;
 
 inline constexpr std::size_t kMinBlockSize = 16;
+// Bitmap words per page: enough for a small page of the smallest blocks (and
+// every bigger kind holds at most 64 blocks per page).
+inline constexpr std::size_t kBitmapWords = (std::size_t{1} << kSmallPageShift) / kMinBlockSize / 64;
 inline constexpr std::size_t kSmallBlockMax = 8 * 1024;
 inline constexpr std::size_t kMediumBlockMax = 64 * 1024;
 inline constexpr std::size_t kLargeBlockMax = 512 * 1024;

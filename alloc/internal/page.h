@@ -61,7 +61,7 @@ struct alignas(64) Page {
   std::uint32_t used = 0;
   std::uintptr_t blocks_start = 0;
   std::size_t block_size = 0;
-  std::uint64_t* free_bits = nullptr;  // bitmap_words words, then as many mark words
+  std::uint64_t* free_bits = nullptr;  // bitmap_words words, in the segment header
   std::uint32_t block_inv = 0;         // ceil(2^32 / block_size); 0 on huge pages
   std::uint32_t reserved = 0;          // number of blocks
   std::uint16_t bitmap_words = 0;
@@ -85,6 +85,7 @@ struct alignas(64) Page {
   std::uint8_t dirty = 0;        // free but still committed (SegmentPool's list)
   std::uintptr_t area = 0;       // first byte of the page's memory
   std::size_t area_size = 0;
+  std::uint64_t* mark_words = nullptr;  // gc/'s side bitmap, in the segment's mark table
   ListHook queue_hook;           // heap queue, full queue, pool list or huge list
 
   static constexpr std::uint8_t kSlowFreeFull = 1, kSlowFreeFill = 2;
@@ -105,7 +106,7 @@ struct alignas(64) Page {
     const std::uint32_t i = block_index(p);
     return block_at(i) > p ? i - 1 : i;
   }
-  std::uint64_t* mark_bits() const noexcept { return free_bits + bitmap_words; }
+  std::uint64_t* mark_bits() const noexcept { return mark_words; }
   // Bits of word w that stand for real blocks.
   std::uint64_t valid_mask(std::uint32_t w) const noexcept {
     const std::uint32_t first = w * 64;

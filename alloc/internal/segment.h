@@ -38,6 +38,11 @@ struct Segment {
   ListHook avail_hook;            // in the runtime's list of segments with a free page
   ListHook all_hook;              // in the runtime's list of all its segments
   Page pages[kMaxPagesPerSegment];
+  // Free bitmaps of the pages, side by side in the header rather than at
+  // each page's start: 64 KiB-aligned page starts all map to the same few
+  // cache sets, and free() touches one of these words every time. The mark
+  // bitmaps (gc/'s) are a table of the same shape at the segment's end.
+  std::uint64_t free_words[kMaxPagesPerSegment][kBitmapWords];
 
   static Segment* of(const void* p) noexcept {
     return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(p) & ~kSegmentMask);
@@ -51,7 +56,11 @@ struct Segment {
 };
 
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
-static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) / 2);
+static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
+// The mark table at the end of a segment: kBitmapWords words per page.
+constexpr std::size_t mark_table_size(std::size_t pages) {
+  return (pages * kBitmapWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
+}
 
 constexpr std::size_t page_shift_of(PageKind kind) {
   return kind == PageKind::kSmall ? kSmallPageShift

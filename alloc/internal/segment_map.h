@@ -26,11 +26,15 @@ class SegmentMap {
   static constexpr std::size_t kUnits = std::size_t{1} << kUnitBits;   // 64 MiB of
   // reserved, zero BSS; only the pages that cover our segments get touched.
 
-  // Whether a is inside the first 4 MiB of one of our segments: for free(),
-  // whose pointers always are. One load.
-  static bool is_segment_start_unit(std::uintptr_t a) noexcept {
+  // For a inside the first 4 MiB of one of our segments, the segment's page
+  // shift (page index = offset >> shift); 0 otherwise. free()'s pointers are
+  // always there: one load tells both that the pointer is ours and how to
+  // find its page, without reading the segment header.
+  static unsigned start_page_shift(std::uintptr_t a) noexcept {
     const std::uintptr_t u = a >> kSegmentShift;
-    return u < kUnits && units_[u].load(std::memory_order_acquire) == kStart;
+    if (u >= kUnits) [[unlikely]] return 0;
+    const std::uint8_t v = units_[u].load(std::memory_order_acquire);
+    return v >= kStart ? v - kStart : 0;
   }
 
   // The segment covering address a, or nullptr when no segment of ours does.
@@ -39,20 +43,22 @@ class SegmentMap {
     if (u >= kUnits) [[unlikely]] return nullptr;
     std::uint8_t v = units_[u].load(std::memory_order_acquire);
     if (v == 0) return nullptr;
-    while (v != kStart) {  // inside a huge segment: step back towards its start
-      u -= v - kStart;
+    while (v < kStart) {  // inside a huge segment: step back towards its start
+      u -= v;
       v = units_[u].load(std::memory_order_acquire);
     }
     return reinterpret_cast<Segment*>(u << kSegmentShift);
   }
 
-  // Map [base, base + size) to a segment starting at base (or unmap it).
-  static bool set(std::uintptr_t base, std::size_t size, bool mapped) noexcept;
+  // Map [base, base + size) to a segment starting at base whose pages are
+  // 1 << page_shift bytes (or unmap it: mapped false).
+  static bool set(std::uintptr_t base, std::size_t size, bool mapped, unsigned page_shift = 0) noexcept;
 
  private:
-  // 0: not ours; kStart: a segment starts here; kStart + k: k units after
-  // the unit holding kStart + ... (chained for segments over 254 units).
-  static constexpr std::uint8_t kStart = 1;
+  // A unit's byte: 0, not ours; 1..kStart-1, that many units after a unit
+  // nearer the segment's start (chained for huge segments); kStart + shift,
+  // a segment starts here and its page shift is `shift` (16, 19 or 48).
+  static constexpr std::uint8_t kStart = 128;
   static std::atomic<std::uint8_t> units_[kUnits];
 };
 
