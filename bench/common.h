@@ -1,0 +1,81 @@
+// common.h: timing, RSS and output helpers shared by the benchmarks.
+//
+// Every benchmark prints one machine-readable line per measurement:
+//   <workload> <allocator> <ns_per_op> <peak_rss_kib>
+// Lines starting with '#' are for humans; bench/run.py ignores them.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/mman.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace bench {
+
+inline std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+// High-water mark of the resident set, in KiB (Linux reports ru_maxrss in KiB).
+inline long peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+inline void report(const char* workload, const char* allocator, double ns_per_op) {
+  std::printf("%s %s %.3f %ld\n", workload, allocator, ns_per_op, peak_rss_kib());
+  std::fflush(stdout);
+}
+
+// xorshift64*: cheap and deterministic; used only to pre-generate op streams.
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  std::uint64_t next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 0x2545F4914F6CDD1Dull;
+  }
+  // Uniform in [0, n) (Lemire's multiply-shift; bias is irrelevant here).
+  std::uint32_t below(std::uint32_t n) {
+    return static_cast<std::uint32_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
+  }
+};
+
+// Memory for op streams and slot tables, straight from the OS so that the
+// allocator under test neither serves nor sees it. Every allocator pays for
+// the same mapping in its RSS.
+template <class T>
+T* os_array(std::size_t n) {
+  void* p = mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::perror("mmap");
+    std::exit(1);
+  }
+  return static_cast<T*>(p);
+}
+
+// Parses "--name=value" style integer options; returns def when absent.
+inline long arg_long(int argc, char** argv, const char* name, long def) {
+  const std::size_t n = std::strlen(name);
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], name, n) == 0 && argv[i][n] == '=') return std::atol(argv[i] + n + 1);
+  return def;
+}
+
+// Keeps a value alive for the optimiser.
+template <class T>
+inline void do_not_optimize(const T& v) {
+  asm volatile("" : : "r,m"(v) : "memory");
+}
+
+}  // namespace bench
