@@ -55,11 +55,11 @@ void free(void* ptr) noexcept {
   // Owner thread: set the block's free bit. Checks that p is a block start
   // (i < reserved and block i starts at p, whatever p was) and not free yet.
   const std::uint32_t i = page->block_index(p);
-  std::uint64_t* word = &page->free_bits[i >> 6];
   const std::uint64_t bit = std::uint64_t{1} << (i & 63);
-  if (i >= page->reserved || page->block_at(i) != p || (*word & bit) != 0 ||
-      ((i & ~63u) == page->cache_base && (page->alloc_cache & bit) != 0)) [[unlikely]]
-    return internal::bad_local_free(page, p);
+  if (i >= page->reserved || page->block_at(i) != p) [[unlikely]] return internal::bad_local_free(page, p);
+  // A block of the cached word goes straight back into the cache.
+  std::uint64_t* word = (i & ~63u) == page->cache_base ? &page->alloc_cache : &page->free_word(i >> 6);
+  if ((*word & bit) != 0) [[unlikely]] return internal::bad_local_free(page, p);
   *word |= bit;
   if constexpr (internal::asan::kEnabled) internal::asan::poison(p, page->block_size);
   if ((--page->used == 0) | page->slow_free) [[unlikely]] page->heap->on_free_slow(page, p);

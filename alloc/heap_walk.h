@@ -56,11 +56,13 @@ class PageView {
   }
   // Word w of the liveness bitmap (bit set: live block), for bulk work.
   std::uint64_t live_word(std::uint32_t w) const noexcept {
-    std::uint64_t free = page_->free_bits[w];
+    std::uint64_t free = page_->free_word(w);
     if (w * 64 == page_->cache_base) free |= page_->alloc_cache;
     return ~free & page_->valid_mask(w);
   }
-  std::span<std::uint64_t> mark_words() const noexcept { return {page_->mark_bits(), page_->bitmap_words}; }
+  // The side mark bitmap: word w (bit i of word i / 64 stands for block i).
+  std::uint64_t& mark_word(std::uint32_t w) const noexcept { return page_->mark_word(w); }
+  std::uint32_t bitmap_words() const noexcept { return page_->bitmap_words; }
 
   // Frees every live block i with bit i of `dead` set, calling before(block)
   // first; page-at-a-time, without the free() path. Returns blocks freed.
@@ -75,7 +77,7 @@ class PageView {
       if (p->debug_fill) __builtin_memset(b, internal::kFillFreed, p->block_size);
       internal::asan::poison(reinterpret_cast<std::uintptr_t>(b), p->block_size);
     }
-    p->free_bits[w] |= dead;
+    p->free_word(w) |= dead;
     p->used -= n;
     return n;
   }

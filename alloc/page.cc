@@ -26,8 +26,8 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   TAGHEAP_DASSERT(words <= kBitmapWords);
   bitmap_words = static_cast<std::uint16_t>(words);
   for (std::size_t w = 0; w < words; ++w) {
-    free_bits[w] = valid_mask(static_cast<std::uint32_t>(w));
-    mark_words[w] = 0;
+    free_word(static_cast<std::uint32_t>(w)) = valid_mask(static_cast<std::uint32_t>(w));
+    mark_word(static_cast<std::uint32_t>(w)) = 0;
   }
   asan::poison(area, area_size);  // every block is free, slack never used
   alloc_cache = 0;
@@ -46,9 +46,9 @@ bool Page::refill_cache() noexcept {
   for (std::uint32_t k = 0; k < bitmap_words; ++k) {
     std::uint32_t w = start + k;
     if (w >= bitmap_words) w -= bitmap_words;
-    if (free_bits[w] != 0) {
-      alloc_cache = free_bits[w];
-      free_bits[w] = 0;
+    if (free_word(w) != 0) {
+      alloc_cache = free_word(w);
+      free_word(w) = 0;
       cache_base = w * 64;
       return true;
     }
@@ -75,7 +75,7 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
           block_size);
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
   asan::poison(p, block_size);
-  free_bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+  free_word(i >> 6) |= std::uint64_t{1} << (i & 63);
   --used;
 }
 
@@ -102,7 +102,7 @@ std::uint32_t Page::collect_thread_free() noexcept {
             reinterpret_cast<void*>(b), tag, block_size);
     if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, sizeof(std::uintptr_t));
     asan::poison(b, sizeof(std::uintptr_t));
-    free_bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+    free_word(i >> 6) |= std::uint64_t{1} << (i & 63);
     ++n;
     b = next;
   }
@@ -121,10 +121,10 @@ bool Page::is_valid() const noexcept {
     fatal("page %p: blocks overrun the page", static_cast<const void*>(this));
   std::size_t free_count = static_cast<std::size_t>(std::popcount(alloc_cache));
   for (std::uint32_t w = 0; w < bitmap_words; ++w) {
-    if (free_bits[w] & ~valid_mask(w)) fatal("page %p: free bit beyond the last block", static_cast<const void*>(this));
-    if (w * 64 == cache_base && (free_bits[w] & alloc_cache))
+    if (free_word(w) & ~valid_mask(w)) fatal("page %p: free bit beyond the last block", static_cast<const void*>(this));
+    if (w * 64 == cache_base && (free_word(w) & alloc_cache))
       fatal("page %p: block both cached and free", static_cast<const void*>(this));
-    free_count += static_cast<std::size_t>(std::popcount(free_bits[w]));
+    free_count += static_cast<std::size_t>(std::popcount(free_word(w)));
   }
   if (alloc_cache != 0 && (cache_base >> 6) >= bitmap_words)
     fatal("page %p: cache word out of range", static_cast<const void*>(this));

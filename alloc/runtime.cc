@@ -31,7 +31,7 @@ void* RuntimeCore::allocate_huge(Tag tag, std::size_t size, std::size_t align, b
   if (page == nullptr) return nullptr;
   page->init(size, 0, tag, debug_fill, align);
   page->used = 1;
-  page->free_bits[0] = 0;
+  page->free_word(0) = 0;
   asan::unpoison(page->blocks_start, size);
   {
     TagShard& shard = shards[tag];
@@ -52,7 +52,7 @@ void RuntimeCore::free_huge(Page* page, std::uintptr_t p) noexcept {
     fatal("tagheap: free(%p): interior pointer into the huge block at %p", reinterpret_cast<void*>(p),
           reinterpret_cast<void*>(page->blocks_start));
   page->used = 0;
-  page->free_bits[0] = 1;
+  page->free_word(0) = 1;
   if (page->in_walk) return;  // the walk gives it back when it leaves the page
   shard.huge.erase(shard.huge.iterator_to(*page));
   lock.unlock();

@@ -53,7 +53,7 @@ class Tracer {
     if constexpr (internal::kChecked) check_block(obj, page);
     if (!gc_tags_.contains(page.tag())) [[unlikely]] return;
     const std::uint32_t i = page.index_of(obj);
-    std::uint64_t& word = page.mark_words()[i >> 6];
+    std::uint64_t& word = page.mark_word(i >> 6);
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
     if (word & bit) return;
     word |= bit;
@@ -80,7 +80,7 @@ class Tracer {
   bool is_marked(const void* obj) const {
     PageView page = PageView::of(obj);
     const std::uint32_t i = page.index_of(obj);
-    return (page.mark_words()[i >> 6] >> (i & 63)) & 1;
+    return (page.mark_word(i >> 6) >> (i & 63)) & 1;
   }
 
  private:
@@ -159,11 +159,11 @@ class MarkSweep {
 
   void sweep_page(PageView page, CollectStats& stats) {
     const std::size_t bs = page.block_size();
-    std::span<std::uint64_t> marks = page.mark_words();
-    for (std::uint32_t w = 0; w < marks.size(); ++w) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) {
+      std::uint64_t& mark = page.mark_word(w);
       const std::uint64_t live = page.live_word(w);
-      const std::uint64_t marked = marks[w] & live;
-      marks[w] = 0;
+      const std::uint64_t marked = mark & live;
+      mark = 0;
       const std::uint64_t dead = live & ~marked;
       const auto n_live = static_cast<std::size_t>(std::popcount(marked));
       stats.live_blocks += n_live;

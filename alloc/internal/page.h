@@ -61,7 +61,7 @@ struct alignas(64) Page {
   std::uint32_t used = 0;
   std::uintptr_t blocks_start = 0;
   std::size_t block_size = 0;
-  std::uint64_t* free_bits = nullptr;  // bitmap_words words, in the segment header
+  std::uint64_t* free_bits = nullptr;  // word w at free_bits[w * kBitmapStride], in the segment header
   std::uint32_t block_inv = 0;         // ceil(2^32 / block_size); 0 on huge pages
   std::uint32_t reserved = 0;          // number of blocks
   std::uint16_t bitmap_words = 0;
@@ -85,7 +85,7 @@ struct alignas(64) Page {
   std::uint8_t dirty = 0;        // free but still committed (SegmentPool's list)
   std::uintptr_t area = 0;       // first byte of the page's memory
   std::size_t area_size = 0;
-  std::uint64_t* mark_words = nullptr;  // gc/'s side bitmap, in the segment's mark table
+  std::uint64_t* mark_bits = nullptr;   // gc/'s side bitmap, same layout, in the segment's mark table
   ListHook queue_hook;           // heap queue, full queue, pool list or huge list
 
   static constexpr std::uint8_t kSlowFreeFull = 1, kSlowFreeFill = 2;
@@ -106,7 +106,10 @@ struct alignas(64) Page {
     const std::uint32_t i = block_index(p);
     return block_at(i) > p ? i - 1 : i;
   }
-  std::uint64_t* mark_bits() const noexcept { return mark_words; }
+  // Bitmaps are stored transposed (segment.h): word w of every page of a
+  // segment side by side, so pages with few words share a few cache lines.
+  std::uint64_t& free_word(std::uint32_t w) const noexcept { return free_bits[w * kBitmapStride]; }
+  std::uint64_t& mark_word(std::uint32_t w) const noexcept { return mark_bits[w * kBitmapStride]; }
   // Bits of word w that stand for real blocks.
   std::uint64_t valid_mask(std::uint32_t w) const noexcept {
     const std::uint32_t first = w * 64;
@@ -121,7 +124,7 @@ struct alignas(64) Page {
   // Block of index i is free in the bitmap or in the cache (not counting thread_free).
   bool is_free_bit(std::uint32_t i) const noexcept {
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
-    if (free_bits[i >> 6] & bit) return true;
+    if (free_word(i >> 6) & bit) return true;
     return (i & ~63u) == cache_base && (alloc_cache & bit);
   }
 
@@ -147,7 +150,7 @@ struct alignas(64) Page {
   // Puts the cache back into free_bits (before abandoning or walking).
   void flush_cache() noexcept {
     if (alloc_cache) {
-      free_bits[cache_base >> 6] |= alloc_cache;
+      free_word(cache_base >> 6) |= alloc_cache;
       alloc_cache = 0;
     }
   }
@@ -180,7 +183,7 @@ struct alignas(64) Page {
   template <class F>
   bool for_each_live_index(F&& f) const {
     for (std::uint32_t w = 0; w < bitmap_words; ++w) {
-      std::uint64_t free = free_bits[w];
+      std::uint64_t free = free_word(w);
       if (w * 64 == cache_base) free |= alloc_cache;
       std::uint64_t live = ~free & valid_mask(w);
       while (live) {

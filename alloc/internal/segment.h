@@ -38,11 +38,13 @@ struct Segment {
   ListHook avail_hook;            // in the runtime's list of segments with a free page
   ListHook all_hook;              // in the runtime's list of all its segments
   Page pages[kMaxPagesPerSegment];
-  // Free bitmaps of the pages, side by side in the header rather than at
-  // each page's start: 64 KiB-aligned page starts all map to the same few
-  // cache sets, and free() touches one of these words every time. The mark
-  // bitmaps (gc/'s) are a table of the same shape at the segment's end.
-  std::uint64_t free_words[kMaxPagesPerSegment][kBitmapWords];
+  // Free bitmaps of the pages, in the header rather than at each page's
+  // start (64 KiB-aligned page starts all map to the same few cache sets, and
+  // free() touches one of these words every time), and transposed: row w
+  // holds word w of every page, so the many pages with one to four words
+  // share a few lines. The mark bitmaps (gc/'s) are a table of the same
+  // shape at the segment's end.
+  std::uint64_t free_words[kBitmapWords][kMaxPagesPerSegment];
 
   static Segment* of(const void* p) noexcept {
     return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(p) & ~kSegmentMask);
@@ -57,9 +59,10 @@ struct Segment {
 
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
 static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
-// The mark table at the end of a segment: kBitmapWords words per page.
+// The mark table at the end of a segment: kBitmapWords rows of
+// kBitmapStride words (only the first `pages` columns used).
 constexpr std::size_t mark_table_size(std::size_t pages) {
-  return (pages * kBitmapWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
+  return ((pages == 1 ? 1 : kBitmapWords) * kBitmapStride * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
 }
 
 constexpr std::size_t page_shift_of(PageKind kind) {
