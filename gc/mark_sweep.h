@@ -134,12 +134,12 @@ class MarkSweep {
   }
 
  private:
-  // Traces until the mark stack is empty. Objects pass through a small FIFO
+  // Traces until the mark stack is empty. Objects pass through a FIFO
   // between the stack and model.trace, prefetched as they enter it, so the
   // memory of the next few objects is on its way while one is traced (the
   // mark loop is otherwise bound by one cache miss per object).
   void drain(Tracer& tracer) {
-    constexpr std::size_t kAhead = 16;  // a power of two
+    constexpr std::size_t kAhead = 64;  // a power of two
     void* ring[kAhead];
     std::size_t head = 0, count = 0;
     for (;;) {
