@@ -71,16 +71,8 @@ void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
     release_page(page);
     return;
   }
-  page->in_pool = 1;
   ++shard.abandoned_total;
-  if (page->has_free_in_bits()) {
-    page->pool_full = 0;
-    shard.bins[page->size_class].push_back(*page);
-    shard.available.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    page->pool_full = 1;
-    shard.full.push_back(*page);
-  }
+  shard.add(*page);
 }
 
 Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t owner) noexcept {
@@ -90,10 +82,8 @@ Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t ow
   PageList& bin = shard.bins[c];
   if (bin.empty()) return nullptr;
   Page* page = &bin.front();
-  bin.pop_front();
-  shard.available.fetch_sub(1, std::memory_order_relaxed);
+  shard.remove(*page);
   ++shard.reclaimed_total;
-  page->in_pool = 0;
   TAGHEAP_DASSERT(page->tag == tag && page->size_class == c);
   page->collect_thread_free();
   page->heap = heap;
@@ -118,19 +108,10 @@ void RuntimeCore::free_in_abandoned(Page* page, std::uintptr_t p) noexcept {
   page->free_block_owned(p);
   page->collect_thread_free();
   if (page->used == 0 && !page->in_walk) {
-    if (page->pool_full) {
-      shard.full.erase(shard.full.iterator_to(*page));
-    } else {
-      shard.bins[page->size_class].erase(shard.bins[page->size_class].iterator_to(*page));
-      shard.available.fetch_sub(1, std::memory_order_relaxed);
-    }
-    page->in_pool = 0;
+    shard.remove(*page);
     release_page(page);
-  } else if (page->pool_full) {
-    shard.full.erase(shard.full.iterator_to(*page));
-    page->pool_full = 0;
-    shard.bins[page->size_class].push_back(*page);
-    shard.available.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    shard.refile(*page);
   }
 }
 
@@ -141,13 +122,7 @@ void RuntimeCore::release_if_empty_unowned(Page* page) noexcept {
   if (page->kind == PageKind::kHuge) {
     shard.huge.erase(shard.huge.iterator_to(*page));
   } else if (page->in_pool) {
-    if (page->pool_full) {
-      shard.full.erase(shard.full.iterator_to(*page));
-    } else {
-      shard.bins[page->size_class].erase(shard.bins[page->size_class].iterator_to(*page));
-      shard.available.fetch_sub(1, std::memory_order_relaxed);
-    }
-    page->in_pool = 0;
+    shard.remove(*page);
   } else {
     return;
   }
@@ -162,13 +137,10 @@ void after_walk(RuntimeCore& core, Page* page) noexcept {
   }
   if (page->used == 0) {
     core.release_if_empty_unowned(page);
-  } else if (page->in_pool && page->pool_full && page->has_free_in_bits()) {
+  } else if (page->in_pool) {
     TagShard& shard = core.shards[page->tag];
     std::lock_guard lock(shard.mu);
-    shard.full.erase(shard.full.iterator_to(*page));
-    page->pool_full = 0;
-    shard.bins[page->size_class].push_back(*page);
-    shard.available.fetch_add(1, std::memory_order_relaxed);
+    shard.refile(*page);
   }
 }
 
@@ -176,28 +148,22 @@ std::size_t RuntimeCore::trim_pool() noexcept {
   std::size_t released = 0;
   for (TagShard& shard : shards) {
     std::lock_guard lock(shard.mu);
-    auto sweep = [&](PageList& list, bool counted) {
+    auto sweep = [&](PageList& list) {
       for (auto it = list.begin(); it != list.end();) {
         Page& page = *it++;
-        page.collect_thread_free();
+        page.collect_thread_free();  // frees that raced with abandonment
         if (page.in_walk) continue;
         if (page.used == 0) {
-          list.erase(list.iterator_to(page));
-          if (counted) shard.available.fetch_sub(1, std::memory_order_relaxed);
-          page.in_pool = 0;
+          shard.remove(page);
           release_page(&page);
           ++released;
-        } else if (page.pool_full && page.has_free_in_bits()) {
-          // Frees that raced with abandonment landed on its thread-free list.
-          list.erase(list.iterator_to(page));
-          page.pool_full = 0;
-          shard.bins[page.size_class].push_back(page);
-          shard.available.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          shard.refile(page);  // a full page that gained free blocks goes to its bin
         }
       }
     };
-    for (auto& bin : shard.bins) sweep(bin, true);
-    sweep(shard.full, false);
+    for (auto& bin : shard.bins) sweep(bin);
+    sweep(shard.full);
   }
   return released;
 }

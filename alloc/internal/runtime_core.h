@@ -91,6 +91,35 @@ struct TagShard {
   std::atomic<std::size_t> available{0};  // pages in bins: read without the lock
   std::size_t abandoned_total = 0;        // pages ever abandoned
   std::size_t reclaimed_total = 0;        // pages ever reclaimed
+
+  // The pool's bookkeeping, all under mu: a page with free blocks sits in
+  // its class's bin (and counts in `available`), a full one in `full`.
+  void add(Page& page) noexcept {
+    page.in_pool = 1;
+    page.pool_full = !page.has_free_in_bits();
+    if (page.pool_full) {
+      full.push_back(page);
+    } else {
+      bins[page.size_class].push_back(page);
+      available.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void remove(Page& page) noexcept {
+    if (page.pool_full) {
+      full.erase(full.iterator_to(page));
+    } else {
+      bins[page.size_class].erase(bins[page.size_class].iterator_to(page));
+      available.fetch_sub(1, std::memory_order_relaxed);
+    }
+    page.in_pool = 0;
+  }
+  // A full page that gained free blocks moves to its bin, where reclaim looks.
+  void refile(Page& page) noexcept {
+    if (page.pool_full && page.has_free_in_bits()) {
+      remove(page);
+      add(page);
+    }
+  }
 };
 
 // A thread state's link in its runtime's list (the ThreadState embeds it).

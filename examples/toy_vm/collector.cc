@@ -231,24 +231,20 @@ tagheap::gc::HeapMapOptions map_options(const std::string& title) {
 }
 }  // namespace
 
-bool Vm::write_heap_map(Mutator& m, const std::string& path) {
-  tagheap::gc::HeapSnapshot snap;
-  {
-    tagheap::gc::World::StopScope stop(world_);
-    std::lock_guard lock(gc_mu_);
-    snap = tagheap::gc::take_heap_snapshot(rt_);
-  }
-  return tagheap::gc::write_file(path, tagheap::gc::heap_map_svg(snap, map_options("tvm heap: " + opts_.script_name)));
+tagheap::gc::HeapSnapshot Vm::heap_snapshot() {
+  tagheap::gc::World::StopScope stop(world_);
+  std::lock_guard lock(gc_mu_);
+  return tagheap::gc::take_heap_snapshot(rt_);
 }
 
-bool Vm::write_stats_json(Mutator& m, const std::string& path) {
-  tagheap::gc::HeapSnapshot snap;
-  {
-    tagheap::gc::World::StopScope stop(world_);
-    std::lock_guard lock(gc_mu_);
-    snap = tagheap::gc::take_heap_snapshot(rt_);
-  }
-  return tagheap::gc::write_file(path, tagheap::gc::heap_stats_json(snap, map_options("tvm heap: " + opts_.script_name)));
+bool Vm::write_heap_map(Mutator&, const std::string& path) {
+  const auto options = map_options("tvm heap: " + opts_.script_name);
+  return tagheap::gc::write_file(path, tagheap::gc::heap_map_svg(heap_snapshot(), options));
+}
+
+bool Vm::write_stats_json(Mutator&, const std::string& path) {
+  const auto options = map_options("tvm heap: " + opts_.script_name);
+  return tagheap::gc::write_file(path, tagheap::gc::heap_stats_json(heap_snapshot(), options));
 }
 
 std::vector<GcRecord> Vm::gc_log() const {

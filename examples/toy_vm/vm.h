@@ -41,6 +41,7 @@
 
 #include "alloc/tagheap.h"
 #include "examples/toy_vm/value.h"
+#include "gc/heap_map.h"
 #include "gc/world.h"
 
 namespace tvm {
@@ -106,6 +107,7 @@ class Vm {
   // stopped meanwhile; false with errno set when the file cannot be written.
   bool write_heap_map(Mutator& m, const std::string& path);
   bool write_stats_json(Mutator& m, const std::string& path);
+  tagheap::gc::HeapSnapshot heap_snapshot();
   std::vector<GcRecord> gc_log() const;
 
   // --- threads (threads.cc) ---
