@@ -1,6 +1,7 @@
 // cli.cc: option parsing, the REPL and --stats (see cli.h).
 #include "examples/toy_vm/cli.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -222,6 +223,27 @@ void print_stats(Vm& vm, Mutator& m, std::ostream& err) {
   err << "peak RSS: " << ru.ru_maxrss / 1024 << " MiB (" << ru.ru_maxrss << " KiB)\n";
 }
 
+bool run(const Cli& cli, std::istream& in, std::ostream& out, std::ostream& err, bool interactive);
+
+template <class F>
+void run_on_vm_stack(F&& f) {
+  constexpr std::size_t kVmStack = std::size_t{64} << 20;  // as threads.cc's kThreadStack
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kVmStack);
+  pthread_t thread;
+  auto trampoline = [](void* arg) -> void* {
+    (*static_cast<F*>(arg))();
+    return nullptr;
+  };
+  if (pthread_create(&thread, &attr, trampoline, &f) == 0) {
+    pthread_join(thread, nullptr);
+  } else {
+    f();  // no thread to be had: run here, with this thread's stack
+  }
+  pthread_attr_destroy(&attr);
+}
+
 }  // namespace
 
 int tvm_main(int argc, const char* const* argv, std::istream& in, std::ostream& out, std::ostream& err,
@@ -231,6 +253,16 @@ int tvm_main(int argc, const char* const* argv, std::istream& in, std::ostream& 
   cli.vm.out = &out;
   cli.vm.err = &err;
   if (cli.file) cli.vm.script_name = *cli.file;
+  bool ok = false;
+  // The interpreter runs on a thread with the same 64 MiB stack as the
+  // threads it spawns, so recursion limits do not depend on the thread (nor
+  // on the embedder's stack: tests call tvm_main in-process).
+  run_on_vm_stack([&] { ok = run(cli, in, out, err, interactive); });
+  return ok ? 0 : 1;
+}
+
+namespace {
+bool run(const Cli& cli, std::istream& in, std::ostream& out, std::ostream& err, bool interactive) {
   Vm vm(cli.vm);
   bool ok;
   {
@@ -252,7 +284,8 @@ int tvm_main(int argc, const char* const* argv, std::istream& in, std::ostream& 
       }
     }
   }
-  return ok ? 0 : 1;
+  return ok;
 }
+}  // namespace
 
 }  // namespace tvm

@@ -73,9 +73,10 @@ class Mutator {
   void poll();
   // Throws a VmError when the C stack or the nesting depth runs out.
   void check_depth() {
-    char here;
-    if (reinterpret_cast<std::uintptr_t>(&here) < stack_limit_ || depth_ >= max_depth_) [[unlikely]]
-      too_deep();
+    // The frame address, not a local's: ASan's detect_stack_use_after_return
+    // moves locals to a fake stack on the heap.
+    const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+    if (here < stack_limit_ || depth_ >= max_depth_) [[unlikely]] too_deep();
   }
   int depth_ = 0;
   // At a safepoint or blocking: the collector checks that every other

@@ -1,11 +1,13 @@
 // vm.cc: the Vm's life cycle and its global bindings (see vm.h).
 #include "examples/toy_vm/vm.h"
 
+#include <cstdlib>
 #include <iostream>
 
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/heap.h"
 #include "examples/toy_vm/primitives.h"
+#include "gc/visit.h"
 
 namespace tvm {
 
@@ -24,6 +26,14 @@ Vm::~Vm() {
     std::lock_guard lock(h->join_mu);
     if (!h->joined) pthread_join(h->thread, nullptr);
     h->joined = true;
+  }
+  // Finalisation: the Runtime gives back every tagheap block with its
+  // segments, but vector storage from the system malloc (--malloc=system)
+  // must be freed here. No mutator is left, so the walk is safe.
+  if (opts_.system_malloc) {
+    tagheap::visit_gc_blocks(rt_, [](const tagheap::BlockRef& b) {
+      if (static_cast<Header*>(b.block)->type == Type::kVector) std::free(static_cast<Vector*>(b.block)->items);
+    });
   }
 }
 
