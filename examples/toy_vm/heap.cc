@@ -66,7 +66,7 @@ void Mutator::poll() {
   safe_.store(false);
 }
 
-void Mutator::stack_overflow() { throw VmError("value stack overflow (too many live temporaries)"); }
+void Mutator::stack_overflow() { throw VmError("recursion too deep: the value stack is full (too many live temporaries)"); }
 
 void Mutator::too_deep() {
   throw VmError("recursion too deep (depth " + std::to_string(depth_) + "; limit " + std::to_string(max_depth_) +
