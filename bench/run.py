@@ -1,23 +1,39 @@
 #!/usr/bin/env python3
-"""Builds the benchmarks, runs them side by side, prints a table.
+"""Builds every benchmark, runs them side by side, prints one table.
 
-    bench/run.py [--rounds=5] [--only=churn,larson,xfree,walk,isolation]
-                 [--no-build] [--output_base=DIR]
+    bench/run.py [--rounds=5] [--only=GROUP,...] [--depth=19]
+                 [--no-build] [--output_base=DIR] [--no-readme]
+    ./bazelw run //bench:all -- [same options]
 
-Each round runs every workload once per allocator, the allocators in a
-rotated order each round (A B C D, B C D A, ...), so drift on a shared
-machine (other builds, thermal) spreads over all of them instead of one.
-Reports the median of the rounds, and writes bench/results/results.csv
-(summary) and bench/results/runs.csv (every run).
+Groups (--only): churn, larson, xfree, walk, isolation (allocators:
+tagheap, mimalloc, jemalloc, glibc) and gcbench, mt_gcbench, binarytrees,
+pause (collectors: tagheap's MarkSweep, Boehm's libgc, mimalloc with
+explicit free as the floor).
 
-Benchmarks print `workload allocator value peak_rss_kib` lines; value is ns
-per op (churn, larson), ns per block (xfree, walk*) or a plain ratio
-(isolation_ratio_*). Ratios in the table are tagheap's value over the peer's:
-below 1.0 tagheap is faster.
+Each round runs every job of a group once, in a rotated order (A B C D,
+B C D A, ...), so drift on a shared machine (other builds, thermal) spreads
+over all of them instead of one. The collection groups run at most
+min(--rounds, 3) rounds (they are long). Reports the median of the rounds,
+and writes bench/results/results.csv (summary), bench/results/runs.csv
+(every run) and bench/results/results.svg (a bar per peer and workload,
+relative to the best), and rewrites README.md between the markers
+<!-- bench:begin --> and <!-- bench:end --> (only there; --no-readme to
+skip; partial runs with --only or --rounds below the default leave the
+README alone unless --readme is given).
+
+Benchmarks print `workload peer value peak_rss_kib [extra ...]` lines
+(extras: key=value, or for gcbench and binary-trees a bare collection
+count); lines starting with '#' are for humans. Lower values are better;
+ratios in the table are a peer's value over the best other peer's (for
+tagheap rows: below 1.0, tagheap is ahead).
 """
 import argparse
 import csv
+import datetime
+import hashlib
 import os
+import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -26,16 +42,52 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ALLOCATORS = ["tagheap", "mimalloc", "jemalloc", "glibc"]
+COLLECTORS = ["tagheap", "boehm", "mimalloc"]
+DEFAULT_ROUNDS = 5
+GC_ROUNDS = 3              # at most this many rounds for the collection groups
+DEFAULT_DEPTH = 19         # binary-trees: 21 takes Boehm ~30+ s per run here
+PAUSE_LIVE_MIB = [1, 10, 100]
+PAUSE_OTHER_MIB = 500
 
-# group -> list of (label, binary, args)
-GROUPS = {
-    "churn": [(a, "churn_" + a, []) for a in ALLOCATORS],
-    "larson": [(a, "larson_" + a, []) for a in ALLOCATORS],
-    "xfree": [(a, "xfree_" + a, []) for a in ALLOCATORS],
-    "walk": [(m, "walk", [m]) for m in ["tagheap", "tagheap_c", "mimalloc"]],
-    "isolation": [("isolation", "walk", ["isolation"])],
-}
-UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block"}
+
+def groups(depth):
+    """group -> list of (label, binary under bazel-bin/bench, args)."""
+    g = {
+        "churn": [(a, "churn_" + a, []) for a in ALLOCATORS],
+        "larson": [(a, "larson_" + a, []) for a in ALLOCATORS],
+        "xfree": [(a, "xfree_" + a, []) for a in ALLOCATORS],
+        "walk": [(m, "walk", [m]) for m in ["tagheap", "tagheap_c", "mimalloc"]],
+        "isolation": [("isolation", "walk", ["isolation"])],
+        "gcbench": [(v, "gcbench/gcbench_" + v, []) for v in COLLECTORS],
+        "mt_gcbench": [(v, "gcbench/mt_gcbench_" + v, ["2"]) for v in COLLECTORS],
+        "binarytrees": [(v, "gcbench/binary_trees_" + v, [str(depth)]) for v in COLLECTORS],
+        "pause": [],
+    }
+    for live in PAUSE_LIVE_MIB:
+        g["pause"] += [
+            (f"tagheap {live}M", "gcbench/pause_tagheap", [str(live)]),
+            (f"tagheap {live}M+other", "gcbench/pause_tagheap", [str(live), str(PAUSE_OTHER_MIB)]),
+            (f"boehm {live}M", "gcbench/pause_boehm", [str(live)]),
+            (f"boehm {live}M+atomic", "gcbench/pause_boehm", [str(live), str(PAUSE_OTHER_MIB)]),
+        ]
+    return g
+
+
+GC_GROUPS = {"gcbench", "mt_gcbench", "binarytrees", "pause"}
+UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block", "walk": "ns/block", "gcbench": "ms",
+         "mt_gcbench": "ms", "pause": "ms"}
+
+
+def unit_of(workload):
+    if "ratio" in workload:
+        return "ratio"
+    if workload.startswith("walk_gc"):
+        return "ns/block"
+    if workload.startswith("binarytrees"):
+        return "ms"
+    if workload.startswith("pause"):
+        return "ms/gc"
+    return UNITS.get(workload, "")
 
 
 def bazel(args, output_base):
@@ -47,39 +99,54 @@ def bazel(args, output_base):
     return cmd + args[:1] + ["--symlink_prefix=/"] + args[1:]
 
 
-def source_version():
-    """HEAD plus a hash of uncommitted changes under alloc/ and gc/."""
+def git(*args):
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD", "--", "alloc", "gc"], cwd=ROOT, capture_output=True).stdout
-        if not diff:
-            return head
-        import hashlib
-        return f"{head}+dirty:{hashlib.sha1(diff).hexdigest()[:8]}"
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True).stdout
     except OSError:
-        return "unknown"
+        return b""
+
+
+def source_version():
+    """HEAD plus a hash of uncommitted changes under alloc/, gc/ and bench/."""
+    head = git("rev-parse", "--short", "HEAD").decode().strip() or "unknown"
+    diff = git("diff", "HEAD", "--", "alloc", "gc", "bench")
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", "alloc", "gc", "bench")
+    if not diff and not untracked:
+        return head
+    return f"{head}+dirty:{hashlib.sha1(diff + untracked).hexdigest()[:8]}"
 
 
 def build(output_base):
-    print("building //bench:all (-c opt) ...", file=sys.stderr, flush=True)
-    subprocess.run(bazel(["build", "-c", "opt", "//bench:all"], output_base), cwd=ROOT, check=True,
+    print("building //bench/... (-c opt) ...", file=sys.stderr, flush=True)
+    t0 = time.time()
+    subprocess.run(bazel(["build", "-c", "opt", "//bench/..."], output_base), cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     out = subprocess.run(bazel(["info", "-c", "opt", "bazel-bin"], output_base), cwd=ROOT, check=True,
                          capture_output=True, text=True)
+    print(f"built in {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     return os.path.join(out.stdout.strip(), "bench")
 
 
-def run_one(bindir, binary, args):
+def run_one(bindir, binary, args, depth):
     out = subprocess.run([os.path.join(bindir, binary)] + args, capture_output=True, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"{binary} {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
+        raise SystemExit(f"{binary} {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     rows = []
     for line in out.stdout.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        workload, allocator, value, rss = line.split()
-        rows.append((workload, allocator, float(value), int(rss)))
+        fields = line.split()
+        workload, peer, value, rss = fields[:4]
+        extras = {}
+        for x in fields[4:]:
+            k, sep, v = x.partition("=")
+            if sep:
+                extras[k] = v
+            else:
+                extras["gcs"] = x  # gcbench / binary-trees: the collection count
+        if workload == "binarytrees":
+            workload = f"binarytrees_d{depth}"
+        rows.append((workload, peer, float(value), int(rss), extras))
     return rows
 
 
@@ -87,18 +154,145 @@ def fmt_ratio(x):
     return "-" if x is None else f"{x:.2f}"
 
 
+def fmt_notes(extras):
+    return " ".join(f"{k}={v}" for k, v in extras.items())
+
+
+def summarize(results):
+    """results: (workload, peer) -> list of (value, rss, extras). Returns rows in first-seen order."""
+    order = []
+    for w, _ in results:
+        if w not in order:
+            order.append(w)
+    summary = []
+    for w in order:
+        entries = {a: results[(w2, a)] for (w2, a) in results if w2 == w}
+        med = {a: statistics.median(v for v, _, _ in runs) for a, runs in entries.items()}
+        is_ratio = "ratio" in w
+        best_all = min(med.values()) if not is_ratio else None
+        for a in sorted(med, key=lambda a: (not a.startswith("tagheap"), a)):
+            # Best other peer: for tagheap rows, the best non-tagheap one.
+            others = {b: v for b, v in med.items() if b != a and not b.startswith("tagheap")}
+            best_name = min(others, key=others.get) if others and not is_ratio else None
+            runs = entries[a]
+            vals = [v for v, _, _ in runs]
+            near = min(runs, key=lambda r: abs(r[0] - med[a]))  # the run closest to the median
+            def ratio_to(name):
+                base = med.get(name)
+                return med[a] / base if base and not is_ratio and name != a else None
+            summary.append({
+                "workload": w, "peer": a, "unit": unit_of(w), "median": med[a], "min": min(vals),
+                "max": max(vals), "runs": len(vals), "peak_rss_kib": max(r[1] for r in runs),
+                "best_peer": best_name,
+                "ratio_best_peer": med[a] / others[best_name] if best_name else None,
+                "ratio_best": med[a] / best_all if best_all else None,
+                "ratio_mimalloc": ratio_to("mimalloc"), "ratio_boehm": ratio_to("boehm"),
+                "notes": fmt_notes(near[2]),
+            })
+    return summary
+
+
+def table_lines(summary):
+    head = (f"{'workload':22} {'peer':22} {'median':>9} {'unit':>8} {'spread':>6} {'peak RSS':>9} "
+            f"{'/best peer':>10} {'(which)':10} {'/mimalloc':>9} {'/boehm':>7}  notes")
+    lines = [head]
+    last = None
+    for s in summary:
+        if last is not None and s["workload"] != last:
+            lines.append("")
+        last = s["workload"]
+        spread = (s["max"] - s["min"]) / s["median"] * 100 if s["median"] else 0
+        lines.append(f"{s['workload']:22} {s['peer']:22} {s['median']:9.3f} {s['unit']:>8} {spread:5.0f}% "
+                     f"{s['peak_rss_kib'] / 1024:7.1f}Mi {fmt_ratio(s['ratio_best_peer']):>10} "
+                     f"{s['best_peer'] or '':10} {fmt_ratio(s['ratio_mimalloc']):>9} "
+                     f"{fmt_ratio(s['ratio_boehm']):>7}  {s['notes']}".rstrip())
+    return lines
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_svg(path, summary, title):
+    """One group of bars per workload, a bar per peer, value / best in group."""
+    rows = [s for s in summary if s["ratio_best"] is not None]
+    workloads = []
+    for s in rows:
+        if s["workload"] not in workloads:
+            workloads.append(s["workload"])
+    workloads = [w for w in workloads if sum(1 for s in rows if s["workload"] == w) > 1]
+    palette = {"tagheap": "#1f77b4", "mimalloc": "#ff7f0e", "jemalloc": "#2ca02c", "glibc": "#9467bd",
+               "boehm": "#d62728"}
+    cap = 4.0  # bars longer than this are clipped (and say so)
+    label_w, bar_area, bar_h, gap = 360, 480, 14, 12
+    height = 60 + sum(gap + bar_h * sum(1 for s in rows if s["workload"] == w) for w in workloads) + 40
+    width = label_w + bar_area + 190
+    esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">{esc(title)}</text>',
+           f'<text x="10" y="38" fill="#555">value / best in its workload (1.0 = best; lower is better; '
+           f'bars clipped at {cap:g})</text>']
+    x0 = label_w
+    y = 56
+    for w in workloads:
+        y += gap
+        out.append(f'<text x="10" y="{y + bar_h - 3}" font-weight="bold">{esc(w)} ({esc(unit_of(w))})</text>')
+        for s in [s for s in rows if s["workload"] == w]:
+            r = s["ratio_best"]
+            length = min(r, cap) / cap * bar_area
+            color = palette.get(s["peer"].split()[0].split("+")[0].split("_")[0], "#7f7f7f")
+            out.append(f'<text x="{x0 - 6}" y="{y + bar_h - 3}" text-anchor="end">{esc(s["peer"])}</text>')
+            out.append(f'<rect x="{x0}" y="{y + 1}" width="{length:.1f}" height="{bar_h - 2}" fill="{color}"/>')
+            label = f"{r:.2f}{'+' if r > cap else ''}  ({s['median']:.3g} {unit_of(w)})"
+            out.append(f'<text x="{x0 + length + 4:.1f}" y="{y + bar_h - 3}">{esc(label)}</text>')
+            y += bar_h
+    one = x0 + bar_area / cap
+    out.append(f'<line x1="{one:.1f}" y1="50" x2="{one:.1f}" y2="{y + 4}" stroke="#999" stroke-dasharray="3,3"/>')
+    out.append(f'<text x="{one:.1f}" y="{y + 18}" text-anchor="middle" fill="#555">1.0</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def update_readme(lines):
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+    i = text.index(begin) + len(begin)
+    j = text.index(end)
+    text = text[:i] + "\n" + "\n".join(lines) + "\n" + text[j:]
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--only", default=",".join(GROUPS))
+    ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
+    ap.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="binary-trees depth")
+    ap.add_argument("--only", default="", help="comma-separated groups (default: all)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--output_base", default=os.environ.get("BENCH_OUTPUT_BASE", ""))
     ap.add_argument("--bindir", default="", help="use binaries from here (implies --no-build)")
+    ap.add_argument("--readme", action="store_true", help="rewrite README.md's section even for a partial run")
+    ap.add_argument("--no-readme", action="store_true")
     opts = ap.parse_args()
-    groups = [g.strip() for g in opts.only.split(",") if g.strip()]
-    for g in groups:
-        if g not in GROUPS:
-            raise SystemExit(f"unknown group {g}; known: {', '.join(GROUPS)}")
+    all_groups = groups(opts.depth)
+    selected = [g.strip() for g in opts.only.split(",") if g.strip()] or list(all_groups)
+    for g in selected:
+        if g not in all_groups:
+            raise SystemExit(f"unknown group {g}; known: {', '.join(all_groups)}")
 
     if opts.bindir:
         bindir = opts.bindir
@@ -110,104 +304,96 @@ def main():
         bindir = build(opts.output_base)
 
     version = source_version()
+    load_before = os.getloadavg()
     print(f"# tagheap sources: {version}", file=sys.stderr)
-    load = os.getloadavg()
-    print(f"# load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cpus",
-          file=sys.stderr)
-    results = {}  # (workload, allocator) -> list of (value, rss)
+    print(f"# load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} "
+          f"on {os.cpu_count()} cpus", file=sys.stderr)
+    rounds_of = {g: min(opts.rounds, GC_ROUNDS) if g in GC_GROUPS else opts.rounds for g in selected}
+    results = {}  # (workload, peer) -> list of (value, rss, extras)
     raw = []
-    total = opts.rounds * sum(len(GROUPS[g]) for g in groups)
+    total = sum(rounds_of[g] * len(all_groups[g]) for g in selected)
     done = 0
     t_start = time.time()
-    for r in range(opts.rounds):
-        for g in groups:
-            jobs = GROUPS[g]
+    for r in range(max(rounds_of.values())):
+        for g in selected:
+            if r >= rounds_of[g]:
+                continue
+            jobs = all_groups[g]
             k = r % len(jobs)
             for label, binary, args in jobs[k:] + jobs[:k]:  # rotated: A B C D, B C D A, ...
                 done += 1
                 t0 = time.time()
-                rows = run_one(bindir, binary, args)
+                rows = run_one(bindir, binary, args, opts.depth)
                 dt = time.time() - t0
-                shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _ in rows)
-                print(f"[{done:3}/{total}] round {r + 1} {g:9} {label:10} {dt:5.1f}s  {shown}",
+                shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _, _ in rows)
+                el = time.time() - t_start
+                eta = el / done * (total - done)
+                print(f"[{done:3}/{total}] round {r + 1} {g:11} {label:20} {dt:5.1f}s  {shown}"
+                      f"   (elapsed {el:.0f}s, ~{eta:.0f}s left, load {os.getloadavg()[0]:.1f})",
                       file=sys.stderr, flush=True)
-                for w, a, v, rss in rows:
-                    results.setdefault((w, a), []).append((v, rss))
-                    raw.append((r + 1, w, a, v, rss))
+                for w, a, v, rss, extras in rows:
+                    results.setdefault((w, a), []).append((v, rss, extras))
+                    raw.append((r + 1, w, a, v, rss, fmt_notes(extras)))
     elapsed = time.time() - t_start
     load = os.getloadavg()
-
-    # Summary rows, grouped by workload in first-seen order.
-    order = []
-    for key in results:
-        if key[0] not in order:
-            order.append(key[0])
-    summary = []
-    for w in order:
-        med = {a: statistics.median(v for v, _ in results[(w2, a)]) for (w2, a) in results if w2 == w}
-        peers = {a: v for a, v in med.items() if not a.startswith("tagheap")}
-        is_ratio = "ratio" in w
-        best_peer = min(peers.values()) if peers and not is_ratio else None
-        mim = peers.get("mimalloc") if not is_ratio else None
-        for a in sorted(med, key=lambda a: (not a.startswith("tagheap"), a)):
-            vals = [v for v, _ in results[(w, a)]]
-            rss = max(x for _, x in results[(w, a)])
-            summary.append({
-                "workload": w,
-                "allocator": a,
-                "median": med[a],
-                "min": min(vals),
-                "max": max(vals),
-                "runs": len(vals),
-                "peak_rss_kib": rss,
-                "ratio_best_peer": med[a] / best_peer if best_peer else None,
-                "ratio_mimalloc": med[a] / mim if mim else None,
-            })
+    summary = summarize(results)
 
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "results.csv"), "w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["workload", "allocator", "unit", "median", "min", "max", "runs", "peak_rss_kib",
-                     "ratio_to_best_peer", "ratio_to_mimalloc", "sources"])
+        wr.writerow(["workload", "peer", "unit", "median", "min", "max", "runs", "peak_rss_kib",
+                     "ratio_to_best_peer", "best_peer", "ratio_to_best", "ratio_to_mimalloc", "ratio_to_boehm",
+                     "notes", "sources"])
+        r3 = lambda x: "" if x is None else f"{x:.3f}"
         for s in summary:
-            unit = "ratio" if "ratio" in s["workload"] else UNITS.get(s["workload"], "ns/live_block")
-            wr.writerow([s["workload"], s["allocator"], unit, f"{s['median']:.3f}", f"{s['min']:.3f}",
-                         f"{s['max']:.3f}", s["runs"], s["peak_rss_kib"],
-                         "" if s["ratio_best_peer"] is None else f"{s['ratio_best_peer']:.3f}",
-                         "" if s["ratio_mimalloc"] is None else f"{s['ratio_mimalloc']:.3f}", version])
+            wr.writerow([s["workload"], s["peer"], s["unit"], f"{s['median']:.3f}", f"{s['min']:.3f}",
+                         f"{s['max']:.3f}", s["runs"], s["peak_rss_kib"], r3(s["ratio_best_peer"]),
+                         s["best_peer"] or "", r3(s["ratio_best"]), r3(s["ratio_mimalloc"]), r3(s["ratio_boehm"]),
+                         s["notes"], version])
     with open(os.path.join(HERE, "results", "runs.csv"), "w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["round", "workload", "allocator", "value", "peak_rss_kib"])
+        wr.writerow(["round", "workload", "peer", "value", "peak_rss_kib", "notes"])
         wr.writerows(raw)
+    date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    machine = f"{os.cpu_count()} cpus (nproc), {cpu_model()}"
+    write_svg(os.path.join(HERE, "results", "results.svg"), summary,
+              f"tagheap benchmarks, {date}, {version}, {machine}")
 
+    lines = table_lines(summary)
+    footer = [
+        f"# sources {version}; {date}; {machine}",
+        f"# rounds: {', '.join(f'{g} {rounds_of[g]}' for g in selected)}; ran {elapsed:.0f}s; spread = "
+        f"(max-min)/median over rounds",
+        f"# load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+    ]
     print()
-    print(f"{'workload':22} {'allocator':10} {'median':>9} {'unit':>9} {'spread':>7} {'peak RSS':>10} "
-          f"{'/best peer':>10} {'/mimalloc':>9}")
-    last = None
-    for s in summary:
-        if last is not None and s["workload"] != last:
-            print()
-        last = s["workload"]
-        unit = "ratio" if "ratio" in s["workload"] else UNITS.get(s["workload"], "ns/block")
-        spread = (s["max"] - s["min"]) / s["median"] * 100 if s["median"] else 0
-        print(f"{s['workload']:22} {s['allocator']:10} {s['median']:9.3f} {unit:>9} {spread:6.0f}% "
-              f"{s['peak_rss_kib'] / 1024:8.1f}Mi {fmt_ratio(s['ratio_best_peer']):>10} "
-              f"{fmt_ratio(s['ratio_mimalloc']):>9}")
+    print("\n".join(lines))
     print()
-    speedups = []
-    for w in order:
-        if "ratio" in w:
-            continue
-        med = {a: statistics.median(v for v, _ in results[(w2, a)]) for (w2, a) in results if w2 == w}
-        if "tagheap" in med and "mimalloc" in med:
-            speedups.append(f"{w} {med['mimalloc'] / med['tagheap']:.2f}")
-    if speedups:
-        print("# mimalloc/tagheap (above 1: tagheap faster): " + ", ".join(speedups))
-    print(f"# tagheap sources: {version}")
-    print(f"# {opts.rounds} rounds in {elapsed:.0f}s; spread = (max-min)/median over rounds; "
-          f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"# results: {os.path.relpath(os.path.join(HERE, 'results', 'results.csv'), ROOT)}, "
-          f"every run: bench/results/runs.csv")
+    print("\n".join(footer))
+    print("# results: bench/results/results.csv, runs.csv, results.svg")
+
+    full = set(selected) == set(all_groups) and opts.rounds >= DEFAULT_ROUNDS
+    if opts.readme or (full and not opts.no_readme):
+        update_readme([
+            "## Performance",
+            "",
+            f"`bench/run.py` (or `./bazelw run //bench:all`), {date}, sources `{version}`, on {machine}; "
+            f"load average {load_before[0]:.2f} before, {load[0]:.2f} after (2-core machine shared with "
+            "other work: read the spread). Medians over rounds; lower is better; `/best peer` is the "
+            "value over the best other peer's (below 1.0: ahead). binary-trees at depth "
+            f"{opts.depth}. GC peers: tagheap `MarkSweep`, Boehm (libgc), mimalloc with explicit free "
+            "(the floor, no collector). `pause_*`: one full collection of that much live data; `+other`: "
+            f"beside {PAUSE_OTHER_MIB} MiB of live non-GC-tag blocks (Boehm: `GC_MALLOC_ATOMIC_UNCOLLECTABLE` blocks). "
+            "Chart: `bench/results/results.svg`; details: `bench/README.md`.",
+            "",
+            "```",
+            *lines,
+            "",
+            *footer,
+            "```",
+        ])
+        print("# README.md: performance section rewritten")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 // bottom-up, checked (node count) and dropped. max = argv[1] (default 18).
 // Prints the usual lines prefixed with '#', then:
 //   binarytrees <variant> <wall_ms> <peak_rss_kib> <collections>
+// Exits 1 if a tree's node count is wrong.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,14 +19,18 @@ struct Node {
 };
 static_assert(sizeof(Node) == 16);
 
+// Both subtrees stay rooted until the parent holds them: allocating the
+// parent may collect.
 Node* bottom_up(int depth) {
-  Node* left = nullptr;
-  Node* right = nullptr;
-  if (depth > 0) {
-    left = bottom_up(depth - 1);
-    gcb::RootScope<Node> keep_left(left);
-    right = bottom_up(depth - 1);
+  if (depth <= 0) {
+    auto* leaf = static_cast<Node*>(gcb::alloc_node(sizeof(Node)));
+    leaf->left = leaf->right = nullptr;
+    return leaf;
   }
+  Node* left = bottom_up(depth - 1);
+  gcb::RootScope<Node> keep_left(left);
+  Node* right = bottom_up(depth - 1);
+  gcb::RootScope<Node> keep_right(right);
   auto* n = static_cast<Node*>(gcb::alloc_node(sizeof(Node)));
   n->left = left;
   n->right = right;
@@ -56,6 +61,7 @@ int main(int argc, char** argv) {
     gcb::release_tree(reinterpret_cast<gcb::Links*>(stretch));
     stretch = nullptr;
   }
+  bool ok = true;
   Node* long_lived = bottom_up(max_depth);
   gcb::RootScope<Node> root_long(long_lived);
   for (int d = min_depth; d <= max_depth; d += 2) {
@@ -70,8 +76,15 @@ int main(int argc, char** argv) {
       t = nullptr;
     }
     std::printf("# %ld\t trees of depth %d\t check: %ld\n", iters, d, sum);
+    if (sum != iters * ((2L << d) - 1)) ok = false;
   }
-  std::printf("# long lived tree of depth %d\t check: %ld\n", max_depth, check(long_lived));
+  const long long_check = check(long_lived);
+  std::printf("# long lived tree of depth %d\t check: %ld\n", max_depth, long_check);
+  if (long_check != (2L << max_depth) - 1) ok = false;
+  if (!ok) {
+    std::printf("# failed: a tree has the wrong node count (a collector freed live nodes)\n");
+    return 1;
+  }
   const double ms = gcb::ms_since(t0);
   gcb::print_detail();
   std::printf("binarytrees %s %.1f %ld %zu\n", gcb::kVariant, ms, gcb::peak_rss_kib(), gcb::collections());

@@ -34,6 +34,8 @@ Node* new_node(Node* l = nullptr, Node* r = nullptr) {
 }
 
 int tree_size(int i) { return (1 << (i + 1)) - 1; }
+
+int count_nodes(const Node* n) { return n ? 1 + count_nodes(n->left) + count_nodes(n->right) : 0; }
 int num_iters(int i) { return 2 * tree_size(kStretchTreeDepth) / tree_size(i); }
 
 // Top-down: `node` is reachable from a root, so are the children once linked.
@@ -46,12 +48,14 @@ void populate(int depth, Node* node) {
   populate(depth, node->right);
 }
 
-// Bottom-up: the left subtree is rooted while the right one is built.
+// Bottom-up: the left subtree is rooted while the right one is built, and
+// both while their parent is allocated (that allocation may collect).
 Node* make_tree(int depth) {
   if (depth <= 0) return new_node();
   Node* left = make_tree(depth - 1);
   gcb::RootScope<Node> keep_left(left);
   Node* right = make_tree(depth - 1);
+  gcb::RootScope<Node> keep_right(right);
   return new_node(left, right);
 }
 
@@ -91,7 +95,8 @@ int main() {
 
   for (int d = kMinTreeDepth; d <= kMaxTreeDepth; d += 2) time_construction(d);
 
-  if (long_lived == nullptr || array[1000] != 1.0 / 1000) {
+  if (long_lived == nullptr || count_nodes(long_lived) != tree_size(kLongLivedTreeDepth) ||
+      array[1000] != 1.0 / 1000) {
     std::printf("# failed: long-lived data lost\n");
     return 1;
   }

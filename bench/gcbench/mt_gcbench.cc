@@ -1,0 +1,302 @@
+// mt_gcbench: GCBench with several mutator threads (as Whippet's
+// mt-gcbench), each building its own trees: a stretch tree of depth 18
+// (dropped), a long-lived tree of depth 16 and an array of 500,000 doubles
+// kept to the end, then short-lived trees at depths 4, 6, .., 16, top-down
+// and bottom-up, as gcbench.cc does. Threads = argv[1] (default 2).
+//
+// Variants (one -D define per binary, see BUILD):
+//   GCB_TAGHEAP   one Runtime, one gc::World. Each thread attaches its
+//                 ThreadState through the World and polls world.safepoint()
+//                 on every allocation; roots are each thread's explicit root
+//                 stack. Allocation volume is summed across threads (each
+//                 thread adds its bytes every 64 KiB); the thread that sees
+//                 the sum pass the threshold stops the world, collects with
+//                 gc::MarkSweep and resumes. Threshold: max(4 MiB, live bytes
+//                 after the last collection * GCB_FACTOR (1.0)), so the heap
+//                 is about twice the live data.
+//   GCB_BOEHM     Debian's libgc with GC_THREADS: threads come from
+//                 GC_pthread_create (gc.h redirects pthread_create), roots are
+//                 found conservatively. GC_set_free_space_divisor(2): Boehm
+//                 collects after allocating about 2 * live / divisor bytes,
+//                 i.e. about the live data, the same heap multiple as above.
+//   GCB_MIMALLOC  mi_malloc / mi_free, every temporary tree freed by hand:
+//                 the floor.
+//
+// Prints: mt_gcbench <variant> <wall_ms> <peak_rss_kib> gcs=<n> [max_pause_ms=<x>]
+// Exits 1 if a thread's long-lived data was lost.
+#define GC_THREADS 1  // before gc.h (through variant.h): thread support
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "bench/gcbench/variant.h"
+
+#if defined(GCB_TAGHEAP)
+#include "gc/world.h"
+#endif
+
+namespace {
+
+constexpr int kStretchTreeDepth = 18;
+constexpr int kLongLivedTreeDepth = 16;
+constexpr int kArraySize = 500000;
+constexpr int kMinTreeDepth = 4;
+constexpr int kMaxTreeDepth = 16;
+constexpr int kMaxThreads = 16;
+
+struct Node {
+  Node* left;
+  Node* right;
+  int i, j;
+};
+static_assert(sizeof(Node) == 24);
+
+#if defined(GCB_TAGHEAP)
+// ---- tagheap: a World, shared allocation volume, per-thread root stacks ----
+namespace tg = tagheap::gc;
+constexpr tagheap::Tag kGcTag = 1;
+
+struct Mutator {
+  explicit Mutator(tagheap::Runtime& rt) : ts(rt) {}
+  tagheap::ThreadState ts;
+  tagheap::Heap* heap = nullptr;
+  void** slots[256];
+  int depth = 0;
+  void* array = nullptr;      // pointer-free: not traced
+  std::size_t pending = 0;    // bytes allocated, not yet added to the shared sum
+};
+
+class Shared {
+ public:
+  static constexpr std::size_t kFlush = 64 * 1024;
+  Shared()
+      : floor_(static_cast<std::size_t>(gcb::env_or("GCB_FLOOR_MIB", 4) * 1024 * 1024)),
+        factor_(gcb::env_or("GCB_FACTOR", 1.0)),
+        threshold_(floor_) {}
+
+  // Model for gc::MarkSweep. The world is stopped: every mutator is parked
+  // in alloc() (or gone), so its root stack is stable.
+  void roots(tg::Tracer& t) {
+    for (Mutator* m : mutators_) {
+      if (m == nullptr) continue;
+      for (int i = 0; i < m->depth; ++i) t.mark(*m->slots[i]);
+      t.mark(m->array);
+    }
+  }
+  void trace(void* obj, tg::Tracer& t) {
+    for (Mutator* m : mutators_)
+      if (m != nullptr && obj == m->array) [[unlikely]] return;
+    auto* n = static_cast<Node*>(obj);
+    t.mark(n->left);
+    t.mark(n->right);
+  }
+
+  Mutator* begin_thread(int i) {
+    auto* m = new Mutator(rt_);
+    world_.attach(m->ts);
+    m->heap = &m->ts.heap(kGcTag);
+    mutators_[i] = m;  // running: no collection can read mutators_ now
+    return m;
+  }
+  void end_thread(int i, Mutator* m) {
+    mutators_[i] = nullptr;  // its roots die with it
+    world_.detach(m->ts);    // abandons its pages; they stay collectable
+    delete m;
+  }
+
+  void* alloc(Mutator& m, std::size_t size) {
+    world_.safepoint();
+    m.pending += (size + 15) & ~std::size_t{15};
+    if (m.pending >= kFlush) [[unlikely]] {
+      const std::size_t sum = since_.fetch_add(m.pending, std::memory_order_relaxed) + m.pending;
+      m.pending = 0;
+      if (sum >= threshold_.load(std::memory_order_relaxed)) collect();
+    }
+    return m.heap->allocate(size);
+  }
+
+  // Called by a mutator: stop the world (parks us meanwhile if another
+  // thread is collecting), collect unless that thread already did, resume.
+  void collect() {
+    const auto t0 = std::chrono::steady_clock::now();
+    world_.stop();
+    if (since_.load(std::memory_order_relaxed) >= threshold_.load(std::memory_order_relaxed)) {
+      const tg::CollectStats s = ms_.collect();
+      ++collections_;
+      mark_ns_ += s.mark_ns;
+      sweep_ns_ += s.sweep_ns;
+      threshold_.store(std::max(floor_, static_cast<std::size_t>(static_cast<double>(s.live_bytes) * factor_)),
+                       std::memory_order_relaxed);
+      since_.store(0, std::memory_order_relaxed);
+      max_pause_ms_ = std::max(max_pause_ms_, gcb::ms_since(t0));
+    }
+    world_.resume();
+  }
+
+  std::size_t collections() const { return collections_; }
+  double max_pause_ms() const { return max_pause_ms_; }
+  void print_detail() const {
+    std::printf("# tagheap: %zu collections, mark %.1f ms, sweep %.1f ms in total, max pause %.2f ms\n",
+                collections_, mark_ns_ / 1e6, sweep_ns_ / 1e6, max_pause_ms_);
+  }
+
+ private:
+  tagheap::Runtime rt_{{.gc_tags = {kGcTag}}};
+  tg::World world_;
+  tg::MarkSweep<Shared> ms_{rt_, *this};
+  Mutator* mutators_[kMaxThreads] = {};
+  std::size_t floor_;
+  double factor_;
+  std::atomic<std::size_t> threshold_;
+  std::atomic<std::size_t> since_{0};
+  // Written only with the world stopped.
+  std::size_t collections_ = 0;
+  std::uint64_t mark_ns_ = 0, sweep_ns_ = 0;
+  double max_pause_ms_ = 0;
+};
+
+Shared* g_shared;
+thread_local Mutator* t_mutator;
+
+void init() { g_shared = new Shared; }
+void thread_begin(int i) { t_mutator = g_shared->begin_thread(i); }
+void thread_end(int i) { g_shared->end_thread(i, t_mutator); }
+void* alloc_node(std::size_t n) { return g_shared->alloc(*t_mutator, n); }
+void* alloc_atomic(std::size_t n) {
+  void* p = g_shared->alloc(*t_mutator, n);
+  t_mutator->array = p;
+  return p;
+}
+void release_tree(Node*) {}
+std::size_t collections() { return g_shared->collections(); }
+void print_extra() { std::printf(" max_pause_ms=%.2f", g_shared->max_pause_ms()); }
+void print_detail() { g_shared->print_detail(); }
+template <class T>
+struct RootScope {
+  explicit RootScope(T*& slot) { t_mutator->slots[t_mutator->depth++] = reinterpret_cast<void**>(&slot); }
+  ~RootScope() { --t_mutator->depth; }
+  RootScope(const RootScope&) = delete;
+};
+
+#else
+// ---- Boehm and mimalloc: variant.h's glue is thread-safe as it is ----
+void init() {
+  gcb::init();
+#if defined(GCB_BOEHM)
+  GC_set_free_space_divisor(static_cast<GC_word>(gcb::env_or("GCB_BOEHM_DIVISOR", 2)));
+#endif
+}
+void thread_begin(int) {}
+void thread_end(int) {}
+void* alloc_node(std::size_t n) { return gcb::alloc_node(n); }
+void* alloc_atomic(std::size_t n) { return gcb::alloc_atomic(n); }
+void release_tree(Node* t) { gcb::release_tree(reinterpret_cast<gcb::Links*>(t)); }
+std::size_t collections() { return gcb::collections(); }
+void print_extra() {}
+void print_detail() { gcb::print_detail(); }
+template <class T>
+using RootScope = gcb::RootScope<T>;
+#endif
+
+Node* new_node(Node* l = nullptr, Node* r = nullptr) {
+  auto* n = static_cast<Node*>(alloc_node(sizeof(Node)));
+  n->left = l;
+  n->right = r;
+  n->i = n->j = 0;
+  return n;
+}
+
+int tree_size(int i) { return (1 << (i + 1)) - 1; }
+int num_iters(int i) { return 2 * tree_size(kStretchTreeDepth) / tree_size(i); }
+int count_nodes(const Node* n) { return n ? 1 + count_nodes(n->left) + count_nodes(n->right) : 0; }
+
+void populate(int depth, Node* node) {
+  if (depth <= 0) return;
+  --depth;
+  node->left = new_node();
+  node->right = new_node();
+  populate(depth, node->left);
+  populate(depth, node->right);
+}
+
+Node* make_tree(int depth) {
+  if (depth <= 0) return new_node();
+  Node* left = make_tree(depth - 1);
+  RootScope<Node> keep_left(left);
+  Node* right = make_tree(depth - 1);
+  RootScope<Node> keep_right(right);
+  return new_node(left, right);
+}
+
+void time_construction(int depth) {
+  const int iters = num_iters(depth);
+  Node* temp = nullptr;
+  RootScope<Node> root(temp);
+  for (int i = 0; i < iters; ++i) {
+    temp = new_node();
+    populate(depth, temp);
+    release_tree(temp);
+    temp = nullptr;
+  }
+  for (int i = 0; i < iters; ++i) {
+    temp = make_tree(depth);
+    release_tree(temp);
+    temp = nullptr;
+  }
+}
+
+std::atomic<int> g_failures{0};
+
+void* mutator(void* arg) {
+  const int id = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+  thread_begin(id);
+  {
+    Node* temp = make_tree(kStretchTreeDepth);
+    release_tree(temp);
+    temp = nullptr;
+
+    Node* long_lived = new_node();
+    RootScope<Node> root_tree(long_lived);
+    populate(kLongLivedTreeDepth, long_lived);
+    auto* array = static_cast<double*>(alloc_atomic(sizeof(double) * kArraySize));
+    for (int i = 0; i < kArraySize / 2; ++i) array[i] = 1.0 / i;
+    for (int i = kArraySize / 2; i < kArraySize; ++i) array[i] = 0;
+
+    for (int d = kMinTreeDepth; d <= kMaxTreeDepth; d += 2) time_construction(d);
+
+    if (count_nodes(long_lived) != tree_size(kLongLivedTreeDepth) || array[1000] != 1.0 / 1000) ++g_failures;
+    release_tree(long_lived);
+  }
+  thread_end(id);
+  return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = std::clamp(argc > 1 ? std::atoi(argv[1]) : 2, 1, kMaxThreads);
+  init();
+  const auto t0 = std::chrono::steady_clock::now();
+  pthread_t tids[kMaxThreads];
+  for (int i = 0; i < threads; ++i)
+    if (pthread_create(&tids[i], nullptr, mutator, reinterpret_cast<void*>(static_cast<std::intptr_t>(i))) != 0) {
+      std::perror("pthread_create");
+      return 1;
+    }
+  for (int i = 0; i < threads; ++i) pthread_join(tids[i], nullptr);
+  const double ms = gcb::ms_since(t0);
+  if (g_failures.load() != 0) {
+    std::printf("# failed: long-lived data lost in %d threads\n", g_failures.load());
+    return 1;
+  }
+  print_detail();
+  std::printf("mt_gcbench %s %.1f %ld gcs=%zu", gcb::kVariant, ms, gcb::peak_rss_kib(), collections());
+  print_extra();
+  std::printf("\n");
+  return 0;
+}

@@ -1,0 +1,191 @@
+// pause: the pause of one full collection against the live heap size.
+//
+//   pause_<variant> <live_mib> [other_mib] [collections]
+//
+// Builds a complete binary tree of 24-byte GC nodes (left, right, a word of
+// payload) holding <live_mib> MiB, allocated in breadth-first order, with one
+// root. Optionally interleaves <other_mib> MiB of live 256-byte blocks that
+// are not traced: for tagheap, blocks of a non-GC tag in the same runtime
+// (they share segments with the GC pages); for Boehm,
+// GC_MALLOC_ATOMIC_UNCOLLECTABLE blocks (pointer-free, never collected, in
+// the collector's heap: the closest Boehm has). Then runs
+// one untimed collection and <collections> (default 10) timed ones, and
+// checks that the tree survived.
+//
+//   tagheap  gc::MarkSweep::collect(): mark from the root, then sweep the
+//            GC tags' pages (single-threaded; the pause includes the sweep).
+//   boehm    GC_gcollect(): a full, stop-the-world collection (Debian's libgc
+//            marks with helper threads when it has cores; sweeping is mostly
+//            lazy, done later by allocation, so not in the pause).
+//
+// Prints: pause_<live>MiB <variant>[+<other>MiB_other or _atomic] <median_ms> <peak_rss_kib>
+//         min_ms=.. max_ms=.. n=..
+#define GC_THREADS 1  // before gc.h (through variant.h): GC_get_parallel
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "bench/gcbench/variant.h"
+
+namespace {
+
+struct Node {
+  Node* left;
+  Node* right;
+  std::uintptr_t payload;
+};
+static_assert(sizeof(Node) == 24);
+constexpr std::size_t kOtherBlock = 256;
+
+#if defined(GCB_TAGHEAP)
+constexpr tagheap::Tag kGcTag = 1;
+constexpr tagheap::Tag kOtherTag = 0;
+Node* g_root;
+
+struct Model {
+  void roots(tagheap::gc::Tracer& t) { t.mark(g_root); }
+  void trace(void* obj, tagheap::gc::Tracer& t) {
+    auto* n = static_cast<Node*>(obj);
+    t.mark(n->left);
+    t.mark(n->right);
+  }
+};
+
+struct Env {
+  tagheap::Runtime rt{{.gc_tags = {kGcTag}}};
+  tagheap::ThreadState ts{rt};
+  Model model;
+  tagheap::gc::MarkSweep<Model> ms{rt, model};
+  tagheap::Heap* gc_heap;
+  tagheap::Heap* other_heap;
+  Env() {
+    ts.attach();
+    gc_heap = &ts.heap(kGcTag);
+    other_heap = &ts.heap(kOtherTag);
+  }
+  ~Env() { ts.detach(); }
+  void* alloc_node() { return gc_heap->allocate(sizeof(Node)); }
+  void* alloc_other() { return other_heap->allocate(kOtherBlock); }
+  void set_root(Node* r) { g_root = r; }
+  void begin_build() {}
+  void end_build() {}
+  double collect_ms() {
+    const auto t0 = std::chrono::steady_clock::now();
+    ms.collect();
+    return gcb::ms_since(t0);
+  }
+  const char* label() const { return "tagheap"; }
+  const char* other_label() const { return "other"; }
+};
+
+#elif defined(GCB_BOEHM)
+Node* volatile g_root;  // in .bss: a Boehm root
+
+struct Env {
+  Env() { GC_INIT(); }
+  void* alloc_node() { return GC_MALLOC(sizeof(Node)); }
+  // Pointer-free and kept until freed by hand, as tagheap's non-GC blocks
+  // are. Boehm adds a byte to each object (interior pointers past the
+  // end), so 255 bytes take a 256-byte slot.
+  void* alloc_other() { return GC_MALLOC_ATOMIC_UNCOLLECTABLE(kOtherBlock - 1); }
+  void set_root(Node* r) { g_root = r; }
+  void begin_build() { GC_disable(); }  // no collections while building
+  void end_build() { GC_enable(); }
+  double collect_ms() {
+    const auto t0 = std::chrono::steady_clock::now();
+    GC_gcollect();
+    return gcb::ms_since(t0);
+  }
+  const char* label() const { return "boehm"; }
+  const char* other_label() const { return "atomic"; }
+};
+#else
+#error "pause: GCB_TAGHEAP or GCB_BOEHM"
+#endif
+
+long count_nodes(const Node* root) {
+  std::vector<const Node*> stack{root};
+  long n = 0;
+  while (!stack.empty()) {
+    const Node* x = stack.back();
+    stack.pop_back();
+    ++n;
+    if (x->left) stack.push_back(x->left);
+    if (x->right) stack.push_back(x->right);
+  }
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s LIVE_MIB [OTHER_MIB] [COLLECTIONS]\n", argv[0]);
+    return 2;
+  }
+  const double live_mib = std::atof(argv[1]);
+  const double other_mib = argc > 2 ? std::atof(argv[2]) : 0;
+  const int reps = argc > 3 ? std::atoi(argv[3]) : 10;
+  const auto nodes = static_cast<std::size_t>(live_mib * 1024 * 1024 / sizeof(Node));
+  const auto others = static_cast<std::size_t>(other_mib * 1024 * 1024 / kOtherBlock);
+
+  static Env env;
+  env.begin_build();
+  // Node addresses in breadth-first order, kept outside every heap (an
+  // anonymous mapping no collector scans) and dropped after linking.
+  const std::size_t map_bytes = nodes * sizeof(Node*);
+  auto** order = static_cast<Node**>(
+      mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (order == MAP_FAILED) {
+    std::perror("mmap");
+    return 1;
+  }
+  std::size_t others_done = 0;
+  for (std::size_t i = 0; i < nodes; ++i) {
+    auto* n = static_cast<Node*>(env.alloc_node());
+    n->left = n->right = nullptr;
+    n->payload = i;
+    order[i] = n;
+    // Other blocks interleaved in proportion, so both kinds share segments.
+    for (; others_done * nodes < (i + 1) * others; ++others_done) {
+      auto* b = static_cast<char*>(env.alloc_other());
+      std::memset(b, 0x5a, 16);
+    }
+  }
+  for (std::size_t i = 0; i < nodes; ++i) {
+    if (2 * i + 1 < nodes) order[i]->left = order[2 * i + 1];
+    if (2 * i + 2 < nodes) order[i]->right = order[2 * i + 2];
+  }
+  env.set_root(order[0]);
+  std::memset(order, 0, map_bytes);
+  munmap(order, map_bytes);
+  env.end_build();
+
+  env.collect_ms();  // untimed: the first one may find the heap unsettled
+  std::vector<double> ms;
+  for (int r = 0; r < reps; ++r) ms.push_back(env.collect_ms());
+  std::sort(ms.begin(), ms.end());
+  const long found = count_nodes(g_root);
+  if (found != static_cast<long>(nodes)) {
+    std::printf("# failed: %ld of %zu nodes left after the collections\n", found, nodes);
+    return 1;
+  }
+  char peer[64];
+  if (others)
+    std::snprintf(peer, sizeof peer, "%s+%gMiB_%s", env.label(), other_mib, env.other_label());
+  else
+    std::snprintf(peer, sizeof peer, "%s", env.label());
+  std::printf("pause_%gMiB %s %.3f %ld min_ms=%.3f max_ms=%.3f n=%d\n", live_mib, peer, ms[ms.size() / 2],
+              gcb::peak_rss_kib(), ms.front(), ms.back(), reps);
+#if defined(GCB_BOEHM)
+  // Helper marker threads (GC_get_parallel) and heap size, for the record.
+  std::printf("# boehm: %d helper markers, heap %zu KiB\n", GC_get_parallel(), GC_get_heap_size() / 1024);
+#endif
+  return 0;
+}
