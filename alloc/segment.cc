@@ -1,4 +1,5 @@
 // Segments: mapping, carving pages, taking them back.
+#include <chrono>
 #include <new>
 
 #include "alloc/internal/runtime_core.h"
@@ -23,7 +24,8 @@ bool Segment::is_valid() const noexcept {
 }
 
 SegmentPool::~SegmentPool() {
-  for (auto& list : dirty_) list.clear();
+  for (auto& list : young_) list.clear();
+  for (auto& list : old_) list.clear();
   while (!all_.empty()) {
     Segment* seg = &all_.front();
     if (seg->kind != PageKind::kHuge && seg->free_pages != 0) {  // then in avail_
@@ -84,10 +86,10 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
   const auto k = static_cast<std::size_t>(kind);
   std::unique_lock lock(mu_);
   Page* page;
-  if (!dirty_[k].empty()) {
+  if (PageList& list = !young_[k].empty() ? young_[k] : old_[k]; !list.empty()) {
     // The most recently freed page: still committed, likely still cached.
-    page = &dirty_[k].front();
-    dirty_[k].pop_front();
+    page = &list.front();
+    list.pop_front();
     dirty_bytes_ -= page->area_size;
   } else {
     if (avail_[k].empty()) {
@@ -109,6 +111,7 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
   page->in_use = 1;
   page->dirty = 0;
   committed_in_use_ += page->area_size;
+  in_use_peak_ = std::max(in_use_peak_, committed_in_use_);
   return page;
 }
 
@@ -151,11 +154,8 @@ void SegmentPool::give_back(Page* page) noexcept {
   const bool was_full = seg->free_pages == 0;
   seg->free_pages |= std::uint64_t{1} << page->page_index;
   if (was_full) avail_[k].push_front(*seg);
-  // Keep the memory committed for a while: a page emptied by a sweep or a
-  // retire is often taken again soon, and a fault per 4 KiB costs more than
-  // the page's whole reuse. purge_excess() bounds what is kept.
-  page->dirty = 1;
-  dirty_[k].push_front(*page);
+  page->dirty = 1;  // committed: see kPurgeDelayMs
+  young_[k].push_front(*page);
   dirty_bytes_ += page->area_size;
   if (--seg->pages_in_use == 0) {
     avail_[k].erase(avail_[k].iterator_to(*seg));
@@ -167,45 +167,60 @@ void SegmentPool::give_back(Page* page) noexcept {
       unmap_segment(seg);
     }
   }
-  purge_excess();
+  purge_aged_and_excess();
 }
 
 void SegmentPool::forget_dirty_pages(Segment* seg) noexcept {
   for (std::size_t i = 0; i < seg->page_count; ++i) {
     Page& page = seg->pages[i];
     if (!page.dirty) continue;
-    auto& list = dirty_[static_cast<std::size_t>(page.kind)];
+    PageList& list = (page.dirty == 1 ? young_ : old_)[static_cast<std::size_t>(page.kind)];
     list.erase(list.iterator_to(page));
     dirty_bytes_ -= page.area_size;
     page.dirty = 0;
   }
 }
 
-std::size_t SegmentPool::dirty_budget() const noexcept {
-  return std::max(kDirtyBytesMin, committed_in_use_ / kDirtyFractionInverse);
+// Under the lock: a page leaves its list only once its memory is
+// decommitted, so take_page never hands out a page mid-purge.
+void SegmentPool::decommit_dirty(Page& page) noexcept {
+  PageList& list = (page.dirty == 1 ? young_ : old_)[static_cast<std::size_t>(page.kind)];
+  os::decommit(reinterpret_cast<void*>(page.area), page.area_size);
+  list.erase(list.iterator_to(page));
+  dirty_bytes_ -= page.area_size;
+  page.dirty = 0;
 }
 
-void SegmentPool::purge_excess(std::size_t keep) noexcept {
-  // The oldest page of the kind with the most dirty pages first. Under the
-  // lock: a page leaves the dirty list only once its memory is decommitted,
-  // so take_page never hands out a page mid-purge.
+void SegmentPool::purge_aged_and_excess() noexcept {
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (now - last_rotation_ms_ >= kPurgeDelayMs) {
+    last_rotation_ms_ = now;
+    in_use_peak_ = committed_in_use_;
+    for (std::size_t k = 0; k < 3; ++k) {
+      while (!old_[k].empty()) decommit_dirty(old_[k].back());
+      for (Page& page : young_[k]) page.dirty = 2;
+      old_[k].splice(old_[k].end(), young_[k]);
+    }
+  }
+  purge_oldest_until(std::max(kDirtyBytesMin, in_use_peak_));
+}
+
+void SegmentPool::purge_oldest_until(std::size_t keep) noexcept {
   while (dirty_bytes_ > keep) {
-    std::size_t oldest = 0;
-    for (std::size_t k = 1; k < 3; ++k)
-      if (!dirty_[k].empty() && (dirty_[oldest].empty() || dirty_[k].size() > dirty_[oldest].size())) oldest = k;
-    Page& page = dirty_[oldest].back();
-    os::decommit(reinterpret_cast<void*>(page.area), page.area_size);
-    dirty_[oldest].pop_back();
-    dirty_bytes_ -= page.area_size;
-    page.dirty = 0;
+    // The oldest generation first; within it, the kind holding the most.
+    PageList* lists = old_;
+    if (old_[0].empty() && old_[1].empty() && old_[2].empty()) lists = young_;
+    std::size_t k = 0;
+    for (std::size_t j = 1; j < 3; ++j)
+      if (lists[j].size() > lists[k].size()) k = j;
+    decommit_dirty(lists[k].back());
   }
 }
 
-void SegmentPool::purge_excess() noexcept { purge_excess(dirty_budget()); }
-
 void SegmentPool::purge_all() noexcept {
   std::lock_guard lock(mu_);
-  purge_excess(0);
+  purge_oldest_until(0);
 }
 
 }  // namespace tagheap::internal

@@ -46,8 +46,9 @@ class SegmentPool {
   Page* take_page(PageKind kind) noexcept;
   // A huge segment for one block of `size` bytes aligned to `align`.
   Page* take_huge_page(std::size_t size, std::size_t align) noexcept;
-  // The page must be unlinked from every list. Its memory is decommitted; an
-  // empty segment is cached (up to kSegmentCacheMax) or unmapped.
+  // The page must be unlinked from every list. Its memory stays committed
+  // for a while (below); an empty segment is cached (up to kSegmentCacheMax)
+  // or unmapped.
   void give_back(Page* page) noexcept;
   // Decommits every free page still committed (Runtime::trim).
   void purge_all() noexcept;
@@ -64,23 +65,33 @@ class SegmentPool {
   Segment* map_segment(PageKind kind, std::size_t size) noexcept;
   void unmap_segment(Segment* seg) noexcept;
   void forget_dirty_pages(Segment* seg) noexcept;
-  std::size_t dirty_budget() const noexcept;
-  void purge_excess() noexcept;
-  void purge_excess(std::size_t keep) noexcept;
+  void purge_aged_and_excess() noexcept;
+  void purge_oldest_until(std::size_t keep) noexcept;
+  void decommit_dirty(Page& page) noexcept;
 
-  // Free pages whose memory is still committed may total this much: at
-  // least kDirtyBytesMin, or a quarter of the memory of the pages in use.
+  // Free pages keep their memory committed for a while: a page emptied by a
+  // sweep or a retire is usually taken again soon, and faulting 64 KiB back
+  // in costs more than its whole reuse. Two generations: a page freed goes
+  // to `young_`; every kPurgeDelayMs the pages still in `old_` (unused for
+  // one to two periods) are decommitted and `young_` becomes `old_`. Beyond
+  // that, committed free pages never exceed max(kDirtyBytesMin, the most
+  // memory the pages in use had since the last rotation), oldest first: the
+  // recent peak, not the current use, so a sweep that empties most of the
+  // heap does not decommit what the mutators are about to fill again.
   static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
-  static constexpr std::size_t kDirtyFractionInverse = 4;
+  static constexpr std::int64_t kPurgeDelayMs = 100;
 
   RuntimeCore* runtime_;
   std::mutex mu_;
   SegmentList avail_[3];  // small, medium, large segments with a free page
   AllSegmentList all_;
   std::size_t empty_count_ = 0;
-  PageList dirty_[3];  // free but committed pages per kind, most recent first
+  PageList young_[3];  // free, committed pages per kind, most recent first (Page::dirty 1)
+  PageList old_[3];    // likewise, freed before the last rotation (Page::dirty 2)
   std::size_t dirty_bytes_ = 0;
   std::size_t committed_in_use_ = 0;
+  std::size_t in_use_peak_ = 0;  // of committed_in_use_ since the last rotation
+  std::int64_t last_rotation_ms_ = 0;
 };
 
 struct TagShard {
