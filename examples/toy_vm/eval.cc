@@ -345,6 +345,9 @@ bool run_source(Mutator& m, std::string_view src, const std::string& name, bool 
       }
     }
   } catch (VmError& err) {
+    // No form with a location failed (a top-level symbol, say): name the
+    // top-level form, so every error has a line and column.
+    if (!err.loc.known()) err.loc = reader.form_start();
     std::lock_guard lock(m.vm().out_mu());
     m.vm().out().flush();
     m.vm().err() << format_error(name, err) << std::endl;

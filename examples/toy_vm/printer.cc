@@ -26,6 +26,8 @@ void print_string(std::string& out, std::string_view s, bool write) {
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      case '\0': out += "\\0"; break;  // the reader refuses a raw NUL
       default: out += c;
     }
   }
