@@ -1,13 +1,15 @@
 // Thread states: attaching, making heaps, abandoning.
 #include "alloc/thread_state.h"
 
+#include <new>
 #include <stdexcept>
 
 #include "alloc/internal/runtime_core.h"
 
 namespace tagheap {
 
-ThreadState::ThreadState(Runtime& runtime) : runtime_(&runtime) {
+ThreadState::ThreadState(Runtime& runtime)
+    : runtime_(&runtime), heap_storage_(::operator new(kTagCount * sizeof(Heap), std::align_val_t{alignof(Heap)})) {
   node_.self = this;
   // Fully built: now a walk may see it (invariant 9).
   internal::RuntimeCore& core = runtime.core();
@@ -32,9 +34,10 @@ ThreadState::~ThreadState() {
     in_runtime_list_ = false;
   }
   for (Heap*& heap : heaps_) {
-    delete heap;
+    if (heap != nullptr) heap->~Heap();
     heap = nullptr;
   }
+  ::operator delete(heap_storage_, std::align_val_t{alignof(Heap)});
 }
 
 void ThreadState::attach() {
@@ -59,7 +62,7 @@ ThreadState* ThreadState::current() noexcept {
 
 Heap& ThreadState::make_heap(Tag tag) {
   internal::RuntimeCore& core = runtime_->core();
-  auto* heap = new Heap(*this, core, tag, runtime_->options().debug_fill);
+  auto* heap = new (static_cast<Heap*>(heap_storage_) + tag) Heap(*this, core, tag, runtime_->options().debug_fill);
   std::lock_guard lock(core.threads_mu);  // a walk sees no half-built heap
   heaps_[tag] = heap;
   return *heap;

@@ -58,6 +58,10 @@ class ThreadState {
 
   Runtime* runtime_;
   Heap* heaps_[kTagCount] = {};
+  // Room for all sixteen heaps, reserved by the constructor (untouched until
+  // a heap is made there), so heap(tag) never needs memory: when it runs out,
+  // allocate() returns nullptr instead of heap() throwing.
+  void* heap_storage_;
   std::atomic<bool> attached_{false};
   bool in_runtime_list_ = false;  // false once after_fork_child dropped it
   internal::ThreadNode node_;  // in the runtime's list once fully built

@@ -21,6 +21,7 @@
 // make the object reachable again.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -57,7 +58,11 @@ class Tracer {
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
     if (word & bit) return;
     word |= bit;
-    stack_.push_back(obj);
+    if (stack_.size() < stack_.capacity()) [[likely]] {
+      stack_.push_back(obj);  // never allocates
+    } else {
+      push_growing(obj);
+    }
   }
   // Any word (a stack slot, a register): marks the GC block of this runtime
   // that contains it, if any, as the Boehm collector does for its roots.
@@ -86,14 +91,19 @@ class Tracer {
  private:
   template <class M>
   friend class MarkSweep;
-  Tracer(internal::RuntimeCore* runtime, TagSet gc_tags, std::vector<void*>& stack)
-      : runtime_(runtime), gc_tags_(gc_tags), stack_(stack) {}
+  Tracer(internal::RuntimeCore* runtime, TagSet gc_tags, std::vector<void*>& stack, std::size_t stack_limit)
+      : runtime_(runtime), gc_tags_(gc_tags), stack_(stack), stack_limit_(stack_limit) {}
   void check_block(void* obj, PageView page) const;
+  // Grows the mark stack; when memory is short the object stays marked but
+  // unpushed and `overflowed_` asks the collector to rescan (see collect()).
+  void push_growing(void* obj) noexcept;
 
   internal::RuntimeCore* runtime_;
   TagSet gc_tags_;
   std::vector<void*>& stack_;  // the collector's, kept across collections
+  std::size_t stack_limit_;    // entries the stack may grow to
   std::size_t conservative_hits_ = 0;
+  bool overflowed_ = false;
 };
 
 template <class M>
@@ -109,6 +119,10 @@ class MarkSweep {
  public:
   MarkSweep(Runtime& runtime, Model& model) : runtime_(runtime), model_(model) {}
 
+  // Bounds the mark stack (entries). Past it, and whenever memory for it
+  // runs out, marked objects wait for a rescan instead: slower, never wrong.
+  void limit_mark_stack(std::size_t entries) { stack_limit_ = std::max<std::size_t>(entries, 1); }
+
   // The world is stopped by the caller.
   CollectStats collect() {
     // Checked here, not on the class: a model may own its MarkSweep.
@@ -117,9 +131,23 @@ class MarkSweep {
     CollectStats stats;
     const TagSet gc_tags = runtime_.options().gc_tags;
     const auto t0 = Clock::now();
-    Tracer tracer(&runtime_.core(), gc_tags, stack_);
+    Tracer tracer(&runtime_.core(), gc_tags, stack_, stack_limit_);
     model_.roots(tracer);
     drain(tracer);
+    // Out of memory for the mark stack, some marked objects were never
+    // traced: trace every marked object again until a pass needs no more
+    // room (each pass marks at least the children the last one dropped).
+    while (tracer.overflowed_) {
+      tracer.overflowed_ = false;
+      for_each_page(runtime_, gc_tags, [&](PageView page) {
+        for (std::uint32_t w = 0; w < page.bitmap_words(); ++w)
+          for (std::uint64_t m = page.mark_word(w) & page.live_word(w); m; m &= m - 1) {
+            model_.trace(page.block(w * 64 + static_cast<std::uint32_t>(std::countr_zero(m))), tracer);
+            drain(tracer);
+          }
+        return true;
+      });
+    }
     stats.roots_conservative = tracer.conservative_hits_;
     const auto t1 = Clock::now();
     for_each_page(runtime_, gc_tags, [&](PageView page) {
@@ -180,6 +208,7 @@ class MarkSweep {
   Runtime& runtime_;
   Model& model_;
   std::vector<void*> stack_;
+  std::size_t stack_limit_ = SIZE_MAX;
 };
 
 }  // namespace tagheap::gc

@@ -104,6 +104,7 @@ struct Checker {
   Runtime& rt;
   GraphModel& model;
   std::vector<Node*> everything;  // every GC object ever made (by id)
+  std::size_t mark_stack_limit = SIZE_MAX;
 
   gc::CollectStats collect_and_check() {
     const std::unordered_set<void*> before = gc_blocks(rt);
@@ -113,6 +114,7 @@ struct Checker {
     fin_before.resize(everything.size());
 
     gc::MarkSweep<GraphModel> ms(rt, model);
+    ms.limit_mark_stack(mark_stack_limit);
     const gc::CollectStats stats = ms.collect();
 
     CHECK(stats.live_blocks == live.size());
@@ -245,6 +247,29 @@ TEST_SUITE("gc.mark_sweep") {
       CHECK(rt.stats().tags[kGcA].blocks == 0);
       CHECK(rt.stats().tags[kGcB].blocks == 0);
     }
+  }
+
+  TEST_CASE("a mark stack that cannot grow still marks exactly the reachable set, by rescanning") {
+    // Out of room on the mark stack (here: a limit of one entry), marked
+    // objects are traced by rescans of the marked set instead.
+    Runtime rt({.gc_tags = {kGcA}});
+    GraphModel model;
+    Checker check{rt, model, {}};
+    ThreadState ts(rt);
+    ts.attach();
+    std::mt19937_64 rng(7);
+    for (std::uint32_t id = 0; id < 20000; ++id) check.everything.push_back(make_node(ts.heap(kGcA), id, 3));
+    for (Node* n : check.everything)
+      for (std::uint32_t i = 0; i < n->n; ++i)
+        n->child[i] = rng() % 4 == 0 ? nullptr : check.everything[rng() % check.everything.size()];
+    for (int i = 0; i < 5; ++i) model.root_set.push_back(check.everything[rng() % check.everything.size()]);
+    SUBCASE("a limit of one entry") { check.mark_stack_limit = 1; }
+    SUBCASE("a limit of 64 entries") { check.mark_stack_limit = 64; }
+    const gc::CollectStats s = check.collect_and_check();
+    CHECK(s.live_blocks > 1000);  // the graph is big enough to overflow
+    for (Node* n : check.everything)
+      if (n != nullptr) tagheap::free(n);
+    ts.detach();
   }
 
   TEST_CASE("a linked list of ten million nodes is marked without recursion") {
