@@ -143,8 +143,6 @@ void Heap::after_walk(Page* page) noexcept {
   if (page->used == 0 && !page->in_full()) retire(page);
 }
 
-void internal::HeapAccess::after_walk(Heap& heap, Page* page) noexcept { heap.after_walk(page); }
-
 void Heap::retire(Page* page) noexcept {
   internal::PageList& queue = queues_[page->size_class];
   // Keep the last page of a class: a free/allocate cycle at the edge of a

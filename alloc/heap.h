@@ -28,9 +28,6 @@ namespace internal {
 // Owner token of the ThreadState attached to this OS thread (its address), or
 // 1 when none is: never equal to a page's owner of 0 (abandoned, huge, free).
 extern constinit thread_local std::uintptr_t t_current_owner __attribute__((tls_model("initial-exec")));
-struct HeapAccess {
-  static void after_walk(Heap& heap, Page* page) noexcept;
-};
 }  // namespace internal
 
 class Heap {
@@ -58,7 +55,6 @@ class Heap {
 
  private:
   friend class ThreadState;
-  friend struct internal::HeapAccess;
 
   Heap(ThreadState& ts, internal::RuntimeCore& runtime, Tag tag, bool debug_fill);
   ~Heap();

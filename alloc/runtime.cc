@@ -132,7 +132,7 @@ void RuntimeCore::release_if_empty_unowned(Page* page) noexcept {
 
 void after_walk(RuntimeCore& core, Page* page) noexcept {
   if (page->owner.load(std::memory_order_relaxed) != 0) {
-    HeapAccess::after_walk(*page->heap, page);
+    page->heap->after_walk(page);
     return;
   }
   if (page->used == 0) {
