@@ -87,7 +87,9 @@ void* find_block(const void* ptr) noexcept {
   const std::uint32_t i = page->block_index_containing(p);
   if (page->is_free_bit(i)) return nullptr;
   const std::uintptr_t block = page->block_at(i);
-  for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire); b != 0;
+  // At most `used` links: a block freed twice by other threads makes a cycle.
+  std::uint32_t links = page->used;
+  for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire); b != 0 && links-- > 0;
        b = *reinterpret_cast<std::uintptr_t*>(b))
     if (b == block) return nullptr;
   return reinterpret_cast<void*>(block);

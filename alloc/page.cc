@@ -95,11 +95,13 @@ std::uint32_t Page::collect_thread_free() noexcept {
   std::uintptr_t b = thread_free.exchange(0, std::memory_order_acquire);
   std::uint32_t n = 0;
   while (b != 0) {
-    const std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(b);
     const std::uint32_t i = block_index(b);
+    // Before reading the link: a block pushed twice is already free (and, in
+    // ASan builds, poisoned) the second time round.
     if (is_free_bit(i)) [[unlikely]]
       fatal("tagheap: double free of %p (freed from another thread; tag %u, block size %zu)",
             reinterpret_cast<void*>(b), tag, block_size);
+    const std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(b);
     if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, sizeof(std::uintptr_t));
     asan::poison(b, sizeof(std::uintptr_t));
     free_word(i >> 6) |= std::uint64_t{1} << (i & 63);
