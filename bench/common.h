@@ -23,8 +23,22 @@ inline std::uint64_t now_ns() {
           .count());
 }
 
-// High-water mark of the resident set, in KiB (Linux reports ru_maxrss in KiB).
+// High-water mark of the resident set, in KiB: VmHWM from /proc/self/status.
+// Not getrusage's ru_maxrss: Linux carries that over execve(), so a benchmark
+// started by run.py (fork of a ~20 MiB Python) would never report less than
+// the Python process's RSS. ru_maxrss is the fallback without /proc.
 inline long peak_rss_kib() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, f) != nullptr)
+      if (std::strncmp(line, "VmHWM:", 6) == 0) {
+        kib = std::atol(line + 6);
+        break;
+      }
+    std::fclose(f);
+    if (kib >= 0) return kib;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;

@@ -5,9 +5,9 @@
                  [--no-build] [--output_base=DIR] [--no-readme]
     ./bazelw run //bench:all -- [same options]
 
-Groups (--only): churn, larson, xfree, walk, isolation (allocators:
-tagheap, mimalloc, jemalloc, glibc) and gcbench, mt_gcbench, binarytrees,
-pause (collectors: tagheap's MarkSweep, Boehm's libgc, mimalloc with
+Groups (--only): churn, larson, xfree, thread_churn, large, walk,
+isolation (allocators: tagheap, mimalloc, jemalloc, glibc) and gcbench,
+mt_gcbench, binarytrees, pause (collectors: tagheap's MarkSweep, Boehm's libgc, mimalloc with
 explicit free as the floor).
 
 Each round runs every job of a group once, in a rotated order (A B C D,
@@ -56,6 +56,8 @@ def groups(depth):
         "churn": [(a, "churn_" + a, []) for a in ALLOCATORS],
         "larson": [(a, "larson_" + a, []) for a in ALLOCATORS],
         "xfree": [(a, "xfree_" + a, []) for a in ALLOCATORS],
+        "thread_churn": [(a, "thread_churn_" + a, []) for a in ALLOCATORS],
+        "large": [(a, "large_" + a, []) for a in ALLOCATORS],
         "walk": [(m, "walk", [m]) for m in ["tagheap", "tagheap_c", "mimalloc"]],
         "isolation": [("isolation", "walk", ["isolation"])],
         "gcbench": [(v, "gcbench/gcbench_" + v, []) for v in COLLECTORS],
@@ -74,8 +76,8 @@ def groups(depth):
 
 
 GC_GROUPS = {"gcbench", "mt_gcbench", "binarytrees", "pause"}
-UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block", "walk": "ns/block", "gcbench": "ms",
-         "mt_gcbench": "ms", "pause": "ms"}
+UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block", "thread_churn": "ns/alloc", "large": "ns/op",
+         "walk": "ns/block", "gcbench": "ms", "mt_gcbench": "ms", "pause": "ms"}
 
 
 def unit_of(workload):
@@ -328,7 +330,7 @@ def main():
                 shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _, _ in rows)
                 el = time.time() - t_start
                 eta = el / done * (total - done)
-                print(f"[{done:3}/{total}] round {r + 1} {g:11} {label:20} {dt:5.1f}s  {shown}"
+                print(f"[{done:3}/{total}] round {r + 1} {g:12} {label:20} {dt:5.1f}s  {shown}"
                       f"   (elapsed {el:.0f}s, ~{eta:.0f}s left, load {os.getloadavg()[0]:.1f})",
                       file=sys.stderr, flush=True)
                 for w, a, v, rss, extras in rows:
