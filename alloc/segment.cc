@@ -1,5 +1,6 @@
 // Segments: mapping, carving pages, taking them back.
 #include <chrono>
+#include <limits>
 #include <new>
 
 #include "alloc/internal/runtime_core.h"
@@ -24,6 +25,7 @@ bool Segment::is_valid() const noexcept {
 }
 
 SegmentPool::~SegmentPool() {
+  huge_cache_.clear();
   for (auto& list : young_) list.clear();
   for (auto& list : old_) list.clear();
   while (!all_.empty()) {
@@ -39,7 +41,7 @@ SegmentPool::~SegmentPool() {
 Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
   void* mem = os::map_aligned(size, kSegmentSize);
   if (mem == nullptr) return nullptr;
-  auto* seg = new (mem) Segment();
+  auto* seg = new (mem) Segment;  // default-init: the bitmaps are fresh zero pages, left untouched
   seg->cookie = seg->base() ^ kCookieKey;
   seg->runtime = runtime_;
   seg->size = size;
@@ -121,6 +123,7 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
   // Header, alignment slack, the block, the mark table.
   const std::size_t total =
       ((kSegmentHeaderSize + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(1);
+  if (Page* page = take_cached_huge(total)) return page;
   Segment* seg = map_segment(PageKind::kHuge, total);
   if (seg == nullptr) return nullptr;
   seg->page_count = 1;
@@ -143,8 +146,7 @@ void SegmentPool::give_back(Page* page) noexcept {
   page->reserved = 0;
   page->slow_free = page->in_walk = page->in_pool = page->pool_full = 0;
   if (page->kind == PageKind::kHuge) {
-    std::lock_guard lock(mu_);
-    unmap_segment(seg);
+    cache_huge(seg);
     return;
   }
   asan::poison(page->area, page->area_size);
@@ -191,9 +193,54 @@ void SegmentPool::decommit_dirty(Page& page) noexcept {
   page.dirty = 0;
 }
 
+std::int64_t SegmentPool::now_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Page* SegmentPool::take_cached_huge(std::size_t total) noexcept {
+  std::lock_guard lock(mu_);
+  for (Segment& seg : huge_cache_) {
+    if (seg.size < total || seg.size / 2 > total) continue;
+    huge_cache_.erase(huge_cache_.iterator_to(seg));
+    huge_cache_bytes_ -= seg.size;
+    seg.free_pages = 0;
+    seg.pages_in_use = 1;
+    seg.pages[0].in_use = 1;
+    return &seg.pages[0];  // area and area_size as when it was mapped
+  }
+  return nullptr;
+}
+
+void SegmentPool::cache_huge(Segment* seg) noexcept {
+  asan::poison(seg->pages[0].area, seg->pages[0].area_size);
+  std::lock_guard lock(mu_);
+  const std::int64_t now = now_ms();
+  if (seg->size > kHugeCacheBytes / 4) {
+    unmap_segment(seg);
+  } else {
+    seg->free_pages = 1;
+    seg->pages_in_use = 0;
+    seg->cached_at_ms = now;
+    huge_cache_.push_front(*seg);
+    huge_cache_bytes_ += seg->size;
+  }
+  evict_huge(now);
+}
+
+void SegmentPool::evict_huge(std::int64_t now) noexcept {
+  while (!huge_cache_.empty()) {
+    Segment& oldest = huge_cache_.back();
+    if (huge_cache_bytes_ <= kHugeCacheBytes && now - oldest.cached_at_ms < 2 * kPurgeDelayMs) break;
+    huge_cache_.pop_back();
+    huge_cache_bytes_ -= oldest.size;
+    unmap_segment(&oldest);
+  }
+}
+
 void SegmentPool::purge_aged_and_excess() noexcept {
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  const std::int64_t now = now_ms();
+  evict_huge(now);
   if (now - last_rotation_ms_ >= kPurgeDelayMs) {
     last_rotation_ms_ = now;
     in_use_peak_ = committed_in_use_;
@@ -221,6 +268,7 @@ void SegmentPool::purge_oldest_until(std::size_t keep) noexcept {
 void SegmentPool::purge_all() noexcept {
   std::lock_guard lock(mu_);
   purge_oldest_until(0);
+  evict_huge(std::numeric_limits<std::int64_t>::max());
 }
 
 }  // namespace tagheap::internal

@@ -260,7 +260,11 @@ TEST_SUITE("alloc.cross_thread") {
     CHECK(s.total.abandoned_pages == 0);
     CHECK(s.tags[1].reclaimed_total == 0);  // frees alone never reclaim
     rt.verify();
-    // Back down to at most the empty segments the runtime caches.
+    // Back down to at most the empty and huge segments the runtime caches,
+    // and to the empty segments alone once trimmed.
+    CHECK(os::mapped_bytes() <= mapped_before + internal::kSegmentCacheMax * internal::kSegmentSize +
+                                    internal::kHugeCacheBytes + (1u << 20));
+    rt.trim();
     CHECK(os::mapped_bytes() <= mapped_before + internal::kSegmentCacheMax * internal::kSegmentSize + (1u << 20));
   }
 

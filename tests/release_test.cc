@@ -75,7 +75,7 @@ TEST_SUITE("alloc.release") {
     rt.verify();
   }
 
-  TEST_CASE("a huge block is unmapped as soon as it is freed") {
+  TEST_CASE("a freed huge segment is reused by the next huge block of about its size, and trim() unmaps it") {
     Runtime rt;
     AttachedState ts(rt);
     const std::size_t before = os::mapped_bytes(), regions = os::mapped_regions();
@@ -84,10 +84,34 @@ TEST_SUITE("alloc.release") {
     CHECK(os::mapped_bytes() >= before + (12u << 20));
     CHECK(os::mapped_regions() == regions + 1);
     std::thread([&] { tagheap::free(p); }).join();  // from any thread
+    CHECK(rt.stats().total.pages == 0);
+    CHECK(os::mapped_regions() == regions + 1);  // cached
+    void* q = ts.heap(1).allocate(10 << 20);    // fits: reused, retagged
+    CHECK(q == p);
+    CHECK(tag_of(q) == 1);
+    CHECK(usable_size(q) >= (10u << 20));
+    CHECK(os::mapped_regions() == regions + 1);
+    void* small = ts.heap(0).allocate(1 << 20);  // less than half of it: a segment of its own
+    CHECK(os::mapped_regions() == regions + 2);
+    tagheap::free(q);
+    tagheap::free(small);
+    rt.trim();
     CHECK(os::mapped_bytes() == before);
     CHECK(os::mapped_regions() == regions);
     ts.ts.detach();
-    CHECK(rt.stats().total.pages == 0);
+  }
+
+  TEST_CASE("a huge block larger than a quarter of the huge cache is unmapped as soon as it is freed") {
+    Runtime rt;
+    AttachedState ts(rt);
+    const std::size_t before = os::mapped_bytes(), regions = os::mapped_regions();
+    void* p = ts.heap(0).allocate(internal::kHugeCacheBytes / 4 + (1 << 20));
+    REQUIRE(p != nullptr);
+    CHECK(os::mapped_regions() == regions + 1);
+    tagheap::free(p);
+    CHECK(os::mapped_bytes() == before);
+    CHECK(os::mapped_regions() == regions);
+    ts.ts.detach();
   }
 
   TEST_CASE("blocks freed by other threads let their pages go back too") {

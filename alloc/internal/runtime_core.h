@@ -80,6 +80,15 @@ class SegmentPool {
   // heap does not decommit what the mutators are about to fill again.
   static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
   static constexpr std::int64_t kPurgeDelayMs = 100;
+  // A freed huge segment of at most kHugeCacheBytes / 4 is kept whole
+  // (mapped and committed) for reuse by a huge block of at most its size and
+  // more than half of it, for up to two purge periods, while the cache holds
+  // at most kHugeCacheBytes (config.h).
+
+  Page* take_cached_huge(std::size_t total) noexcept;
+  void cache_huge(Segment* seg) noexcept;
+  void evict_huge(std::int64_t now) noexcept;
+  static std::int64_t now_ms() noexcept;
 
   RuntimeCore* runtime_;
   std::mutex mu_;
@@ -92,6 +101,8 @@ class SegmentPool {
   std::size_t committed_in_use_ = 0;
   std::size_t in_use_peak_ = 0;  // of committed_in_use_ since the last rotation
   std::int64_t last_rotation_ms_ = 0;
+  SegmentList huge_cache_;  // freed huge segments, most recent first
+  std::size_t huge_cache_bytes_ = 0;
 };
 
 struct TagShard {
