@@ -60,8 +60,8 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
     page.page_index = static_cast<std::uint8_t>(i);
     page.area = seg->base() + i * page_size;
     page.area_size = page_size;
-    page.free_bits = &seg->free_words[0][i];
-    page.mark_bits = mark_table + i;
+    page.free_bits = &seg->free_words[0][i][0];
+    page.mark_bits = mark_table + i * kBitmapLineWords;
     if (i == 0) {
       page.area += kSegmentHeaderSize;
       page.area_size -= kSegmentHeaderSize;

@@ -32,8 +32,10 @@ inline constexpr std::size_t kMinBlockSize = 16;
 // Bitmap words per page: enough for a small page of the smallest blocks (and
 // every bigger kind holds at most 64 blocks per page).
 inline constexpr std::size_t kBitmapWords = (std::size_t{1} << kSmallPageShift) / kMinBlockSize / 64;
-// Distance between a page's consecutive bitmap words (bitmaps are transposed).
-inline constexpr std::size_t kBitmapStride = kMaxPagesPerSegment;
+// Bitmaps are interleaved by cache line (segment.h): a page's words 8k..8k+7
+// share one line, and line k of every page of a segment sit side by side.
+inline constexpr std::size_t kBitmapLineWords = 8;
+inline constexpr std::size_t kBitmapRowWords = kMaxPagesPerSegment * kBitmapLineWords;
 inline constexpr std::size_t kSmallBlockMax = 8 * 1024;
 inline constexpr std::size_t kMediumBlockMax = 64 * 1024;
 inline constexpr std::size_t kLargeBlockMax = 512 * 1024;

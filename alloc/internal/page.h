@@ -61,7 +61,7 @@ struct alignas(64) Page {
   std::uint32_t used = 0;
   std::uintptr_t blocks_start = 0;
   std::size_t block_size = 0;
-  std::uint64_t* free_bits = nullptr;  // word w at free_bits[w * kBitmapStride], in the segment header
+  std::uint64_t* free_bits = nullptr;  // in the segment header; word w: free_word(w)
   std::uint32_t block_inv = 0;         // ceil(2^32 / block_size); 0 on huge pages
   std::uint32_t reserved = 0;          // number of blocks
   std::uint16_t bitmap_words = 0;
@@ -106,10 +106,14 @@ struct alignas(64) Page {
     const std::uint32_t i = block_index(p);
     return block_at(i) > p ? i - 1 : i;
   }
-  // Bitmaps are stored transposed (segment.h): word w of every page of a
-  // segment side by side, so pages with few words share a few cache lines.
-  std::uint64_t& free_word(std::uint32_t w) const noexcept { return free_bits[w * kBitmapStride]; }
-  std::uint64_t& mark_word(std::uint32_t w) const noexcept { return mark_bits[w * kBitmapStride]; }
+  // Bitmaps are interleaved by cache line (segment.h): eight words of a page
+  // per line, for walks; the lines of all pages of a segment side by side,
+  // so the many pages with at most eight words share few cache sets.
+  static std::size_t bitmap_offset(std::uint32_t w) noexcept {
+    return (w / kBitmapLineWords) * kBitmapRowWords + w % kBitmapLineWords;
+  }
+  std::uint64_t& free_word(std::uint32_t w) const noexcept { return free_bits[bitmap_offset(w)]; }
+  std::uint64_t& mark_word(std::uint32_t w) const noexcept { return mark_bits[bitmap_offset(w)]; }
   // Bits of word w that stand for real blocks.
   std::uint64_t valid_mask(std::uint32_t w) const noexcept {
     const std::uint32_t first = w * 64;

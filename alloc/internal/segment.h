@@ -41,11 +41,12 @@ struct Segment {
   Page pages[kMaxPagesPerSegment];
   // Free bitmaps of the pages, in the header rather than at each page's
   // start (64 KiB-aligned page starts all map to the same few cache sets, and
-  // free() touches one of these words every time), and transposed: row w
-  // holds word w of every page, so the many pages with one to four words
-  // share a few lines. The mark bitmaps (gc/'s) are a table of the same
-  // shape at the segment's end.
-  std::uint64_t free_words[kBitmapWords][kMaxPagesPerSegment];
+  // free() touches one of these words every time), interleaved by cache
+  // line: row r holds words 8r..8r+7 of every page, one line each. A walk
+  // reads eight words per line; pages with at most eight words (blocks of
+  // 128 bytes and more) sit in one 4 KiB row. The mark bitmaps (gc/'s) are
+  // a table of the same shape at the segment's end.
+  std::uint64_t free_words[kBitmapWords / kBitmapLineWords][kMaxPagesPerSegment][kBitmapLineWords];
 
   static Segment* of(const void* p) noexcept {
     return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(p) & ~kSegmentMask);
@@ -61,9 +62,10 @@ struct Segment {
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
 static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
 // The mark table at the end of a segment: kBitmapWords rows of
-// kBitmapStride words (only the first `pages` columns used).
+// rows of kBitmapRowWords words (one row for a one-page segment).
 constexpr std::size_t mark_table_size(std::size_t pages) {
-  return ((pages == 1 ? 1 : kBitmapWords) * kBitmapStride * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
+  return ((pages == 1 ? 1 : kBitmapWords / kBitmapLineWords) * kBitmapRowWords * sizeof(std::uint64_t) + 4095) &
+         ~std::size_t{4095};
 }
 
 constexpr std::size_t page_shift_of(PageKind kind) {
