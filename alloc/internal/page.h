@@ -121,7 +121,6 @@ struct alignas(64) Page {
     return first >= reserved ? 0 : (std::uint64_t{1} << (reserved - first)) - 1;
   }
   bool is_huge() const noexcept { return kind == PageKind::kHuge; }
-  bool is_empty() const noexcept { return used == 0; }
   bool has_free_in_bits() const noexcept {
     return used + static_cast<std::uint32_t>(std::popcount(alloc_cache)) < reserved;
   }
@@ -143,14 +142,6 @@ struct alignas(64) Page {
   }
   // Moves the next word with free bits into the cache. False: the bitmap is empty.
   bool refill_cache() noexcept;
-  // Any free block, after collecting thread_free when the bitmap is empty.
-  void* try_allocate() noexcept {
-    if (alloc_cache == 0 && !refill_cache()) {
-      collect_thread_free();
-      if (!refill_cache()) return nullptr;
-    }
-    return pop_cache();
-  }
   // Puts the cache back into free_bits (before abandoning or walking).
   void flush_cache() noexcept {
     if (alloc_cache) {
@@ -168,7 +159,6 @@ struct alignas(64) Page {
   // Owner (or pool lock or stopped world): move thread_free into free_bits.
   // Returns the number of blocks collected.
   std::uint32_t collect_thread_free() noexcept;
-  bool has_thread_free() const noexcept { return thread_free.load(std::memory_order_relaxed) != 0; }
   void check_block_start(std::uintptr_t p) const noexcept;
 
   // --- life cycle ---

@@ -58,7 +58,6 @@ class SegmentPool {
     for (Segment& s : all_) f(s);
   }
   std::size_t segment_count() const noexcept { return all_.size(); }
-  std::size_t empty_cached() const noexcept { return empty_count_; }
   void reset_lock_after_fork() noexcept { new (&mu_) std::mutex(); }
 
  private:
