@@ -1,4 +1,5 @@
 // Segments: mapping, carving pages, taking them back.
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <new>
@@ -25,7 +26,7 @@ bool Segment::is_valid() const noexcept {
 }
 
 SegmentPool::~SegmentPool() {
-  huge_cache_.clear();
+  huge_cached_ = 0;  // all_ holds them too
   for (auto& list : young_) list.clear();
   for (auto& list : old_) list.clear();
   while (!all_.empty()) {
@@ -133,7 +134,13 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
   seg->pages[0].area_size = total - kSegmentHeaderSize - mark_table_size(1);
   std::lock_guard lock(mu_);
   all_.push_back(*seg);
+  count_huge_in_use(seg->size);
   return &seg->pages[0];
+}
+
+void SegmentPool::count_huge_in_use(std::size_t size) noexcept {
+  huge_in_use_ += size;
+  huge_in_use_peak_ = std::max(huge_in_use_peak_, huge_in_use_);
 }
 
 void SegmentPool::give_back(Page* page) noexcept {
@@ -200,41 +207,65 @@ std::int64_t SegmentPool::now_ms() noexcept {
 
 Page* SegmentPool::take_cached_huge(std::size_t total) noexcept {
   std::lock_guard lock(mu_);
-  for (Segment& seg : huge_cache_) {
-    if (seg.size < total || seg.size / 2 > total) continue;
-    huge_cache_.erase(huge_cache_.iterator_to(seg));
-    huge_cache_bytes_ -= seg.size;
-    seg.free_pages = 0;
-    seg.pages_in_use = 1;
-    seg.pages[0].in_use = 1;
-    return &seg.pages[0];  // area and area_size as when it was mapped
+  std::size_t best = huge_cached_;
+  for (std::size_t i = 0; i < huge_cached_; ++i) {
+    const std::size_t size = huge_cache_[i].size;
+    if (size < total || size / 4 > total) continue;
+    if (best == huge_cached_ || size < huge_cache_[best].size) best = i;
   }
-  return nullptr;
+  if (best == huge_cached_) return nullptr;
+  Segment& seg = *huge_cache_[best].seg;
+  drop_cached_huge(best);
+  count_huge_in_use(seg.size);
+  seg.free_pages = 0;
+  seg.pages_in_use = 1;
+  seg.pages[0].in_use = 1;
+  return &seg.pages[0];  // area and area_size as when it was mapped
+}
+
+void SegmentPool::drop_cached_huge(std::size_t i) noexcept {
+  huge_cache_bytes_ -= huge_cache_[i].size;
+  std::copy(huge_cache_ + i + 1, huge_cache_ + huge_cached_, huge_cache_ + i);
+  --huge_cached_;
 }
 
 void SegmentPool::cache_huge(Segment* seg) noexcept {
   asan::poison(seg->pages[0].area, seg->pages[0].area_size);
   std::lock_guard lock(mu_);
   const std::int64_t now = now_ms();
+  begin_huge_period_if_due(now);  // before the decrement: this block was in use
+  huge_in_use_ -= seg->size;
   if (seg->size > kHugeCacheBytes / 4) {
     unmap_segment(seg);
   } else {
+    if (huge_cached_ == kHugeCacheSlots) {
+      Segment* oldest = huge_cache_[0].seg;
+      drop_cached_huge(0);
+      unmap_segment(oldest);
+    }
     seg->free_pages = 1;
     seg->pages_in_use = 0;
-    seg->cached_at_ms = now;
-    huge_cache_.push_front(*seg);
+    huge_cache_[huge_cached_++] = CachedHuge{seg, seg->size, now};
     huge_cache_bytes_ += seg->size;
   }
   evict_huge(now);
 }
 
+void SegmentPool::begin_huge_period_if_due(std::int64_t now) noexcept {
+  if (now - huge_peak_since_ms_ < kPurgeDelayMs) return;
+  huge_peak_since_ms_ = now;
+  huge_in_use_peak_ = huge_in_use_;
+}
+
 void SegmentPool::evict_huge(std::int64_t now) noexcept {
-  while (!huge_cache_.empty()) {
-    Segment& oldest = huge_cache_.back();
-    if (huge_cache_bytes_ <= kHugeCacheBytes && now - oldest.cached_at_ms < 2 * kPurgeDelayMs) break;
-    huge_cache_.pop_back();
-    huge_cache_bytes_ -= oldest.size;
-    unmap_segment(&oldest);
+  begin_huge_period_if_due(now);
+  const std::size_t cap = std::max(kHugeCacheBytes, huge_in_use_peak_);
+  while (huge_cached_ != 0) {
+    const CachedHuge& oldest = huge_cache_[0];
+    if (huge_cache_bytes_ <= cap && now - oldest.cached_at_ms < 2 * kPurgeDelayMs) break;
+    Segment* seg = oldest.seg;
+    drop_cached_huge(0);
+    unmap_segment(seg);
   }
 }
 

@@ -91,12 +91,56 @@ TEST_SUITE("alloc.release") {
     CHECK(tag_of(q) == 1);
     CHECK(usable_size(q) >= (10u << 20));
     CHECK(os::mapped_regions() == regions + 1);
-    void* small = ts.heap(0).allocate(1 << 20);  // less than half of it: a segment of its own
+    void* small = ts.heap(0).allocate(2 << 20);  // less than a quarter of it: a segment of its own
     CHECK(os::mapped_regions() == regions + 2);
     tagheap::free(q);
     tagheap::free(small);
     rt.trim();
     CHECK(os::mapped_bytes() == before);
+    CHECK(os::mapped_regions() == regions);
+    ts.ts.detach();
+  }
+
+  TEST_CASE("a huge block takes the smallest cached segment that fits it") {
+    Runtime rt;
+    AttachedState ts(rt);
+    const std::size_t regions = os::mapped_regions();
+    void* big = ts.heap(0).allocate(8 << 20);
+    void* medium = ts.heap(0).allocate(5 << 20);
+    void* other = ts.heap(0).allocate(3 << 20);
+    tagheap::free(big);
+    tagheap::free(medium);
+    tagheap::free(other);
+    CHECK(os::mapped_regions() == regions + 3);  // all three cached
+    void* q = ts.heap(0).allocate(4 << 20);
+    CHECK(q == medium);  // not the 8 MiB one, not the 3 MiB one (too small)
+    void* r = ts.heap(0).allocate(2 << 20);
+    CHECK(r == other);
+    void* t = ts.heap(0).allocate(2 << 20);  // 8 MiB is at most 4 times 2 MiB (plus header)
+    CHECK(t == big);
+    CHECK(os::mapped_regions() == regions + 3);
+    for (void* p : {q, r, t}) tagheap::free(p);
+    rt.trim();
+    CHECK(os::mapped_regions() == regions);
+    ts.ts.detach();
+  }
+
+  TEST_CASE("the huge cache grows past kHugeCacheBytes while that much huge memory was in use just before") {
+    Runtime rt;
+    AttachedState ts(rt);
+    const std::size_t regions = os::mapped_regions();
+    constexpr int kBlocks = 7;
+    constexpr std::size_t kSize = 14 << 20;  // 98 MiB in all: more than the fixed 64 MiB floor
+    static_assert(kBlocks * kSize > internal::kHugeCacheBytes && kSize < internal::kHugeCacheBytes / 4);
+    void* blocks[kBlocks];
+    for (void*& p : blocks) p = ts.heap(0).allocate(kSize);
+    CHECK(os::mapped_regions() == regions + kBlocks);
+    for (void* p : blocks) tagheap::free(p);
+    CHECK(os::mapped_regions() == regions + kBlocks);  // every one cached
+    for (void*& p : blocks) p = ts.heap(0).allocate(kSize);
+    CHECK(os::mapped_regions() == regions + kBlocks);  // and reused
+    for (void* p : blocks) tagheap::free(p);
+    rt.trim();
     CHECK(os::mapped_regions() == regions);
     ts.ts.detach();
   }

@@ -50,7 +50,8 @@ inline constexpr std::size_t kMaxAllocation = std::size_t{1} << 46;
 
 // Free, fully empty segments kept mapped (their pages decommitted) per runtime.
 inline constexpr std::size_t kSegmentCacheMax = 4;
-// Freed huge segments kept whole for reuse, per runtime (SegmentPool).
+// Freed huge segments kept whole for reuse, per runtime: at least this many
+// bytes, more while more was in use just before (SegmentPool).
 inline constexpr std::size_t kHugeCacheBytes = std::size_t{64} << 20;
 
 #if defined(TAGHEAP_CHECKED)

@@ -80,13 +80,27 @@ class SegmentPool {
   static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
   static constexpr std::int64_t kPurgeDelayMs = 100;
   // A freed huge segment of at most kHugeCacheBytes / 4 is kept whole
-  // (mapped and committed) for reuse by a huge block of at most its size and
-  // more than half of it, for up to two purge periods, while the cache holds
-  // at most kHugeCacheBytes (config.h).
+  // (mapped and committed) for up to two purge periods, while the cache
+  // holds at most max(kHugeCacheBytes (config.h), the most bytes of huge
+  // segments in use since the last period began) in at most kHugeCacheSlots
+  // segments: like dirty pages, bounded by the recent peak of what is in use. A huge block takes the smallest cached segment that fits it
+  // and is at most 4 times its size (the rest stays mapped, and committed
+  // only where an earlier block touched it). The cache is a small array,
+  // not a list through the segments: a lookup reads one or two cache lines
+  // instead of a header in each cached segment.
+  static constexpr std::size_t kHugeCacheSlots = 64;
+  struct CachedHuge {
+    Segment* seg;
+    std::size_t size;
+    std::int64_t cached_at_ms;
+  };
 
   Page* take_cached_huge(std::size_t total) noexcept;
   void cache_huge(Segment* seg) noexcept;
   void evict_huge(std::int64_t now) noexcept;
+  void drop_cached_huge(std::size_t i) noexcept;
+  void count_huge_in_use(std::size_t size) noexcept;
+  void begin_huge_period_if_due(std::int64_t now) noexcept;
   static std::int64_t now_ms() noexcept;
 
   RuntimeCore* runtime_;
@@ -100,8 +114,12 @@ class SegmentPool {
   std::size_t committed_in_use_ = 0;
   std::size_t in_use_peak_ = 0;  // of committed_in_use_ since the last rotation
   std::int64_t last_rotation_ms_ = 0;
-  SegmentList huge_cache_;  // freed huge segments, most recent first
+  CachedHuge huge_cache_[kHugeCacheSlots];  // [0, huge_cached_): oldest first
+  std::size_t huge_cached_ = 0;
   std::size_t huge_cache_bytes_ = 0;
+  std::size_t huge_in_use_ = 0;       // bytes of huge segments holding a block
+  std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since huge_peak_since_ms_
+  std::int64_t huge_peak_since_ms_ = 0;
 };
 
 struct TagShard {

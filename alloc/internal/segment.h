@@ -35,7 +35,6 @@ struct Segment {
   std::uint16_t page_count = 0;
   std::uint16_t pages_in_use = 0;
   std::uint64_t free_pages = 0;   // bit i: page i is free
-  std::int64_t cached_at_ms = 0;  // huge segments: when it entered the cache
   ListHook avail_hook;            // in the runtime's list of segments with a free page
   ListHook all_hook;              // in the runtime's list of all its segments
   Page pages[kMaxPagesPerSegment];
