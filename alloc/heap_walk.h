@@ -51,8 +51,11 @@ class PageView {
   // f(void* block, std::uint32_t index) -> bool (false stops). Address order.
   template <class F>
   bool for_each_live_block(F&& f) const {
-    internal::Page* p = page_;
-    return p->for_each_live_index([&](std::uint32_t i) { return f(reinterpret_cast<void*>(p->block_at(i)), i); });
+    // Locals, not page fields: f's stores could alias the page, and would
+    // force a reload of both for every block.
+    const std::uintptr_t start = page_->blocks_start;
+    const std::size_t size = page_->block_size;
+    return page_->for_each_live_index([&](std::uint32_t i) { return f(reinterpret_cast<void*>(start + i * size), i); });
   }
   // Word w of the liveness bitmap (bit set: live block), for bulk work.
   std::uint64_t live_word(std::uint32_t w) const noexcept {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds every benchmark, runs them side by side, prints one table.
 
-    bench/run.py [--rounds=5] [--only=GROUP,...] [--depth=19]
+    bench/run.py [--rounds=5] [--only=GROUP,...] [--depth=21]
                  [--no-build] [--output_base=DIR] [--no-readme]
     ./bazelw run //bench:all -- [same options]
 
@@ -45,7 +45,7 @@ ALLOCATORS = ["tagheap", "mimalloc", "jemalloc", "glibc"]
 COLLECTORS = ["tagheap", "boehm", "mimalloc"]
 DEFAULT_ROUNDS = 5
 GC_ROUNDS = 3              # at most this many rounds for the collection groups
-DEFAULT_DEPTH = 19         # binary-trees: 21 takes Boehm ~30+ s per run here
+DEFAULT_DEPTH = 21         # binary-trees, as the Benchmarks Game runs it (Boehm ~13 s per run here)
 PAUSE_LIVE_MIB = [1, 10, 100]
 PAUSE_OTHER_MIB = 500
 
