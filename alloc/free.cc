@@ -36,12 +36,18 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
         page->block_size);
 }
 
-[[gnu::noinline]] void free_not_local(Page* page, std::uintptr_t p) noexcept {
-  if (page->owner.load(std::memory_order_acquire) != 0) {
-    page->free_block_remote(p);
+// A free from a thread that does not own the page. Reads only the segment's
+// copies of owner and geometry and the page's thread-free line, not the line
+// the owner keeps writing.
+[[gnu::noinline]] void free_not_local(Segment* seg, std::size_t index, std::uintptr_t p) noexcept {
+  Page* page = &seg->pages[index];
+  if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
+    const BlockGeometry& g = seg->geometry[index];
+    if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
+    page->push_thread_free(p, g.block_size);
     return;
   }
-  Segment::of(page)->runtime->free_in_abandoned(page, p);
+  seg->runtime->free_in_abandoned(page, p);
 }
 }  // namespace
 }  // namespace internal
@@ -49,9 +55,13 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
 void free(void* ptr) noexcept {
   if (ptr == nullptr) return;
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  Page* page = internal::page_of_block(ptr, "free");
-  if (page->owner.load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]]
-    return internal::free_not_local(page, p);
+  const unsigned shift = SegmentMap::start_page_shift(p);
+  if (shift == 0) [[unlikely]] internal::foreign_pointer(ptr, "free");
+  Segment* seg = Segment::of(ptr);
+  const std::size_t index = (p - seg->base()) >> shift;
+  if (seg->page_owner[index].load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]]
+    return internal::free_not_local(seg, index, p);
+  Page* page = &seg->pages[index];
   // Owner thread: set the block's free bit. Checks that p is a block start
   // (i < reserved and block i starts at p, whatever p was) and not free yet.
   const std::uint32_t i = page->block_index(p);

@@ -97,7 +97,7 @@ Page* Heap::fresh_page(std::size_t c) noexcept {
   const std::size_t align = std::min<std::size_t>(std::size_t{1} << std::countr_zero(bs), internal::kMaxNaturalAlign);
   page->init(bs, static_cast<std::uint8_t>(c), tag_, debug_fill_, align);
   page->heap = this;
-  page->owner.store(owner_, std::memory_order_release);
+  page->owner_token().store(owner_, std::memory_order_release);
   ++fresh_since_full_scan_;
   return page;
 }
@@ -151,7 +151,7 @@ void Heap::retire(Page* page) noexcept {
   queue.erase(queue.iterator_to(*page));
   make_current(page->size_class);
   page->heap = nullptr;
-  page->owner.store(0, std::memory_order_relaxed);
+  page->owner_token().store(0, std::memory_order_relaxed);
   runtime_->release_page(page);
 }
 

@@ -29,6 +29,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
     free_word(static_cast<std::uint32_t>(w)) = valid_mask(static_cast<std::uint32_t>(w));
     mark_word(static_cast<std::uint32_t>(w)) = 0;
   }
+  Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv, reserved};
   asan::poison(area, area_size);  // every block is free, slack never used
   alloc_cache = 0;
   cache_base = ~0u & ~63u;  // no word: never equal to a real word's base
@@ -81,8 +82,12 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
 
 void Page::free_block_remote(std::uintptr_t p) noexcept {
   check_block_start(p);
-  if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
-  asan::poison(p + sizeof(std::uintptr_t), block_size - sizeof(std::uintptr_t));  // the link stays readable
+  push_thread_free(p, block_size);
+}
+
+void Page::push_thread_free(std::uintptr_t p, std::size_t size) noexcept {
+  if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, size);
+  asan::poison(p + sizeof(std::uintptr_t), size - sizeof(std::uintptr_t));  // the link stays readable
   std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
   do {
     *reinterpret_cast<std::uintptr_t*>(p) = head;

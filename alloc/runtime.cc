@@ -61,7 +61,7 @@ void RuntimeCore::free_huge(Page* page, std::uintptr_t p) noexcept {
 
 void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
   page->flush_cache();
-  page->owner.store(0, std::memory_order_release);
+  page->owner_token().store(0, std::memory_order_release);
   page->heap = nullptr;
   page->set_in_full(false);
   // Frees that raced with the owner store above may still land on
@@ -87,7 +87,7 @@ Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t ow
   TAGHEAP_DASSERT(page->tag == tag && page->size_class == c);
   page->collect_thread_free();
   page->heap = heap;
-  page->owner.store(owner, std::memory_order_release);
+  page->owner_token().store(owner, std::memory_order_release);
   return page;
 }
 
@@ -95,7 +95,7 @@ void RuntimeCore::free_in_abandoned(Page* page, std::uintptr_t p) noexcept {
   if (page->kind == PageKind::kHuge) return free_huge(page, p);
   TagShard& shard = shards[page->tag];
   std::unique_lock lock(shard.mu);
-  if (page->owner.load(std::memory_order_acquire) != 0) {
+  if (page->owner_token().load(std::memory_order_acquire) != 0) {
     // Reclaimed since the caller looked: an ordinary cross-thread free. Our
     // block keeps the page in use, so it cannot go away meanwhile.
     lock.unlock();
@@ -131,7 +131,7 @@ void RuntimeCore::release_if_empty_unowned(Page* page) noexcept {
 }
 
 void after_walk(RuntimeCore& core, Page* page) noexcept {
-  if (page->owner.load(std::memory_order_relaxed) != 0) {
+  if (page->owner_token().load(std::memory_order_relaxed) != 0) {
     page->heap->after_walk(page);
     return;
   }
@@ -266,7 +266,7 @@ std::size_t Runtime::verify() {
         heap->is_valid();
         heap->for_each_page([&](internal::Page& page) {
           check_page(page, static_cast<Tag>(tag));
-          if (page.heap != heap || page.owner.load() != node.self->owner_token())
+          if (page.heap != heap || page.owner_token().load() != node.self->owner_token())
             fatal("verify: page %p in a heap's queue is not owned by it", static_cast<void*>(&page));
           return true;
         });
@@ -280,14 +280,14 @@ std::size_t Runtime::verify() {
     for (std::size_t c = 0; c < internal::kClassCount; ++c)
       for (internal::Page& page : shard.bins[c]) {
         check_page(page, static_cast<Tag>(tag));
-        if (page.owner.load() != 0 || !page.in_pool || page.pool_full || page.size_class != c)
+        if (page.owner_token().load() != 0 || !page.in_pool || page.pool_full || page.size_class != c)
           fatal("verify: abandoned page %p is in the wrong state or bin", static_cast<void*>(&page));
         ++available;
       }
     if (available != shard.available.load()) fatal("verify: pool of tag %u counts %zu pages, holds %zu", tag, shard.available.load(), available);
     for (internal::Page& page : shard.full) {
       check_page(page, static_cast<Tag>(tag));
-      if (page.owner.load() != 0 || !page.in_pool || !page.pool_full)
+      if (page.owner_token().load() != 0 || !page.in_pool || !page.pool_full)
         fatal("verify: full abandoned page %p is in the wrong state", static_cast<void*>(&page));
     }
     for (internal::Page& page : shard.huge) {

@@ -20,6 +20,11 @@ bool Segment::is_valid() const noexcept {
       fatal("segment %p: page %zu in_use %u but free mask says %d", static_cast<const void*>(this), i,
             pages[i].in_use, page_free);
     in_use += pages[i].in_use;
+    const BlockGeometry& g = geometry[i];
+    if (pages[i].in_use && pages[i].block_size != 0 &&
+        (g.blocks_start != pages[i].blocks_start || g.block_size != pages[i].block_size ||
+         g.block_inv != pages[i].block_inv || g.reserved != pages[i].reserved))
+      fatal("segment %p: page %zu: the geometry copy for remote frees is stale", static_cast<const void*>(this), i);
   }
   if (in_use != pages_in_use) fatal("segment %p: %zu pages in use, counter says %u", static_cast<const void*>(this), in_use, pages_in_use);
   return true;
@@ -146,7 +151,7 @@ void SegmentPool::count_huge_in_use(std::size_t size) noexcept {
 void SegmentPool::give_back(Page* page) noexcept {
   Segment* seg = Segment::of(reinterpret_cast<void*>(page->area));
   page->in_use = 0;
-  page->owner.store(0, std::memory_order_relaxed);
+  page->owner_token().store(0, std::memory_order_relaxed);
   page->heap = nullptr;
   page->alloc_cache = 0;
   page->used = 0;

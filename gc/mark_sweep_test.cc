@@ -602,7 +602,7 @@ TEST_SUITE("gc.mark_sweep") {
     auto count_pages = [&](int t, std::size_t* free_slots) {
       std::size_t pages = 0, slots = 0;
       for_each_page(rt, TagSet{kGcA}, [&](PageView p) {
-        if (p.raw()->owner.load() == owners[t]->owner_token()) {
+        if (p.raw()->owner_token().load() == owners[t]->owner_token()) {
           ++pages;
           slots += p.block_count() - p.live_blocks();
         }

@@ -71,7 +71,8 @@ struct alignas(64) Page {
   // the owner heap's full queue, kSlowFreeFill while debug_fill is on.
   std::uint8_t slow_free = 0;
   PageKind kind = PageKind::kSmall;
-  std::atomic<std::uintptr_t> owner{0};  // owner ThreadState's token; 0: abandoned, huge or free
+  // (The owner token lives in the segment, next to the other pages' ones:
+  // owner_token().)
 
   // --- cross-thread and life-cycle state ---
   std::atomic<std::uintptr_t> thread_free{0};    // blocks freed by other threads
@@ -87,6 +88,13 @@ struct alignas(64) Page {
   std::size_t area_size = 0;
   std::uint64_t* mark_bits = nullptr;   // gc/'s side bitmap, same layout, in the segment's mark table
   ListHook queue_hook;           // heap queue, full queue, pool list or huge list
+
+  // The owner ThreadState's token; 0: abandoned, huge or free. Kept in the
+  // segment header (Segment::page_owner), away from this struct's first line,
+  // which the owner writes on every allocation: a free from another thread
+  // reads the token and the block geometry there without pulling that line
+  // out of the owner's cache. Defined in segment.h.
+  std::atomic<std::uintptr_t>& owner_token() const noexcept;
 
   static constexpr std::uint8_t kSlowFreeFull = 1, kSlowFreeFill = 2;
   bool in_full() const noexcept { return slow_free & kSlowFreeFull; }
@@ -156,6 +164,8 @@ struct alignas(64) Page {
   void free_block_owned(std::uintptr_t p) noexcept;
   // From any thread: push onto thread_free. Fatal on an interior pointer.
   void free_block_remote(std::uintptr_t p) noexcept;
+  // The push itself, for a block already checked (`size`: its block size).
+  void push_thread_free(std::uintptr_t p, std::size_t size) noexcept;
   // Owner (or pool lock or stopped world): move thread_free into free_bits.
   // Returns the number of blocks collected.
   std::uint32_t collect_thread_free() noexcept;

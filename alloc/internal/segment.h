@@ -7,12 +7,17 @@
 //
 // A segment belongs to one runtime for its whole life (runtimes never share a
 // page). Its pages may be owned by different heaps, of different tags and
-// thread states: pages, not segments, carry tags and owners.
+// thread states: pages, not segments, carry tags and owners (a page's owner
+// token is kept in the header's page_owner array, read by free() from any
+// thread, so that other threads never read the page's first line, which its
+// owner writes on every allocation; see Page::owner_token).
 //
 // Invariants (Segment::is_valid): cookie == address ^ kCookieKey;
-// pages_in_use == number of pages with in_use, == page_count - popcount(free_pages).
+// pages_in_use == number of pages with in_use, == page_count - popcount(free_pages);
+// geometry[i] == page i's blocks_start, block_size, block_inv, reserved while it is in use.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,6 +31,23 @@ class RuntimeCore;
 
 inline constexpr std::uintptr_t kCookieKey = 0x7a67686561707365ull;  // "taghe aps e"
 
+// What a free from any thread needs to check a pointer is a block start.
+struct alignas(32) BlockGeometry {
+  std::uintptr_t blocks_start = 0;
+  std::size_t block_size = 0;
+  std::uint32_t block_inv = 0;
+  std::uint32_t reserved = 0;
+
+  std::uint32_t block_index(std::uintptr_t p) const noexcept {
+    return static_cast<std::uint32_t>(((p - blocks_start) * std::uint64_t{block_inv}) >> 32);
+  }
+  // p is the start of block i < reserved.
+  bool is_block_start(std::uintptr_t p) const noexcept {
+    const std::uint32_t i = block_index(p);
+    return p >= blocks_start && i < reserved && blocks_start + i * block_size == p;
+  }
+};
+
 struct Segment {
   std::uintptr_t cookie = 0;
   RuntimeCore* runtime = nullptr;
@@ -38,6 +60,12 @@ struct Segment {
   ListHook avail_hook;            // in the runtime's list of segments with a free page
   ListHook all_hook;              // in the runtime's list of all its segments
   Page pages[kMaxPagesPerSegment];
+  // Read-mostly copies for free(), written only when a page changes hands
+  // or is laid out: the owner token of each page (free() compares it with
+  // the caller's before touching the page), and the block geometry a free
+  // from another thread checks the pointer against.
+  std::atomic<std::uintptr_t> page_owner[kMaxPagesPerSegment];
+  BlockGeometry geometry[kMaxPagesPerSegment];
   // Free bitmaps of the pages, in the header rather than at each page's
   // start (64 KiB-aligned page starts all map to the same few cache sets, and
   // free() touches one of these words every time), interleaved by cache
@@ -57,6 +85,10 @@ struct Segment {
   bool cookie_ok() const noexcept { return cookie == (base() ^ kCookieKey); }
   bool is_valid() const noexcept;
 };
+
+inline std::atomic<std::uintptr_t>& Page::owner_token() const noexcept {
+  return Segment::of(this)->page_owner[page_index];
+}
 
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
 static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
