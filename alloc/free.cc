@@ -67,8 +67,7 @@ void free(void* ptr) noexcept {
   const std::uint32_t i = page->block_index(p);
   const std::uint64_t bit = std::uint64_t{1} << (i & 63);
   if (i >= page->reserved || page->block_at(i) != p) [[unlikely]] return internal::bad_local_free(page, p);
-  // A block of the cached word goes straight back into the cache.
-  std::uint64_t* word = (i & ~63u) == page->cache_base ? &page->alloc_cache : &page->free_word(i >> 6);
+  std::uint64_t* word = &page->free_word(i >> 6);  // the cache word too: allocation pops from the bitmap
   if ((*word & bit) != 0) [[unlikely]] return internal::bad_local_free(page, p);
   *word |= bit;
   if constexpr (internal::asan::kEnabled) internal::asan::poison(p, page->block_size);

@@ -40,7 +40,7 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
   Page* page = current_[c];
   // The common miss: the cache word ran dry but the current page has free
   // bits in other words (g_empty_page has used == reserved == 0).
-  if (page->alloc_cache == 0 && !page->refill_cache()) [[unlikely]] {
+  if (page->cache_empty() && !page->refill_cache()) [[unlikely]] {
     page = find_page(c);
     if (page == nullptr) return nullptr;
   }
@@ -55,7 +55,7 @@ Page* Heap::find_page(std::size_t c) noexcept {
   for (int round = 0; round < 2; ++round) {
     while (!queue.empty()) {
       Page& page = queue.front();
-      if (page.alloc_cache != 0 || page.refill_cache() ||
+      if (!page.cache_empty() || page.refill_cache() ||
           (page.collect_thread_free() != 0 && page.refill_cache())) {
         make_current(c);
         TAGHEAP_XASSERT(page.is_valid());
@@ -83,7 +83,7 @@ Page* Heap::find_page(std::size_t c) noexcept {
   }
   queue.push_front(*page);
   make_current(c);
-  if (page->alloc_cache == 0 && !page->refill_cache()) {
+  if (page->cache_empty() && !page->refill_cache()) {
     internal::fatal("tagheap: a page taken for class %zu has no free block", c);
   }
   TAGHEAP_XASSERT(page->is_valid());

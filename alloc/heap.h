@@ -40,9 +40,10 @@ class Heap {
   void* allocate(std::size_t size) noexcept {
     if (size <= internal::kFastSizeMax) [[likely]] {
       internal::Page* page = current_[internal::kFastClassTable[(size + 15) >> 4]];
-      // Assumes: current_ never holds nullptr (g_empty_page has an empty
-      // cache), and a debug_fill heap keeps it at g_empty_page.
-      if (page->alloc_cache != 0) [[likely]] return page->pop_cache();
+      // Assumes: current_ never holds nullptr (g_empty_page's cache word
+      // is g_no_word, always zero), and a debug_fill heap keeps it at
+      // g_empty_page.
+      if (!page->cache_empty()) [[likely]] return page->pop_cache();
     }
     return allocate_slow(size);
   }

@@ -59,8 +59,7 @@ class PageView {
   }
   // Word w of the liveness bitmap (bit set: live block), for bulk work.
   std::uint64_t live_word(std::uint32_t w) const noexcept {
-    std::uint64_t free = page_->free_word(w);
-    if (w * 64 == page_->cache_base) free |= page_->alloc_cache;
+    const std::uint64_t free = page_->free_word(w);
     return ~free & page_->valid_mask(w);
   }
   // The side mark bitmap: word w (bit i of word i / 64 stands for block i).

@@ -6,6 +6,7 @@
 
 namespace tagheap::internal {
 
+std::uint64_t g_no_word = 0;
 Page g_empty_page;
 
 void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t align) noexcept {
@@ -31,8 +32,8 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   }
   Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv, reserved};
   asan::poison(area, area_size);  // every block is free, slack never used
-  alloc_cache = 0;
-  cache_base = ~0u & ~63u;  // no word: never equal to a real word's base
+  alloc_word = &g_no_word;
+  cache_base = ~0u & ~63u;  // no word: refill starts at word 0
   used = 0;
   thread_free.store(0, std::memory_order_relaxed);
   slow_free = fill ? kSlowFreeFill : 0;
@@ -40,16 +41,15 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
 }
 
 bool Page::refill_cache() noexcept {
-  if (used >= reserved) return false;  // assumes alloc_cache == 0
-  // Go on after the word the cache last held (from word 0 on a fresh page).
+  if (used >= reserved) return false;  // assumes the cache word is empty
+  // Go on after the last cache word (from word 0 on a fresh page).
   std::uint32_t start = (cache_base >> 6) + 1;
   if (start >= bitmap_words) start = 0;
   for (std::uint32_t k = 0; k < bitmap_words; ++k) {
     std::uint32_t w = start + k;
     if (w >= bitmap_words) w -= bitmap_words;
     if (free_word(w) != 0) {
-      alloc_cache = free_word(w);
-      free_word(w) = 0;
+      alloc_word = &free_word(w);
       cache_base = w * 64;
       return true;
     }
@@ -126,14 +126,12 @@ bool Page::is_valid() const noexcept {
           size_class, class_block_size(size_class), block_size);
   if (blocks_start + std::uint64_t{reserved} * block_size > area + area_size)
     fatal("page %p: blocks overrun the page", static_cast<const void*>(this));
-  std::size_t free_count = static_cast<std::size_t>(std::popcount(alloc_cache));
+  std::size_t free_count = 0;
   for (std::uint32_t w = 0; w < bitmap_words; ++w) {
     if (free_word(w) & ~valid_mask(w)) fatal("page %p: free bit beyond the last block", static_cast<const void*>(this));
-    if (w * 64 == cache_base && (free_word(w) & alloc_cache))
-      fatal("page %p: block both cached and free", static_cast<const void*>(this));
     free_count += static_cast<std::size_t>(std::popcount(free_word(w)));
   }
-  if (alloc_cache != 0 && (cache_base >> 6) >= bitmap_words)
+  if (alloc_word != &g_no_word && ((cache_base >> 6) >= bitmap_words || alloc_word != &free_word(cache_base >> 6)))
     fatal("page %p: cache word out of range", static_cast<const void*>(this));
   if (used + free_count != reserved)
     fatal("page %p: used %u + free %zu != %u blocks", static_cast<const void*>(this), used, free_count, reserved);

@@ -60,7 +60,7 @@ void RuntimeCore::free_huge(Page* page, std::uintptr_t p) noexcept {
 }
 
 void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
-  page->flush_cache();
+  page->drop_cache();
   page->owner_token().store(0, std::memory_order_release);
   page->heap = nullptr;
   page->set_in_full(false);

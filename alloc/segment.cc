@@ -153,7 +153,7 @@ void SegmentPool::give_back(Page* page) noexcept {
   page->in_use = 0;
   page->owner_token().store(0, std::memory_order_relaxed);
   page->heap = nullptr;
-  page->alloc_cache = 0;
+  page->drop_cache();
   page->used = 0;
   page->reserved = 0;
   page->slow_free = page->in_walk = page->in_pool = page->pool_full = 0;

@@ -5,16 +5,16 @@
 //   block      one allocation; its index i in the page gives its address
 //              blocks_start + i * block_size
 //   free_bits  one bit per block, 1 = free. Local frees set the bit directly
-//   cache      alloc_cache: the free bits of one word (cache_base / 64), taken
-//              out of free_bits; allocation pops its lowest bit
+//   cache word the bitmap word allocation pops from, in place (alloc_word,
+//              word cache_base / 64); a local free into it is reused at once
 //   thread-free  an atomic list of blocks freed by threads that do not own
 //              the page, linked through each block's first word
-//   used       blocks neither in free_bits nor in the cache: allocated, or
-//              freed by another thread and not yet collected
+//   used       blocks not free in free_bits: allocated, or freed by another
+//              thread and not yet collected
 //
 // Invariants (Page::is_valid checks them):
-//   used + popcount(free_bits) + popcount(cache) == reserved
-//   free_bits & cache word == 0; no bit at or above `reserved`
+//   used + popcount(free_bits) == reserved; no bit at or above `reserved`
+//   alloc_word is g_no_word or points at free_bits word cache_base / 64
 //   |thread_free| <= used, and no block is both on thread_free and free
 //   tag never changes while used > 0 (invariant 1)
 //
@@ -54,10 +54,15 @@ struct Segment;
 inline constexpr std::uint8_t kFillFresh = 0xCD;  // fresh blocks (debug_fill)
 inline constexpr std::uint8_t kFillFreed = 0xDD;  // freed blocks (debug_fill)
 
+// Never written: a page without a cache word points its alloc_word here.
+extern std::uint64_t g_no_word;
+
 struct alignas(64) Page {
   // --- the allocation and local-free fast paths read only this cache line ---
-  std::uint64_t alloc_cache = 0;
-  std::uint32_t cache_base = 0;  // index of the block bit 0 of the cache stands for
+  // The bitmap word allocation pops from (the cache word), or a shared
+  // word that stays zero when the page has none.
+  std::uint64_t* alloc_word = &g_no_word;
+  std::uint32_t cache_base = 0;  // index of the block bit 0 of the cache word stands for
   std::uint32_t used = 0;
   std::uintptr_t blocks_start = 0;
   std::size_t block_size = 0;
@@ -129,34 +134,27 @@ struct alignas(64) Page {
     return first >= reserved ? 0 : (std::uint64_t{1} << (reserved - first)) - 1;
   }
   bool is_huge() const noexcept { return kind == PageKind::kHuge; }
-  bool has_free_in_bits() const noexcept {
-    return used + static_cast<std::uint32_t>(std::popcount(alloc_cache)) < reserved;
-  }
-  // Block of index i is free in the bitmap or in the cache (not counting thread_free).
+  bool has_free_in_bits() const noexcept { return used < reserved; }
+  // Block of index i is free in the bitmap (not counting thread_free).
   bool is_free_bit(std::uint32_t i) const noexcept {
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
-    if (free_word(i >> 6) & bit) return true;
-    return (i & ~63u) == cache_base && (alloc_cache & bit);
+    return (free_word(i >> 6) & bit) != 0;
   }
 
   // --- allocation (owner thread) ---
   void* pop_cache() noexcept {
-    const std::uint64_t c = alloc_cache;
-    alloc_cache = c & (c - 1);
+    const std::uint64_t c = *alloc_word;
+    *alloc_word = c & (c - 1);
     ++used;
     const std::uintptr_t block = block_at(cache_base + static_cast<std::uint32_t>(std::countr_zero(c)));
     if constexpr (asan::kEnabled) asan::unpoison(block, block_size);
     return reinterpret_cast<void*>(block);
   }
-  // Moves the next word with free bits into the cache. False: the bitmap is empty.
+  bool cache_empty() const noexcept { return *alloc_word == 0; }
+  // Makes the next word with free bits the cache word. False: the bitmap is empty.
   bool refill_cache() noexcept;
-  // Puts the cache back into free_bits (before abandoning or walking).
-  void flush_cache() noexcept {
-    if (alloc_cache) {
-      free_word(cache_base >> 6) |= alloc_cache;
-      alloc_cache = 0;
-    }
-  }
+  // Leaves no cache word (when the page changes hands or goes back).
+  void drop_cache() noexcept { alloc_word = &g_no_word; }
 
   // --- free ---
   // The caller owns the page (or holds its pool lock, or the world is
@@ -187,9 +185,7 @@ struct alignas(64) Page {
   template <class F>
   bool for_each_live_index(F&& f) const {
     for (std::uint32_t w = 0; w < bitmap_words; ++w) {
-      std::uint64_t free = free_word(w);
-      if (w * 64 == cache_base) free |= alloc_cache;
-      std::uint64_t live = ~free & valid_mask(w);
+      std::uint64_t live = ~free_word(w) & valid_mask(w);
       while (live) {
         const std::uint32_t i = w * 64 + static_cast<std::uint32_t>(std::countr_zero(live));
         live &= live - 1;
