@@ -33,8 +33,8 @@ class SegmentMap {
   static unsigned start_page_shift(std::uintptr_t a) noexcept {
     const std::uintptr_t u = a >> kSegmentShift;
     if (u >= kUnits) [[unlikely]] return 0;
-    const std::uint8_t v = units_[u].load(std::memory_order_acquire);
-    return v >= kStart ? v - kStart : 0;
+    const unsigned v = units_[u].load(std::memory_order_acquire);
+    return v < kStep ? v : 0;
   }
 
   // The segment covering address a, or nullptr when no segment of ours does.
@@ -43,8 +43,8 @@ class SegmentMap {
     if (u >= kUnits) [[unlikely]] return nullptr;
     std::uint8_t v = units_[u].load(std::memory_order_acquire);
     if (v == 0) return nullptr;
-    while (v < kStart) {  // inside a huge segment: step back towards its start
-      u -= v;
+    while (v >= kStep) {  // inside a huge segment: step back towards its start
+      u -= v - kStep + 1;
       v = units_[u].load(std::memory_order_acquire);
     }
     return reinterpret_cast<Segment*>(u << kSegmentShift);
@@ -55,10 +55,11 @@ class SegmentMap {
   static bool set(std::uintptr_t base, std::size_t size, bool mapped, unsigned page_shift = 0) noexcept;
 
  private:
-  // A unit's byte: 0, not ours; 1..kStart-1, that many units after a unit
-  // nearer the segment's start (chained for huge segments); kStart + shift,
-  // a segment starts here and its page shift is `shift` (16, 19 or 48).
-  static constexpr std::uint8_t kStart = 128;
+  // A unit's byte: 0, not ours; 1..kStep-1, a segment starts here and this
+  // is its page shift (16, 19 or 48), so free() tests one range;
+  // kStep + k - 1, k units after a unit nearer the segment's start (chained
+  // for huge segments, k <= 256 - kStep).
+  static constexpr unsigned kStep = 64;
   static std::atomic<std::uint8_t> units_[kUnits];
 };
 
