@@ -49,6 +49,9 @@ struct alignas(32) BlockGeometry {
 };
 
 struct Segment {
+  // First, so that a page's address is the segment's plus index * 128: free()
+  // needs no offset on top.
+  Page pages[kMaxPagesPerSegment];
   std::uintptr_t cookie = 0;
   RuntimeCore* runtime = nullptr;
   std::size_t size = 0;           // bytes mapped
@@ -59,7 +62,6 @@ struct Segment {
   std::uint64_t free_pages = 0;   // bit i: page i is free
   ListHook avail_hook;            // in the runtime's list of segments with a free page
   ListHook all_hook;              // in the runtime's list of all its segments
-  Page pages[kMaxPagesPerSegment];
   // Read-mostly copies for free(), written only when a page changes hands
   // or is laid out: the owner token of each page (free() compares it with
   // the caller's before touching the page), and the block geometry a free
