@@ -30,7 +30,11 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
   return &seg->pages[(reinterpret_cast<std::uintptr_t>(p) - seg->base()) >> shift];
 }
 
-[[gnu::noinline]] void bad_local_free(Page* page, std::uintptr_t p) noexcept {
+// Error paths free() reaches by a tail jump (noipa: the compiler must not
+// see they never return, or it would set up a frame to call them).
+[[gnu::noipa, gnu::cold]] void foreign_free(const void* p) noexcept { foreign_pointer(p, "free"); }
+
+[[gnu::noipa, gnu::cold]] void bad_local_free(Page* page, std::uintptr_t p) noexcept {
   page->check_block_start(p);
   fatal("tagheap: double free of %p (tag %u, block size %zu)", reinterpret_cast<void*>(p), page->tag,
         page->block_size);
@@ -56,7 +60,7 @@ void free(void* ptr) noexcept {
   if (ptr == nullptr) return;
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
   const unsigned shift = SegmentMap::start_page_shift(p);
-  if (shift == 0) [[unlikely]] internal::foreign_pointer(ptr, "free");
+  if (shift == 0) [[unlikely]] return internal::foreign_free(ptr);
   Segment* seg = Segment::of(ptr);
   const std::size_t index = (p - seg->base()) >> shift;
   if (seg->page_owner[index].load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]]
