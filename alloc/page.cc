@@ -40,8 +40,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   in_walk = in_pool = pool_full = 0;
 }
 
-bool Page::refill_cache() noexcept {
-  if (used >= reserved) return false;  // assumes the cache word is empty
+bool Page::refill_cache_scan() noexcept {
   // Go on after the last cache word (from word 0 on a fresh page).
   std::uint32_t start = (cache_base >> 6) + 1;
   if (start >= bitmap_words) start = 0;

@@ -151,8 +151,19 @@ struct alignas(64) Page {
     return reinterpret_cast<void*>(block);
   }
   bool cache_empty() const noexcept { return *alloc_word == 0; }
-  // Makes the next word with free bits the cache word. False: the bitmap is empty.
-  bool refill_cache() noexcept;
+  // Makes the next word with free bits the cache word. False: the bitmap is
+  // empty. Inline for the common case, the word right after the last one.
+  bool refill_cache() noexcept {
+    if (used >= reserved) return false;  // assumes the cache word is empty
+    const std::uint32_t next = (cache_base >> 6) + 1;
+    if (next < bitmap_words && free_word(next) != 0) [[likely]] {
+      alloc_word = &free_word(next);
+      cache_base = next * 64;
+      return true;
+    }
+    return refill_cache_scan();
+  }
+  bool refill_cache_scan() noexcept;
   // Leaves no cache word (when the page changes hands or goes back).
   void drop_cache() noexcept { alloc_word = &g_no_word; }
 
