@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds every benchmark, runs them side by side, prints one table.
 
-    bench/run.py [--rounds=5] [--only=GROUP,...] [--depth=21]
+    bench/run.py [--rounds=7] [--only=GROUP,...] [--depth=21]
                  [--no-build] [--output_base=DIR] [--no-readme]
     ./bazelw run //bench:all -- [same options]
 
@@ -13,7 +13,10 @@ explicit free as the floor).
 Each round runs every job of a group once, in a rotated order (A B C D,
 B C D A, ...), so drift on a shared machine (other builds, thermal) spreads
 over all of them instead of one. The collection groups run at most
-min(--rounds, 3) rounds (they are long). Reports the median of the rounds,
+min(--rounds, 3) rounds (they are long). Single-threaded workloads run
+pinned to the last CPU (the scheduler moving a process between cores was
+the largest source of spread on 2 cores); multi-threaded ones are not
+pinned. Reports the median of the rounds,
 and writes bench/results/results.csv (summary), bench/results/runs.csv
 (every run) and bench/results/results.svg (a bar per peer and workload,
 relative to the best), and rewrites README.md between the markers
@@ -43,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ALLOCATORS = ["tagheap", "mimalloc", "jemalloc", "glibc"]
 COLLECTORS = ["tagheap", "boehm", "mimalloc"]
-DEFAULT_ROUNDS = 5
+DEFAULT_ROUNDS = 7
 GC_ROUNDS = 3              # at most this many rounds for the collection groups
 DEFAULT_DEPTH = 21         # binary-trees, as the Benchmarks Game runs it (Boehm ~13 s per run here)
 PAUSE_LIVE_MIB = [1, 10, 100]
@@ -76,6 +79,7 @@ def groups(depth):
 
 
 GC_GROUPS = {"gcbench", "mt_gcbench", "binarytrees", "pause"}
+MULTI_THREADED = {"larson", "xfree", "thread_churn", "mt_gcbench"}  # not pinned
 UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block", "thread_churn": "ns/alloc", "large": "ns/op",
          "walk": "ns/block", "gcbench": "ms", "mt_gcbench": "ms", "pause": "ms"}
 
@@ -129,8 +133,14 @@ def build(output_base):
     return os.path.join(out.stdout.strip(), "bench")
 
 
-def run_one(bindir, binary, args, depth):
-    out = subprocess.run([os.path.join(bindir, binary)] + args, capture_output=True, text=True)
+def pin_to_last_cpu():
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+
+
+def run_one(bindir, binary, args, depth, pinned=False):
+    out = subprocess.run([os.path.join(bindir, binary)] + args, capture_output=True, text=True,
+                         preexec_fn=pin_to_last_cpu if pinned else None)
     if out.returncode != 0:
         raise SystemExit(f"{binary} {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     rows = []
@@ -325,7 +335,7 @@ def main():
             for label, binary, args in jobs[k:] + jobs[:k]:  # rotated: A B C D, B C D A, ...
                 done += 1
                 t0 = time.time()
-                rows = run_one(bindir, binary, args, opts.depth)
+                rows = run_one(bindir, binary, args, opts.depth, pinned=g not in MULTI_THREADED)
                 dt = time.time() - t0
                 shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _, _ in rows)
                 el = time.time() - t_start
@@ -382,7 +392,8 @@ def main():
             "",
             f"`bench/run.py` (or `./bazelw run //bench:all`), {date}, sources `{version}`, on {machine}; "
             f"load average {load_before[0]:.2f} before, {load[0]:.2f} after (2-core machine shared with "
-            "other work: read the spread). Medians over rounds; lower is better; `/best peer` is the "
+            "other work: read the spread). Medians over rounds; single-threaded workloads pinned to one CPU; "
+            "lower is better; `/best peer` is the "
             "value over the best other peer's (below 1.0: ahead). binary-trees at depth "
             f"{opts.depth}. GC peers: tagheap `MarkSweep`, Boehm (libgc), mimalloc with explicit free "
             "(the floor, no collector). `pause_*`: one full collection of that much live data; `+other`: "
