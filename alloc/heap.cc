@@ -50,6 +50,12 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
   return block;
 }
 
+void* Heap::allocate_next_word(Page* page, std::size_t size) noexcept {
+  // g_empty_page (also a debug_fill heap's current page) never refills.
+  if (page->refill_cache()) [[likely]] return page->pop_cache();
+  return allocate_slow(size);
+}
+
 Page* Heap::find_page(std::size_t c) noexcept {
   internal::PageList& queue = queues_[c];
   for (int round = 0; round < 2; ++round) {

@@ -44,6 +44,7 @@ class Heap {
       // is g_no_word, always zero), and a debug_fill heap keeps it at
       // g_empty_page.
       if (!page->cache_empty()) [[likely]] return page->pop_cache();
+      return allocate_next_word(page, size);
     }
     return allocate_slow(size);
   }
@@ -61,6 +62,9 @@ class Heap {
   ~Heap();
 
   void* allocate_slow(std::size_t size) noexcept;
+  // The current page's cache word ran dry: most often the next word has
+  // free bits; otherwise allocate_slow.
+  void* allocate_next_word(internal::Page* page, std::size_t size) noexcept;
   // A page of class c with a non-empty cache, or nullptr when out of memory.
   internal::Page* find_page(std::size_t c) noexcept;
   internal::Page* fresh_page(std::size_t c) noexcept;
