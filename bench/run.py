@@ -19,7 +19,8 @@ the largest source of spread on 2 cores); multi-threaded ones are not
 pinned. Reports the median of the rounds,
 and writes bench/results/results.csv (summary), bench/results/runs.csv
 (every run) and bench/results/results.svg (a bar per peer and workload,
-relative to the best), and rewrites README.md between the markers
+relative to the best; partial runs write these under the temp dir, or
+--results_dir), and rewrites README.md between the markers
 <!-- bench:begin --> and <!-- bench:end --> (only there; --no-readme to
 skip; partial runs with --only or --rounds below the default leave the
 README alone unless --readme is given).
@@ -40,6 +41,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -299,6 +301,8 @@ def main():
     ap.add_argument("--bindir", default="", help="use binaries from here (implies --no-build)")
     ap.add_argument("--readme", action="store_true", help="rewrite README.md's section even for a partial run")
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--results_dir", default="", help="where the CSVs and the SVG go (default: bench/results "
+                    "for a full run or --readme, else a directory under the system's temp dir)")
     opts = ap.parse_args()
     all_groups = groups(opts.depth)
     selected = [g.strip() for g in opts.only.split(",") if g.strip()] or list(all_groups)
@@ -350,8 +354,12 @@ def main():
     load = os.getloadavg()
     summary = summarize(results)
 
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "results.csv"), "w", newline="") as f:
+    # A partial run must not leave bench/results disagreeing with README.md.
+    full = set(selected) == set(all_groups) and opts.rounds >= DEFAULT_ROUNDS
+    out_dir = opts.results_dir or (os.path.join(HERE, "results") if full or opts.readme
+                                   else os.path.join(tempfile.gettempdir(), "tagheap-bench-results"))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["workload", "peer", "unit", "median", "min", "max", "runs", "peak_rss_kib",
                      "ratio_to_best_peer", "best_peer", "ratio_to_best", "ratio_to_mimalloc", "ratio_to_boehm",
@@ -362,13 +370,13 @@ def main():
                          f"{s['max']:.3f}", s["runs"], s["peak_rss_kib"], r3(s["ratio_best_peer"]),
                          s["best_peer"] or "", r3(s["ratio_best"]), r3(s["ratio_mimalloc"]), r3(s["ratio_boehm"]),
                          s["notes"], version])
-    with open(os.path.join(HERE, "results", "runs.csv"), "w", newline="") as f:
+    with open(os.path.join(out_dir, "runs.csv"), "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["round", "workload", "peer", "value", "peak_rss_kib", "notes"])
         wr.writerows(raw)
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     machine = f"{os.cpu_count()} cpus (nproc), {cpu_model()}"
-    write_svg(os.path.join(HERE, "results", "results.svg"), summary,
+    write_svg(os.path.join(out_dir, "results.svg"), summary,
               f"tagheap benchmarks, {date}, {version}, {machine}")
 
     lines = table_lines(summary)
@@ -383,9 +391,9 @@ def main():
     print("\n".join(lines))
     print()
     print("\n".join(footer))
-    print("# results: bench/results/results.csv, runs.csv, results.svg")
+    print(f"# results: {os.path.relpath(out_dir, ROOT) if out_dir.startswith(ROOT) else out_dir}/"
+          "results.csv, runs.csv, results.svg")
 
-    full = set(selected) == set(all_groups) and opts.rounds >= DEFAULT_ROUNDS
     if opts.readme or (full and not opts.no_readme):
         update_readme([
             "## Performance",
