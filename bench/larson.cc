@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
+      bench::pin_this_thread(t);
       bench::Thread thread(process);
       char** own = tables[t];
       for (std::uint32_t s = 0; s < slots; ++s) {

@@ -15,8 +15,9 @@ B C D A, ...), so drift on a shared machine (other builds, thermal) spreads
 over all of them instead of one. The collection groups run at most
 min(--rounds, 3) rounds (they are long). Single-threaded workloads run
 pinned to the last CPU (the scheduler moving a process between cores was
-the largest source of spread on 2 cores); multi-threaded ones are not
-pinned. Reports the median of the rounds,
+the largest source of spread on 2 cores); in the multi-threaded ones each
+worker pins itself to CPU k (bench::pin_this_thread). Reports the median
+of the rounds,
 and writes bench/results/results.csv (summary), bench/results/runs.csv
 (every run) and bench/results/results.svg (a bar per peer and workload,
 relative to the best; partial runs write these under the temp dir, or
@@ -81,7 +82,7 @@ def groups(depth):
 
 
 GC_GROUPS = {"gcbench", "mt_gcbench", "binarytrees", "pause"}
-MULTI_THREADED = {"larson", "xfree", "thread_churn", "mt_gcbench"}  # not pinned
+MULTI_THREADED = {"larson", "xfree", "thread_churn", "mt_gcbench"}  # their threads pin themselves
 UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block", "thread_churn": "ns/alloc", "large": "ns/op",
          "walk": "ns/block", "gcbench": "ms", "mt_gcbench": "ms", "pause": "ms"}
 
@@ -400,7 +401,8 @@ def main():
             "",
             f"`bench/run.py` (or `./bazelw run //bench:all`), {date}, sources `{version}`, on {machine}; "
             f"load average {load_before[0]:.2f} before, {load[0]:.2f} after (2-core machine shared with "
-            "other work: read the spread). Medians over rounds; single-threaded workloads pinned to one CPU; "
+            "other work: read the spread). Medians over rounds; single-threaded workloads pinned to one CPU, "
+            "multi-threaded ones one thread per CPU; "
             "lower is better; `/best peer` is the "
             "value over the best other peer's (below 1.0: ahead). binary-trees at depth "
             f"{opts.depth}. GC peers: tagheap `MarkSweep`, Boehm (libgc), mimalloc with explicit free "

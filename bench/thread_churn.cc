@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> drivers;
   for (unsigned s = 0; s < slots; ++s) {
     drivers.emplace_back([&, s] {
+      bench::pin_this_thread(s);  // its short-lived workers inherit the CPU
       for (std::uint32_t g; (g = next.fetch_add(1)) < threads;) {
         std::thread worker(lifetime, g, s);
         worker.join();

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   std::atomic<int> ready{0};
   std::uint64_t t0 = 0;
   std::thread producer([&] {
+    bench::pin_this_thread(0);
     bench::Thread thread(process);
     ready.fetch_add(1);
     while (ready.load() < 2) std::this_thread::yield();
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
   });
   unsigned sum = 0;
   std::thread consumer([&] {
+    bench::pin_this_thread(1);
     bench::Thread thread(process);  // a registered thread, as a VM's would be
     ready.fetch_add(1);
     for (std::size_t b = 0; b < batches; ++b) {

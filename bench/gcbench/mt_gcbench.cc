@@ -34,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bench/common.h"  // pin_this_thread
 #include "bench/gcbench/variant.h"
 
 #if defined(GCB_TAGHEAP)
@@ -254,6 +255,7 @@ std::atomic<int> g_failures{0};
 
 void* mutator(void* arg) {
   const int id = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+  bench::pin_this_thread(static_cast<unsigned>(id));
   thread_begin(id);
   {
     Node* temp = make_tree(kStretchTreeDepth);
