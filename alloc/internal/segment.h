@@ -94,12 +94,16 @@ inline std::atomic<std::uintptr_t>& Page::owner_token() const noexcept {
 
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
 static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
-// The mark table at the end of a segment: kBitmapWords rows of
-// rows of kBitmapRowWords words (one row for a one-page segment).
+// The mark table at the end of a segment: rows of kBitmapRowWords words.
+// Small pages need up to kBitmapWords words each (kBitmapWords /
+// kBitmapLineWords rows); medium and large pages hold at most 64 blocks, one
+// word, so their segments need one row.
 constexpr std::size_t mark_table_size(std::size_t pages) {
-  return ((pages == 1 ? 1 : kBitmapWords / kBitmapLineWords) * kBitmapRowWords * sizeof(std::uint64_t) + 4095) &
-         ~std::size_t{4095};
+  const std::size_t rows = pages == kMaxPagesPerSegment ? kBitmapWords / kBitmapLineWords : 1;
+  return (rows * kBitmapRowWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
 }
+static_assert((std::size_t{1} << kMediumPageShift) / kSmallBlockMax <= 64,
+              "a medium page's blocks (over kSmallBlockMax) fit one bitmap word");
 
 constexpr std::size_t page_shift_of(PageKind kind) {
   return kind == PageKind::kSmall ? kSmallPageShift
