@@ -118,8 +118,9 @@ def git(*args):
 def source_version():
     """HEAD plus a hash of uncommitted changes under alloc/, gc/ and bench/."""
     head = git("rev-parse", "--short", "HEAD").decode().strip() or "unknown"
-    diff = git("diff", "HEAD", "--", "alloc", "gc", "bench")
-    untracked = git("ls-files", "--others", "--exclude-standard", "--", "alloc", "gc", "bench")
+    paths = ["alloc", "gc", "bench", ":!bench/results"]  # the results are outputs, not sources
+    diff = git("diff", "HEAD", "--", *paths)
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", *paths)
     if not diff and not untracked:
         return head
     return f"{head}+dirty:{hashlib.sha1(diff + untracked).hexdigest()[:8]}"
