@@ -2,7 +2,8 @@
 // mt-gcbench), each building its own trees: a stretch tree of depth 18
 // (dropped), a long-lived tree of depth 16 and an array of 500,000 doubles
 // kept to the end, then short-lived trees at depths 4, 6, .., 16, top-down
-// and bottom-up, as gcbench.cc does. Threads = argv[1] (default 2).
+// and bottom-up: gcbench_program.h, run by each thread. Threads = argv[1]
+// (default 2).
 //
 // Variants (one -D define per binary, see BUILD):
 //   GCB_TAGHEAP   one Runtime, one gc::World. Each thread attaches its
@@ -35,6 +36,7 @@
 #include <cstdlib>
 
 #include "bench/common.h"  // pin_this_thread
+#include "bench/gcbench/gcbench_program.h"
 #include "bench/gcbench/variant.h"
 
 #if defined(GCB_TAGHEAP)
@@ -43,19 +45,8 @@
 
 namespace {
 
-constexpr int kStretchTreeDepth = 18;
-constexpr int kLongLivedTreeDepth = 16;
-constexpr int kArraySize = 500000;
-constexpr int kMinTreeDepth = 4;
-constexpr int kMaxTreeDepth = 16;
+using gcbench::Node;
 constexpr int kMaxThreads = 16;
-
-struct Node {
-  Node* left;
-  Node* right;
-  int i, j;
-};
-static_assert(sizeof(Node) == 24);
 
 #if defined(GCB_TAGHEAP)
 // ---- tagheap: a World, shared allocation volume, per-thread root stacks ----
@@ -204,52 +195,13 @@ template <class T>
 using RootScope = gcb::RootScope<T>;
 #endif
 
-Node* new_node(Node* l = nullptr, Node* r = nullptr) {
-  auto* n = static_cast<Node*>(alloc_node(sizeof(Node)));
-  n->left = l;
-  n->right = r;
-  n->i = n->j = 0;
-  return n;
-}
-
-int tree_size(int i) { return (1 << (i + 1)) - 1; }
-int num_iters(int i) { return 2 * tree_size(kStretchTreeDepth) / tree_size(i); }
-int count_nodes(const Node* n) { return n ? 1 + count_nodes(n->left) + count_nodes(n->right) : 0; }
-
-void populate(int depth, Node* node) {
-  if (depth <= 0) return;
-  --depth;
-  node->left = new_node();
-  node->right = new_node();
-  populate(depth, node->left);
-  populate(depth, node->right);
-}
-
-Node* make_tree(int depth) {
-  if (depth <= 0) return new_node();
-  Node* left = make_tree(depth - 1);
-  RootScope<Node> keep_left(left);
-  Node* right = make_tree(depth - 1);
-  RootScope<Node> keep_right(right);
-  return new_node(left, right);
-}
-
-void time_construction(int depth) {
-  const int iters = num_iters(depth);
-  Node* temp = nullptr;
-  RootScope<Node> root(temp);
-  for (int i = 0; i < iters; ++i) {
-    temp = new_node();
-    populate(depth, temp);
-    release_tree(temp);
-    temp = nullptr;
-  }
-  for (int i = 0; i < iters; ++i) {
-    temp = make_tree(depth);
-    release_tree(temp);
-    temp = nullptr;
-  }
-}
+struct Memory {
+  static void* alloc_node(std::size_t n) { return ::alloc_node(n); }
+  static void* alloc_atomic(std::size_t n) { return ::alloc_atomic(n); }
+  static void release_tree(Node* t) { ::release_tree(t); }
+  template <class T>
+  using Root = RootScope<T>;
+};
 
 std::atomic<int> g_failures{0};
 
@@ -257,23 +209,7 @@ void* mutator(void* arg) {
   const int id = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
   bench::pin_this_thread(static_cast<unsigned>(id));
   thread_begin(id);
-  {
-    Node* temp = make_tree(kStretchTreeDepth);
-    release_tree(temp);
-    temp = nullptr;
-
-    Node* long_lived = new_node();
-    RootScope<Node> root_tree(long_lived);
-    populate(kLongLivedTreeDepth, long_lived);
-    auto* array = static_cast<double*>(alloc_atomic(sizeof(double) * kArraySize));
-    for (int i = 0; i < kArraySize / 2; ++i) array[i] = 1.0 / i;
-    for (int i = kArraySize / 2; i < kArraySize; ++i) array[i] = 0;
-
-    for (int d = kMinTreeDepth; d <= kMaxTreeDepth; d += 2) time_construction(d);
-
-    if (count_nodes(long_lived) != tree_size(kLongLivedTreeDepth) || array[1000] != 1.0 / 1000) ++g_failures;
-    release_tree(long_lived);
-  }
+  if (!gcbench::Program<Memory>::run(/*release_long_lived=*/true)) ++g_failures;
   thread_end(id);
   return nullptr;
 }
