@@ -38,8 +38,10 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
   const std::size_t c = size <= internal::kFastSizeMax ? internal::kFastClassTable[(size + 15) >> 4]
                                                        : internal::size_class_of(size);
   Page* page = current_[c];
-  // The common miss: the cache word ran dry but the current page has free
-  // bits in other words (g_empty_page has used == reserved == 0).
+  // Sizes up to kFastSizeMax come here from allocate_next_word with the
+  // current page already full (refill_cache then returns at once); larger
+  // ones may still find free bits in the current page's other words.
+  // g_empty_page has used == reserved == 0.
   if (page->cache_empty() && !page->refill_cache()) [[unlikely]] {
     page = find_page(c);
     if (page == nullptr) return nullptr;

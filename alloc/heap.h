@@ -7,9 +7,10 @@
 //
 // Allocation fast path (inline, no lock, no atomic): one table load for the
 // class, one load of the current page, pop the lowest bit of its cache word.
-// Everything else (refilling the cache, collecting cross-thread frees, moving
-// full pages aside, reclaiming abandoned pages of this tag, taking a fresh
-// page) is allocate_slow.
+// A dry cache word moves on to the page's next word with free bits
+// (allocate_next_word); everything else (collecting cross-thread frees,
+// moving full pages aside, reclaiming abandoned pages of this tag, taking a
+// fresh page, sizes above kFastSizeMax) is allocate_slow.
 #pragma once
 
 #include <cstddef>
