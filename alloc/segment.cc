@@ -238,16 +238,12 @@ void SegmentPool::cache_huge(Segment* seg) noexcept {
   asan::poison(seg->pages[0].area, seg->pages[0].area_size);
   std::lock_guard lock(mu_);
   const std::int64_t now = now_ms();
-  begin_huge_period_if_due(now);  // before the decrement: this block was in use
+  rotate_if_due(now);  // before the decrement: this block counts in the peak
   huge_in_use_ -= seg->size;
   if (seg->size > kHugeCacheBytes / 4) {
     unmap_segment(seg);
   } else {
-    if (huge_cached_ == kHugeCacheSlots) {
-      Segment* oldest = huge_cache_[0].seg;
-      drop_cached_huge(0);
-      unmap_segment(oldest);
-    }
+    if (huge_cached_ == kHugeCacheSlots) unmap_oldest_cached_huge();
     seg->free_pages = 1;
     seg->pages_in_use = 0;
     huge_cache_[huge_cached_++] = CachedHuge{seg, seg->size, now};
@@ -256,36 +252,39 @@ void SegmentPool::cache_huge(Segment* seg) noexcept {
   evict_huge(now);
 }
 
-void SegmentPool::begin_huge_period_if_due(std::int64_t now) noexcept {
-  if (now - huge_peak_since_ms_ < kPurgeDelayMs) return;
-  huge_peak_since_ms_ = now;
-  huge_in_use_peak_ = huge_in_use_;
+void SegmentPool::unmap_oldest_cached_huge() noexcept {
+  Segment* seg = huge_cache_[0].seg;
+  drop_cached_huge(0);
+  unmap_segment(seg);
 }
 
 void SegmentPool::evict_huge(std::int64_t now) noexcept {
-  begin_huge_period_if_due(now);
   const std::size_t cap = std::max(kHugeCacheBytes, huge_in_use_peak_);
   while (huge_cached_ != 0) {
     const CachedHuge& oldest = huge_cache_[0];
     if (huge_cache_bytes_ <= cap && now - oldest.cached_at_ms < 2 * kPurgeDelayMs) break;
-    Segment* seg = oldest.seg;
-    drop_cached_huge(0);
-    unmap_segment(seg);
+    unmap_oldest_cached_huge();
+  }
+}
+
+// Every kPurgeDelayMs: the peaks start again from what is in use now, the
+// pages still in old_ are decommitted and young_ becomes old_.
+void SegmentPool::rotate_if_due(std::int64_t now) noexcept {
+  if (now - last_rotation_ms_ < kPurgeDelayMs) return;
+  last_rotation_ms_ = now;
+  in_use_peak_ = committed_in_use_;
+  huge_in_use_peak_ = huge_in_use_;
+  for (std::size_t k = 0; k < 3; ++k) {
+    while (!old_[k].empty()) decommit_dirty(old_[k].back());
+    for (Page& page : young_[k]) page.dirty = 2;
+    old_[k].splice(old_[k].end(), young_[k]);
   }
 }
 
 void SegmentPool::purge_aged_and_excess() noexcept {
   const std::int64_t now = now_ms();
   evict_huge(now);
-  if (now - last_rotation_ms_ >= kPurgeDelayMs) {
-    last_rotation_ms_ = now;
-    in_use_peak_ = committed_in_use_;
-    for (std::size_t k = 0; k < 3; ++k) {
-      while (!old_[k].empty()) decommit_dirty(old_[k].back());
-      for (Page& page : young_[k]) page.dirty = 2;
-      old_[k].splice(old_[k].end(), young_[k]);
-    }
-  }
+  rotate_if_due(now);
   purge_oldest_until(std::max(kDirtyBytesMin, in_use_peak_));
 }
 

@@ -82,10 +82,11 @@ class SegmentPool {
   // A freed huge segment of at most kHugeCacheBytes / 4 is kept whole
   // (mapped and committed) for up to two purge periods, while the cache
   // holds at most max(kHugeCacheBytes (config.h), the most bytes of huge
-  // segments in use since the last period began) in at most kHugeCacheSlots
-  // segments: like dirty pages, bounded by the recent peak of what is in use. A huge block takes the smallest cached segment that fits it
-  // and is at most 4 times its size (the rest stays mapped, and committed
-  // only where an earlier block touched it). The cache is a small array,
+  // segments in use since the last rotation) in at most kHugeCacheSlots
+  // segments: like dirty pages, bounded by the recent peak of what is in
+  // use. A huge block takes the smallest cached segment that fits it and is
+  // at most 4 times its size (the rest stays mapped, and committed only
+  // where an earlier block touched it). The cache is a small array,
   // not a list through the segments: a lookup reads one or two cache lines
   // instead of a header in each cached segment.
   static constexpr std::size_t kHugeCacheSlots = 64;
@@ -100,7 +101,8 @@ class SegmentPool {
   void evict_huge(std::int64_t now) noexcept;
   void drop_cached_huge(std::size_t i) noexcept;
   void count_huge_in_use(std::size_t size) noexcept;
-  void begin_huge_period_if_due(std::int64_t now) noexcept;
+  void unmap_oldest_cached_huge() noexcept;
+  void rotate_if_due(std::int64_t now) noexcept;
   static std::int64_t now_ms() noexcept;
 
   RuntimeCore* runtime_;
@@ -118,8 +120,7 @@ class SegmentPool {
   std::size_t huge_cached_ = 0;
   std::size_t huge_cache_bytes_ = 0;
   std::size_t huge_in_use_ = 0;       // bytes of huge segments holding a block
-  std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since huge_peak_since_ms_
-  std::int64_t huge_peak_since_ms_ = 0;
+  std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since the last rotation
 };
 
 struct TagShard {
