@@ -125,7 +125,7 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
 
 Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept {
   const std::size_t os_page = os::page_size();
-  if (size > kMaxAllocation || align >= kSegmentSize) return nullptr;
+  TAGHEAP_DASSERT(size <= kMaxAllocation && align < kSegmentSize);  // allocate_huge rejects the rest
   // Header, alignment slack, the block, the mark table.
   const std::size_t total =
       ((kSegmentHeaderSize + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(1);

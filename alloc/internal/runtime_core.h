@@ -44,7 +44,8 @@ class SegmentPool {
   // An unused page of the kind, with area and area_size set; nullptr when the
   // OS refuses memory.
   Page* take_page(PageKind kind) noexcept;
-  // A huge segment for one block of `size` bytes aligned to `align`.
+  // A huge segment for one block of `size` bytes aligned to `align` (both
+  // checked by the caller: size <= kMaxAllocation, align < kSegmentSize).
   Page* take_huge_page(std::size_t size, std::size_t align) noexcept;
   // The page must be unlinked from every list. Its memory stays committed
   // for a while (below); an empty segment is cached (up to kSegmentCacheMax)
