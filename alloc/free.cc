@@ -99,6 +99,8 @@ void* find_block(const void* ptr) noexcept {
   if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size) return nullptr;
   const std::uint32_t i = page->block_index_containing(p);
   if (page->is_free_bit(i)) return nullptr;
+  // Found dead by the last collection, not swept yet.
+  if (seg->runtime->sweep_pending(*page) && !page->is_marked_bit(i)) return nullptr;
   const std::uintptr_t block = page->block_at(i);
   // At most `used` links: a block freed twice by other threads makes a cycle.
   std::uint32_t links = page->used;

@@ -29,7 +29,29 @@ std::size_t Heap::page_count() const noexcept {
 
 void Heap::make_current(std::size_t c) noexcept {
   // A debug_fill heap keeps the fast path off, so every block gets filled.
-  current_[c] = (queues_[c].empty() || debug_fill_) ? &g_empty_page : &queues_[c].front();
+  if (queues_[c].empty() || debug_fill_) {
+    current_[c] = &g_empty_page;
+    return;
+  }
+  Page* front = &queues_[c].front();
+  runtime_->sweep_if_pending(front);  // the fast path pops from it without a look
+  current_[c] = front;
+}
+
+void Heap::flush_allocated() noexcept {
+  runtime_->allocated_bytes[tag_].fetch_add(unflushed_bytes_, std::memory_order_relaxed);
+  unflushed_bytes_ = 0;
+}
+
+void Heap::prepare_lazy_sweep() noexcept {
+  while (!full_.empty()) {
+    Page& page = full_.front();
+    full_.pop_front();
+    page.set_in_full(false);
+    queues_[page.size_class].push_back(page);
+  }
+  for (auto& page : current_) page = &g_empty_page;
+  flush_allocated();
 }
 
 void* Heap::allocate_slow(std::size_t size) noexcept {
@@ -42,9 +64,13 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
   // current page already full (refill_cache then returns at once); larger
   // ones may still find free bits in the current page's other words.
   // g_empty_page has used == reserved == 0.
-  if (page->cache_empty() && !page->refill_cache()) [[unlikely]] {
-    page = find_page(c);
-    if (page == nullptr) return nullptr;
+  if (page->cache_empty()) {
+    if (page->refill_cache()) {
+      note_taken(page);
+    } else {
+      page = find_page(c);
+      if (page == nullptr) [[unlikely]] return nullptr;
+    }
   }
   void* block = page->pop_cache();
   if (debug_fill_) [[unlikely]]
@@ -54,7 +80,10 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
 
 void* Heap::allocate_next_word(Page* page, std::size_t size) noexcept {
   // g_empty_page (also a debug_fill heap's current page) never refills.
-  if (page->refill_cache()) [[likely]] return page->pop_cache();
+  if (page->refill_cache()) [[likely]] {
+    note_taken(page);
+    return page->pop_cache();
+  }
   return allocate_slow(size);
 }
 
@@ -63,8 +92,11 @@ Page* Heap::find_page(std::size_t c) noexcept {
   for (int round = 0; round < 2; ++round) {
     while (!queue.empty()) {
       Page& page = queue.front();
-      if (!page.cache_empty() || page.refill_cache() ||
-          (page.collect_thread_free() != 0 && page.refill_cache())) {
+      runtime_->sweep_if_pending(&page);
+      const bool refilled = page.cache_empty() && (page.refill_cache() ||
+                                                   (page.collect_thread_free() != 0 && page.refill_cache()));
+      if (refilled || !page.cache_empty()) {
+        if (refilled) note_taken(&page);
         make_current(c);
         TAGHEAP_XASSERT(page.is_valid());
         return &page;
@@ -91,8 +123,9 @@ Page* Heap::find_page(std::size_t c) noexcept {
   }
   queue.push_front(*page);
   make_current(c);
-  if (page->cache_empty() && !page->refill_cache()) {
-    internal::fatal("tagheap: a page taken for class %zu has no free block", c);
+  if (page->cache_empty()) {
+    if (!page->refill_cache()) internal::fatal("tagheap: a page taken for class %zu has no free block", c);
+    note_taken(page);
   }
   TAGHEAP_XASSERT(page->is_valid());
   return page;
@@ -176,6 +209,7 @@ void Heap::abandon_all() noexcept {
   for (auto& q : queues_) move_all(q);
   move_all(full_);
   for (std::size_t c = 0; c < internal::kClassCount; ++c) current_[c] = &g_empty_page;
+  flush_allocated();
   fresh_since_full_scan_ = 0;
 }
 

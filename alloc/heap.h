@@ -13,6 +13,7 @@
 // fresh page, sizes above kFastSizeMax) is allocate_slow.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -72,6 +73,12 @@ class Heap {
   void scan_full_queue() noexcept;
   void make_current(std::size_t c) noexcept;
   void retire(internal::Page* page) noexcept;
+  // Counts the blocks of a cache word just taken (the runtime's allocation
+  // volume, for collection policies): a popcount per 64 blocks at most.
+  void note_taken(const internal::Page* page) noexcept {
+    unflushed_bytes_ += static_cast<std::size_t>(std::popcount(*page->alloc_word)) * page->block_size;
+    if (unflushed_bytes_ >= internal::RuntimeCore::kAllocatedFlushBytes) [[unlikely]] flush_allocated();
+  }
 
  public:  // used by free() and walks; not part of the user API
   // Owner thread, after a free that emptied the page, hit a full page, or
@@ -96,6 +103,13 @@ class Heap {
   std::size_t page_count() const noexcept;
   // World stopped, after a walk freed blocks of one of its pages.
   void after_walk(internal::Page* page) noexcept;
+  // World stopped, as a collection leaves its marks to be swept lazily:
+  // full pages go back to their class queues (where allocation sweeps them
+  // before use) and no page stays current, so the fast path cannot pop a
+  // block from a page that still holds marks.
+  void prepare_lazy_sweep() noexcept;
+  // Adds the bytes counted since the last flush to the runtime's total.
+  void flush_allocated() noexcept;
 
  private:
   internal::Page* current_[internal::kClassCount];
@@ -107,6 +121,7 @@ class Heap {
   Tag tag_;
   bool debug_fill_;
   std::size_t fresh_since_full_scan_ = 0;
+  std::size_t unflushed_bytes_ = 0;  // see note_taken
 };
 
 }  // namespace tagheap

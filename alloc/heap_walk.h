@@ -1,9 +1,11 @@
 // heap_walk.h: walking the pages of some tags (for collectors and tools).
 //
-// for_each_page(runtime, tags, f) hands f a PageView of every page in use
-// whose tag is in `tags`: the pages of every thread state's heaps (partly
-// used and full), abandoned pages in the pool, and huge pages. It reads
-// nothing else, so its cost follows the pages of those tags (invariant 4).
+// for_each_page(runtime, tags, f) hands f a PageView of every page holding
+// blocks whose tag is in `tags`: the pages of every thread state's heaps
+// (partly used and full), abandoned pages in the pool, and huge pages. It
+// reads nothing else, so its cost follows the pages of those tags
+// (invariant 4). A page the last collection left to sweep lazily is swept
+// first (its dead blocks are not live); an empty page is not shown.
 //
 // Rules (DESIGN.md, "Walking rules"): the world is stopped: no thread of the
 // runtime allocates, frees, abandons or reclaims. Before f sees a page, the
@@ -111,7 +113,15 @@ void after_walk(RuntimeCore& core, Page* page) noexcept;
 // Brackets the visit of one page (see the header comment).
 template <class F>
 bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
+  // The last collection's dead blocks are not live. An empty page (a sweep
+  // may empty the next page too, as a heap picks its new current page) has
+  // nothing to show: it goes back at once, or stays with its heap.
+  core.sweep_if_pending(page);
   page->collect_thread_free();
+  if (page->used == 0) {
+    after_walk(core, page);
+    return true;
+  }
   page->in_walk = 1;
   const bool go_on = f(PageView(page));
   page->in_walk = 0;
@@ -119,11 +129,25 @@ bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
   return go_on;
 }
 
+// The runtime this thread is walking (innermost), or nullptr: a thread state
+// of it must not be made or destroyed from inside the walk (its visitor, or
+// a collector's callbacks), which would wait for the lock the walk holds.
+inline thread_local RuntimeCore* t_walking = nullptr;
+
 // RAII count of walks in progress (debug builds refuse slow paths meanwhile).
 struct WalkScope {
   RuntimeCore& core;
-  explicit WalkScope(RuntimeCore& c) : core(c) { core.walkers.fetch_add(1, std::memory_order_relaxed); }
-  ~WalkScope() { core.walkers.fetch_sub(1, std::memory_order_relaxed); }
+  RuntimeCore* outer;
+  explicit WalkScope(RuntimeCore& c) : core(c), outer(t_walking) {
+    core.walkers.fetch_add(1, std::memory_order_relaxed);
+    t_walking = &core;
+  }
+  ~WalkScope() {
+    t_walking = outer;
+    core.walkers.fetch_sub(1, std::memory_order_relaxed);
+  }
+  WalkScope(const WalkScope&) = delete;
+  WalkScope& operator=(const WalkScope&) = delete;
 };
 
 template <class F>
@@ -177,6 +201,19 @@ class SegmentView {
 template <class F>
 void for_each_segment(Runtime& runtime, F&& f) {
   runtime.core().segments.for_each_segment([&](internal::Segment& seg) { f(SegmentView(&seg)); });
+}
+
+// World stopped, marking done: leaves the marks on the pages of `tags` to be
+// swept lazily (RuntimeCore::begin_lazy_sweep): pages are swept before they
+// are allocated from, reclaimed, abandoned, trimmed or walked, and dead
+// huge blocks are freed now. `keep_marks`: the sweep leaves the marks set
+// (sticky mark bits: generational collectors).
+inline void begin_lazy_sweep(Runtime& runtime, TagSet tags, bool keep_marks) noexcept {
+  runtime.core().begin_lazy_sweep(tags, keep_marks);
+}
+// Whether the page still holds the marks of a collection to be swept.
+inline bool sweep_pending(Runtime& runtime, PageView page) noexcept {
+  return runtime.core().sweep_pending(*page.raw());
 }
 
 // f(PageView) -> bool; false stops the walk.

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "alloc/internal/runtime_core.h"
 #include "alloc/internal/segment.h"
 
 namespace tagheap::internal {
@@ -38,6 +39,34 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   thread_free.store(0, std::memory_order_relaxed);
   slow_free = fill ? kSlowFreeFill : 0;
   in_walk = in_pool = pool_full = 0;
+  swept_epoch = Segment::of(this)->runtime->sweep_epoch;  // no marks: nothing to sweep
+}
+
+std::uint32_t Page::sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcept {
+  collect_thread_free();  // blocks freed by other threads are free, not dead
+  std::uint32_t freed = 0;
+  for (std::uint32_t w = 0; w < bitmap_words; ++w) {
+    std::uint64_t& mark = mark_word(w);
+    std::uint64_t& free = free_word(w);
+    const std::uint64_t dead = ~free & valid_mask(w) & ~mark;
+    if (!keep_marks) mark = 0;
+    if (dead == 0) continue;
+    if (debug_fill || asan::kEnabled) {
+      for (std::uint64_t d = dead; d; d &= d - 1) {
+        const std::uintptr_t b = block_at(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d)));
+        if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, block_size);
+        asan::poison(b, block_size);
+      }
+    }
+    free |= dead;
+    freed += static_cast<std::uint32_t>(std::popcount(dead));
+  }
+  used -= freed;
+  swept_epoch = epoch;
+  // The next allocation takes a word afresh, so the blocks the sweep freed
+  // are counted as taken (RuntimeCore::allocated_bytes) like any others.
+  drop_cache();
+  return freed;
 }
 
 bool Page::refill_cache_scan() noexcept {

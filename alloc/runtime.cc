@@ -33,6 +33,7 @@ void* RuntimeCore::allocate_huge(Tag tag, std::size_t size, std::size_t align, b
   page->used = 1;
   page->free_word(0) = 0;
   asan::unpoison(page->blocks_start, size);
+  allocated_bytes[tag].fetch_add(size, std::memory_order_relaxed);
   {
     TagShard& shard = shards[tag];
     std::lock_guard lock(shard.mu);
@@ -66,6 +67,7 @@ void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
   page->set_in_full(false);
   // Frees that raced with the owner store above may still land on
   // thread_free; reclaim, free_in_abandoned and walks collect them.
+  sweep_if_pending(page);
   page->collect_thread_free();
   if (page->used == 0) {
     release_page(page);
@@ -80,12 +82,19 @@ Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t ow
   if (shard.available.load(std::memory_order_relaxed) == 0) return nullptr;
   std::lock_guard lock(shard.mu);
   PageList& bin = shard.bins[c];
-  if (bin.empty()) return nullptr;
-  Page* page = &bin.front();
-  shard.remove(*page);
+  Page* page = nullptr;
+  while (!bin.empty()) {
+    page = &bin.front();
+    shard.remove(*page);
+    sweep_if_pending(page);  // a page the last collection left to sweep lazily
+    page->collect_thread_free();
+    if (page->has_free_in_bits()) break;
+    shard.add(*page);  // every block still live: to the full list
+    page = nullptr;
+  }
+  if (page == nullptr) return nullptr;
   ++shard.reclaimed_total;
   TAGHEAP_DASSERT(page->tag == tag && page->size_class == c);
-  page->collect_thread_free();
   page->heap = heap;
   page->owner_token().store(owner, std::memory_order_release);
   return page;
@@ -144,6 +153,50 @@ void after_walk(RuntimeCore& core, Page* page) noexcept {
   }
 }
 
+void RuntimeCore::begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept {
+  ++sweep_epoch;
+  sweep_tags = tags.bits();
+  sweep_keeps_marks = keep_marks;
+  {
+    std::lock_guard lock(threads_mu);
+    for (ThreadNode& node : threads)
+      for (Tag tag : tags)
+        if (Heap* heap = node.self->heap_if_made(tag)) heap->prepare_lazy_sweep();
+  }
+  for (Tag tag : tags) {
+    TagShard& shard = shards[tag];
+    std::unique_lock lock(shard.mu);
+    // Full pool pages may hold dead blocks now: to their bins, where
+    // reclaim sweeps a page before it hands it over.
+    while (!shard.full.empty()) {
+      Page& page = shard.full.front();
+      shard.remove(page);
+      page.pool_full = 0;
+      page.in_pool = 1;
+      shard.bins[page.size_class].push_back(page);
+      shard.available.fetch_add(1, std::memory_order_relaxed);
+    }
+    // A dead huge block is a whole segment: freed now, not at some later
+    // sweep (nothing allocates from huge pages to trigger one).
+    PageList dead;
+    for (auto it = shard.huge.begin(); it != shard.huge.end();) {
+      Page& page = *it++;
+      if (page.in_walk) continue;
+      page.sweep_unmarked(sweep_epoch, keep_marks);
+      if (page.used == 0) {
+        shard.huge.erase(shard.huge.iterator_to(page));
+        dead.push_back(page);
+      }
+    }
+    lock.unlock();
+    while (!dead.empty()) {
+      Page& page = dead.front();
+      dead.pop_front();
+      release_page(&page);
+    }
+  }
+}
+
 std::size_t RuntimeCore::trim_pool() noexcept {
   std::size_t released = 0;
   for (TagShard& shard : shards) {
@@ -151,8 +204,9 @@ std::size_t RuntimeCore::trim_pool() noexcept {
     auto sweep = [&](PageList& list) {
       for (auto it = list.begin(); it != list.end();) {
         Page& page = *it++;
-        page.collect_thread_free();  // frees that raced with abandonment
         if (page.in_walk) continue;
+        sweep_if_pending(&page);
+        page.collect_thread_free();  // frees that raced with abandonment
         if (page.used == 0) {
           shard.remove(page);
           release_page(&page);
@@ -182,6 +236,12 @@ Runtime::~Runtime() {
   if (n != 0)
     fatal("tagheap: Runtime %p destroyed with %zu thread state(s) alive; destroy them first",
           static_cast<void*>(this), n);
+}
+
+std::uint64_t Runtime::allocated_bytes(TagSet tags) const noexcept {
+  std::uint64_t total = 0;
+  for (Tag tag : tags) total += core_->allocated_bytes[tag].load(std::memory_order_relaxed);
+  return total;
 }
 
 std::size_t Runtime::thread_state_count() const noexcept {

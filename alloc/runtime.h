@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "alloc/tag.h"
@@ -67,6 +68,12 @@ class Runtime {
   std::size_t trim();
 
   std::size_t thread_state_count() const noexcept;
+  // Bytes of blocks of `tags` allocated since the runtime began, for
+  // collection policies: counted as heaps take a bitmap word's free blocks
+  // (and at each huge block), added to the total every 64 KiB per heap
+  // (RuntimeCore::kAllocatedFlushBytes) and whenever the world is stopped
+  // for a lazy sweep; monotonic, any thread, no lock.
+  std::uint64_t allocated_bytes(TagSet tags) const noexcept;
   internal::RuntimeCore& core() noexcept { return *core_; }
 
  private:

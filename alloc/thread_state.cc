@@ -4,15 +4,27 @@
 #include <new>
 #include <stdexcept>
 
+#include "alloc/heap_walk.h"
 #include "alloc/internal/runtime_core.h"
 
 namespace tagheap {
+
+namespace {
+// The walk holds threads_mu: waiting for it from inside would never end.
+void check_not_walking(internal::RuntimeCore& core, const char* what) {
+  if (internal::t_walking == &core)
+    internal::fatal("tagheap: %s inside a walk or collection of its runtime (a visitor or a collector's "
+                    "callback); do it after the walk returns",
+                    what);
+}
+}  // namespace
 
 ThreadState::ThreadState(Runtime& runtime)
     : runtime_(&runtime), heap_storage_(::operator new(kTagCount * sizeof(Heap), std::align_val_t{alignof(Heap)})) {
   node_.self = this;
   // Fully built: now a walk may see it (invariant 9).
   internal::RuntimeCore& core = runtime.core();
+  check_not_walking(core, "ThreadState made");
   std::lock_guard lock(core.threads_mu);
   core.threads.push_back(node_);
   in_runtime_list_ = true;
@@ -25,8 +37,9 @@ ThreadState::~ThreadState() {
                       static_cast<void*>(this));
     detach();
   }
-  abandon();
   internal::RuntimeCore& core = runtime_->core();
+  check_not_walking(core, "ThreadState destroyed");
+  abandon();
   {
     // Leaves the list only after its pages are in the pool (invariant 9).
     std::lock_guard lock(core.threads_mu);
@@ -62,6 +75,7 @@ ThreadState* ThreadState::current() noexcept {
 
 Heap& ThreadState::make_heap(Tag tag) {
   internal::RuntimeCore& core = runtime_->core();
+  check_not_walking(core, "a heap made (first use of ThreadState::heap(tag))");
   auto* heap = new (static_cast<Heap*>(heap_storage_) + tag) Heap(*this, core, tag, runtime_->options().debug_fill);
   std::lock_guard lock(core.threads_mu);  // a walk sees no half-built heap
   heaps_[tag] = heap;

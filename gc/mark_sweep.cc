@@ -7,9 +7,9 @@ namespace tagheap::gc {
 
 void Tracer::check_block(void* obj, PageView page) const {
   if (find_block(obj) != obj)
-    internal::fatal("tagheap: Tracer::mark(%p): not the start of a live block", obj);
+    tagheap::internal::fatal("tagheap: Tracer::mark(%p): not the start of a live block", obj);
   if (page.runtime() != runtime_)
-    internal::fatal("tagheap: Tracer::mark(%p): a block of another runtime", obj);
+    tagheap::internal::fatal("tagheap: Tracer::mark(%p): a block of another runtime", obj);
 }
 
 void Tracer::push_growing(void* obj) noexcept {
@@ -25,4 +25,57 @@ void Tracer::push_growing(void* obj) noexcept {
   }
 }
 
+bool Tracer::is_gc_block(const void* obj) const noexcept {
+  if (find_block(obj) != obj) return false;
+  const PageView page = PageView::of(obj);
+  return page.runtime() == runtime_ && gc_tags_.contains(page.tag());
+}
+
+void Tracer::mark_weak(void** slot) {
+  if (slot == nullptr || *slot == nullptr) return;
+  try {
+    weak_slots_.push_back(slot);
+  } catch (const std::bad_alloc&) {
+    mark(*slot);  // no room to remember it: strong for this collection
+  }
+}
+
+void Tracer::mark_ephemeron(void* key, void* value) {
+  if (key == nullptr || value == nullptr) return;
+  if (is_gc_block(key) ? is_marked(key) : true) {
+    mark(value);  // the key is alive already (or not the collector's to free)
+    return;
+  }
+  try {
+    ephemerons_.emplace_back(key, value);
+  } catch (const std::bad_alloc&) {
+    mark(value);
+  }
+}
+
+bool Liveness::is_live(const void* obj) const {
+  PageView page = PageView::of(obj);
+  if (!gc_tags_.contains(page.tag())) return true;
+  const std::uint32_t i = page.index_of(obj);
+  return (page.mark_word(i >> 6) >> (i & 63)) & 1;
+}
+
+namespace internal {
+
+unsigned default_markers() noexcept { return std::max(1u, std::thread::hardware_concurrency()); }
+
+void clear_marks(Runtime& runtime, TagSet tags) noexcept {
+  for_each_page(runtime, tags, [](PageView page) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) page.mark_word(w) = 0;
+    return true;
+  });
+}
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+}  // namespace internal
 }  // namespace tagheap::gc

@@ -68,7 +68,7 @@ struct GraphModel {
     auto* node = static_cast<Node*>(obj);
     for (std::uint32_t i = 0; i < node->n; ++i) t.mark(node->child[i]);
   }
-  void finalize(void* obj) {
+  void finalize(void* obj) noexcept {
     auto* node = static_cast<Node*>(obj);
     if (node->id >= finalized.size()) finalized.resize(node->id + 1);
     ++finalized[node->id];
@@ -319,7 +319,7 @@ TEST_SUITE("gc.mark_sweep") {
     struct NoRoots {
       void roots(gc::Tracer&) {}
       void trace(void*, gc::Tracer&) { FAIL("nothing to trace"); }
-      void finalize(void*) { FAIL("nothing to finalize"); }
+      void finalize(void*) noexcept { FAIL("nothing to finalize"); }
     } model;
     SUBCASE("no thread state at all") {
       Runtime rt({.gc_tags = {kGcA}});

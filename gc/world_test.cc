@@ -54,7 +54,7 @@ struct Model {
     t.mark(n->child[0]);
     t.mark(n->child[1]);
   }
-  void finalize(void*) { ++finalized; }
+  void finalize(void*) noexcept { ++finalized; }
 };
 
 std::unordered_set<void*> reachable(Roots& r) {

@@ -40,7 +40,7 @@ struct ListModel {
     for (void* r : roots_) t.mark(r);
   }
   void trace(void* obj, th::gc::Tracer& t) { t.mark(*static_cast<void**>(obj)); }
-  void finalize(void* obj) { finalized.push_back(obj); }
+  void finalize(void* obj) noexcept { finalized.push_back(obj); }
 };
 }  // namespace
 

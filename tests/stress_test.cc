@@ -362,7 +362,9 @@ TEST_SUITE("stress") {
       }
       std::size_t gc_before = 0;
       visit_gc_blocks(rt, [&](const BlockRef&) { ++gc_before; });
-      const gc::CollectStats s = gc::MarkSweep<ChildModel>(rt, model).collect();
+      // One marker: TSan cannot start threads after a multi-threaded fork
+      // (glibc can; the collector's own fork test covers it).
+      const gc::CollectStats s = gc::MarkSweep<ChildModel>(rt, model, gc::Options{.markers = 1}).collect();
       c.expect(s.live_blocks == reach.size(), "the child's collection keeps exactly the reachable");
       c.expect(s.freed_blocks == gc_before - reach.size(), "and frees the rest");
       c.expect(rt.stats().total.reclaimed_total > 0, "the child reclaimed abandoned pages");

@@ -17,6 +17,8 @@
 //   alloc_word is g_no_word or points at free_bits word cache_base / 64
 //   |thread_free| <= used, and no block is both on thread_free and free
 //   tag never changes while used > 0 (invariant 1)
+//   swept_epoch != the runtime's epoch (of a lazily swept tag) => the mark
+//   bits are the last collection's: block i is dead iff live and unmarked
 //
 // Life cycle (who may touch the page in each state)
 //   free        in its segment, not in use: the runtime's segment pool
@@ -76,6 +78,10 @@ struct alignas(64) Page {
   // the owner heap's full queue, kSlowFreeFill while debug_fill is on.
   std::uint8_t slow_free = 0;
   PageKind kind = PageKind::kSmall;
+  // The runtime's sweep epoch when this page was last swept (or made): a
+  // page of an older epoch, of a tag the runtime sweeps lazily, still holds
+  // the marks of the last collection (RuntimeCore::sweep_pending).
+  std::uint32_t swept_epoch = 0;
   // (The owner token lives in the segment, next to the other pages' ones:
   // owner_token().)
 
@@ -179,6 +185,14 @@ struct alignas(64) Page {
   // Returns the number of blocks collected.
   std::uint32_t collect_thread_free() noexcept;
   void check_block_start(std::uintptr_t p) const noexcept;
+
+  // --- lazy sweeping (the caller may modify the page: owner, pool lock or
+  // stopped world) ---
+  // Frees every live block whose mark bit is clear (filling and poisoning
+  // it like any freed block), after collecting thread_free; clears the mark
+  // bits unless keep_marks; records `epoch`. Returns the blocks freed.
+  std::uint32_t sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcept;
+  bool is_marked_bit(std::uint32_t i) const noexcept { return (mark_word(i >> 6) >> (i & 63)) & 1; }
 
   // --- life cycle ---
   // Lays out an unused page for blocks of `block_size` (class `size_class`,

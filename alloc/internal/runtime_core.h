@@ -10,6 +10,19 @@
 //   threads    the ThreadStates of this runtime, under threads_mu. A thread
 //              state joins once fully built and leaves after its pages are
 //              abandoned (invariant 9).
+//
+// Lazy sweeping (a collector's marks, freed later; gc/ drives it through
+// heap_walk.h's begin_lazy_sweep):
+//   sweep_epoch  bumped, with the world stopped, when a collection ends its
+//                pause with its marks still to be swept
+//   pending      page.swept_epoch != sweep_epoch and page.tag in sweep_tags:
+//                the page holds the last collection's marks; a block of it
+//                is dead iff live and unmarked
+//   Nothing allocates from, walks, reclaims or reports a block of a pending
+//   page before sweeping it (Page::sweep_unmarked): the heap's page choice
+//   (Heap::make_current, find_page), reclaim, abandonment, trim, walks and
+//   find_block all go through sweep_if_pending or read the marks. A new
+//   collection first sweeps every pending page (a walk does).
 #pragma once
 
 #include <atomic>
@@ -184,6 +197,25 @@ class RuntimeCore {
   // Walks in progress: debug builds refuse slow-path work while one runs.
   std::atomic<int> walkers{0};
 
+  // --- lazy sweeping (see the top of this file) ---
+  std::uint32_t sweep_epoch = 0;
+  std::uint16_t sweep_tags = 0;
+  bool sweep_keeps_marks = false;  // generational collectors: marks mean "old"
+  bool sweep_pending(const Page& page) const noexcept {
+    return page.swept_epoch != sweep_epoch && ((sweep_tags >> page.tag) & 1u);
+  }
+  void sweep_if_pending(Page* page) noexcept {
+    if (sweep_pending(*page)) [[unlikely]] page->sweep_unmarked(sweep_epoch, sweep_keeps_marks);
+  }
+
+  // --- allocation volume, per tag (for collection policies) ---
+  // Bytes of blocks heaps took from their pages' bitmaps (a cache word's
+  // free blocks when it is taken, a huge block when made), monotonic. Heaps
+  // add to it every kAllocatedFlushBytes, so no atomic sits on the
+  // allocation fast path; a stopped world flushes every heap.
+  static constexpr std::size_t kAllocatedFlushBytes = std::size_t{64} << 10;
+  std::atomic<std::uint64_t> allocated_bytes[kTagCount] = {};
+
   // --- pages ---
   void release_page(Page* page) noexcept { segments.give_back(page); }
   void* allocate_huge(Tag tag, std::size_t size, std::size_t align, bool debug_fill) noexcept;
@@ -200,6 +232,10 @@ class RuntimeCore {
   void release_if_empty_unowned(Page* page) noexcept;
   // Collects thread-free lists of pool pages and returns the empty ones.
   std::size_t trim_pool() noexcept;
+  // World stopped, marking done: the pages of `tags` now hold the marks of a
+  // collection whose sweep happens lazily (see the top of this file). Dead
+  // huge blocks are freed at once.
+  void begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept;
 
   void check_no_walk(const char* what) const noexcept {
     if (kDebug && walkers.load(std::memory_order_relaxed) != 0)

@@ -33,7 +33,7 @@ struct Model {
   void trace(void* obj, gc::Tracer& t) {
     for (Node* c : static_cast<Node*>(obj)->child) t.mark(c);
   }
-  void finalize(void* obj) { dead_names.push_back(static_cast<Node*>(obj)->name); }
+  void finalize(void* obj) noexcept { dead_names.push_back(static_cast<Node*>(obj)->name); }
 };
 
 std::size_t count_reachable(const std::vector<Node*>& roots) {

@@ -94,7 +94,7 @@ class Collector {
     }
   }
 
-  void finalize(void* obj) {
+  void finalize(void* obj) noexcept {
     auto* h = static_cast<Header*>(obj);
     switch (h->type) {
       case Type::kString: dead_objects_.push_back(static_cast<String*>(obj)->data); break;

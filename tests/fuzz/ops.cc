@@ -71,7 +71,7 @@ struct GraphModel {
   std::vector<void*> finalized;
   void roots(gc::Tracer& t);
   void trace(void* obj, gc::Tracer& t);
-  void finalize(void* obj) { finalized.push_back(obj); }
+  void finalize(void* obj) noexcept { finalized.push_back(obj); }
 };
 
 class Interp {

@@ -1,0 +1,61 @@
+#include "gc/internal/mark_worklist.h"
+
+#include <algorithm>
+#include <new>
+
+namespace tagheap::gc::internal {
+
+void MarkWorklist::reset(unsigned markers) noexcept {
+  std::lock_guard lock(mu_);
+  chunks_.clear();
+  idle_.store(0, std::memory_order_relaxed);
+  aborted_.store(false, std::memory_order_relaxed);
+  markers_ = markers;
+  done_ = false;
+}
+
+void MarkWorklist::share(std::vector<void*>& stack) noexcept {
+  if (stack.size() < 2 * kMinShare) return;
+  const std::size_t n = stack.size() / 2;
+  try {
+    std::vector<void*> chunk(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(n));
+    {
+      std::lock_guard lock(mu_);
+      chunks_.push_back(std::move(chunk));
+    }
+    stack.erase(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(n));
+  } catch (const std::bad_alloc&) {
+    return;  // keep the work: slower, never wrong
+  }
+  cv_.notify_one();
+}
+
+bool MarkWorklist::take(std::vector<void*>& stack) {
+  std::unique_lock lock(mu_);
+  idle_.fetch_add(1, std::memory_order_relaxed);
+  for (;;) {
+    if (done_ || aborted_.load(std::memory_order_relaxed)) return false;
+    if (!chunks_.empty()) {
+      stack.swap(chunks_.back());
+      chunks_.pop_back();
+      idle_.fetch_sub(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (idle_.load(std::memory_order_relaxed) == markers_) {
+      done_ = true;
+      cv_.notify_all();
+      return false;
+    }
+    cv_.wait(lock);
+  }
+}
+
+void MarkWorklist::abort() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    aborted_.store(true, std::memory_order_relaxed);
+  }
+  cv_.notify_all();
+}
+
+}  // namespace tagheap::gc::internal

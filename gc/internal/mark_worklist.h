@@ -1,0 +1,60 @@
+// internal/mark_worklist.h: how parallel markers share work and agree that
+// marking is over. Internal: users must not rely on anything under gc/internal/.
+//
+// Design
+//   Each marker drains a stack of its own (no lock, no atomic per object).
+//   A marker that runs dry calls take(): it counts itself idle and waits for
+//   a chunk. A busy marker checks wants_work() (one relaxed load) every few
+//   dozen objects and, when somebody is idle and its own stack is deep
+//   enough, give()s the oldest half of its stack: the entries nearest the
+//   roots, so the biggest subgraphs change hands. Chunks go through one
+//   mutex-protected list: a transfer moves hundreds of objects, so the lock
+//   is taken rarely (Boehm's and cppgc's marking share work in the same
+//   coarse way).
+//
+// Invariants
+//   idle == markers waiting in take(); marking is over exactly when every
+//   marker is idle and no chunk is left (then `done` is set and every
+//   waiter returns false). An object is on exactly one stack or chunk until
+//   traced, so each marked object is traced once.
+//   abort() (an exception in a marker) wakes everybody; take() then returns
+//   false at once and the collector undoes the marks.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <vector>
+
+namespace tagheap::gc::internal {
+
+class MarkWorklist {
+ public:
+  // A collection of `markers` markers begins.
+  void reset(unsigned markers) noexcept;
+
+  // Somebody waits for work (relaxed; a hint).
+  bool wants_work() const noexcept { return idle_.load(std::memory_order_relaxed) != 0; }
+  // Moves the oldest half of `stack` to the shared list when it is deep
+  // enough. Never throws: out of memory, the stack stays as it is.
+  void share(std::vector<void*>& stack) noexcept;
+  // Blocks until a chunk is available (moved into the empty `stack`: true)
+  // or marking is over or aborted (false).
+  bool take(std::vector<void*>& stack);
+  void abort() noexcept;
+  bool aborted() const noexcept { return aborted_.load(std::memory_order_relaxed); }
+
+  static constexpr std::size_t kMinShare = 32;  // entries a stack keeps before it gives
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::vector<void*>> chunks_;  // kept across collections
+  std::atomic<unsigned> idle_{0};
+  std::atomic<bool> aborted_{false};
+  unsigned markers_ = 1;
+  bool done_ = false;
+};
+
+}  // namespace tagheap::gc::internal
