@@ -54,7 +54,10 @@ std::uint32_t Page::sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcep
     if (debug_fill || asan::kEnabled) {
       for (std::uint64_t d = dead; d; d &= d - 1) {
         const std::uintptr_t b = block_at(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d)));
-        if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, block_size);
+        if (debug_fill) {
+          asan::unpoison(b, block_size);  // a collector may have poisoned it already
+          std::memset(reinterpret_cast<void*>(b), kFillFreed, block_size);
+        }
         asan::poison(b, block_size);
       }
     }

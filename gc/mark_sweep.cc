@@ -71,6 +71,17 @@ void clear_marks(Runtime& runtime, TagSet tags) noexcept {
   });
 }
 
+void poison_dead(Runtime& runtime, TagSet tags) noexcept {
+  for_each_page(runtime, tags, [](PageView page) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w)
+      for (std::uint64_t d = page.live_word(w) & ~page.mark_word(w); d; d &= d - 1)
+        tagheap::internal::asan::poison(
+            reinterpret_cast<std::uintptr_t>(page.block(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d)))),
+            page.block_size());
+    return true;
+  });
+}
+
 std::uint64_t now_ns() noexcept {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())

@@ -23,7 +23,8 @@
 //   freed at once per bitmap word) before it allocates from it, reclaims,
 //   abandons, trims or walks it (alloc/internal/runtime_core.h), and the next
 //   collection first sweeps whatever is left. Dead huge blocks are freed in
-//   the pause. So walks stay exact: no walk after a collection reports a
+//   the pause (ASan builds poison every dead block in the pause too, so a use
+//   after the collection is reported at once). So walks stay exact: no walk after a collection reports a
 //   block that it found dead. A runtime with debug_fill sweeps in the pause,
 //   so dead blocks read 0xDD as soon as collect() returns.
 //
@@ -211,6 +212,9 @@ unsigned default_markers() noexcept;
 // World stopped: zeroes every mark bit of the pages of `tags` (an aborted
 // collection leaves the runtime as before it).
 void clear_marks(Runtime& runtime, TagSet tags) noexcept;
+// ASan builds, after the finalizers: every dead block is poisoned now, so a
+// use after the collection is reported before the lazy sweep frees it.
+void poison_dead(Runtime& runtime, TagSet tags) noexcept;
 // steady_clock, in nanoseconds.
 std::uint64_t now_ns() noexcept;
 }  // namespace internal
@@ -372,6 +376,7 @@ CollectStats MarkSweep<Model>::collect_full() {
                                      t.marked_bytes_, nullptr});
   }
   if constexpr (HasFinalize<Model>) finalize_dead();
+  if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
   count_dead(stats);
   const std::uint64_t t2 = internal::now_ns();
   emit(GcPhase::kMarkDone);

@@ -9,12 +9,11 @@
 //   GCB_TAGHEAP   one Runtime, one gc::World. Each thread attaches its
 //                 ThreadState through the World and polls world.safepoint()
 //                 on every allocation; roots are each thread's explicit root
-//                 stack. Allocation volume is summed across threads (each
-//                 thread adds its bytes every 64 KiB); the thread that sees
-//                 the sum pass the threshold stops the world, collects with
-//                 gc::MarkSweep and resumes. Threshold: max(4 MiB, live bytes
-//                 after the last collection * GCB_FACTOR (1.0)), so the heap
-//                 is about twice the live data.
+//                 stack. Every 16 KiB it allocates, a thread asks
+//                 MarkSweep::collection_due() (the product's policy,
+//                 gc::Options{}); the thread that sees it due stops the
+//                 world, collects (unless another thread just did) and
+//                 resumes.
 //   GCB_BOEHM     Debian's libgc with GC_THREADS: threads come from
 //                 GC_pthread_create (gc.h redirects pthread_create), roots are
 //                 found conservatively. GC_set_free_space_divisor(2): Boehm
@@ -60,16 +59,13 @@ struct Mutator {
   void** slots[256];
   int depth = 0;
   void* array = nullptr;      // pointer-free: not traced
-  std::size_t pending = 0;    // bytes allocated, not yet added to the shared sum
+  std::size_t pending = 0;    // bytes allocated since this thread last asked the policy
 };
 
 class Shared {
  public:
-  static constexpr std::size_t kFlush = 64 * 1024;
-  Shared()
-      : floor_(static_cast<std::size_t>(gcb::env_or("GCB_FLOOR_MIB", 4) * 1024 * 1024)),
-        factor_(gcb::env_or("GCB_FACTOR", 1.0)),
-        threshold_(floor_) {}
+  static constexpr std::size_t kCheckEvery = 16 * 1024;  // bytes a mutator allocates between looks at the policy
+  Shared() = default;
 
   // Model for gc::MarkSweep. The world is stopped: every mutator is parked
   // in alloc() (or gone), so its root stack is stable.
@@ -104,10 +100,9 @@ class Shared {
   void* alloc(Mutator& m, std::size_t size) {
     world_.safepoint();
     m.pending += (size + 15) & ~std::size_t{15};
-    if (m.pending >= kFlush) [[unlikely]] {
-      const std::size_t sum = since_.fetch_add(m.pending, std::memory_order_relaxed) + m.pending;
+    if (m.pending >= kCheckEvery) [[unlikely]] {
       m.pending = 0;
-      if (sum >= threshold_.load(std::memory_order_relaxed)) collect();
+      if (ms_.collection_due()) collect();
     }
     return m.heap->allocate(size);
   }
@@ -117,14 +112,11 @@ class Shared {
   void collect() {
     const auto t0 = std::chrono::steady_clock::now();
     world_.stop();
-    if (since_.load(std::memory_order_relaxed) >= threshold_.load(std::memory_order_relaxed)) {
+    if (ms_.collection_due()) {  // unless another thread collected meanwhile
       const tg::CollectStats s = ms_.collect();
       ++collections_;
       mark_ns_ += s.mark_ns;
       sweep_ns_ += s.sweep_ns;
-      threshold_.store(std::max(floor_, static_cast<std::size_t>(static_cast<double>(s.live_bytes) * factor_)),
-                       std::memory_order_relaxed);
-      since_.store(0, std::memory_order_relaxed);
       max_pause_ms_ = std::max(max_pause_ms_, gcb::ms_since(t0));
     }
     world_.resume();
@@ -140,12 +132,8 @@ class Shared {
  private:
   tagheap::Runtime rt_{{.gc_tags = {kGcTag}}};
   tg::World world_;
-  tg::MarkSweep<Shared> ms_{rt_, *this};
+  tg::MarkSweep<Shared> ms_{rt_, *this, gcb::bench_options()};
   Mutator* mutators_[kMaxThreads] = {};
-  std::size_t floor_;
-  double factor_;
-  std::atomic<std::size_t> threshold_;
-  std::atomic<std::size_t> since_{0};
   // Written only with the world stopped.
   std::size_t collections_ = 0;
   std::uint64_t mark_ns_ = 0, sweep_ns_ = 0;

@@ -61,7 +61,7 @@ struct Env {
   tagheap::Runtime rt{{.gc_tags = {kGcTag}}};
   tagheap::ThreadState ts{rt};
   Model model;
-  tagheap::gc::MarkSweep<Model> ms{rt, model};
+  tagheap::gc::MarkSweep<Model> ms{rt, model, gcb::bench_options()};
   tagheap::Heap* gc_heap;
   tagheap::Heap* other_heap;
   Env() {

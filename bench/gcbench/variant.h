@@ -3,15 +3,12 @@
 //
 //   GCB_TAGHEAP   tagheap's gc::MarkSweep over a GC-tagged heap. Roots are
 //                 precise: a small shadow stack of Node* slots (RootScope)
-//                 plus the one pointer-free array. A collection runs when the
-//                 bytes allocated since the last one exceed
-//                 max(floor, live bytes after the last one * factor)
-//                 (GCB_FLOOR_MIB, default 4; GCB_FACTOR, default 1.0: the
-//                 heap grows to about twice the live data, the classic rule
-//                 and the same as mt_gcbench. On GCBench, 0.5 took 116
-//                 collections and 135 ms for a 25.4 MiB peak, 1.0 takes 59
-//                 and 94 ms for 25.0 MiB: the peak follows where collections
-//                 fall in the program, not just the factor).
+//                 plus the one pointer-free array. A collection runs when
+//                 MarkSweep::collection_due() says so: the product's policy
+//                 with gc::Options{} defaults (checked every 64 allocations).
+//                 For the trade-off curves only, GCB_GROWTH, GCB_MIN_MIB and
+//                 GCB_MARKERS override Options' heap_growth, min_budget_bytes
+//                 and markers (bench_options below).
 //   GCB_BOEHM     Debian's libgc: GC_MALLOC for nodes, GC_MALLOC_ATOMIC for
 //                 the array; roots found conservatively.
 //   GCB_MIMALLOC  mi_malloc / mi_free, every temporary tree freed by hand:
@@ -59,23 +56,33 @@ inline double env_or(const char* name, double dflt) {
 }
 
 #if defined(GCB_TAGHEAP)
+// gc::Options{} unless a trade-off run overrides a field.
+inline tagheap::gc::Options bench_options() {
+  tagheap::gc::Options o;
+  o.heap_growth = env_or("GCB_GROWTH", o.heap_growth);
+  o.min_budget_bytes = static_cast<std::size_t>(env_or("GCB_MIN_MIB", static_cast<double>(o.min_budget_bytes) / (1 << 20)) * (1 << 20));
+  o.markers = static_cast<unsigned>(env_or("GCB_MARKERS", o.markers));
+  return o;
+}
+#endif
+
+#if defined(GCB_TAGHEAP)
 inline constexpr const char* kVariant = "tagheap";
 
 class Collector {
  public:
   static constexpr tagheap::Tag kGcTag = 1;
-  Collector()
-      : floor_(static_cast<std::size_t>(env_or("GCB_FLOOR_MIB", 4) * 1024 * 1024)),
-        factor_(env_or("GCB_FACTOR", 1.0)),
-        threshold_(floor_) {
+  Collector() {
     ts_.attach();
     heap_ = &ts_.heap(kGcTag);
   }
   ~Collector() { ts_.detach(); }
 
   void* alloc(std::size_t size) {
-    if (since_ >= threshold_) [[unlikely]] collect();
-    since_ += (size + 15) & ~std::size_t{15};
+    if (--until_check_ == 0) [[unlikely]] {
+      until_check_ = 64;
+      if (ms_.collection_due()) collect();
+    }
     return heap_->allocate(size);
   }
   // A block the tracer must not look into (the array of doubles).
@@ -89,8 +96,6 @@ class Collector {
     ++collections_;
     mark_ns_ += s.mark_ns;
     sweep_ns_ += s.sweep_ns;
-    threshold_ = std::max(floor_, static_cast<std::size_t>(static_cast<double>(s.live_bytes) * factor_));
-    since_ = 0;
   }
 
   // The Model gc::MarkSweep calls back.
@@ -114,11 +119,10 @@ class Collector {
  private:
   tagheap::Runtime rt_{{.gc_tags = {kGcTag}}};
   tagheap::ThreadState ts_{rt_};
-  tagheap::gc::MarkSweep<Collector> ms_{rt_, *this};  // keeps its mark stack
+  tagheap::gc::MarkSweep<Collector> ms_{rt_, *this, bench_options()};  // keeps its mark stack
   tagheap::Heap* heap_;
-  std::size_t floor_;
-  double factor_;
-  std::size_t threshold_, since_ = 0, collections_ = 0;
+  unsigned until_check_ = 64;
+  std::size_t collections_ = 0;
   std::uint64_t mark_ns_ = 0, sweep_ns_ = 0;
   void** slots_[256];
   int depth_ = 0;
