@@ -19,6 +19,7 @@
 
 #include "alloc/heap_walk.h"
 #include "alloc/tagheap.h"
+#include "gc/chrome_trace.h"
 #include "gc/events.h"
 #include "gc/mark_sweep.h"
 #include "gc/visit.h"
@@ -693,6 +694,60 @@ TEST_SUITE("gc.events") {
 
 // TSan cannot start threads in the child of a multi-threaded fork.
 #if !defined(TAGHEAP_TSAN)
+TEST_SUITE("gc.events") {
+  TEST_CASE("the Chrome trace has one collection span per collection, and every span nests in it") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Graph g;
+    GraphModel model{&g};
+    std::mt19937 rng(10);
+    g.roots = random_graph(ts.heap(kGc), rng, 20000, 0);
+    gc::MarkSweep<GraphModel> ms(rt, model, gc::Options{.markers = 2});
+    gc::ChromeTraceRecorder trace;
+    ms.set_listener(&trace);
+    for (int i = 0; i < 4; ++i) ms.collect();
+    CHECK(trace.collections() == 4);
+    // One event per line: pick out name, tid, ts, dur and collection.
+    struct Ev {
+      std::string name;
+      unsigned tid;
+      double ts, dur;
+      unsigned long collection;
+    };
+    std::vector<Ev> events;
+    const std::string text = trace.json();
+    CHECK(text.front() == '{');
+    std::size_t pos = 0;
+    while ((pos = text.find("{\"name\":\"", pos)) != std::string::npos) {
+      const std::size_t end = text.find('\n', pos);
+      const std::string line = text.substr(pos, end - pos);
+      pos = end;
+      if (line.find("\"ph\":\"X\"") == std::string::npos) continue;
+      char name[64] = {};
+      Ev e{};
+      REQUIRE(std::sscanf(line.c_str(), "{\"name\":\"%63[^\"]\",\"cat\":\"gc\",\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"ts\":%lf,\"dur\":%lf,\"args\":{\"collection\":%lu",
+                          name, &e.tid, &e.ts, &e.dur, &e.collection) == 5);
+      e.name = name;
+      events.push_back(e);
+    }
+    std::size_t collections = 0;
+    for (const Ev& c : events) {
+      if (c.name != "collection") continue;
+      ++collections;
+      std::size_t children = 0;
+      for (const Ev& e : events)
+        if (&e != &c && e.collection == c.collection) {
+          CAPTURE(e.name);
+          CHECK(e.ts >= c.ts - 0.001);
+          CHECK(e.ts + e.dur <= c.ts + c.dur + 0.001);
+          ++children;
+        }
+      CHECK(children >= 4);  // finish sweep, roots, mark, a marker at least
+    }
+    CHECK(collections == 4);
+  }
+}
+
 TEST_SUITE("gc.fork") {
   TEST_CASE("a collector whose marker threads were made before fork() collects in the child") {
     Runtime rt({.gc_tags = {kGc}});
