@@ -391,6 +391,155 @@ TEST_SUITE("gc.finalizers") {
   }
 }
 
+TEST_SUITE("gc.ordered_finalization") {
+  struct Log {
+    std::vector<std::uint32_t> order;        // ids, in the order finalizers ran
+    std::vector<std::uint32_t> intact_refs;  // per finalizer: referents whose payload was intact
+    std::unordered_set<std::uint32_t> finalized;
+    bool saw_finalized_referent = false;
+  };
+  struct Ctx {
+    Log* log;
+  };
+  void record(void* obj, void* data) {
+    auto* n = static_cast<Node*>(obj);
+    Log& log = *static_cast<Ctx*>(data)->log;
+    for (std::uint32_t i = 0; i < n->n; ++i)
+      if (Node* c = n->child[i]) {
+        if (log.finalized.count(c->id)) log.saw_finalized_referent = true;
+        if (c->payload != 0x5eed0000u + c->id) log.saw_finalized_referent = true;  // freed or filled
+      }
+    log.order.push_back(n->id);
+    log.finalized.insert(n->id);
+  }
+
+  TEST_CASE("a finalizer runs after every unreachable finalizable object reaching it, and sees its referents intact") {
+    Runtime rt({.gc_tags = {kGc}, .debug_fill = true});
+    test::AttachedState ts(rt);
+    Graph g;
+    GraphModel model{&g};
+    gc::MarkSweep<GraphModel> ms(rt, model, gc::Options{.markers = 2});
+    Log log;
+    Ctx ctx{&log};
+    // A chain a -> b -> c -> plain, every link finalizable but `plain`.
+    Node* plain = make_node(ts.heap(kGc), 3, 0);
+    Node* c = make_node(ts.heap(kGc), 2, 1);
+    Node* b = make_node(ts.heap(kGc), 1, 1);
+    Node* a = make_node(ts.heap(kGc), 0, 1);
+    a->child[0] = b;
+    b->child[0] = c;
+    c->child[0] = plain;
+    for (Node* n : {c, a, b}) ms.register_finalizer(n, &record, &ctx);
+    g.roots = {a};
+    gc::CollectStats s = ms.collect();
+    CHECK(s.finalizers_queued == 0);
+    CHECK(ms.run_finalizers() == 0);
+    g.roots.clear();
+    // One object a collection: a, then b, then c.
+    for (std::uint32_t expect = 0; expect < 3; ++expect) {
+      s = ms.collect();
+      CHECK(s.finalizers_queued == 1);
+      CHECK(ms.run_finalizers() == 1);
+      REQUIRE(log.order.size() == expect + 1);
+      CHECK(log.order.back() == expect);
+    }
+    CHECK(!log.saw_finalized_referent);
+    s = ms.collect();
+    CHECK(s.live_blocks == 0);  // all gone once their finalizers ran
+    CHECK(ms.finalizers_registered() == 0);
+  }
+
+  TEST_CASE("queued finalizers keep their objects alive across collections until they run") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Graph g;
+    GraphModel model{&g};
+    gc::MarkSweep<GraphModel> ms(rt, model);
+    Log log;
+    Ctx ctx{&log};
+    Node* obj = make_node(ts.heap(kGc), 7, 1);
+    obj->child[0] = make_node(ts.heap(kGc), 8, 0);
+    ms.register_finalizer(obj, &record, &ctx, gc::FinalizerOrder::kUnordered);
+    ms.collect();
+    CHECK(ms.finalizers_queued() == 1);
+    for (int i = 0; i < 3; ++i) CHECK(ms.collect().live_blocks == 2);
+    // From another thread: the queue is the collector's, not a thread's.
+    std::thread([&] { CHECK(ms.run_finalizers() == 1); }).join();
+    CHECK(log.order == std::vector<std::uint32_t>{7});
+    CHECK(!log.saw_finalized_referent);
+    CHECK(ms.collect().live_blocks == 0);
+  }
+
+  TEST_CASE("finalizable objects in a cycle wait; a self-reference does not block; unordered ones run at once") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Graph g;
+    GraphModel model{&g};
+    gc::MarkSweep<GraphModel> ms(rt, model);
+    Log log;
+    Ctx ctx{&log};
+    Node* x = make_node(ts.heap(kGc), 10, 1);
+    Node* y = make_node(ts.heap(kGc), 11, 1);
+    x->child[0] = y;
+    y->child[0] = x;
+    Node* self = make_node(ts.heap(kGc), 12, 1);
+    self->child[0] = self;
+    Node* u1 = make_node(ts.heap(kGc), 13, 1);
+    Node* u2 = make_node(ts.heap(kGc), 14, 1);
+    u1->child[0] = u2;
+    u2->child[0] = u1;
+    for (Node* n : {x, y, self}) ms.register_finalizer(n, &record, &ctx);
+    for (Node* n : {u1, u2}) ms.register_finalizer(n, &record, &ctx, gc::FinalizerOrder::kUnordered);
+    const gc::CollectStats s = ms.collect();
+    CHECK(s.finalizers_queued == 3);   // self, u1, u2
+    CHECK(s.finalizers_waiting == 2);  // x and y reach each other
+    CHECK(ms.run_finalizers() == 3);
+    std::sort(log.order.begin(), log.order.end());
+    CHECK(log.order == std::vector<std::uint32_t>{12, 13, 14});
+    CHECK(ms.collect().live_blocks == 2);  // the cycle stays, registered
+    // Unregistering x is not enough (y still reaches itself through x);
+    // cutting y's way back is.
+    CHECK((ms.register_finalizer(x, nullptr, nullptr).first == &record));
+    CHECK(ms.collect().finalizers_waiting == 1);
+    y->child[0] = nullptr;
+    CHECK(ms.collect().finalizers_queued == 1);
+    CHECK(ms.run_finalizers() == 1);
+    CHECK(log.order.back() == 11);
+  }
+
+  TEST_CASE("a finalizer may allocate, register again and collect") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Graph g;
+    GraphModel model{&g};
+    gc::MarkSweep<GraphModel> ms(rt, model);
+    struct Again {
+      gc::MarkSweep<GraphModel>* ms;
+      Heap* heap;
+      Graph* g;
+      int runs = 0;
+    } again{&ms, &ts.heap(kGc), &g};
+    auto fn = +[](void* obj, void* data) {
+      auto* a = static_cast<Again*>(data);
+      ++a->runs;
+      Node* fresh = make_node(*a->heap, 99, 0);  // allocation inside a finalizer
+      a->g->roots.push_back(fresh);
+      if (a->runs == 1) a->ms->register_finalizer(obj, a->runs == 1 ? +[](void*, void*) {} : nullptr, nullptr);
+      a->ms->collect();  // the world is this thread's: collecting is allowed here
+    };
+    ms.register_finalizer(make_node(ts.heap(kGc), 1, 0), fn, &again);
+    ms.collect();
+    // The finalizer registered its object again and collected: the second
+    // registration was queued meanwhile and ran in the same call.
+    CHECK(ms.run_finalizers() == 2);
+    CHECK(again.runs == 1);
+    CHECK(ms.finalizers_registered() + ms.finalizers_queued() == 0);
+    CHECK(g.roots.size() == 1);
+    g.roots.clear();
+    CHECK(ms.collect().live_blocks == 0);
+  }
+}
+
 TEST_SUITE("gc.exceptions") {
   TEST_CASE("an exception from trace leaves the runtime as before the collection, and the next one is exact") {
     for (unsigned markers : {1u, 2u}) {

@@ -16,8 +16,11 @@
 //   they enter it. Helper threads are started once and parked between
 //   collections (gc/internal/marker_threads.h).
 //   Then, serially: ephemerons to a fixpoint (mark_ephemeron), a rescan if a
-//   mark stack ran out of memory, weak slots cleared (mark_weak),
-//   Model::process_weak, Model::finalize for each dead block.
+//   mark stack ran out of memory, weak slots cleared (mark_weak), objects
+//   with finalizers (register_finalizer) that became unreachable marked for
+//   ordered finalization and queued for run_finalizers
+//   (gc/internal/finalizer_table.h), Model::process_weak, Model::finalize
+//   for each dead block.
 //   Sweeping is lazy: the pause ends when marking ends. The pages keep the
 //   collection's marks; the allocator sweeps a page (dead = live & ~marked,
 //   freed at once per bitmap word) before it allocates from it, reclaims,
@@ -64,6 +67,7 @@
 #include "alloc/runtime.h"
 #include "alloc/tagheap.h"
 #include "gc/events.h"
+#include "gc/internal/finalizer_table.h"
 #include "gc/internal/heap_policy.h"
 #include "gc/internal/mark_worklist.h"
 #include "gc/internal/marker_threads.h"
@@ -89,6 +93,8 @@ struct CollectStats {
   std::size_t pages_swept = 0;        // of the previous collection's, finished in this pause
   std::size_t pages_to_sweep = 0;     // GC pages left to the lazy sweep
   std::size_t roots_conservative = 0; // words that hit a GC block
+  std::size_t finalizers_queued = 0;  // unreachable finalizable objects queued for run_finalizers
+  std::size_t finalizers_waiting = 0; // unreachable, but reached by another one not finalized yet (or a cycle)
   unsigned markers = 0;               // markers that ran
   // Bytes marked by each marker (index 0: the collecting thread; markers
   // past the last slot count in it).
@@ -104,7 +110,7 @@ class Tracer {
   // obj: the start of a GC block of this runtime, or nullptr. A block of a
   // non-GC tag is ignored (it is not the collector's to free).
   [[gnu::always_inline]] void mark(void* obj) {
-    if (obj == nullptr) return;
+    if (obj == nullptr || obj == ignore_) return;
     PageView page = PageView::of(obj);
     if constexpr (tagheap::internal::kChecked) check_block(obj, page);
     if (!gc_tags_.contains(page.tag())) [[unlikely]] return;
@@ -174,6 +180,7 @@ class Tracer {
   std::vector<void*>& stack_;  // the collector's, kept across collections
   std::size_t stack_limit_;    // entries the stack may grow to
   bool parallel_ = false;      // other markers run: set mark bits atomically
+  void* ignore_ = nullptr;     // finalization: the object whose referents are being marked
   bool overflowed_ = false;
   std::size_t marked_blocks_ = 0, marked_bytes_ = 0;
   std::size_t conservative_hits_ = 0;
@@ -253,6 +260,31 @@ class MarkSweep {
   CollectStats collect() { return collect_full(); }
   CollectStats collect_full();
 
+  // Finalizers (gc/internal/finalizer_table.h for the order): once obj (a GC
+  // block of this runtime) is unreachable, it and everything it reaches
+  // are kept and fn(obj, data) is queued for run_finalizers. fn == nullptr
+  // unregisters. Returns the previous registration (fn nullptr if none).
+  // Any mutator thread; throws std::bad_alloc when the table cannot grow.
+  std::pair<FinalizerFn, void*> register_finalizer(void* obj, FinalizerFn fn, void* data,
+                                                   FinalizerOrder order = FinalizerOrder::kOrdered) {
+    const auto old = finalizers_.set(obj, fn, data, order);
+    return {old.fn, old.data};
+  }
+  // Runs the queued finalizers on the calling thread, outside any pause (a
+  // finalizer may allocate, lock, register again or collect). Returns how
+  // many ran. A finalizer that throws has run: the exception reaches the caller.
+  std::size_t run_finalizers() {
+    std::size_t n = 0;
+    internal::FinalizerTable::Ready r;
+    while (finalizers_.pop(r)) {
+      ++n;
+      r.fn(r.obj, r.data);
+    }
+    return n;
+  }
+  std::size_t finalizers_queued() const { return finalizers_.queued(); }
+  std::size_t finalizers_registered() const { return finalizers_.registered(); }
+
   // Generational mode is not available yet: nothing to remember.
   void write_barrier(void*) noexcept {}
 
@@ -278,6 +310,7 @@ class MarkSweep {
   bool rescan_marked(Tracer& t);
   void finish_weak(Tracer& t);
   void finalize_dead();
+  void mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats);
   void count_dead(CollectStats& stats);
   void emit(GcPhase phase, std::size_t bytes = 0, const CollectStats* stats = nullptr) noexcept {
     if (listener_ != nullptr) listener_->on_gc_event(GcEvent{phase, collections_, internal::now_ns(), 0, 0, bytes, stats});
@@ -293,6 +326,7 @@ class MarkSweep {
   std::vector<MarkerState> helper_states_;  // markers 1..n-1
   internal::MarkWorklist worklist_;
   internal::MarkerThreads threads_;
+  internal::FinalizerTable finalizers_;
   GcListener* listener_ = nullptr;
   std::size_t stack_limit_ = SIZE_MAX;
   std::uint64_t collections_ = 0;
@@ -338,6 +372,7 @@ CollectStats MarkSweep<Model>::collect_full() {
   }
   stats.markers = n;
   MarkJob job{this, &first, &helpers, nullptr};
+  std::vector<void*> ready;  // objects whose finalizers are due
   try {
     worklist_.reset(n);
     first.parallel_ = n > 1;
@@ -355,7 +390,8 @@ CollectStats MarkSweep<Model>::collect_full() {
       t.ephemerons_.clear();
     }
     settle(first);
-    finish_weak(first);
+    finish_weak(first);  // weak slots do not see objects kept only for their finalizers
+    if (!finalizers_.empty()) mark_for_finalization(first, ready, stats);
     if constexpr (HasProcessWeak<Model>) model_.process_weak(Liveness(gc_tags_));
   } catch (...) {
     first_state_.stack.clear();
@@ -375,6 +411,9 @@ CollectStats MarkSweep<Model>::collect_full() {
       listener_->on_gc_event(GcEvent{GcPhase::kMarkerDone, collections_, state(i).end_ns, i, state(i).start_ns,
                                      t.marked_bytes_, nullptr});
   }
+  // Nothing can throw now: queue the finalizers (a queue that cannot grow
+  // leaves its object registered, and marked: ready again next time).
+  for (void* obj : ready) finalizers_.make_ready(obj);
   if constexpr (HasFinalize<Model>) finalize_dead();
   if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
   count_dead(stats);
@@ -403,6 +442,7 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   state.start_ns = internal::now_ns();
   try {
     if (marker == 0) {
+      self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
       self.model_.roots(t);
       self.emit(GcPhase::kRootsDone);
     }
@@ -493,6 +533,38 @@ bool MarkSweep<Model>::rescan_marked(Tracer& t) {
     return true;
   });
   return true;
+}
+
+// After marking from the roots: which unreachable finalizable objects are
+// ready (see internal/finalizer_table.h), each marked with what it reaches.
+template <class Model>
+void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats) {
+  const auto entries = finalizers_.snapshot();
+  std::vector<void*> unreachable;
+  unreachable.reserve(entries.size());
+  ready.reserve(entries.size());
+  for (const auto& [obj, e] : entries) {
+    if (t.is_marked(obj)) continue;
+    if (e.order == FinalizerOrder::kUnordered) ready.push_back(obj);
+    else unreachable.push_back(obj);
+  }
+  // What each unreachable ordered object reaches: a longer way back to
+  // itself marks it (a cycle: it waits, as in Boehm's ordered mode).
+  for (void* obj : unreachable) {
+    if (t.is_marked(obj)) continue;  // reached from another one: its children are marked already
+    t.ignore_ = obj;  // a direct self-reference does not count
+    model_.trace(obj, t);
+    t.ignore_ = nullptr;
+    settle(t);
+  }
+  for (void* obj : unreachable) {
+    if (t.is_marked(obj)) ++stats.finalizers_waiting;
+    else ready.push_back(obj);
+  }
+  for (void* obj : ready) t.mark(obj);
+  settle(t);
+  finish_weak(t);  // slots met while marking for finalization
+  stats.finalizers_queued = ready.size();
 }
 
 template <class Model>
