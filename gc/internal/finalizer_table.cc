@@ -18,7 +18,7 @@ FinalizerTable::Entry FinalizerTable::set(void* obj, FinalizerFn fn, void* data,
 
 bool FinalizerTable::empty() const {
   std::lock_guard lock(mu_);
-  return table_.empty() && queue_.empty();
+  return table_.empty() && head_ == queue_.size();
 }
 
 std::size_t FinalizerTable::registered() const {
@@ -28,7 +28,7 @@ std::size_t FinalizerTable::registered() const {
 
 std::size_t FinalizerTable::queued() const {
   std::lock_guard lock(mu_);
-  return queue_.size();
+  return queue_.size() - head_;
 }
 
 std::vector<std::pair<void*, FinalizerTable::Entry>> FinalizerTable::snapshot() const {
@@ -51,9 +51,12 @@ bool FinalizerTable::make_ready(void* obj) noexcept {
 
 bool FinalizerTable::pop(Ready& out) {
   std::lock_guard lock(mu_);
-  if (queue_.empty()) return false;
-  out = queue_.front();
-  queue_.pop_front();
+  if (head_ == queue_.size()) return false;
+  out = queue_[head_++];
+  if (head_ == queue_.size()) {
+    queue_.clear();
+    head_ = 0;
+  }
   return true;
 }
 

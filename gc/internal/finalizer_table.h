@@ -31,7 +31,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -71,7 +70,7 @@ class FinalizerTable {
   template <class F>
   void for_each_queued(F&& f) const {
     std::lock_guard lock(mu_);
-    for (const Ready& r : queue_) f(r.obj);
+    for (std::size_t i = head_; i < queue_.size(); ++i) f(queue_[i].obj);
   }
   // World stopped: the registered objects, copied (for the collector's passes).
   std::vector<std::pair<void*, Entry>> snapshot() const;
@@ -84,7 +83,10 @@ class FinalizerTable {
  private:
   mutable std::mutex mu_;
   std::unordered_map<void*, Entry> table_;
-  std::deque<Ready> queue_;
+  // [head_, size): waiting to run. A vector, not a deque: an empty one
+  // allocates nothing, so a collector can be made when memory has run out.
+  std::vector<Ready> queue_;
+  std::size_t head_ = 0;
 };
 
 }  // namespace internal
