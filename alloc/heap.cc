@@ -160,6 +160,7 @@ void Heap::scan_full_queue() noexcept {
 }
 
 void Heap::on_free_slow(Page* page, std::uintptr_t p) noexcept {
+  if (page->slow_free & Page::kSlowFreeSticky) page->clear_gc_bits(page->block_index(p));
   if (page->debug_fill) {
     internal::asan::unpoison(p, page->block_size);  // free() poisoned it already
     std::memset(reinterpret_cast<void*>(p), internal::kFillFreed, page->block_size);

@@ -66,6 +66,8 @@ class PageView {
   }
   // The side mark bitmap: word w (bit i of word i / 64 stands for block i).
   std::uint64_t& mark_word(std::uint32_t w) const noexcept { return page_->mark_word(w); }
+  // The side log bitmap (gc/'s remembered set), same layout.
+  std::uint64_t& log_word(std::uint32_t w) const noexcept { return page_->log_word(w); }
   std::uint32_t bitmap_words() const noexcept { return page_->bitmap_words; }
 
   // Frees every live block i with bit i of `dead` set, calling before(block)
@@ -211,6 +213,10 @@ void for_each_segment(Runtime& runtime, F&& f) {
 inline void begin_lazy_sweep(Runtime& runtime, TagSet tags, bool keep_marks) noexcept {
   runtime.core().begin_lazy_sweep(tags, keep_marks);
 }
+// World stopped: the marks of `tags` stay set between collections from now
+// on (a generational collector's sticky mark bits): every free of such a
+// block clears its mark and log bits.
+inline void make_marks_sticky(Runtime& runtime, TagSet tags) noexcept { runtime.core().make_marks_sticky(tags); }
 // Whether the page still holds the marks of a collection to be swept.
 inline bool sweep_pending(Runtime& runtime, PageView page) noexcept {
   return runtime.core().sweep_pending(*page.raw());

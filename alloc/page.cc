@@ -30,6 +30,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   for (std::size_t w = 0; w < words; ++w) {
     free_word(static_cast<std::uint32_t>(w)) = valid_mask(static_cast<std::uint32_t>(w));
     mark_word(static_cast<std::uint32_t>(w)) = 0;
+    log_word(static_cast<std::uint32_t>(w)) = 0;
   }
   Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv, reserved};
   asan::poison(area, area_size);  // every block is free, slack never used
@@ -37,9 +38,11 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   cache_base = ~0u & ~63u;  // no word: refill starts at word 0
   used = 0;
   thread_free.store(0, std::memory_order_relaxed);
-  slow_free = fill ? kSlowFreeFill : 0;
+  const RuntimeCore* core = Segment::of(this)->runtime;
+  slow_free = static_cast<std::uint8_t>((fill ? kSlowFreeFill : 0) |
+                                        (((core->sticky_tags >> t) & 1u) ? kSlowFreeSticky : 0));
   in_walk = in_pool = pool_full = 0;
-  swept_epoch = Segment::of(this)->runtime->sweep_epoch;  // no marks: nothing to sweep
+  swept_epoch = core->sweep_epoch;  // no marks: nothing to sweep
 }
 
 std::uint32_t Page::sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcept {
@@ -108,6 +111,7 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, block_size);
   asan::poison(p, block_size);
   free_word(i >> 6) |= std::uint64_t{1} << (i & 63);
+  if (slow_free & kSlowFreeSticky) clear_gc_bits(i);
   --used;
 }
 
@@ -141,6 +145,7 @@ std::uint32_t Page::collect_thread_free() noexcept {
     if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, sizeof(std::uintptr_t));
     asan::poison(b, sizeof(std::uintptr_t));
     free_word(i >> 6) |= std::uint64_t{1} << (i & 63);
+    if (slow_free & kSlowFreeSticky) clear_gc_bits(i);
     ++n;
     b = next;
   }

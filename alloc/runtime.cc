@@ -153,6 +153,16 @@ void after_walk(RuntimeCore& core, Page* page) noexcept {
   }
 }
 
+void RuntimeCore::make_marks_sticky(TagSet tags) noexcept {
+  sticky_tags = static_cast<std::uint16_t>(sticky_tags | tags.bits());
+  segments.for_each_segment([&](Segment& seg) {
+    for (std::size_t i = 0; i < seg.page_count; ++i) {
+      Page& page = seg.pages[i];
+      if (page.in_use && tags.contains(page.tag)) page.slow_free |= Page::kSlowFreeSticky;
+    }
+  });
+}
+
 void RuntimeCore::begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept {
   ++sweep_epoch;
   sweep_tags = tags.bits();

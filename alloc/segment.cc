@@ -56,9 +56,12 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
   const std::size_t page_size = kind == PageKind::kSmall    ? std::size_t{1} << kSmallPageShift
                               : kind == PageKind::kMedium ? std::size_t{1} << kMediumPageShift
                                                           : size;
-  seg->page_count = static_cast<std::uint16_t>(size / page_size);
+  // The mark table ends the segment: the pages are those with room left
+  // before it (a small segment's table fills its whole last page).
+  const std::size_t marks = mark_table_size(kind);
+  seg->page_count = static_cast<std::uint16_t>((size - marks + page_size - 1) / page_size);
   seg->free_pages = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;
-  const std::size_t marks = mark_table_size(seg->page_count);
+  const std::size_t last_page_cut = seg->page_count * page_size + marks - size;
   auto* mark_table = reinterpret_cast<std::uint64_t*>(seg->base() + size - marks);
   for (std::size_t i = 0; i < seg->page_count; ++i) {
     Page& page = seg->pages[i];
@@ -72,7 +75,7 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
       page.area += kSegmentHeaderSize;
       page.area_size -= kSegmentHeaderSize;
     }
-    if (i + 1 == seg->page_count) page.area_size -= marks;  // the mark table ends the segment
+    if (i + 1 == seg->page_count) page.area_size -= last_page_cut;
   }
   if (!SegmentMap::set(seg->base(), size, true, seg->page_shift)) {
     os::unmap(mem, size);
@@ -128,7 +131,7 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
   TAGHEAP_DASSERT(size <= kMaxAllocation && align < kSegmentSize);  // allocate_huge rejects the rest
   // Header, alignment slack, the block, the mark table.
   const std::size_t total =
-      ((kSegmentHeaderSize + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(1);
+      ((kSegmentHeaderSize + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(PageKind::kHuge);
   if (Page* page = take_cached_huge(total)) return page;
   Segment* seg = map_segment(PageKind::kHuge, total);
   if (seg == nullptr) return nullptr;
@@ -136,7 +139,7 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
   seg->free_pages = 0;
   seg->pages_in_use = 1;
   seg->pages[0].in_use = 1;
-  seg->pages[0].area_size = total - kSegmentHeaderSize - mark_table_size(1);
+  seg->pages[0].area_size = total - kSegmentHeaderSize - mark_table_size(PageKind::kHuge);
   std::lock_guard lock(mu_);
   all_.push_back(*seg);
   count_huge_in_use(seg->size);

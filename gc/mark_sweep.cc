@@ -31,7 +31,23 @@ bool Tracer::is_gc_block(const void* obj) const noexcept {
   return page.runtime() == runtime_ && gc_tags_.contains(page.tag());
 }
 
+void Tracer::verify_reach(void* obj, PageView page) {
+  Verifier& v = *verifier_;
+  if (page.runtime() != runtime_ || !v.gc_tags.contains(page.tag())) return;
+  if (!v.seen.insert(obj).second) return;
+  if (!is_marked(obj)) {
+    if (v.current == nullptr)
+      tagheap::internal::fatal("tagheap: generational verification: root %p survived no minor collection mark", obj);
+    tagheap::internal::fatal(
+        "tagheap: generational verification: %p is reachable through %p, which the minor collection did not "
+        "trace: a store into %p was not followed by write_barrier(%p)",
+        obj, v.current, v.current, v.current);
+  }
+  push_for_trace(obj);
+}
+
 void Tracer::mark_weak(void** slot) {
+  if (verifier_ != nullptr) return;  // a weak reference keeps nothing alive
   if (slot == nullptr || *slot == nullptr) return;
   try {
     weak_slots_.push_back(slot);
@@ -42,6 +58,10 @@ void Tracer::mark_weak(void** slot) {
 
 void Tracer::mark_ephemeron(void* key, void* value) {
   if (key == nullptr || value == nullptr) return;
+  if (verifier_ != nullptr) {  // the collector's verdict on the key decides
+    if (!is_gc_block(key) || is_marked(key)) mark(value);
+    return;
+  }
   if (is_gc_block(key) ? is_marked(key) : true) {
     mark(value);  // the key is alive already (or not the collector's to free)
     return;
@@ -64,9 +84,12 @@ namespace internal {
 
 unsigned default_markers() noexcept { return std::max(1u, std::thread::hardware_concurrency()); }
 
-void clear_marks(Runtime& runtime, TagSet tags) noexcept {
-  for_each_page(runtime, tags, [](PageView page) {
-    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) page.mark_word(w) = 0;
+void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept {
+  for_each_page(runtime, tags, [&](PageView page) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) {
+      page.mark_word(w) = 0;
+      if (logs_too) page.log_word(w) = 0;
+    }
     return true;
   });
 }

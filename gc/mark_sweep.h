@@ -31,6 +31,20 @@
 //   block that it found dead. A runtime with debug_fill sweeps in the pause,
 //   so dead blocks read 0xDD as soon as collect() returns.
 //
+//   Generational mode (Options::generational): sticky mark bits. Survivors
+//   keep their mark bits (the lazy sweep leaves them): a marked block is
+//   old. A minor collection marks from the roots and from the remembered
+//   set and stops at marked objects, so it traces only young survivors and
+//   frees only unreachable young blocks; a full one (the first, and when
+//   old bytes pass max(min_budget_bytes, heap_growth * old bytes after the
+//   last full one) more than that) clears every mark first. write_barrier
+//   logs an old object in a side bitmap (Page::log_word) the first time it
+//   is written after a collection and remembers it; the minor collection
+//   traces it again. A freed block's mark and log bits are cleared
+//   (alloc/'s sticky free path), so a new block is born young.
+//   Weak slots and ephemerons in old objects see young referents die when
+//   the VM calls write_barrier after storing them (a weak store is a store).
+//
 // Rules for the model (checked where the compiler can):
 //   The world is stopped by the caller (see world.h) for collect().
 //   roots/trace/process_weak/finalize must not allocate in the runtime, nor
@@ -60,6 +74,7 @@
 #include <new>
 #include <stdexcept>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -81,7 +96,12 @@ struct Options {
   double heap_growth = 1.0;
   std::size_t min_budget_bytes = std::size_t{4} << 20;
   unsigned markers = 0;       // marking threads incl. the caller; 0: one per hardware thread
-  bool generational = false;  // sticky mark bits (not available yet: the constructor refuses it)
+  bool generational = false;  // sticky mark bits: collect() is minor unless a full one is due
+  // Generational mode, for tests and debugging: after each minor collection,
+  // a mark from the roots (freeing nothing) checks that every reachable
+  // object survived; a store the VM did not follow with write_barrier is
+  // fatal, naming the object that holds the pointer and its target.
+  bool verify_minor = false;
 };
 
 struct CollectStats {
@@ -96,6 +116,9 @@ struct CollectStats {
   std::size_t finalizers_queued = 0;  // unreachable finalizable objects queued for run_finalizers
   std::size_t finalizers_waiting = 0; // unreachable, but reached by another one not finalized yet (or a cycle)
   unsigned markers = 0;               // markers that ran
+  bool minor = false;                 // generational: a minor collection (live_* count young survivors)
+  std::size_t remembered = 0;         // minor: old objects a write barrier logged, traced again
+  std::size_t old_bytes = 0;          // generational: bytes of old (marked) objects after it
   // Bytes marked by each marker (index 0: the collecting thread; markers
   // past the last slot count in it).
   static constexpr unsigned kMarkersReported = 64;
@@ -113,7 +136,10 @@ class Tracer {
     if (obj == nullptr || obj == ignore_) return;
     PageView page = PageView::of(obj);
     if constexpr (tagheap::internal::kChecked) check_block(obj, page);
-    if (!gc_tags_.contains(page.tag())) [[unlikely]] return;
+    if (!gc_tags_.contains(page.tag())) [[unlikely]] {
+      if (verifier_ != nullptr) verify_reach(obj, page);
+      return;
+    }
     const std::uint32_t i = page.index_of(obj);
     std::atomic_ref<std::uint64_t> word(page.mark_word(i >> 6));
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
@@ -139,6 +165,10 @@ class Tracer {
     void* block = find_block(reinterpret_cast<const void*>(word));
     if (block == nullptr) return false;
     PageView page = PageView::of(block);
+    if (verifier_ != nullptr) [[unlikely]] {
+      verify_reach(block, page);
+      return true;
+    }
     if (page.runtime() != runtime_ || !gc_tags_.contains(page.tag())) return false;
     ++conservative_hits_;
     mark(block);
@@ -174,6 +204,18 @@ class Tracer {
   // unpushed and `overflowed_` asks the collector to rescan.
   void push_growing(void* obj) noexcept;
   bool is_gc_block(const void* obj) const noexcept;
+  // Traces obj again though it is marked (a remembered old object).
+  void push_for_trace(void* obj) {
+    if (stack_.size() < stack_.capacity()) stack_.push_back(obj);
+    else push_growing(obj);
+  }
+  // Verification (MarkSweep::verify_minor): every object reached must be marked.
+  struct Verifier {
+    TagSet gc_tags;
+    std::unordered_set<void*> seen;
+    void* current = nullptr;  // the object being traced
+  };
+  void verify_reach(void* obj, PageView page);
 
   tagheap::internal::RuntimeCore* runtime_;
   TagSet gc_tags_;
@@ -181,6 +223,7 @@ class Tracer {
   std::size_t stack_limit_;    // entries the stack may grow to
   bool parallel_ = false;      // other markers run: set mark bits atomically
   void* ignore_ = nullptr;     // finalization: the object whose referents are being marked
+  Verifier* verifier_ = nullptr;
   bool overflowed_ = false;
   std::size_t marked_blocks_ = 0, marked_bytes_ = 0;
   std::size_t conservative_hits_ = 0;
@@ -218,7 +261,7 @@ namespace internal {
 unsigned default_markers() noexcept;
 // World stopped: zeroes every mark bit of the pages of `tags` (an aborted
 // collection leaves the runtime as before it).
-void clear_marks(Runtime& runtime, TagSet tags) noexcept;
+void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept;
 // ASan builds, after the finalizers: every dead block is poisoned now, so a
 // use after the collection is reported before the lazy sweep frees it.
 void poison_dead(Runtime& runtime, TagSet tags) noexcept;
@@ -236,8 +279,6 @@ class MarkSweep {
         gc_tags_(runtime.options().gc_tags),
         policy_(options.heap_growth, options.min_budget_bytes),
         markers_(options.markers != 0 ? options.markers : internal::default_markers()) {
-    if (options.generational)
-      throw std::invalid_argument("tagheap: gc::Options::generational is not available yet");
   }
   MarkSweep(const MarkSweep&) = delete;
   MarkSweep& operator=(const MarkSweep&) = delete;
@@ -257,8 +298,8 @@ class MarkSweep {
 
   // The world is stopped by the caller. Frees (lazily) every unreachable GC
   // block; never a reachable one.
-  CollectStats collect() { return collect_full(); }
-  CollectStats collect_full();
+  CollectStats collect() { return collect_impl(options_.generational && !full_due()); }
+  CollectStats collect_full() { return collect_impl(false); }
 
   // Finalizers (gc/internal/finalizer_table.h for the order): once obj (a GC
   // block of this runtime) is unreachable, it and everything it reaches
@@ -285,8 +326,22 @@ class MarkSweep {
   std::size_t finalizers_queued() const { return finalizers_.queued(); }
   std::size_t finalizers_registered() const { return finalizers_.registered(); }
 
-  // Generational mode is not available yet: nothing to remember.
-  void write_barrier(void*) noexcept {}
+  // Generational mode: after storing a GC pointer into GC object obj. When
+  // obj is old (marked) and not yet logged, logs it (a side bit) and
+  // remembers it: the next minor collection traces it again. Any mutator
+  // thread, any object of this runtime; a no-op outside generational mode,
+  // for young or already logged objects (one bitmap test, no atomic write).
+  void write_barrier(void* obj) noexcept {
+    if (!options_.generational || obj == nullptr) return;
+    const PageView page = PageView::of(obj);
+    const std::uint32_t i = page.index_of(obj);
+    const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+    if (!(std::atomic_ref<std::uint64_t>(page.mark_word(i >> 6)).load(std::memory_order_relaxed) & bit)) return;
+    std::atomic_ref<std::uint64_t> log(page.log_word(i >> 6));
+    if (log.load(std::memory_order_relaxed) & bit) return;
+    if (log.fetch_or(bit, std::memory_order_relaxed) & bit) return;  // another thread logged it
+    remember(obj);
+  }
 
  private:
   struct MarkerState {
@@ -303,6 +358,20 @@ class MarkSweep {
   };
   MarkerState& state(unsigned i) { return i == 0 ? first_state_ : helper_states_[i - 1]; }
 
+  CollectStats collect_impl(bool minor);
+  bool full_due() const noexcept {
+    return force_full_ || !had_full_ || remembered_overflow_.load(std::memory_order_relaxed) ||
+           old_bytes_ >= full_threshold_;
+  }
+  void remember(void* obj) noexcept {
+    std::lock_guard lock(remembered_mu_);
+    try {
+      remembered_.push_back(obj);
+    } catch (...) {
+      remembered_overflow_.store(true, std::memory_order_relaxed);  // the next collection is full
+    }
+  }
+  void verify_minor();
   static void mark_job(void* context, unsigned marker) noexcept;
   void mark_from_roots(Tracer& t, MarkJob& job);
   void drain(Tracer& t);
@@ -327,6 +396,13 @@ class MarkSweep {
   internal::MarkWorklist worklist_;
   internal::MarkerThreads threads_;
   internal::FinalizerTable finalizers_;
+  // Generational state. remembered_: old objects logged since the last
+  // collection; tracing[]: those the current minor collection traces.
+  std::mutex remembered_mu_;
+  std::vector<void*> remembered_, tracing_;
+  std::atomic<bool> remembered_overflow_{false};
+  bool sticky_ = false, had_full_ = false, force_full_ = false;
+  std::size_t old_bytes_ = 0, old_blocks_ = 0, full_threshold_ = 0;
   GcListener* listener_ = nullptr;
   std::size_t stack_limit_ = SIZE_MAX;
   std::uint64_t collections_ = 0;
@@ -335,13 +411,14 @@ class MarkSweep {
 // --- implementation ---
 
 template <class Model>
-CollectStats MarkSweep<Model>::collect_full() {
+CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   // Checked here, not on the class: a model may own its MarkSweep.
   static_assert(CollectorModel<Model>, "Model needs roots(Tracer&) and trace(void*, Tracer&)");
   if constexpr (HasFinalize<Model>)
     static_assert(noexcept(std::declval<Model&>().finalize(std::declval<void*>())),
                   "Model::finalize must be noexcept: a collection cannot undo the finalizers that already ran");
   CollectStats stats;
+  stats.minor = minor;
   ++collections_;
   const std::uint64_t t0 = internal::now_ns();
   emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
@@ -351,6 +428,24 @@ CollectStats MarkSweep<Model>::collect_full() {
     ++stats.pages_swept;
     return true;
   });
+  if (options_.generational) {
+    if (!sticky_) {
+      make_marks_sticky(runtime_, gc_tags_);
+      sticky_ = true;
+    }
+    std::lock_guard lock(remembered_mu_);
+    tracing_.clear();
+    if (minor) {
+      tracing_.swap(remembered_);  // their log bits are cleared as they are traced
+    } else {
+      // A full collection marks everything afresh: old objects, logs and the
+      // remembered set go.
+      remembered_.clear();
+      remembered_overflow_.store(false, std::memory_order_relaxed);
+      internal::clear_marks(runtime_, gc_tags_, /*logs_too=*/true);
+    }
+    stats.remembered = tracing_.size();
+  }
   const std::uint64_t t1 = internal::now_ns();
   emit(GcPhase::kSweepCompleted);
 
@@ -398,9 +493,14 @@ CollectStats MarkSweep<Model>::collect_full() {
     for (MarkerState& m : helper_states_) m.stack.clear();
     first.weak_slots_.clear();
     first.ephemerons_.clear();
-    internal::clear_marks(runtime_, gc_tags_);
+    // Every mark goes: nothing was freed, and the runtime is as before (in
+    // generational mode every object is young again, and the next
+    // collection is full).
+    internal::clear_marks(runtime_, gc_tags_, /*logs_too=*/true);
+    force_full_ = options_.generational;
     throw;
   }
+  if (minor && options_.verify_minor) verify_minor();
   for (unsigned i = 0; i < n; ++i) {
     Tracer& t = job.tracer(i);
     stats.live_blocks += t.marked_blocks_;
@@ -420,11 +520,23 @@ CollectStats MarkSweep<Model>::collect_full() {
   const std::uint64_t t2 = internal::now_ns();
   emit(GcPhase::kMarkDone);
 
-  begin_lazy_sweep(runtime_, gc_tags_, /*keep_marks=*/false);
+  begin_lazy_sweep(runtime_, gc_tags_, /*keep_marks=*/options_.generational);
   // A debugging runtime wants dead blocks to read 0xDD as soon as
   // collect() returns (invariant 7): it sweeps in the pause.
   if (runtime_.options().debug_fill) for_each_page(runtime_, gc_tags_, [](PageView) { return true; });
-  policy_.after_collection(runtime_.allocated_bytes(gc_tags_), stats.live_bytes);
+  if (options_.generational) {
+    old_bytes_ = (minor ? old_bytes_ : 0) + stats.live_bytes;
+    old_blocks_ = (minor ? old_blocks_ : 0) + stats.live_blocks;
+    stats.old_bytes = old_bytes_;
+    if (!minor) {
+      had_full_ = true;
+      force_full_ = false;
+      full_threshold_ = old_bytes_ + std::max<std::size_t>(options_.min_budget_bytes,
+                                                           static_cast<std::size_t>(options_.heap_growth *
+                                                                                    static_cast<double>(old_bytes_)));
+    }
+  }
+  policy_.after_collection(runtime_.allocated_bytes(gc_tags_), options_.generational ? old_bytes_ : stats.live_bytes);
   const std::uint64_t t3 = internal::now_ns();
   stats.sweep_ns = (t1 - t0) + (t3 - t2);
   stats.mark_ns = t2 - t1;
@@ -442,6 +554,13 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   state.start_ns = internal::now_ns();
   try {
     if (marker == 0) {
+      for (void* obj : self.tracing_) {  // remembered old objects: traced again
+        const PageView page = PageView::of(obj);
+        const std::uint32_t i = page.index_of(obj);
+        std::atomic_ref<std::uint64_t>(page.log_word(i >> 6)).fetch_and(~(std::uint64_t{1} << (i & 63)),
+                                                                        std::memory_order_relaxed);
+        if (t.is_marked(obj)) t.push_for_trace(obj);  // freed and reused since: young, found from the roots if live
+      }
       self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
       self.model_.roots(t);
       self.emit(GcPhase::kRootsDone);
@@ -575,6 +694,24 @@ void MarkSweep<Model>::finish_weak(Tracer& t) {
   t.ephemerons_.clear();  // keys still unmarked: their values stay unmarked
 }
 
+// After a minor collection's marking: everything reachable from the roots
+// (and queued finalizers) must be marked, or the sweep would free it.
+template <class Model>
+void MarkSweep<Model>::verify_minor() {
+  Tracer::Verifier verifier{gc_tags_, {}, nullptr};
+  std::vector<void*> stack;
+  Tracer vt(&runtime_.core(), TagSet{}, stack, SIZE_MAX);  // no GC tag: every mark() verifies
+  vt.verifier_ = &verifier;
+  finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
+  model_.roots(vt);
+  while (!stack.empty()) {
+    void* obj = stack.back();
+    stack.pop_back();
+    verifier.current = obj;
+    model_.trace(obj, vt);
+  }
+}
+
 // Finalizers run for every dead block before any dead block is freed.
 template <class Model>
 void MarkSweep<Model>::finalize_dead() {
@@ -597,8 +734,11 @@ void MarkSweep<Model>::count_dead(CollectStats& stats) {
     return true;
   });
   stats.pages_to_sweep = pages;
-  stats.freed_blocks = used_blocks - stats.live_blocks;
-  stats.freed_bytes = used_bytes - stats.live_bytes;
+  // A minor collection keeps the old objects without marking them again.
+  const std::size_t kept_blocks = stats.live_blocks + (stats.minor ? old_blocks_ : 0);
+  const std::size_t kept_bytes = stats.live_bytes + (stats.minor ? old_bytes_ : 0);
+  stats.freed_blocks = used_blocks > kept_blocks ? used_blocks - kept_blocks : 0;
+  stats.freed_bytes = used_bytes > kept_bytes ? used_bytes - kept_bytes : 0;
 }
 
 }  // namespace tagheap::gc

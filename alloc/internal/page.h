@@ -107,7 +107,10 @@ struct alignas(64) Page {
   // out of the owner's cache. Defined in segment.h.
   std::atomic<std::uintptr_t>& owner_token() const noexcept;
 
-  static constexpr std::uint8_t kSlowFreeFull = 1, kSlowFreeFill = 2;
+  // kSlowFreeSticky: a generational collector keeps its marks across
+  // collections (a set mark bit means "old"); a freed block's mark and log
+  // bits must be cleared, or the next block there would be born old.
+  static constexpr std::uint8_t kSlowFreeFull = 1, kSlowFreeFill = 2, kSlowFreeSticky = 4;
   bool in_full() const noexcept { return slow_free & kSlowFreeFull; }
   void set_in_full(bool full) noexcept {
     slow_free = static_cast<std::uint8_t>((slow_free & ~kSlowFreeFull) | (full ? kSlowFreeFull : 0));
@@ -133,6 +136,11 @@ struct alignas(64) Page {
   }
   std::uint64_t& free_word(std::uint32_t w) const noexcept { return free_bits[bitmap_offset(w)]; }
   std::uint64_t& mark_word(std::uint32_t w) const noexcept { return mark_bits[bitmap_offset(w)]; }
+  // gc/'s log bits (a remembered set), the same layout behind the mark rows.
+  std::uint64_t& log_word(std::uint32_t w) const noexcept {
+    const std::size_t rows = kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
+    return mark_bits[rows * kBitmapRowWords + bitmap_offset(w)];
+  }
   // Bits of word w that stand for real blocks.
   std::uint64_t valid_mask(std::uint32_t w) const noexcept {
     const std::uint32_t first = w * 64;
@@ -193,6 +201,13 @@ struct alignas(64) Page {
   // bits unless keep_marks; records `epoch`. Returns the blocks freed.
   std::uint32_t sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcept;
   bool is_marked_bit(std::uint32_t i) const noexcept { return (mark_word(i >> 6) >> (i & 63)) & 1; }
+  // A block is free again: its mark and log bits go (atomically: a write
+  // barrier on another thread may read or set bits of the same words).
+  void clear_gc_bits(std::uint32_t i) noexcept {
+    const std::uint64_t keep = ~(std::uint64_t{1} << (i & 63));
+    std::atomic_ref<std::uint64_t>(mark_word(i >> 6)).fetch_and(keep, std::memory_order_relaxed);
+    std::atomic_ref<std::uint64_t>(log_word(i >> 6)).fetch_and(keep, std::memory_order_relaxed);
+  }
 
   // --- life cycle ---
   // Lays out an unused page for blocks of `block_size` (class `size_class`,

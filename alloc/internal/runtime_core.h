@@ -201,6 +201,12 @@ class RuntimeCore {
   std::uint32_t sweep_epoch = 0;
   std::uint16_t sweep_tags = 0;
   bool sweep_keeps_marks = false;  // generational collectors: marks mean "old"
+  // Tags whose marks stay set between collections (generational): their
+  // pages send frees to the slow path (Page::kSlowFreeSticky).
+  std::uint16_t sticky_tags = 0;
+  // World stopped: marks of `tags` become sticky, on every page in use and
+  // every page made from now on.
+  void make_marks_sticky(TagSet tags) noexcept;
   bool sweep_pending(const Page& page) const noexcept {
     return page.swept_epoch != sweep_epoch && ((sweep_tags >> page.tag) & 1u);
   }

@@ -97,10 +97,13 @@ static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
 // The mark table at the end of a segment: rows of kBitmapRowWords words.
 // Small pages need up to kBitmapWords words each (kBitmapWords /
 // kBitmapLineWords rows); medium and large pages hold at most 64 blocks, one
-// word, so their segments need one row.
-constexpr std::size_t mark_table_size(std::size_t pages) {
-  const std::size_t rows = pages == kMaxPagesPerSegment ? kBitmapWords / kBitmapLineWords : 1;
-  return (rows * kBitmapRowWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
+// word, so their segments need one row. Behind the mark rows, as many rows
+// of log bits (gc/'s remembered set: Page::log_word).
+constexpr std::size_t mark_table_rows(PageKind kind) {
+  return kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
+}
+constexpr std::size_t mark_table_size(PageKind kind) {
+  return (2 * mark_table_rows(kind) * kBitmapRowWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
 }
 static_assert((std::size_t{1} << kMediumPageShift) / kSmallBlockMax <= 64,
               "a medium page's blocks (over kSmallBlockMax) fit one bitmap word");
