@@ -23,30 +23,19 @@
 #include "gc/events.h"
 #include "gc/mark_sweep.h"
 #include "gc/visit.h"
+#include "gc/test_graph.h"
 #include "tests/test_util.h"
 
 using namespace tagheap;
+using test::gc_blocks;
+using test::make_node;
+using test::Node;
+using test::reachable;
 
 namespace {
 
 constexpr Tag kData = 0, kGc = 1;
 
-struct Node {
-  std::uint32_t id;
-  std::uint32_t n;
-  std::uint64_t payload;
-  Node* child[];
-};
-
-Node* make_node(Heap& heap, std::uint32_t id, std::uint32_t n) {
-  auto* node = static_cast<Node*>(heap.allocate(sizeof(Node) + n * sizeof(Node*)));
-  REQUIRE(node != nullptr);
-  node->id = id;
-  node->n = n;
-  node->payload = 0x5eed0000u + id;
-  for (std::uint32_t i = 0; i < n; ++i) node->child[i] = nullptr;
-  return node;
-}
 
 // trace() only reads the object and calls the tracer: safe with several markers.
 struct Graph {
@@ -68,25 +57,7 @@ struct GraphModel {
   void trace(void* obj, gc::Tracer& t) { g->trace_fn(obj, t); }
 };
 
-std::unordered_set<void*> reachable(const std::vector<Node*>& roots) {
-  std::unordered_set<void*> seen;
-  std::vector<Node*> todo;
-  for (Node* r : roots)
-    if (r && seen.insert(r).second) todo.push_back(r);
-  while (!todo.empty()) {
-    Node* n = todo.back();
-    todo.pop_back();
-    for (std::uint32_t i = 0; i < n->n; ++i)
-      if (Node* c = n->child[i]; c && seen.insert(c).second) todo.push_back(c);
-  }
-  return seen;
-}
 
-std::unordered_set<void*> gc_blocks(Runtime& rt) {
-  std::unordered_set<void*> all;
-  visit_gc_blocks(rt, [&](const BlockRef& b) { CHECK(all.insert(b.block).second); });
-  return all;
-}
 
 std::size_t marked_bits(Runtime& rt) {
   std::size_t n = 0;
@@ -251,7 +222,7 @@ TEST_SUITE("gc.lazy_sweep") {
     CHECK(reused > 49000);
     CHECK(rt.stats().segments == segments);
     // Survivors intact, and the new blocks survive the next collection too.
-    for (Node* r : g.roots) CHECK(r->payload == 0x5eed0000u + r->id);
+    for (Node* r : g.roots) CHECK(test::intact_payload(r));
     g.roots.insert(g.roots.end(), fresh.begin(), fresh.end());
     const gc::CollectStats s = ms.collect();
     CHECK(s.live_blocks == 100000);
@@ -282,7 +253,7 @@ TEST_SUITE("gc.lazy_sweep") {
         for (std::uint32_t i = 0; i < 20000; ++i) make_node(t.heap(kGc), 900000 + i, 0);
         t.detach();
       }).join();
-      for (Node* k : kept) REQUIRE(k->payload == 0x5eed0000u + k->id);
+      for (Node* k : kept) REQUIRE(test::intact_payload(k));
     }
     rt.trim();
     g.roots = kept;
@@ -323,7 +294,7 @@ TEST_SUITE("gc.finalizers") {
     void finalize(void* obj) noexcept {
       auto* n = static_cast<Node*>(obj);
       ++finalized;
-      if (n->child[0] != nullptr && n->child[0]->payload == 0x5eed0000u + n->child[0]->id) ++peers_intact;
+      if (n->child[0] != nullptr && test::intact_payload(n->child[0])) ++peers_intact;
     }
   };
 
@@ -407,7 +378,7 @@ TEST_SUITE("gc.ordered_finalization") {
     for (std::uint32_t i = 0; i < n->n; ++i)
       if (Node* c = n->child[i]) {
         if (log.finalized.count(c->id)) log.saw_finalized_referent = true;
-        if (c->payload != 0x5eed0000u + c->id) log.saw_finalized_referent = true;  // freed or filled
+        if (!test::intact_payload(c)) log.saw_finalized_referent = true;  // freed or filled
       }
     log.order.push_back(n->id);
     log.finalized.insert(n->id);

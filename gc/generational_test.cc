@@ -15,30 +15,19 @@
 #include "alloc/tagheap.h"
 #include "gc/mark_sweep.h"
 #include "gc/visit.h"
+#include "gc/test_graph.h"
 #include "tests/test_util.h"
 
 using namespace tagheap;
+using test::gc_blocks;
+using test::make_node;
+using test::Node;
+using test::reachable;
 
 namespace {
 
 constexpr Tag kGc = 1;
 
-struct Node {
-  std::uint32_t id;
-  std::uint32_t n;
-  std::uint64_t payload;
-  Node* child[];
-};
-
-Node* make_node(Heap& heap, std::uint32_t id, std::uint32_t n) {
-  auto* node = static_cast<Node*>(heap.allocate(sizeof(Node) + n * sizeof(Node*)));
-  REQUIRE(node != nullptr);
-  node->id = id;
-  node->n = n;
-  node->payload = 0xfeed0000u + id;
-  for (std::uint32_t i = 0; i < n; ++i) node->child[i] = nullptr;
-  return node;
-}
 
 struct Model {
   std::vector<Node*> roots_;
@@ -53,25 +42,7 @@ struct Model {
   }
 };
 
-std::unordered_set<void*> reachable(const std::vector<Node*>& roots) {
-  std::unordered_set<void*> seen;
-  std::vector<Node*> todo;
-  for (Node* r : roots)
-    if (r && seen.insert(r).second) todo.push_back(r);
-  while (!todo.empty()) {
-    Node* n = todo.back();
-    todo.pop_back();
-    for (std::uint32_t i = 0; i < n->n; ++i)
-      if (Node* c = n->child[i]; c && seen.insert(c).second) todo.push_back(c);
-  }
-  return seen;
-}
 
-std::unordered_set<void*> gc_blocks(Runtime& rt) {
-  std::unordered_set<void*> all;
-  visit_gc_blocks(rt, [&](const BlockRef& b) { all.insert(b.block); });
-  return all;
-}
 
 gc::Options generational(unsigned markers = 0) {
   gc::Options o;
@@ -130,7 +101,7 @@ TEST_SUITE("gc.generational") {
       CHECK(s.minor);
       CHECK(s.remembered == 1);
       CHECK(gc_blocks(rt).count(young) == 1);
-      CHECK(young->payload == 0xfeed0002u);
+      CHECK(test::intact_payload(young));
       // Logged bits are cleared by the minor collection: a later store is logged again.
       Node* young2 = make_node(ts.heap(kGc), 3, 0);
       holder->child[1] = young2;

@@ -1,0 +1,59 @@
+// test_graph.h: the object graph the collector's tests build, and the test's
+// own graph search (never the collector's) that verdicts are checked against.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <unordered_set>
+#include <vector>
+
+#include "alloc/tagheap.h"
+#include "gc/visit.h"
+
+namespace tagheap::test {
+
+// A GC object: an id, n child pointers, and a payload derived from the id
+// (intact_payload says whether the object still holds what it was made with).
+struct Node {
+  std::uint32_t id;
+  std::uint32_t n;
+  std::uint64_t payload;
+  Node* child[];
+};
+
+inline std::uint64_t payload_of(std::uint32_t id) { return 0x5eed0000u + id; }
+inline bool intact_payload(const Node* n) { return n->payload == payload_of(n->id); }
+
+inline Node* make_node(Heap& heap, std::uint32_t id, std::uint32_t n) {
+  auto* node = static_cast<Node*>(heap.allocate(sizeof(Node) + n * sizeof(Node*)));
+  REQUIRE(node != nullptr);
+  node->id = id;
+  node->n = n;
+  node->payload = payload_of(id);
+  for (std::uint32_t i = 0; i < n; ++i) node->child[i] = nullptr;
+  return node;
+}
+
+inline std::unordered_set<void*> reachable(const std::vector<Node*>& roots) {
+  std::unordered_set<void*> seen;
+  std::vector<Node*> todo;
+  for (Node* r : roots)
+    if (r && seen.insert(r).second) todo.push_back(r);
+  while (!todo.empty()) {
+    Node* n = todo.back();
+    todo.pop_back();
+    for (std::uint32_t i = 0; i < n->n; ++i)
+      if (Node* c = n->child[i]; c && seen.insert(c).second) todo.push_back(c);
+  }
+  return seen;
+}
+
+// Every live GC block, by a walk; each must be seen once.
+inline std::unordered_set<void*> gc_blocks(Runtime& rt) {
+  std::unordered_set<void*> all;
+  visit_gc_blocks(rt, [&](const BlockRef& b) { CHECK(all.insert(b.block).second); });
+  return all;
+}
+
+}  // namespace tagheap::test
