@@ -4,19 +4,12 @@
 #include <new>
 
 #include "alloc/tagheap.h"
+#include "gc/internal/c_handles.h"
 #include "gc/visit.h"
 
 using tagheap::Runtime;
 using tagheap::ThreadState;
 
-struct tagheap_runtime {
-  Runtime rt;
-  explicit tagheap_runtime(tagheap::RuntimeOptions o) : rt(o) {}
-};
-struct tagheap_thread_state {
-  ThreadState ts;
-  explicit tagheap_thread_state(Runtime& rt) : ts(rt) {}
-};
 
 extern "C" {
 
