@@ -1,0 +1,339 @@
+// internal/mark_sweep_impl.h: MarkSweep's member templates (a collection's
+// phases). Internal: included at the end of gc/mark_sweep.h; the design is
+// in that header's comment.
+#pragma once
+
+namespace tagheap::gc {
+
+template <class Model>
+CollectStats MarkSweep<Model>::collect_impl(bool minor) {
+  // Checked here, not on the class: a model may own its MarkSweep.
+  static_assert(CollectorModel<Model>, "Model needs roots(Tracer&) and trace(void*, Tracer&)");
+  if constexpr (HasFinalize<Model>)
+    static_assert(noexcept(std::declval<Model&>().finalize(std::declval<void*>())),
+                  "Model::finalize must be noexcept: a collection cannot undo the finalizers that already ran");
+  CollectStats stats;
+  stats.minor = minor;
+  ++collections_;
+  const std::uint64_t t0 = internal::now_ns();
+  emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
+
+  // The previous collection's marks must be swept before new ones are set.
+  for_each_page(runtime_, gc_tags_, [&](PageView) {
+    ++stats.pages_swept;
+    return true;
+  });
+  if (options_.generational) {
+    if (!sticky_) {
+      make_marks_sticky(runtime_, gc_tags_);
+      sticky_ = true;
+    }
+    std::lock_guard lock(remembered_mu_);
+    tracing_.clear();
+    if (minor) {
+      tracing_.swap(remembered_);  // their log bits are cleared as they are traced
+    } else {
+      // A full collection marks everything afresh: old objects, logs and the
+      // remembered set go.
+      remembered_.clear();
+      remembered_overflow_.store(false, std::memory_order_relaxed);
+      internal::clear_marks(runtime_, gc_tags_, /*logs_too=*/true);
+    }
+    stats.remembered = tracing_.size();
+  }
+  const std::uint64_t t1 = internal::now_ns();
+  emit(GcPhase::kSweepCompleted);
+
+  // Helpers need memory for their state: short of it, marker 0 marks alone
+  // (a collection must work when memory has run out).
+  unsigned n = markers_;
+  std::vector<Tracer> helpers;
+  Tracer first(&runtime_.core(), gc_tags_, first_state_.stack, stack_limit_);
+  if (n > 1) {
+    try {
+      if (helper_states_.size() < n - 1) helper_states_.resize(n - 1);
+      helpers.reserve(n - 1);
+      for (unsigned i = 1; i < n; ++i)
+        helpers.push_back(Tracer(&runtime_.core(), gc_tags_, helper_states_[i - 1].stack, stack_limit_));
+      n = threads_.start(n);  // fewer when the OS refuses threads
+    } catch (const std::bad_alloc&) {
+      n = 1;
+    }
+  }
+  stats.markers = n;
+  MarkJob job{this, &first, &helpers, nullptr};
+  std::vector<void*> ready;  // objects whose finalizers are due
+  try {
+    worklist_.reset(n);
+    first.parallel_ = n > 1;
+    for (Tracer& t : helpers) t.parallel_ = n > 1;
+    threads_.run(n, &MarkSweep::mark_job, &job);
+    if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
+    first.parallel_ = false;
+    for (unsigned i = 1; i < n; ++i) {
+      // Weak slots and ephemerons the helpers met: settled by marker 0.
+      Tracer& t = helpers[i - 1];
+      t.parallel_ = false;
+      for (void** slot : t.weak_slots_) first.mark_weak(slot);
+      t.weak_slots_.clear();
+      for (auto& [k, v] : t.ephemerons_) first.mark_ephemeron(k, v);
+      t.ephemerons_.clear();
+    }
+    settle(first);
+    finish_weak(first);  // weak slots do not see objects kept only for their finalizers
+    if (!finalizers_.empty()) mark_for_finalization(first, ready, stats);
+    if constexpr (HasProcessWeak<Model>) model_.process_weak(Liveness(gc_tags_));
+  } catch (...) {
+    first_state_.stack.clear();
+    for (MarkerState& m : helper_states_) m.stack.clear();
+    first.weak_slots_.clear();
+    first.ephemerons_.clear();
+    // Every mark goes: nothing was freed, and the runtime is as before (in
+    // generational mode every object is young again, and the next
+    // collection is full).
+    internal::clear_marks(runtime_, gc_tags_, /*logs_too=*/true);
+    force_full_ = options_.generational;
+    throw;
+  }
+  if (minor && options_.verify_minor) verify_minor();
+  for (unsigned i = 0; i < n; ++i) {
+    Tracer& t = job.tracer(i);
+    stats.live_blocks += t.marked_blocks_;
+    stats.live_bytes += t.marked_bytes_;
+    stats.roots_conservative += t.conservative_hits_;
+    stats.marked_bytes_by_marker[std::min(i, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
+    if (listener_ != nullptr)
+      listener_->on_gc_event(GcEvent{GcPhase::kMarkerDone, collections_, state(i).end_ns, i, state(i).start_ns,
+                                     t.marked_bytes_, nullptr});
+  }
+  // Nothing can throw now: queue the finalizers (a queue that cannot grow
+  // leaves its object registered, and marked: ready again next time).
+  for (void* obj : ready) finalizers_.make_ready(obj);
+  if constexpr (HasFinalize<Model>) finalize_dead();
+  if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
+  count_dead(stats);
+  const std::uint64_t t2 = internal::now_ns();
+  emit(GcPhase::kMarkDone);
+
+  begin_lazy_sweep(runtime_, gc_tags_, /*keep_marks=*/options_.generational);
+  // A debugging runtime wants dead blocks to read 0xDD as soon as
+  // collect() returns (invariant 7): it sweeps in the pause.
+  if (runtime_.options().debug_fill) for_each_page(runtime_, gc_tags_, [](PageView) { return true; });
+  if (options_.generational) {
+    old_bytes_ = (minor ? old_bytes_ : 0) + stats.live_bytes;
+    old_blocks_ = (minor ? old_blocks_ : 0) + stats.live_blocks;
+    stats.old_bytes = old_bytes_;
+    if (!minor) {
+      had_full_ = true;
+      force_full_ = false;
+      full_threshold_ = old_bytes_ + std::max<std::size_t>(options_.min_budget_bytes,
+                                                           static_cast<std::size_t>(options_.heap_growth *
+                                                                                    static_cast<double>(old_bytes_)));
+    }
+  }
+  policy_.after_collection(runtime_.allocated_bytes(gc_tags_), options_.generational ? old_bytes_ : stats.live_bytes);
+  const std::uint64_t t3 = internal::now_ns();
+  stats.sweep_ns = (t1 - t0) + (t3 - t2);
+  stats.mark_ns = t2 - t1;
+  stats.pause_ns = t3 - t0;
+  emit(GcPhase::kCollectionEnd, 0, &stats);
+  return stats;
+}
+
+template <class Model>
+void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
+  auto& job = *static_cast<MarkJob*>(context);
+  MarkSweep& self = *job.self;
+  Tracer& t = job.tracer(marker);
+  MarkerState& state = self.state(marker);
+  state.start_ns = internal::now_ns();
+  try {
+    if (marker == 0) {
+      for (void* obj : self.tracing_) {  // remembered old objects: traced again
+        const PageView page = PageView::of(obj);
+        const std::uint32_t i = page.index_of(obj);
+        std::atomic_ref<std::uint64_t>(page.log_word(i >> 6)).fetch_and(~(std::uint64_t{1} << (i & 63)),
+                                                                        std::memory_order_relaxed);
+        if (t.is_marked(obj)) t.push_for_trace(obj);  // freed and reused since: young, found from the roots if live
+      }
+      self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
+      self.model_.roots(t);
+      self.emit(GcPhase::kRootsDone);
+    }
+    for (;;) {
+      self.drain(t);
+      if (job.failed.load(std::memory_order_relaxed) || !self.worklist_.take(t.stack_)) break;
+    }
+  } catch (...) {
+    if (!job.failed.exchange(true)) job.error = std::current_exception();
+    self.worklist_.abort();
+  }
+  state.end_ns = internal::now_ns();
+}
+
+// Traces until the marker's stack is empty. Objects pass through a FIFO
+// between the stack and model.trace, prefetched as they enter it, so the
+// memory of the next few objects is on its way while one is traced (the
+// mark loop is otherwise bound by one cache miss per object). With other
+// markers running, every few dozen objects it offers half its stack to the
+// idle ones.
+template <class Model>
+void MarkSweep<Model>::drain(Tracer& t) {
+  constexpr std::size_t kAhead = 64;  // a power of two
+  constexpr unsigned kShareEvery = 64;
+  std::vector<void*>& stack = t.stack_;
+  void* ring[kAhead];
+  std::size_t head = 0, count = 0;
+  unsigned until_share = kShareEvery;
+  for (;;) {
+    while (count < kAhead && !stack.empty()) {
+      void* obj = stack.back();
+      stack.pop_back();
+      __builtin_prefetch(obj);
+      ring[(head + count++) & (kAhead - 1)] = obj;
+    }
+    if (count == 0) return;
+    void* obj = ring[head];
+    head = (head + 1) & (kAhead - 1);
+    --count;
+    model_.trace(obj, t);
+    if (t.parallel_ && --until_share == 0) [[unlikely]] {
+      until_share = kShareEvery;
+      if (worklist_.aborted()) {
+        stack.clear();
+        return;
+      }
+      if (worklist_.wants_work()) worklist_.share(stack);
+    }
+  }
+}
+
+// Serial, after the markers: ephemerons whose keys got marked, and a rescan
+// when a mark stack ran out of room, until neither finds more.
+template <class Model>
+void MarkSweep<Model>::settle(Tracer& t) {
+  for (;;) {
+    drain(t);
+    bool progress = false;
+    std::vector<std::pair<void*, void*>>& eph = t.ephemerons_;
+    for (std::size_t i = 0; i < eph.size();) {
+      if (t.is_marked(eph[i].first)) {
+        t.mark(eph[i].second);
+        eph[i] = eph.back();
+        eph.pop_back();
+        progress = true;
+      } else {
+        ++i;
+      }
+    }
+    if (progress) continue;
+    if (!t.overflowed_) return;
+    t.overflowed_ = false;
+    rescan_marked(t);
+  }
+}
+
+// Out of memory for a mark stack, some marked objects were never traced:
+// trace every marked object again (each pass marks at least the children
+// the last one dropped).
+template <class Model>
+bool MarkSweep<Model>::rescan_marked(Tracer& t) {
+  for_each_page(runtime_, gc_tags_, [&](PageView page) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w)
+      for (std::uint64_t m = page.mark_word(w) & page.live_word(w); m; m &= m - 1) {
+        model_.trace(page.block(w * 64 + static_cast<std::uint32_t>(std::countr_zero(m))), t);
+        drain(t);
+      }
+    return true;
+  });
+  return true;
+}
+
+// After marking from the roots: which unreachable finalizable objects are
+// ready (see internal/finalizer_table.h), each marked with what it reaches.
+template <class Model>
+void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats) {
+  const auto entries = finalizers_.snapshot();
+  std::vector<void*> unreachable;
+  unreachable.reserve(entries.size());
+  ready.reserve(entries.size());
+  for (const auto& [obj, e] : entries) {
+    if (t.is_marked(obj)) continue;
+    if (e.order == FinalizerOrder::kUnordered) ready.push_back(obj);
+    else unreachable.push_back(obj);
+  }
+  // What each unreachable ordered object reaches: a longer way back to
+  // itself marks it (a cycle: it waits, as in Boehm's ordered mode).
+  for (void* obj : unreachable) {
+    if (t.is_marked(obj)) continue;  // reached from another one: its children are marked already
+    t.ignore_ = obj;  // a direct self-reference does not count
+    model_.trace(obj, t);
+    t.ignore_ = nullptr;
+    settle(t);
+  }
+  for (void* obj : unreachable) {
+    if (t.is_marked(obj)) ++stats.finalizers_waiting;
+    else ready.push_back(obj);
+  }
+  for (void* obj : ready) t.mark(obj);
+  settle(t);
+  finish_weak(t);  // slots met while marking for finalization
+  stats.finalizers_queued = ready.size();
+}
+
+template <class Model>
+void MarkSweep<Model>::finish_weak(Tracer& t) {
+  for (void** slot : t.weak_slots_)
+    if (*slot != nullptr && t.is_gc_block(*slot) && !t.is_marked(*slot)) *slot = nullptr;
+  t.weak_slots_.clear();
+  t.ephemerons_.clear();  // keys still unmarked: their values stay unmarked
+}
+
+// After a minor collection's marking: everything reachable from the roots
+// (and queued finalizers) must be marked, or the sweep would free it.
+template <class Model>
+void MarkSweep<Model>::verify_minor() {
+  Tracer::Verifier verifier{gc_tags_, {}, nullptr};
+  std::vector<void*> stack;
+  Tracer vt(&runtime_.core(), TagSet{}, stack, SIZE_MAX);  // no GC tag: every mark() verifies
+  vt.verifier_ = &verifier;
+  finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
+  model_.roots(vt);
+  while (!stack.empty()) {
+    void* obj = stack.back();
+    stack.pop_back();
+    verifier.current = obj;
+    model_.trace(obj, vt);
+  }
+}
+
+// Finalizers run for every dead block before any dead block is freed.
+template <class Model>
+void MarkSweep<Model>::finalize_dead() {
+  for_each_page(runtime_, gc_tags_, [&](PageView page) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w)
+      for (std::uint64_t d = page.live_word(w) & ~page.mark_word(w); d; d &= d - 1)
+        model_.finalize(page.block(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d))));
+    return true;
+  });
+}
+
+// Found dead = blocks in use minus blocks marked, per page: no bitmap read.
+template <class Model>
+void MarkSweep<Model>::count_dead(CollectStats& stats) {
+  std::size_t used_blocks = 0, used_bytes = 0, pages = 0;
+  for_each_page(runtime_, gc_tags_, [&](PageView page) {
+    ++pages;
+    used_blocks += page.live_blocks();
+    used_bytes += page.live_blocks() * page.block_size();
+    return true;
+  });
+  stats.pages_to_sweep = pages;
+  // A minor collection keeps the old objects without marking them again.
+  const std::size_t kept_blocks = stats.live_blocks + (stats.minor ? old_blocks_ : 0);
+  const std::size_t kept_bytes = stats.live_bytes + (stats.minor ? old_bytes_ : 0);
+  stats.freed_blocks = used_blocks > kept_blocks ? used_blocks - kept_blocks : 0;
+  stats.freed_bytes = used_bytes > kept_bytes ? used_bytes - kept_bytes : 0;
+}
+
+}  // namespace tagheap::gc

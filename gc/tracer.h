@@ -1,0 +1,146 @@
+// tracer.h: what a model's roots() and trace() are handed (Tracer), and
+// what process_weak() is handed (Liveness). Included by gc/mark_sweep.h,
+// the header a VM includes.
+//
+// Tracer: mark() sets a block's bit in its page's side mark bitmap (an
+// atomic OR while several markers run) and pushes it on the marker's own
+// stack; a block of a non-GC tag is ignored. mark_conservative() accepts any
+// word. mark_weak() and mark_ephemeron() record what the collector settles
+// after marking. Each marker has its own Tracer: never share one.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "alloc/heap_walk.h"
+#include "alloc/runtime.h"
+#include "alloc/tagheap.h"
+
+namespace tagheap::gc {
+
+template <class M>
+class MarkSweep;
+
+class Tracer {
+ public:
+  // obj: the start of a GC block of this runtime, or nullptr. A block of a
+  // non-GC tag is ignored (it is not the collector's to free).
+  [[gnu::always_inline]] void mark(void* obj) {
+    if (obj == nullptr || obj == ignore_) return;
+    PageView page = PageView::of(obj);
+    if constexpr (tagheap::internal::kChecked) check_block(obj, page);
+    if (!gc_tags_.contains(page.tag())) [[unlikely]] {
+      if (verifier_ != nullptr) verify_reach(obj, page);
+      return;
+    }
+    const std::uint32_t i = page.index_of(obj);
+    std::atomic_ref<std::uint64_t> word(page.mark_word(i >> 6));
+    const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+    const std::uint64_t old = word.load(std::memory_order_relaxed);
+    if (old & bit) return;
+    if (parallel_) {
+      if (word.fetch_or(bit, std::memory_order_relaxed) & bit) return;  // another marker won
+    } else {
+      word.store(old | bit, std::memory_order_relaxed);
+    }
+    ++marked_blocks_;
+    marked_bytes_ += page.block_size();
+    if (stack_.size() < stack_.capacity()) [[likely]] {
+      stack_.push_back(obj);  // never allocates
+    } else {
+      push_growing(obj);
+    }
+  }
+  // Any word (a stack slot, a register): marks the GC block of this runtime
+  // that contains it, if any, as the Boehm collector does for its roots.
+  // Returns whether it hit one.
+  bool mark_conservative(std::uintptr_t word) {
+    void* block = find_block(reinterpret_cast<const void*>(word));
+    if (block == nullptr) return false;
+    PageView page = PageView::of(block);
+    if (verifier_ != nullptr) [[unlikely]] {
+      verify_reach(block, page);
+      return true;
+    }
+    if (page.runtime() != runtime_ || !gc_tags_.contains(page.tag())) return false;
+    ++conservative_hits_;
+    mark(block);
+    return true;
+  }
+  // Scans [begin, end) word by word with mark_conservative.
+  void mark_range_conservative(const void* begin, const void* end) {
+    auto p = reinterpret_cast<std::uintptr_t>(begin) & ~std::uintptr_t{7};
+    for (; p + sizeof(std::uintptr_t) <= reinterpret_cast<std::uintptr_t>(end); p += sizeof(std::uintptr_t))
+      mark_conservative(*reinterpret_cast<const std::uintptr_t*>(p));
+  }
+  // A weak reference: *slot does not keep its object alive. After marking,
+  // *slot is set to nullptr unless its object was marked. The slot must stay
+  // where it is until the collection ends (a field of a live object, or a
+  // root). A null slot, or *slot not a GC block of this runtime, is ignored.
+  void mark_weak(void** slot);
+  // An ephemeron: value is marked (and traced) iff key is marked, by any
+  // path, to a fixpoint. A null key or value is ignored.
+  void mark_ephemeron(void* key, void* value);
+  bool is_marked(const void* obj) const {
+    PageView page = PageView::of(obj);
+    const std::uint32_t i = page.index_of(obj);
+    return (std::atomic_ref<std::uint64_t>(page.mark_word(i >> 6)).load(std::memory_order_relaxed) >> (i & 63)) & 1;
+  }
+
+ private:
+  template <class M>
+  friend class MarkSweep;
+  Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, std::vector<void*>& stack, std::size_t stack_limit)
+      : runtime_(runtime), gc_tags_(gc_tags), stack_(stack), stack_limit_(stack_limit) {}
+  void check_block(void* obj, PageView page) const;
+  // Grows the mark stack; when memory is short the object stays marked but
+  // unpushed and `overflowed_` asks the collector to rescan.
+  void push_growing(void* obj) noexcept;
+  bool is_gc_block(const void* obj) const noexcept;
+  // Traces obj again though it is marked (a remembered old object).
+  void push_for_trace(void* obj) {
+    if (stack_.size() < stack_.capacity()) stack_.push_back(obj);
+    else push_growing(obj);
+  }
+  // Verification (MarkSweep::verify_minor): every object reached must be marked.
+  struct Verifier {
+    TagSet gc_tags;
+    std::unordered_set<void*> seen;
+    void* current = nullptr;  // the object being traced
+  };
+  void verify_reach(void* obj, PageView page);
+
+  tagheap::internal::RuntimeCore* runtime_;
+  TagSet gc_tags_;
+  std::vector<void*>& stack_;  // the collector's, kept across collections
+  std::size_t stack_limit_;    // entries the stack may grow to
+  bool parallel_ = false;      // other markers run: set mark bits atomically
+  void* ignore_ = nullptr;     // finalization: the object whose referents are being marked
+  Verifier* verifier_ = nullptr;
+  bool overflowed_ = false;
+  std::size_t marked_blocks_ = 0, marked_bytes_ = 0;
+  std::size_t conservative_hits_ = 0;
+  std::vector<void**> weak_slots_;
+  std::vector<std::pair<void*, void*>> ephemerons_;
+};
+
+// After marking, before the lazy sweep: whether an object survives.
+class Liveness {
+ public:
+  // Any allocated block: false for a GC block this collection found dead,
+  // true for a marked one and for blocks of non-GC tags.
+  bool is_live(const void* obj) const;
+
+ private:
+  template <class M>
+  friend class MarkSweep;
+  explicit Liveness(TagSet gc_tags) : gc_tags_(gc_tags) {}
+  TagSet gc_tags_;
+};
+
+
+}  // namespace tagheap::gc
