@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -121,6 +122,8 @@ class Tracer {
   bool parallel_ = false;      // other markers run: set mark bits atomically
   void* ignore_ = nullptr;     // finalization: the object whose referents are being marked
   Verifier* verifier_ = nullptr;
+  // MarkSweep::settle: ephemeron values waiting for their key to be traced.
+  std::unordered_multimap<void*, void*>* waiting_ = nullptr;
   bool overflowed_ = false;
   std::size_t marked_blocks_ = 0, marked_bytes_ = 0;
   std::size_t conservative_hits_ = 0;

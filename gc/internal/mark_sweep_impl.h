@@ -3,6 +3,8 @@
 // in that header's comment.
 #pragma once
 
+#include <unordered_map>
+
 namespace tagheap::gc {
 
 template <class Model>
@@ -197,6 +199,11 @@ void MarkSweep<Model>::drain(Tracer& t) {
     head = (head + 1) & (kAhead - 1);
     --count;
     model_.trace(obj, t);
+    if (t.waiting_ != nullptr) [[unlikely]] {  // settle(): ephemerons keyed by obj
+      auto [first, last] = t.waiting_->equal_range(obj);
+      for (auto it = first; it != last; ++it) t.mark(it->second);
+      t.waiting_->erase(first, last);
+    }
     if (t.parallel_ && --until_share == 0) [[unlikely]] {
       until_share = kShareEvery;
       if (worklist_.aborted()) {
@@ -208,28 +215,48 @@ void MarkSweep<Model>::drain(Tracer& t) {
   }
 }
 
-// Serial, after the markers: ephemerons whose keys got marked, and a rescan
-// when a mark stack ran out of room, until neither finds more.
+// Serial, after the markers: ephemerons to a fixpoint, and a rescan when a
+// mark stack ran out of room, until neither finds more. Ephemerons whose key
+// is not marked yet wait in a table by key; tracing an object releases the
+// values waiting for it, so each ephemeron is looked at a bounded number of
+// times however long the chains (no rescan of every ephemeron per round).
 template <class Model>
 void MarkSweep<Model>::settle(Tracer& t) {
+  std::unordered_multimap<void*, void*> waiting;
+  t.waiting_ = &waiting;
+  struct Reset {
+    Tracer& t;
+    ~Reset() { t.waiting_ = nullptr; }
+  } reset{t};
   for (;;) {
-    drain(t);
-    bool progress = false;
     std::vector<std::pair<void*, void*>>& eph = t.ephemerons_;
-    for (std::size_t i = 0; i < eph.size();) {
-      if (t.is_marked(eph[i].first)) {
-        t.mark(eph[i].second);
-        eph[i] = eph.back();
-        eph.pop_back();
-        progress = true;
-      } else {
-        ++i;
+    while (!eph.empty()) {
+      const auto [key, value] = eph.back();
+      eph.pop_back();
+      if (t.is_marked(key)) {
+        t.mark(value);
+        continue;
+      }
+      try {
+        waiting.emplace(key, value);
+      } catch (const std::bad_alloc&) {
+        t.mark(value);  // no room to wait: strong for this collection
       }
     }
-    if (progress) continue;
+    drain(t);
+    if (!t.ephemerons_.empty()) continue;
     if (!t.overflowed_) return;
     t.overflowed_ = false;
     rescan_marked(t);
+    // The rescan traced marked keys without releasing their values.
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      if (t.is_marked(it->first)) {
+        t.mark(it->second);
+        it = waiting.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 }
 
