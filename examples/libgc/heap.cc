@@ -1,0 +1,113 @@
+// heap.cc: the runtime, the kind table and the allocation path (heap.h).
+#include "examples/libgc/heap.h"
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "examples/libgc/collector.h"
+
+namespace tagheap::libgc {
+namespace detail {
+Kind g_kinds[kMaxKinds];
+unsigned g_kind_count = kFirstCustomKind;
+unsigned g_kind_of_tag[kTagCount];
+std::atomic<bool> g_ready{false};
+}  // namespace detail
+
+using detail::g_kinds;
+using detail::g_kind_count;
+using detail::g_kind_of_tag;
+using detail::g_ready;
+
+namespace {
+
+// Every tag but the uncollectable ones and 0 (unused).
+constexpr TagSet kGcTags{kTagNormal, kTagAtomic, kTagTyped, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static_assert(kFirstCustomTag == 6 && kTagCount == 16);
+
+// Never destroyed: threads may still allocate while the process exits.
+alignas(Runtime) unsigned char g_runtime_storage[sizeof(Runtime)];
+Runtime* g_runtime = nullptr;
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+void init_once() {
+  g_kinds[kKindPtrfree] = Kind{kTagAtomic, false, true, false};
+  g_kinds[kKindNormal] = Kind{kTagNormal, true, true, true};
+  g_kinds[kKindUncollectable] = Kind{kTagUncollectable, true, false, true};
+  g_kinds[kKindAtomicUncollectable] = Kind{kTagAtomicUncollectable, false, false, false};
+  g_kinds[kKindTyped] = Kind{kTagTyped, true, true, true, kNoMarkProc, 0, true};
+  for (unsigned k = 0; k < kFirstCustomKind; ++k) g_kind_of_tag[g_kinds[k].tag] = k;
+  g_runtime = new (g_runtime_storage) Runtime(RuntimeOptions{.gc_tags = kGcTags});
+  init_threads();
+  init_collector();
+  g_ready.store(true, std::memory_order_release);
+}
+
+// Objects of up to 128 bytes come from 16-byte classes; above, classes are
+// up to 12.5% larger than asked, so the whole block is cleared (stale words
+// past the request would otherwise be scanned as pointers).
+inline void clear_block(void* p, std::size_t asked) noexcept {
+  std::memset(p, 0, asked <= 128 ? (asked + 15) & ~std::size_t{15} : usable_size(p));
+}
+
+}  // namespace
+
+void init_slow() { pthread_once(&g_once, init_once); }
+Runtime& runtime() noexcept { return *g_runtime; }
+TagSet gc_tags() noexcept { return kGcTags; }
+TagSet uncollectable_scanned_tags() noexcept { return TagSet{kTagUncollectable}; }
+
+
+unsigned new_kind(bool scanned, unsigned mark_proc, std::uintptr_t env, bool clear) {
+  init();
+  RegistryLock lock;
+  if (g_kind_count >= kMaxKinds) {
+    std::fprintf(stderr, "tagheap libgc: out of object kinds (%u, one tag each)\n", kMaxKinds);
+    std::abort();
+  }
+  const unsigned k = g_kind_count;
+  const auto tag = static_cast<Tag>(kFirstCustomTag + (k - kFirstCustomKind));
+  g_kinds[k] = Kind{tag, scanned, true, clear, mark_proc, env};
+  g_kind_of_tag[tag] = k;
+  g_kind_count = k + 1;
+  return k;
+}
+
+void flush_allocation_count(ThreadRecord& t) noexcept {
+  add_allocated(t.unflushed_bytes);
+  t.unflushed_bytes = 0;
+}
+
+void* allocate_slow(std::size_t n, unsigned k) {
+  init();
+  if (k >= kind_count()) k = kKindNormal;
+  const Kind& kd = kind(k);
+  const std::size_t asked = n + 1;  // EXTRA_BYTES, see heap.h
+  if (asked < n) return nullptr;
+  ThreadRecord& t = current_thread_or_register();
+  if (t.heaps[k] == nullptr) t.heaps[k] = &t.state.heap(kd.tag);
+  note_allocation(t, asked);  // may collect: outside tagheap
+  if (over_heap_limit(asked) && (!collect("heap limit") || over_heap_limit(asked))) return nullptr;
+  for (int attempt = 0;; ++attempt) {
+    void* p;
+    {
+      InAllocator in(t);
+      p = t.heaps[k]->allocate(asked);
+      if (p != nullptr && kd.clear) clear_block(p, asked);
+    }
+    if (p != nullptr || attempt == 1) return p;
+    collect("out of memory");  // the OS refused: free what we can, once
+  }
+}
+
+void free_object(void* p) {
+  ThreadRecord& t = current_thread_or_register();
+  InAllocator in(t);
+  tagheap::free(p);
+}
+
+}  // namespace tagheap::libgc

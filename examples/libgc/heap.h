@@ -1,0 +1,113 @@
+// heap.h: the library's runtime, Boehm's object kinds, and allocation.
+//
+// One tagheap Runtime holds every object. A Boehm kind decides how the
+// collector treats an object; each kind has a tag of its own, so the
+// collector reads the kind from the page (tag_of) and objects need no header:
+//
+//   kind                      tag   GC tag   scanned
+//   PTRFREE (GC_malloc_atomic)  2    yes      no
+//   NORMAL (GC_malloc)          1    yes      conservatively, every word
+//   UNCOLLECTABLE               3    no       yes, as a root
+//   ATOMIC_UNCOLLECTABLE        4    no       no
+//   explicitly typed            5    yes      the words its layout bitmap names
+//   GC_new_kind(...)         6..15   yes      its mark procedure, or every word
+//
+// Every object is asked one byte larger than requested (bdwgc's
+// EXTRA_BYTES with all interior pointers recognised), so a pointer just past
+// the end of an object still keeps it alive, and kinds that clear (all but
+// the atomic ones) hand out zeroed memory.
+#pragma once
+
+#include <cstddef>
+#include <atomic>
+#include <cstdint>
+
+#include "alloc/tagheap.h"
+#include "examples/libgc/threads.h"
+
+namespace tagheap::libgc {
+
+inline constexpr unsigned kKindPtrfree = 0, kKindNormal = 1, kKindUncollectable = 2,
+                          kKindAtomicUncollectable = 3, kKindTyped = 4, kFirstCustomKind = 5;
+inline constexpr Tag kTagNormal = 1, kTagAtomic = 2, kTagUncollectable = 3, kTagAtomicUncollectable = 4,
+                     kTagTyped = 5, kFirstCustomTag = 6;
+inline constexpr unsigned kMaxKinds = kFirstCustomKind + (kTagCount - kFirstCustomTag);
+inline constexpr unsigned kNoMarkProc = ~0u;
+
+struct Kind {
+  Tag tag = 0;
+  bool scanned = false;
+  bool collectable = true;
+  bool clear = true;                 // zero new objects
+  unsigned mark_proc = kNoMarkProc;  // index given by GC_new_proc
+  std::uintptr_t env = 0;            // the mark procedure's last argument
+  bool typed = false;                // layout descriptor in the block's last word (typed.h)
+};
+
+namespace detail {  // the tables behind the inline functions below
+extern Kind g_kinds[kMaxKinds];
+extern unsigned g_kind_count;
+extern unsigned g_kind_of_tag[kTagCount];
+extern std::atomic<bool> g_ready;
+}  // namespace detail
+
+// The runtime: made by the first call of init() (any thread, once).
+void init_slow();
+inline void init() {
+  if (!detail::g_ready.load(std::memory_order_acquire)) [[unlikely]] init_slow();
+}
+inline bool initialized() noexcept { return detail::g_ready.load(std::memory_order_acquire); }
+Runtime& runtime() noexcept;
+TagSet gc_tags() noexcept;
+TagSet uncollectable_scanned_tags() noexcept;
+
+inline const Kind& kind(unsigned k) noexcept {
+  return detail::g_kinds[k < detail::g_kind_count ? k : kKindNormal];
+}
+inline const Kind& kind_of_tag(Tag tag) noexcept { return detail::g_kinds[detail::g_kind_of_tag[tag]]; }
+inline unsigned kind_number_of_tag(Tag tag) noexcept { return detail::g_kind_of_tag[tag]; }
+inline unsigned kind_count() noexcept { return detail::g_kind_count; }
+// A new kind on the next free tag; aborts past kMaxKinds (bdwgc's limit is
+// similar: kinds are a fixed table there too).
+unsigned new_kind(bool scanned, unsigned mark_proc, std::uintptr_t env, bool clear);
+
+// Allocation is counted per thread and added to the global count (which
+// decides collections) once this much has gathered.
+inline constexpr std::size_t kFlushBytes = 64 * 1024;
+// Requests up to this size (extra byte included) take the inline path.
+inline constexpr std::size_t kInlineMax = 128;
+
+// The general path: registers the thread, counts, collects when due, and
+// retries once after a collection when memory ran out.
+void* allocate_slow(std::size_t n, unsigned k);
+
+// n bytes of kind k (zeroed if the kind clears); nullptr when memory runs
+// out (the caller calls the oom function).
+// Fast path (assumes: the thread is registered and has used this kind
+// before, so heaps[k] is set; small size; the per-thread count has room):
+// tagheap's inline allocation between the in-allocator marks, and clearing
+// in 16-byte steps (sizes up to 128 come from 16-byte classes).
+inline void* allocate(std::size_t n, unsigned k) {
+  ThreadRecord* t = current_thread();
+  const std::size_t asked = n + 1;  // EXTRA_BYTES, see above
+  if (t == nullptr || asked > kInlineMax || k >= ThreadRecord::kKinds) [[unlikely]] return allocate_slow(n, k);
+  Heap* h = t->heaps[k];
+  if (h == nullptr || t->unflushed_bytes + asked >= kFlushBytes) [[unlikely]] return allocate_slow(n, k);
+  enter_allocator(*t);
+  void* p = h->allocate(asked);
+  if (p != nullptr && detail::g_kinds[k].clear) {
+    auto* w = static_cast<std::uint64_t*>(p);
+    for (std::size_t i = 0; i < ((asked + 15) >> 4); ++i) w[2 * i] = w[2 * i + 1] = 0;
+  }
+  leave_allocator(*t);
+  if (p == nullptr) [[unlikely]] return allocate_slow(n, k);
+  t->unflushed_bytes += asked;
+  return p;
+}
+
+// The block p (the start of an object of this library), freed now.
+void free_object(void* p);
+// Adds the calling thread's uncounted allocation to the global count.
+void flush_allocation_count(ThreadRecord& t) noexcept;
+
+}  // namespace tagheap::libgc

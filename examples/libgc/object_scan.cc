@@ -1,0 +1,57 @@
+// object_scan.cc: mark procedures and the sink they mark into (object_scan.h).
+#include "examples/libgc/object_scan.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace tagheap::libgc {
+namespace {
+
+constexpr unsigned kMaxMarkProcs = 64;  // bdwgc's GC_MAX_MARK_PROCS
+MarkProc g_procs[kMaxMarkProcs];
+unsigned g_proc_count = 0;
+MarkSink g_sink;
+
+// A mark procedure may push onto bdwgc's mark stack only through
+// GC_mark_and_push (the entry layout is private to bdwgc), so it is handed a
+// stack it never writes: a few entries of room, returned unchanged.
+struct FakeMarkStackEntry {
+  void* start;
+  std::uintptr_t descriptor;
+};
+thread_local FakeMarkStackEntry t_fake_stack[4];
+
+}  // namespace
+
+namespace detail {
+bool g_all_interior_pointers = true;
+std::uint64_t g_displacements[kMaxDisplacement / 64] = {1};  // offset 0
+}  // namespace detail
+
+void set_all_interior_pointers(bool on) noexcept { detail::g_all_interior_pointers = on; }
+bool all_interior_pointers() noexcept { return detail::g_all_interior_pointers; }
+void register_displacement(std::size_t offset) noexcept {
+  if (offset < kMaxDisplacement) detail::g_displacements[offset / 64] |= std::uint64_t{1} << (offset % 64);
+}
+
+void set_mark_sink(MarkSink sink) noexcept { g_sink = sink; }
+
+void mark_from_procedure(std::uintptr_t word) noexcept {
+  if (g_sink.mark != nullptr) g_sink.mark(g_sink.context, word);
+}
+
+unsigned new_mark_proc(MarkProc proc) {
+  RegistryLock lock;
+  if (g_proc_count >= kMaxMarkProcs) {
+    std::fprintf(stderr, "tagheap libgc: too many mark procedures (%u)\n", kMaxMarkProcs);
+    std::abort();
+  }
+  g_procs[g_proc_count] = proc;
+  return g_proc_count++;
+}
+
+void run_mark_proc(const Kind& k, void* obj) noexcept {
+  g_procs[k.mark_proc](static_cast<std::uintptr_t*>(obj), &t_fake_stack[0], &t_fake_stack[3], k.env);
+}
+
+}  // namespace tagheap::libgc

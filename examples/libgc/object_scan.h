@@ -1,0 +1,90 @@
+// object_scan.h: how an object is scanned, by its kind (heap.h).
+//
+//   not scanned (atomic kinds)   nothing
+//   a mark procedure (custom)    the procedure, which calls GC_mark_and_push
+//                                for each pointer it finds: that lands in the
+//                                current MarkSink
+//   otherwise                    every word of the block, conservatively
+//
+//   explicitly typed             the words its descriptor's bitmap names
+//                                (typed.h)
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+#include "examples/libgc/heap.h"
+#include "examples/libgc/roots.h"
+#include "examples/libgc/typed.h"
+#include "gc/visit.h"  // PageView
+
+namespace tagheap::libgc {
+
+// Which words keep an object alive (bdwgc's GC_all_interior_pointers): by
+// default any address inside it. A client that turns that off (Guile does,
+// then registers displacements 0 and 1 for its tagged pointers) has, in the
+// heap and in static data, only the object's start plus a registered
+// displacement recognised; stacks and registers still recognise interior
+// pointers (compilers keep derived pointers there), as bdwgc does.
+inline constexpr std::size_t kMaxDisplacement = 4096;
+namespace detail {
+extern bool g_all_interior_pointers;
+extern std::uint64_t g_displacements[kMaxDisplacement / 64];
+}  // namespace detail
+void set_all_interior_pointers(bool on) noexcept;
+bool all_interior_pointers() noexcept;
+void register_displacement(std::size_t offset) noexcept;
+
+// The object a heap or static word keeps alive under that rule, or nullptr.
+inline void* heap_word_target(std::uintptr_t word) noexcept {
+  void* b = find_block(reinterpret_cast<const void*>(word));
+  if (b == nullptr || detail::g_all_interior_pointers) return b;
+  const std::uintptr_t offset = word - reinterpret_cast<std::uintptr_t>(b);
+  if (offset >= kMaxDisplacement || ((detail::g_displacements[offset / 64] >> (offset % 64)) & 1) == 0) return nullptr;
+  return b;
+}
+
+// Where GC_mark_and_push sends a word while a marker runs.
+struct MarkSink {
+  void* context = nullptr;
+  void (*mark)(void* context, std::uintptr_t word) = nullptr;
+};
+void set_mark_sink(MarkSink sink) noexcept;
+void mark_from_procedure(std::uintptr_t word) noexcept;  // for GC_mark_and_push
+
+using MarkProc = void* (*)(std::uintptr_t* addr, void* msp, void* msp_limit, std::uintptr_t env);
+unsigned new_mark_proc(MarkProc proc);  // GC_new_proc
+void run_mark_proc(const Kind& k, void* obj) noexcept;
+
+template <class Mark>
+[[gnu::no_sanitize_address]] inline void scan_bitmap(const std::uintptr_t* words, std::uintptr_t bitmap, Mark&& mark) {
+  for (; bitmap != 0; bitmap &= bitmap - 1) {
+    const std::uintptr_t w = words[std::countr_zero(bitmap)];
+    if (w >= 4096) mark(w);
+  }
+}
+
+// obj: a live block of a GC tag (what the collector hands Model::trace).
+template <class Mark>
+inline void scan_object(void* obj, Mark&& mark) {
+  const PageView page = PageView::of(obj);
+  const Kind& k = kind_of_tag(page.tag());
+  if (!k.scanned) return;
+  if (k.mark_proc != kNoMarkProc) [[unlikely]] {
+    run_mark_proc(k, obj);
+    return;
+  }
+  const std::size_t size = page.is_huge() ? usable_size(obj) : page.block_size();
+  if (k.typed) [[unlikely]] {
+    const TypedDescriptor d = descriptor_of(obj, size);
+    if (d != kScanAllWords) {
+      scan_bitmap(static_cast<const std::uintptr_t*>(obj), d >> 1, mark);
+      return;
+    }
+    scan_words(obj, static_cast<char*>(obj) + size - sizeof(TypedDescriptor), mark);
+    return;
+  }
+  scan_words(obj, static_cast<char*>(obj) + size, mark);
+}
+
+}  // namespace tagheap::libgc

@@ -1,0 +1,426 @@
+/* boehm_api_test.c: a Boehm client, compiled against Debian's gc.h and
+ * linked with -lgc, run by boehm_api_test.sh once with Debian's libgc (so
+ * the test itself is checked against the reference) and once with tagheap's
+ * libgc.so.1 through LD_LIBRARY_PATH.
+ *
+ * The collector is conservative: a stale copy of a pointer on the stack or
+ * in a register may keep one object alive. So "is collected" is asserted
+ * over a hundred objects, made in a function whose frame is gone and with
+ * the stack scrubbed, and must hold for most of them; "stays alive" and
+ * "never out of order" are exact.
+ *
+ * Usage: boehm_api_test [all | oom]  (oom: run with GC_MAXIMUM_HEAP_SIZE set)
+ */
+#define GC_THREADS 1
+#define GC_NO_THREAD_REDIRECTS 1 /* pthread_create stays pthread_create */
+#include <gc/gc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+#define CHECK(cond, ...)                                   \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      fprintf(stderr, "FAILED %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fprintf(stderr, "\n");                               \
+      ++failures;                                          \
+    }                                                      \
+  } while (0)
+
+enum { kMany = 100 };
+
+/* Overwrites dead stack below the caller so old pointers do not linger. */
+static __attribute__((noinline)) void scrub_stack(void) {
+  volatile char pad[16384];
+  memset((char*)pad, 0, sizeof pad);
+}
+static void full_gc(void) {
+  scrub_stack();
+  GC_gcollect();
+  scrub_stack();
+  GC_gcollect();
+}
+
+/* ---- GCBench's shape: trees built top-down and bottom-up ---------------- */
+typedef struct Node {
+  struct Node* left;
+  struct Node* right;
+  long i, j;
+} Node;
+
+static Node* new_node(Node* l, Node* r) {
+  Node* n = (Node*)GC_MALLOC(sizeof(Node));
+  n->left = l;
+  n->right = r;
+  return n;
+}
+static void populate(int depth, Node* n) {
+  if (depth <= 0) return;
+  n->left = new_node(NULL, NULL);
+  n->right = new_node(NULL, NULL);
+  populate(depth - 1, n->left);
+  populate(depth - 1, n->right);
+}
+static Node* make_tree(int depth) {
+  return depth <= 0 ? new_node(NULL, NULL) : new_node(make_tree(depth - 1), make_tree(depth - 1));
+}
+static long count_nodes(const Node* n) { return n == NULL ? 0 : 1 + count_nodes(n->left) + count_nodes(n->right); }
+
+static void gcbench(void) {
+  const GC_word gc0 = GC_get_gc_no();
+  Node* long_lived = new_node(NULL, NULL);
+  populate(16, long_lived);
+  double* array = (double*)GC_MALLOC_ATOMIC(500000 * sizeof(double));
+  for (int i = 0; i < 500000; ++i) array[i] = 1.0 / (i + 1);
+  for (int depth = 4; depth <= 16; depth += 2) {
+    const int iterations = 2 * (1 << (16 - depth));
+    for (int k = 0; k < iterations; ++k) {
+      Node* t = new_node(NULL, NULL);
+      populate(depth, t);
+      CHECK(count_nodes(t) == (2L << depth) - 1, "top-down tree of depth %d has %ld nodes", depth, count_nodes(t));
+      t = make_tree(depth);
+      CHECK(count_nodes(t) == (2L << depth) - 1, "bottom-up tree of depth %d has %ld nodes", depth, count_nodes(t));
+    }
+  }
+  CHECK(count_nodes(long_lived) == (2L << 16) - 1, "the long-lived tree lost nodes: %ld", count_nodes(long_lived));
+  CHECK(array[1000] == 1.0 / 1001, "the atomic array changed");
+  CHECK(GC_get_gc_no() > gc0 + 3, "GCBench ran only %lu collections", (unsigned long)(GC_get_gc_no() - gc0));
+}
+
+/* ---- finalizers ----------------------------------------------------------- */
+typedef struct Final {
+  struct Final* next;  /* for ordered pairs: A points to B */
+  long id;
+  long payload[4];
+} Final;
+
+enum { kIds = 8 * kMany };
+static int finalized[kIds];
+static int finalize_order[kIds];
+static long id_base = 0; /* each section finalizes ids of its own: a late
+                            finalizer of an earlier one counts nowhere */
+static int finalize_seq = 0;
+static int finalize_bad_payload = 0;
+
+static void GC_CALLBACK on_finalize(void* obj, void* cd) {
+  Final* f = (Final*)obj;
+  long id = (long)(intptr_t)cd;
+  if (f->id != id || f->payload[3] != id * 7) ++finalize_bad_payload;
+  if (id < id_base || id >= id_base + 2 * kMany) return; /* an earlier section's */
+  id -= id_base;
+  if (f->next != NULL && f->next->payload[3] != f->next->id * 7) ++finalize_bad_payload;  /* its child is intact */
+  finalized[id]++;
+  finalize_order[id] = ++finalize_seq;
+}
+
+static Final* new_final(long id, int ordered) {
+  id += id_base;
+  Final* f = (Final*)GC_MALLOC(sizeof(Final));
+  f->id = id;
+  f->payload[3] = id * 7;
+  if (ordered)
+    GC_REGISTER_FINALIZER(f, on_finalize, (void*)(intptr_t)id, NULL, NULL);
+  else
+    GC_REGISTER_FINALIZER_NO_ORDER(f, on_finalize, (void*)(intptr_t)id, NULL, NULL);
+  return f;
+}
+
+static Final* kept[kMany];  /* in the data segment: a root */
+
+static __attribute__((noinline)) void make_finalizable(int ordered) {
+  for (long i = 0; i < kMany; ++i) {
+    Final* b = new_final(kMany + i, ordered);
+    Final* a = new_final(i, ordered);
+    a->next = b;  /* A reaches B */
+  }
+  for (long i = 0; i < kMany; ++i) kept[i] = NULL;
+}
+
+static void reset_finalized(void) {
+  memset(finalized, 0, sizeof finalized);
+  memset(finalize_order, 0, sizeof finalize_order);
+  finalize_seq = 0;
+  finalize_bad_payload = 0;
+  id_base += 2 * kMany;
+}
+
+static void run_gcs_and_finalizers(int rounds) {
+  for (int r = 0; r < rounds; ++r) {
+    full_gc();
+    GC_invoke_finalizers();
+  }
+}
+
+static void finalizers_ordered(void) {
+  reset_finalized();
+  make_finalizable(1);
+  full_gc();
+  GC_invoke_finalizers();
+  int a_first = 0, b_first = 0;
+  for (int i = 0; i < kMany; ++i) {
+    if (finalized[i]) ++a_first;
+    if (finalized[kMany + i] && !finalized[i]) ++b_first;
+  }
+  CHECK(b_first == 0, "ordered: %d objects finalized while an unfinalized object still pointed at them", b_first);
+  CHECK(a_first >= kMany * 9 / 10, "ordered: only %d of %d unreachable objects finalized after a collection", a_first, kMany);
+  run_gcs_and_finalizers(4);
+  int both = 0, wrong_order = 0, twice = 0;
+  for (int i = 0; i < kMany; ++i) {
+    if (finalized[i] && finalized[kMany + i]) ++both;
+    if (finalized[i] && finalized[kMany + i] && finalize_order[kMany + i] < finalize_order[i]) ++wrong_order;
+    if (finalized[i] > 1 || finalized[kMany + i] > 1) ++twice;
+  }
+  CHECK(both >= kMany * 9 / 10, "ordered: only %d of %d pairs fully finalized after five collections", both, kMany);
+  CHECK(wrong_order == 0, "ordered: %d pointed-to objects finalized before their referrer", wrong_order);
+  CHECK(twice == 0, "%d objects finalized twice", twice);
+  CHECK(finalize_bad_payload == 0, "%d finalizers saw a damaged object", finalize_bad_payload);
+}
+
+static void finalizers_no_order(void) {
+  reset_finalized();
+  make_finalizable(0);
+  full_gc();
+  GC_invoke_finalizers();
+  int both = 0;
+  for (int i = 0; i < kMany; ++i)
+    if (finalized[i] && finalized[kMany + i]) ++both;
+  CHECK(both >= kMany * 9 / 10, "no_order: only %d of %d pairs finalized by one collection", both, kMany);
+  CHECK(finalize_bad_payload == 0, "%d finalizers saw a damaged object", finalize_bad_payload);
+}
+
+static void reachable_objects_are_not_finalized(void) {
+  reset_finalized();
+  for (long i = 0; i < kMany; ++i) kept[i] = new_final(i, 1);
+  run_gcs_and_finalizers(3);
+  int ran = 0;
+  for (int i = 0; i < kMany; ++i) ran += finalized[i];
+  CHECK(ran == 0, "%d reachable objects were finalized", ran);
+  /* Unregistering: a finalizer replaced by NULL never runs. */
+  for (long i = 0; i < kMany; ++i) {
+    GC_finalization_proc old = NULL;
+    void* old_cd = NULL;
+    GC_REGISTER_FINALIZER(kept[i], NULL, NULL, &old, &old_cd);
+    CHECK(old == on_finalize && old_cd == (void*)(intptr_t)(id_base + i), "GC_register_finalizer did not return the old finalizer");
+    kept[i] = NULL;
+  }
+  run_gcs_and_finalizers(3);
+  ran = 0;
+  for (int i = 0; i < kMany; ++i) ran += finalized[i];
+  CHECK(ran == 0, "%d unregistered finalizers ran", ran);
+}
+
+/* ---- disappearing links ------------------------------------------------- */
+static void** links;  /* in glibc's heap: not a root, so links do not keep targets alive */
+
+static __attribute__((noinline)) void make_linked(long** kept_targets) {
+  for (int i = 0; i < kMany; ++i) {
+    long* target = (long*)GC_MALLOC(4 * sizeof(long));
+    target[0] = i;
+    links[i] = target;
+    CHECK(GC_GENERAL_REGISTER_DISAPPEARING_LINK(&links[i], target) == GC_SUCCESS, "registration failed");
+    kept_targets[i] = (i % 2 == 0) ? target : NULL;  /* keep the even ones */
+  }
+  CHECK(GC_GENERAL_REGISTER_DISAPPEARING_LINK(&links[0], links[0]) == GC_DUPLICATE, "a second registration is not a duplicate");
+}
+
+static void disappearing_links(void) {
+  links = (void**)calloc(kMany, sizeof(void*));
+  long** kept_targets = (long**)GC_MALLOC_UNCOLLECTABLE(kMany * sizeof(long*));
+  make_linked(kept_targets);
+  /* Unregistered links are never cleared, even when their target dies. */
+  for (int i = 1; i < kMany; i += 4) CHECK(GC_unregister_disappearing_link(&links[i]) == 1, "unregister failed");
+  full_gc();
+  int cleared_odd = 0, cleared_even = 0, cleared_unregistered = 0;
+  for (int i = 0; i < kMany; ++i) {
+    if (i % 4 == 1) {
+      if (links[i] == NULL) ++cleared_unregistered;
+    } else if (i % 2 == 0) {
+      if (links[i] == NULL) ++cleared_even;
+      else CHECK(*(long*)links[i] == i, "a live link's target changed");
+    } else if (links[i] == NULL) {
+      ++cleared_odd;
+    }
+  }
+  CHECK(cleared_even == 0, "%d links to reachable objects were cleared", cleared_even);
+  CHECK(cleared_unregistered == 0, "%d unregistered links were cleared", cleared_unregistered);
+  CHECK(cleared_odd >= (kMany / 4) * 9 / 10, "only %d of %d links to unreachable objects were cleared", cleared_odd, kMany / 4);
+  /* A link is cleared before its finalizable target is finalized. */
+  reset_finalized();
+  static Final* final_target;  /* static: dropped below */
+  final_target = new_final(3, 1);
+  links[0] = final_target;
+  GC_unregister_disappearing_link(&links[0]);
+  GC_GENERAL_REGISTER_DISAPPEARING_LINK(&links[0], final_target);
+  final_target = NULL;
+  full_gc();
+  CHECK(links[0] == NULL || !finalized[3], "the link to a finalizable object survived its finalization");
+  GC_invoke_finalizers();
+  for (int i = 0; i < kMany; ++i) GC_unregister_disappearing_link(&links[i]);
+  GC_FREE(kept_targets);
+  free(links);
+}
+
+/* ---- kinds, roots, realloc, base and size ------------------------------- */
+static int stays_alive_from(void** slot_owner_kind) { return *(long*)slot_owner_kind[0] == 42; }
+
+static void uncollectable_and_roots(void) {
+  void** u = (void**)GC_MALLOC_UNCOLLECTABLE(2 * sizeof(void*));
+  long* v = (long*)GC_MALLOC_ATOMIC(sizeof(long));
+  *v = 42;
+  u[0] = v;
+  void** region = (void**)malloc(4 * sizeof(void*));  /* malloc memory, registered as roots */
+  long* w = (long*)GC_MALLOC_ATOMIC(sizeof(long));
+  *w = 43;
+  region[1] = w;
+  GC_add_roots(region, region + 4);
+  v = NULL;
+  w = NULL;
+  for (int i = 0; i < 20000; ++i) {  /* churn: the freed memory is reused */
+    long* junk = (long*)GC_MALLOC(sizeof(long) * 2);
+    junk[0] = junk[1] = -1;
+  }
+  full_gc();
+  CHECK(stays_alive_from(u), "an object reachable from an uncollectable one was collected");
+  CHECK(*(long*)region[1] == 43, "an object reachable from GC_add_roots memory was collected");
+  GC_remove_roots(region, region + 4);
+  free(region);
+  GC_FREE(u);
+
+  char* s = (char*)GC_MALLOC_ATOMIC(10);
+  strcpy(s, "tagheap");
+  s = (char*)GC_REALLOC(s, 100000);
+  CHECK(strcmp(s, "tagheap") == 0, "GC_realloc lost the contents");
+  CHECK(GC_size(s) >= 100000, "GC_size %zu is below the size asked", GC_size(s));
+  CHECK(GC_base(s + 5000) == s, "GC_base of an interior pointer");
+  CHECK(GC_base(&failures) == NULL, "GC_base of a static variable");
+  int* zeroed = (int*)GC_MALLOC(1000);
+  int nonzero = 0;
+  for (int i = 0; i < 250; ++i) nonzero += zeroed[i] != 0;
+  CHECK(nonzero == 0, "GC_malloc memory is not cleared");
+}
+
+static void enable_disable(void) {
+  GC_disable();
+  const GC_word before = GC_get_gc_no();
+  for (int i = 0; i < 200000; ++i) (void)GC_MALLOC(64);
+  CHECK(GC_get_gc_no() == before, "a collection ran while disabled");
+  GC_enable();
+  for (int i = 0; i < 400000; ++i) (void)GC_MALLOC(64);
+  CHECK(GC_get_gc_no() > before, "no collection after enabling again");
+  CHECK(GC_get_heap_size() > 0, "no heap size");
+}
+
+static void GC_CALLBACK my_warn(char* msg, GC_word arg) { (void)msg; (void)arg; }
+static void* GC_CALLBACK my_oom(size_t n) { (void)n; return NULL; }
+
+static void settings(void) {
+  GC_warn_proc old = GC_get_warn_proc();
+  GC_set_warn_proc(my_warn);
+  CHECK(GC_get_warn_proc() == my_warn, "GC_get_warn_proc");
+  GC_set_warn_proc(old);
+  GC_set_oom_fn(my_oom);
+  CHECK(GC_get_oom_fn() == my_oom, "GC_get_oom_fn");
+  struct GC_stack_base sb;
+  CHECK(GC_get_stack_base(&sb) == GC_SUCCESS && (char*)sb.mem_base > (char*)&sb, "GC_get_stack_base");
+}
+
+/* ---- threads: lists built while other threads collect -------------------- */
+typedef struct Cell {
+  struct Cell* next;
+  long value;
+} Cell;
+
+static void* build_lists(void* arg) {
+  long seed = (long)(intptr_t)arg;
+  long bad = 0;
+  for (int round = 0; round < 30; ++round) {
+    Cell* head = NULL;
+    for (long i = 0; i < 5000; ++i) {
+      Cell* c = (Cell*)GC_MALLOC(sizeof(Cell));
+      c->next = head;
+      c->value = seed * 100000 + i;
+      head = c;
+      if (i % 1000 == 0) (void)GC_MALLOC_ATOMIC(4096);  /* garbage, to make collections happen */
+    }
+    long expect = 4999;
+    for (Cell* c = head; c != NULL; c = c->next, --expect)
+      if (c->value != seed * 100000 + expect) ++bad;
+    if (expect != -1) ++bad;
+  }
+  return (void*)(intptr_t)bad;
+}
+
+static void* registered_by_hand(void* arg) {
+  struct GC_stack_base sb;
+  GC_get_stack_base(&sb);
+  GC_register_my_thread(&sb);
+  void* r = build_lists(arg);
+  GC_unregister_my_thread();
+  return r;
+}
+
+static void threads(void) {
+  enum { kThreads = 4 };
+  pthread_t ids[kThreads];
+  const GC_word gc0 = GC_get_gc_no();
+  GC_allow_register_threads();
+  for (long i = 0; i < kThreads; ++i) {
+    int rc = (i % 2 == 0) ? GC_pthread_create(&ids[i], NULL, build_lists, (void*)(intptr_t)(i + 1))
+                          : pthread_create(&ids[i], NULL, registered_by_hand, (void*)(intptr_t)(i + 1));
+    CHECK(rc == 0, "thread creation failed");
+  }
+  void* main_result = build_lists((void*)(intptr_t)99);
+  CHECK(main_result == NULL, "the main thread's lists were damaged");
+  for (int i = 0; i < kThreads; ++i) {
+    void* r = NULL;
+    if (i % 2 == 0)
+      GC_pthread_join(ids[i], &r);
+    else
+      pthread_join(ids[i], &r);
+    CHECK(r == NULL, "thread %d found %ld damaged cells", i, (long)(intptr_t)r);
+  }
+  CHECK(GC_get_gc_no() > gc0, "no collection ran while the threads allocated");
+}
+
+static void* GC_CALLBACK oom_marker(size_t n) {
+  (void)n;
+  static long token;
+  return &token;
+}
+
+static int oom(void) {
+  GC_set_oom_fn(oom_marker);
+  void** keep = (void**)GC_MALLOC_UNCOLLECTABLE(4096 * sizeof(void*));
+  for (int i = 0; i < 4096; ++i) {
+    void* p = GC_MALLOC_ATOMIC(1 << 20);
+    __asm__ volatile("" : "+r"(p)); /* GC_malloc_atomic is declared malloc-like: the
+                                       compiler would fold the comparisons below */
+    if (p == NULL || p == oom_marker(0)) { /* bdwgc 8.2 returns NULL for large objects */
+      printf("oom after %d MiB\n", i);
+      return 0;
+    }
+    keep[i] = p;
+  }
+  fprintf(stderr, "FAILED: 4 GiB allocated past GC_MAXIMUM_HEAP_SIZE without the oom function\n");
+  return 1;
+}
+
+int main(int argc, char** argv) {
+  GC_INIT();
+  if (argc > 1 && strcmp(argv[1], "oom") == 0) return oom();
+  settings();
+  gcbench();
+  finalizers_ordered();
+  finalizers_no_order();
+  reachable_objects_are_not_finalized();
+  disappearing_links();
+  uncollectable_and_roots();
+  enable_disable();
+  threads();
+  printf("boehm_api_test: %s (%lu collections)\n", failures ? "FAILED" : "ok", (unsigned long)GC_get_gc_no());
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs boehm_api_test (a Boehm client linked with -lgc) with Debian's libgc,
+# which checks the test itself against the reference, then with tagheap's
+# libgc.so.1 through LD_LIBRARY_PATH (GC_PRINT_STATS proves it was loaded),
+# then the out-of-memory case under GC_MAXIMUM_HEAP_SIZE with both.
+# usage: boehm_api_test.sh LIBGC_SO TEST_BINARY
+set -euo pipefail
+. "$(dirname "$0")/tests/common.sh"  # the test runs as examples/libgc/NAME
+use_libgc "$1"
+bin=$2
+
+echo "--- with Debian's libgc"
+"$bin"
+echo "--- with tagheap's libgc.so.1"
+GC_PRINT_STATS=1 LD_LIBRARY_PATH=$LIBDIR "$bin" 2> "$WORK/stats" || { tail -30 "$WORK/stats"; exit 1; }
+grep -v '^tagheap libgc: collection ' "$WORK/stats" || true
+grep -q '^tagheap libgc: [0-9]* collections' "$WORK/stats" || { echo "FAILED: tagheap's libgc was not loaded"; exit 1; }
+echo "--- out of memory under GC_MAXIMUM_HEAP_SIZE=64M"
+GC_MAXIMUM_HEAP_SIZE=64M "$bin" oom 2>/dev/null
+GC_MAXIMUM_HEAP_SIZE=64M LD_LIBRARY_PATH=$LIBDIR "$bin" oom

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Guile 3.0 on tagheap's libgc.so.1: Debian's guile runs each program twice,
+# on Debian's libgc and on ours (LD_LIBRARY_PATH); standard output and exit
+# status must be identical, and ours must have collected (GC_PRINT_STATS).
+# Also `guile -c`. Programs are read without auto-compilation, so Guile's
+# evaluator (itself allocating) runs them.
+# usage: guile_test.sh LIBGC_SO PROGRAM.scm...
+set -euo pipefail
+. "$(dirname "$0")/tests/common.sh"  # the test runs as examples/libgc/NAME
+use_libgc "$1"
+shift
+export HOME=$WORK GUILE_AUTO_COMPILE=0
+failed=0
+
+run_both() {  # NAME ARGS...: runs guile ARGS with both libraries and compares
+  local name=$1 rc_ref=0 rc=0
+  shift
+  guile "$@" > "$WORK/$name.ref" 2> "$WORK/$name.referr" || rc_ref=$?
+  GC_PRINT_STATS=1 LD_PRELOAD=$SANITIZER_PRELOAD LD_LIBRARY_PATH=$LIBDIR \
+    guile "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || rc=$?
+  local collections
+  collections=$(sed -n 's/^tagheap libgc: \([0-9]*\) collections.*/\1/p' "$WORK/$name.err")
+  if [ -z "$collections" ]; then
+    echo "FAILED $name: no statistics from tagheap's libgc (exit $rc)"; grep -v '^tagheap libgc: collection ' "$WORK/$name.err" | tail -20; failed=1
+  elif [ "$rc" != "$rc_ref" ] || ! cmp -s "$WORK/$name.ref" "$WORK/$name.out"; then
+    echo "FAILED $name: exit $rc (stock $rc_ref), output differs:"; diff "$WORK/$name.ref" "$WORK/$name.out" | head -20
+    grep -v '^tagheap libgc: collection ' "$WORK/$name.err" | tail -20; failed=1
+  else
+    echo "ok $name: $(wc -l < "$WORK/$name.out") identical lines, $collections collections"
+  fi
+}
+
+run_both guile-c -c '(display (length (let loop ((i 0) (acc (list))) (if (= i 300000) acc (loop (+ i 1) (cons (make-string 3 #\a) acc)))))) (newline)'
+for program in "$@"; do
+  run_both "$(basename "$program" .scm)" --no-auto-compile "$program"
+done
+exit $failed

@@ -1,0 +1,224 @@
+// threads.cc: the thread registry and the signal-based stop (threads.h).
+#include "examples/libgc/threads.h"
+
+#include <semaphore.h>
+#include <ucontext.h>
+
+#include <cerrno>
+#include <csetjmp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "examples/libgc/heap.h"
+
+namespace tagheap::libgc {
+
+thread_local ThreadRecord* t_self __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+pthread_mutex_t g_registry_mutex;  // recursive, set up by init_threads()
+ThreadRecord* g_threads = nullptr;
+pthread_key_t g_exit_key;
+sem_t g_acks;                                // one post per stopped thread
+std::atomic<unsigned> g_resume_epoch{0};     // moves once per resume_world()
+std::size_t g_stopped = 0;
+
+// Waits (in sigsuspend, so only kResumeSignal gets through) until the epoch
+// moves past `epoch`. The caller has kResumeSignal blocked, so a resume sent
+// between the check and sigsuspend stays pending instead of being lost.
+void wait_for_resume(unsigned epoch) noexcept {
+  sigset_t wait_mask;
+  sigfillset(&wait_mask);
+  sigdelset(&wait_mask, kResumeSignal);
+  while (g_resume_epoch.load(std::memory_order_acquire) == epoch) sigsuspend(&wait_mask);
+}
+
+void on_suspend(int, siginfo_t*, void* context) {
+  const int saved_errno = errno;
+  ThreadRecord* t = t_self;
+  if (t == nullptr) {  // not (or no longer) registered: nothing to stop
+    errno = saved_errno;
+    return;
+  }
+  if (t->in_allocator) {  // stops itself in leave_allocator()
+    t->suspend_pending = 1;
+    errno = saved_errno;
+    return;
+  }
+  // The interrupted registers, from the signal frame. The stack is scanned
+  // from here when the handler runs on it (that covers the whole signal
+  // frame, FP state included); from the interrupted sp, red zone included,
+  // when it runs on an alternate stack.
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  static_assert(NGREG <= ThreadRecord::kSavedRegs);
+  for (int i = 0; i < NGREG; ++i) t->saved_regs[i] = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[i]);
+  t->saved_reg_count = NGREG;
+  // The frame address, not a local's: under ASan's fake stacks a local may
+  // live in the heap.
+  char* here = static_cast<char*>(__builtin_frame_address(0));
+  char* interrupted_sp = reinterpret_cast<char*>(uc->uc_mcontext.gregs[REG_RSP]) - 128;
+  const bool on_thread_stack = here < interrupted_sp && here > interrupted_sp - (1 << 20);
+  t->stop_sp = on_thread_stack ? here : interrupted_sp;
+  const unsigned epoch = g_resume_epoch.load(std::memory_order_acquire);
+  sem_post(&g_acks);
+  wait_for_resume(epoch);
+  errno = saved_errno;
+}
+
+void on_resume(int) {}
+
+// A suspend signal arrived while the thread was inside tagheap: it parks
+// here on the way out, with its callee-saved registers spilled into this
+// frame and its stack scanned from below it.
+[[gnu::noinline]] void park(ThreadRecord& t, sigset_t* old_mask) noexcept {
+  t.stop_sp = static_cast<char*>(__builtin_frame_address(0));
+  t.saved_reg_count = 0;
+  const unsigned epoch = g_resume_epoch.load(std::memory_order_acquire);
+  sem_post(&g_acks);
+  wait_for_resume(epoch);
+  pthread_sigmask(SIG_SETMASK, old_mask, nullptr);
+}
+
+void on_thread_exit(void*) {
+  // Still registered (an implicit registration, or a thread that never
+  // called GC_unregister_my_thread): leave, so no stop waits for it.
+  if (t_self != nullptr) unregister_current_thread();
+}
+
+void before_fork() { lock_registry(); }
+void after_fork_parent() { unlock_registry(); }
+// Only the forking thread lives on in the child: forget the others (their
+// pages go to the abandoned pool) and start the acknowledgements afresh.
+void after_fork_child() {
+  sem_init(&g_acks, 0, 0);
+  ThreadRecord* self = t_self;
+  if (self != nullptr) {
+    runtime().after_fork_child(self->state);
+    self->id = pthread_self();
+    self->next = nullptr;
+  }
+  g_threads = self;  // the others' records are leaked: their thread states are
+                     // marked attached to threads that no longer exist
+  unlock_registry();
+}
+
+}  // namespace
+
+ThreadRecord* thread_list() noexcept { return g_threads; }
+
+void lock_registry() noexcept { pthread_mutex_lock(&g_registry_mutex); }
+void unlock_registry() noexcept { pthread_mutex_unlock(&g_registry_mutex); }
+
+void init_threads() {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&g_registry_mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+  sem_init(&g_acks, 0, 0);
+  pthread_key_create(&g_exit_key, on_thread_exit);
+
+  struct sigaction sa {};
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
+  sa.sa_sigaction = on_suspend;
+  sigfillset(&sa.sa_mask);  // nothing interrupts the handler; resume waits pending
+  sigdelset(&sa.sa_mask, SIGSEGV);
+  sigdelset(&sa.sa_mask, SIGBUS);
+  if (sigaction(kSuspendSignal, &sa, nullptr) != 0) std::abort();
+  struct sigaction ra {};
+  ra.sa_flags = SA_RESTART;
+  ra.sa_handler = on_resume;
+  sigemptyset(&ra.sa_mask);
+  if (sigaction(kResumeSignal, &ra, nullptr) != 0) std::abort();
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+char* stack_base_of_current_thread() noexcept {
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  std::size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+  }
+  if (addr == nullptr) {  // no answer: the current frame, rounded up a page
+    return reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) | 4095) + 1);
+  }
+  return static_cast<char*>(addr) + size;
+}
+
+bool register_current_thread(char* stack_base, bool implicit) {
+  if (t_self != nullptr) return false;
+  auto* t = new ThreadRecord(runtime());  // glibc's heap: never scanned as a root
+  t->id = pthread_self();
+  t->stack_base = stack_base != nullptr ? stack_base : stack_base_of_current_thread();
+  t->implicit = implicit;
+  RegistryLock lock;
+  t->state.attach();
+  t->next = g_threads;
+  g_threads = t;
+  t_self = t;
+  pthread_setspecific(g_exit_key, t);
+  return true;
+}
+
+bool unregister_current_thread() {
+  ThreadRecord* t = t_self;
+  if (t == nullptr) return false;
+  flush_allocation_count(*t);
+  {
+    RegistryLock lock;
+    for (ThreadRecord** p = &g_threads; *p != nullptr; p = &(*p)->next)
+      if (*p == t) {
+        *p = t->next;
+        break;
+      }
+    t_self = nullptr;
+    delete t;  // detaches and abandons its pages, lock held: no walk meanwhile
+  }
+  pthread_setspecific(g_exit_key, nullptr);
+  return true;
+}
+
+ThreadRecord& register_implicitly() {
+  init();
+  register_current_thread(nullptr, true);
+  return *t_self;
+}
+
+void suspend_self(ThreadRecord& t) noexcept {
+  t.suspend_pending = 0;
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, kResumeSignal);
+  pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+  __builtin_unwind_init();  // callee-saved registers into this frame
+  park(t, &old_mask);
+}
+
+std::size_t stop_world() {
+  ThreadRecord* self = t_self;
+  std::size_t sent = 0;
+  for (ThreadRecord* t = g_threads; t != nullptr; t = t->next) {
+    if (t == self) continue;
+    if (pthread_kill(t->id, kSuspendSignal) == 0) ++sent;
+  }
+  for (std::size_t i = 0; i < sent; ++i)
+    while (sem_wait(&g_acks) != 0 && errno == EINTR) {
+    }
+  g_stopped = sent;
+  return sent;
+}
+
+void resume_world() {
+  g_resume_epoch.fetch_add(1, std::memory_order_release);
+  ThreadRecord* self = t_self;
+  if (g_stopped == 0) return;
+  for (ThreadRecord* t = g_threads; t != nullptr; t = t->next)
+    if (t != self) pthread_kill(t->id, kResumeSignal);
+  g_stopped = 0;
+}
+
+}  // namespace tagheap::libgc
