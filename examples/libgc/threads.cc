@@ -4,6 +4,7 @@
 #include <semaphore.h>
 #include <ucontext.h>
 
+#include <climits>  // PTHREAD_DESTRUCTOR_ITERATIONS
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -81,10 +82,21 @@ void on_resume(int) {}
   pthread_sigmask(SIG_SETMASK, old_mask, nullptr);
 }
 
+// A pthread key destructor, so it runs while the thread exits. Other keys'
+// destructors may still run Boehm-client code after it (Guile's frees the
+// thread's VM stack, then calls GC_unregister_my_thread): unregistering in
+// the first round would let that code run on, unstopped, while a collection
+// reads what it frees. So the key is re-armed each round and the thread
+// leaves only in the last one glibc runs, if it is still registered then
+// (an implicit registration, or a thread that never unregistered).
 void on_thread_exit(void*) {
-  // Still registered (an implicit registration, or a thread that never
-  // called GC_unregister_my_thread): leave, so no stop waits for it.
-  if (t_self != nullptr) unregister_current_thread();
+  ThreadRecord* t = t_self;
+  if (t == nullptr) return;
+  if (++t->exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+    pthread_setspecific(g_exit_key, t);
+    return;
+  }
+  unregister_current_thread();
 }
 
 void before_fork() { lock_registry(); }

@@ -49,6 +49,7 @@ struct ThreadRecord {
   pthread_t id{};
   char* stack_base = nullptr;  // highest address of the stack (it grows down)
   bool implicit = false;       // registered by its first allocation
+  int exit_rounds = 0;         // key destructor rounds seen while exiting (threads.cc)
   // Written by the thread itself, read by its signal handler.
   volatile sig_atomic_t in_allocator = 0;
   volatile sig_atomic_t suspend_pending = 0;
