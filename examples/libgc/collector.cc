@@ -35,7 +35,7 @@ struct Model {
         scan_words(lo, hi, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
       }
     });
-    for_each_ready_object([&t](std::uintptr_t w) { t.mark_conservative(w); });
+    for_each_finalization_root([&t](std::uintptr_t w) { t.mark_conservative(w); });
   }
   void trace(void* obj, gc::Tracer& t) {
     scan_object(obj, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
@@ -163,11 +163,13 @@ bool collect(const char* reason) {
     if (g_disabled.load(std::memory_order_relaxed) != 0) return false;
     run_start_callback();
     read_static_roots(*g_statics);
+    finalization_before_stop();
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t stopped = stop_world();
     const std::size_t allocated = g_since.exchange(0, std::memory_order_relaxed);
     const gc::CollectStats stats = collect_stopped(*g_statics);
     resume_world();
+    finalization_after_resume();
     const auto pause = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     const std::uint64_t n = g_collections.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -184,7 +186,7 @@ bool collect(const char* reason) {
                    "(%zu ready%s)\n",
                    static_cast<unsigned long long>(n), reason, allocated, stats.live_bytes, stats.live_blocks,
                    stats.freed_bytes, stopped, pause / 1e6, f.links, f.links_cleared, f.finalizers,
-                   f.finalizers_readied, f.prepass ? ", marked twice" : "");
+                   f.finalizers_readied, f.prepass ? ", pre-pass" : "");
     }
     run_finalizers = finalizers_ready();
   }

@@ -4,12 +4,16 @@
 
 #include <gc/gc.h>  // GC_SUCCESS, GC_DUPLICATE, GC_NO_MEMORY, GC_NOT_FOUND
 
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "examples/libgc/heap.h"
 #include "examples/libgc/object_scan.h"
 #include "examples/libgc/threads.h"
-#include "gc/visit.h"  // PageView, for_each_page
+#include "gc/visit.h"  // PageView
 
 namespace tagheap::libgc {
 namespace {
@@ -23,12 +27,19 @@ struct Link {
   void* target;      // a block start when collectable
   void* holder;      // the block holding the link, or nullptr (static or malloc memory)
   bool collectable;  // the target is a GC object of ours (others never disappear)
+  bool dropped = false;  // cleared or dead during a stop; erased after the resume
 };
 
 // All in glibc's heap: never scanned, so a registration keeps nothing alive.
 std::unordered_map<void*, Finalizer>* g_finalizers;
 std::unordered_map<void**, Link>* g_links;
 std::vector<ReadyFinalizer>* g_ready;
+// Nothing may call malloc or free while the world is stopped: a stopped
+// thread may hold a glibc arena lock. So what a stop adds to is reserved
+// before it (finalization_before_stop), and the entries it drops are only
+// noted there and erased after the resume (finalization_after_resume).
+std::vector<void**>* g_links_to_drop;
+std::vector<void*>* g_finalizers_to_drop;
 std::size_t g_ready_head = 0;  // entries before it have been taken
 bool g_prepass_ran = false;
 FinalizationStats g_stats;
@@ -38,17 +49,55 @@ void ensure_tables() {
     g_finalizers = new std::unordered_map<void*, Finalizer>();
     g_links = new std::unordered_map<void**, Link>();
     g_ready = new std::vector<ReadyFinalizer>();
+    g_links_to_drop = new std::vector<void**>();
+    g_finalizers_to_drop = new std::vector<void*>();
   }
 }
 
-// Conservative marking from the roots, before the collection proper. It
-// borrows the pages' side mark bitmaps (PageView::mark_word, "owned by
-// collectors"): gc::MarkSweep keeps every bit zero outside collect(), and
-// clear() zeroes them again before collect() runs, so the two never see
-// each other's bits. (A hash set instead cost ten times the real mark.)
-// Relies on that invariant of mark_sweep.h: should MarkSweep ever leave
-// bits set between collections (lazy sweeping), this must move onto the
-// hook that replaces it (see finalization.h).
+// Conservative marking from the roots, before the collection proper, into
+// the pages' side mark bitmaps (PageView::mark_word, "owned by collectors"):
+// gc::MarkSweep keeps every bit zero between collections, and leaves what
+// this pass set in place: collect() then finds those objects marked, does
+// not trace them again, and only traces what the ready queue adds, so the
+// heap is marked once. (Were collect() to clear bits at its start, it would
+// mark everything again: slower, still correct. A hash set instead of the
+// bitmaps cost ten times the real mark.) Relies on bits being zero when
+// this pass starts: should MarkSweep leave bits set between collections
+// (lazy sweeping), this must move onto the hook that replaces it
+// (finalization.h).
+// The pre-pass's mark stack grows by mmap and mremap, never malloc (see
+// above: the world is stopped).
+class OsStack {
+ public:
+  OsStack() = default;
+  OsStack(const OsStack&) = delete;
+  OsStack& operator=(const OsStack&) = delete;
+  ~OsStack() {
+    if (base_ != nullptr) munmap(base_, capacity_ * sizeof(void*));
+  }
+  void push(void* p) {
+    if (size_ == capacity_) grow();
+    base_[size_++] = p;
+  }
+  bool empty() const { return size_ == 0; }
+  void* pop() { return base_[--size_]; }
+
+ private:
+  void grow() {
+    const std::size_t n = capacity_ != 0 ? capacity_ * 2 : 64 * 1024;
+    void* m = capacity_ != 0 ? mremap(base_, capacity_ * sizeof(void*), n * sizeof(void*), MREMAP_MAYMOVE)
+                             : mmap(nullptr, n * sizeof(void*), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      std::fprintf(stderr, "tagheap libgc: out of memory for the finalization mark stack\n");
+      std::abort();
+    }
+    base_ = static_cast<void**>(m);
+    capacity_ = n;
+  }
+  void** base_ = nullptr;
+  std::size_t size_ = 0, capacity_ = 0;
+};
+
 class PrepassMarker {
  public:
   // A word from a stack or registers: any interior pointer counts.
@@ -64,12 +113,11 @@ class PrepassMarker {
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
     if (w & bit) return;
     w |= bit;
-    stack_.push_back(b);
+    stack_.push(b);
   }
   void drain() {
     while (!stack_.empty()) {
-      void* b = stack_.back();
-      stack_.pop_back();
+      void* b = stack_.pop();
       scan_object(b, [this](std::uintptr_t w) { mark_heap(w); });
     }
   }
@@ -78,15 +126,9 @@ class PrepassMarker {
     const std::uint32_t i = page.index_of(b);
     return (page.mark_word(i >> 6) >> (i & 63)) & 1;
   }
-  static void clear() {
-    for_each_page(runtime(), gc_tags(), [](PageView page) {
-      for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) page.mark_word(w) = 0;
-      return true;
-    });
-  }
 
  private:
-  std::vector<void*> stack_;
+  OsStack stack_;
 };
 
 bool block_alive(const void* b) { return find_block(b) == b; }
@@ -152,6 +194,27 @@ void forget_freed_object(void* obj) {
   if (g_finalizers != nullptr) g_finalizers->erase(obj);
 }
 
+void finalization_before_stop() {
+  ensure_tables();
+  g_links_to_drop->clear();
+  g_links_to_drop->reserve(g_links->size());
+  g_finalizers_to_drop->clear();
+  g_finalizers_to_drop->reserve(g_finalizers->size());
+  g_ready->reserve(g_ready->size() + g_finalizers->size());
+}
+
+void finalization_after_resume() {
+  for (void** link : *g_links_to_drop) g_links->erase(link);
+  for (void* obj : *g_finalizers_to_drop) g_finalizers->erase(obj);
+  g_links_to_drop->clear();
+  g_finalizers_to_drop->clear();
+}
+
+void for_each_registered_client_data(void (*mark)(void* context, std::uintptr_t word), void* context) {
+  if (g_finalizers == nullptr) return;
+  for (const auto& [obj, f] : *g_finalizers) mark(context, reinterpret_cast<std::uintptr_t>(f.cd));
+}
+
 bool finalization_needs_prepass() noexcept { return g_finalizers != nullptr && !g_finalizers->empty(); }
 
 void finalization_prepass(const std::vector<Range>& statics, const char* collector_sp) {
@@ -168,19 +231,16 @@ void finalization_prepass(const std::vector<Range>& statics, const char* collect
       scan_words(lo, hi, mark_heap);
     }
   });
-  for_each_ready_object(mark);
+  for_each_finalization_root(mark);
   marker.drain();
   // Short links: cleared when the target is unreachable from the roots.
-  for (auto it = g_links->begin(); it != g_links->end();) {
-    const Link& l = it->second;
+  for (auto& [link, l] : *g_links)
     if (l.collectable && !marker.reached(l.target)) {
-      *it->first = nullptr;
+      *link = nullptr;
       ++g_stats.links_cleared;
-      it = g_links->erase(it);
-    } else {
-      ++it;
+      l.dropped = true;
+      g_links_to_drop->push_back(link);
     }
-  }
   // Ordered finalization: what an unreached finalizable object reaches
   // waits for it (its own block is not marked here, so only a cycle back
   // to it keeps it: bdwgc leaves such cycles unfinalized too).
@@ -189,17 +249,13 @@ void finalization_prepass(const std::vector<Range>& statics, const char* collect
       scan_object(obj, mark_heap);
       marker.drain();
     }
-  for (auto it = g_finalizers->begin(); it != g_finalizers->end();) {
-    if (!marker.reached(it->first)) {
-      g_ready->push_back(ReadyFinalizer{it->first, it->second.fn, it->second.cd});
+  for (const auto& [obj, f] : *g_finalizers)
+    if (!marker.reached(obj)) {
+      g_ready->push_back(ReadyFinalizer{obj, f.fn, f.cd});  // reserved: no malloc
       ++g_stats.finalizers_readied;
-      it = g_finalizers->erase(it);
-    } else {
-      ++it;
+      g_finalizers_to_drop->push_back(obj);
     }
-  }
   set_mark_sink(MarkSink{});
-  PrepassMarker::clear();
   g_prepass_ran = true;
 }
 
@@ -209,21 +265,21 @@ std::size_t finalization_after_sweep() {
   if (!prepass_ran) g_stats = FinalizationStats{};
   if (g_links == nullptr || g_links->empty()) return 0;
   std::size_t cleared = 0;
-  for (auto it = g_links->begin(); it != g_links->end();) {
-    const Link& l = it->second;
+  for (auto& [link, l] : *g_links) {
+    if (l.dropped) continue;
     if (l.holder != nullptr && !block_alive(l.holder)) {  // the link died with its object
-      it = g_links->erase(it);
+      l.dropped = true;
+      g_links_to_drop->push_back(link);
       continue;
     }
     // Without a pre-pass the sweep is the answer: a freed target was unreachable.
     if (!prepass_ran && l.collectable && !block_alive(l.target)) {
-      *it->first = nullptr;
+      *link = nullptr;
       ++cleared;
       ++g_stats.links_cleared;
-      it = g_links->erase(it);
-      continue;
+      l.dropped = true;
+      g_links_to_drop->push_back(link);
     }
-    ++it;
   }
   return cleared;
 }

@@ -13,18 +13,18 @@
 //     the link itself died.
 //
 // How reachability is known, until gc::MarkSweep grows the hooks for it:
-// when finalizers are registered, a pre-pass marks from the roots (with the
-// pages' mark bitmaps, cleared again after it: finalization.cc) and the
-// answers come from it; the real collection then marks again, with the
-// ready queue as an extra root. So a collection with finalizers registered
-// marks twice.
+// when finalizers are registered, a pre-pass marks from the roots into the
+// pages' mark bitmaps (finalization.cc) and the answers come from it; the
+// real collection then finds those objects marked and traces only what
+// the ready queue (an extra root) adds.
 // Without finalizers no pre-pass runs: after the collection, a link whose
 // target block was freed is cleared (find_block answers, world still
 // stopped, before anything can reuse the block).
 // What should replace this: a Model::process_weak(const Liveness&) hook
 // answers the links exactly during the one real mark; a hook after marking
 // that may mark more (ordered finalization: mark from the unreached
-// finalizable objects, then queue them) removes the pre-pass.
+// finalizable objects, then queue them) removes the pre-pass and its
+// reliance on MarkSweep keeping mark bits zero between collections.
 //
 // Invariants (registry lock held for every table access)
 //   an object is in at most one of: the finalizer table, the ready queue.
@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "examples/libgc/roots.h"
@@ -50,13 +51,21 @@ int move_link(void** link, void** new_link);      // GC_SUCCESS, GC_DUPLICATE, G
 // GC_free of a finalizable object: its finalizer goes too.
 void forget_freed_object(void* obj);
 
-// Collection steps, world stopped, registry lock held.
-// Before marking: whether a pre-pass is needed, and the pre-pass itself.
+// Collection steps, registry lock held. Before the world stops: reserve what
+// the stop will fill (no malloc while stopped). After it resumes: erase what
+// the stop dropped.
+void finalization_before_stop();
+void finalization_after_resume();
+// World stopped. Before marking: whether a pre-pass is needed, and the
+// pre-pass itself.
 bool finalization_needs_prepass() noexcept;
 void finalization_prepass(const std::vector<Range>& statics, const char* collector_sp);
-// The ready queue's objects, to mark as roots.
+// Roots that finalization holds: the ready queue's objects, and the client
+// data of every registered and every ready finalizer (bdwgc keeps its
+// finalizer records in its own heap, where client data is traced: Guile's
+// guardians keep their only reference to a weak vector there).
 template <class Mark>
-void for_each_ready_object(Mark&& mark);
+void for_each_finalization_root(Mark&& mark);
 // After the sweep: clear and drop links; returns how many were cleared.
 std::size_t finalization_after_sweep();
 
@@ -73,7 +82,7 @@ bool finalizers_ready() noexcept;
 std::size_t finalizers_registered() noexcept;
 std::size_t links_registered() noexcept;
 
-// The ready queue (exposed for for_each_ready_object).
+// The ready queue (exposed for for_each_finalization_root).
 struct ReadyFinalizer {
   void* obj;
   FinalizerFn fn;
@@ -81,9 +90,17 @@ struct ReadyFinalizer {
 };
 std::vector<ReadyFinalizer>& ready_queue() noexcept;
 
+// The client data of every registered finalizer (finalization.cc).
+void for_each_registered_client_data(void (*mark)(void* context, std::uintptr_t word), void* context);
+
 template <class Mark>
-void for_each_ready_object(Mark&& mark) {
-  for (const ReadyFinalizer& r : ready_queue()) mark(reinterpret_cast<std::uintptr_t>(r.obj));
+void for_each_finalization_root(Mark&& mark) {
+  for (const ReadyFinalizer& r : ready_queue()) {
+    mark(reinterpret_cast<std::uintptr_t>(r.obj));
+    mark(reinterpret_cast<std::uintptr_t>(r.cd));
+  }
+  using M = std::remove_reference_t<Mark>;
+  for_each_registered_client_data([](void* c, std::uintptr_t w) { (*static_cast<M*>(c))(w); }, &mark);
 }
 
 }  // namespace tagheap::libgc

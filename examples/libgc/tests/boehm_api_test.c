@@ -192,6 +192,41 @@ static void finalizers_no_order(void) {
   CHECK(finalize_bad_payload == 0, "%d finalizers saw a damaged object", finalize_bad_payload);
 }
 
+/* Client data is kept alive by the registration (bdwgc traces it): Guile's
+ * guardians hold their only reference to a weak vector there. */
+static int client_data_intact = 0, client_data_seen = 0;
+static void GC_CALLBACK check_client_data(void* obj, void* cd) {
+  (void)obj;
+  long* data = (long*)cd;
+  ++client_data_seen;
+  if (data[0] == 4242 && data[7] == 7) ++client_data_intact;
+}
+static void* finalizable_for_cd[kMany];  /* alive for the first rounds */
+static __attribute__((noinline)) void register_with_client_data(void) {
+  for (int i = 0; i < kMany; ++i) {
+    long* cd = (long*)GC_MALLOC(8 * sizeof(long));  /* reachable only from the registration */
+    cd[0] = 4242;
+    cd[7] = 7;
+    finalizable_for_cd[i] = GC_MALLOC(16);
+    GC_REGISTER_FINALIZER_NO_ORDER(finalizable_for_cd[i], check_client_data, cd, NULL, NULL);
+  }
+}
+static void client_data_survives(void) {
+  register_with_client_data();
+  for (int round = 0; round < 6; ++round) {
+    if (round == 3) memset(finalizable_for_cd, 0, sizeof finalizable_for_cd);
+    full_gc();
+    for (int i = 0; i < 5000; ++i) {  /* reuse freed memory: a freed cd would be overwritten */
+      long* junk = (long*)GC_MALLOC(8 * sizeof(long));
+      for (int j = 0; j < 8; ++j) junk[j] = -1;
+    }
+  }
+  GC_invoke_finalizers();
+  CHECK(client_data_seen >= kMany * 9 / 10, "only %d of %d finalizers ran", client_data_seen, kMany);
+  CHECK(client_data_intact == client_data_seen, "%d finalizers saw their client data freed and reused",
+        client_data_seen - client_data_intact);
+}
+
 static void reachable_objects_are_not_finalized(void) {
   reset_finalized();
   for (long i = 0; i < kMany; ++i) kept[i] = new_final(i, 1);
@@ -417,6 +452,7 @@ int main(int argc, char** argv) {
   finalizers_ordered();
   finalizers_no_order();
   reachable_objects_are_not_finalized();
+  client_data_survives();
   disappearing_links();
   uncollectable_and_roots();
   enable_disable();
