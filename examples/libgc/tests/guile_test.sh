@@ -20,6 +20,7 @@ run_both() {  # NAME ARGS...: runs guile ARGS with both libraries and compares
     guile "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || rc=$?
   local collections
   collections=$(sed -n 's/^tagheap libgc: \([0-9]*\) collections.*/\1/p' "$WORK/$name.err")
+  [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ] && cp "$WORK/$name.err" "$WORK/$name.out" "$TEST_UNDECLARED_OUTPUTS_DIR/" || true
   if [ -z "$collections" ]; then
     echo "FAILED $name: no statistics from tagheap's libgc (exit $rc)"; grep -v '^tagheap libgc: collection ' "$WORK/$name.err" | tail -20; failed=1
   elif [ "$rc" != "$rc_ref" ] || ! cmp -s "$WORK/$name.ref" "$WORK/$name.out"; then

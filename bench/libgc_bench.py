@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""tagheap's libgc.so.1 against Debian's libgc, on programs that are the same
+binaries for both (only LD_LIBRARY_PATH differs):
+
+  w3m        Debian's w3m -dump of the largest generated document (the 4 MB
+             "mixed" one of examples/libgc/tests/gen_html.py)
+  gcbench    bench/gcbench's GCBench built against Debian's gc.h (gcbench_boehm)
+  guile      Debian's guile running examples/libgc/tests/guile/closures.scm
+
+Each round runs every (program, library) pair once, in rotating order; the
+table shows medians of wall time and peak RSS over the rounds, and the ratio
+tagheap / Debian (below 1.0: tagheap is ahead). A benchmark, not a test: it
+checks nothing but that both libraries give the same output.
+
+    bench/libgc_bench.py [--rounds=N] [--output_base=DIR]
+    ./bazelw run //bench:libgc -- [--rounds=N]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build(output_base):
+    cmd = ["./bazelw"] + (["--output_base=" + output_base] if output_base else [])
+    cmd += ["build", "-c", "opt", "//examples/libgc:libgc.so.1", "//bench/gcbench:gcbench_boehm"]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    info = cmd[:-4] + ["info", "bazel-bin"]
+    info = [c for c in info if c != "build"]
+    return subprocess.run(info, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run(argv, libdir, env_extra=None):
+    """Runs argv under /usr/bin/time; returns (seconds, peak KiB, stdout)."""
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    if libdir:
+        env["LD_LIBRARY_PATH"] = libdir
+    env.update(env_extra or {})
+    with tempfile.NamedTemporaryFile("r") as t:
+        p = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M"] + argv, env=env,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit("%s failed (%d): %s" % (" ".join(argv), p.returncode, p.stderr[-2000:]))
+        secs, kib = t.read().split()[-2:]
+    return float(secs), int(kib), p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--output_base", default="")
+    args = ap.parse_args()
+    bin_dir = build(args.output_base)
+    work = tempfile.mkdtemp(prefix="libgc-bench-")
+    libdir = os.path.join(work, "lib")
+    os.mkdir(libdir)
+    os.symlink(os.path.join(bin_dir, "examples/libgc/libgc.so.1"), os.path.join(libdir, "libgc.so.1"))
+    doc = os.path.join(work, "mixed.html")
+    subprocess.run([sys.executable, os.path.join(ROOT, "examples/libgc/tests/gen_html.py"), "mixed", doc], check=True)
+    home = {"HOME": work, "GUILE_AUTO_COMPILE": "0"}
+    programs = {
+        "w3m": (["w3m", "-dump", doc], home),
+        "gcbench": ([os.path.join(bin_dir, "bench/gcbench/gcbench_boehm")], {}),
+        "guile": (["guile", "--no-auto-compile", os.path.join(ROOT, "examples/libgc/tests/guile/closures.scm")], home),
+    }
+    libs = {"debian": None, "tagheap": libdir}
+    results = {(p, l): [] for p in programs for l in libs}
+    outputs = {}
+    pairs = [(p, l) for p in programs for l in libs]
+    for r in range(args.rounds):
+        for i in range(len(pairs)):
+            prog, lib = pairs[(i + r) % len(pairs)]
+            argv, env = programs[prog]
+            secs, kib, out = run(argv, libs[lib], env)
+            results[(prog, lib)].append((secs, kib))
+            if prog != "gcbench":  # gcbench prints its own timing
+                outputs.setdefault(prog, out)
+                if out != outputs[prog]:
+                    sys.exit("%s printed different output on %s's libgc" % (prog, lib))
+    load = os.getloadavg()
+    print("libgc.so.1: tagheap vs Debian's libgc (bdwgc 8.2), %d rounds, medians; load average %.2f %.2f %.2f"
+          % (args.rounds, *load))
+    print("%-9s %-8s %10s %12s %9s %9s" % ("program", "libgc", "wall s", "peak RSS", "time x", "RSS x"))
+    for prog in programs:
+        base_t = statistics.median(s for s, _ in results[(prog, "debian")])
+        base_m = statistics.median(k for _, k in results[(prog, "debian")])
+        for lib in libs:
+            t = statistics.median(s for s, _ in results[(prog, lib)])
+            m = statistics.median(k for _, k in results[(prog, lib)])
+            print("%-9s %-8s %10.3f %10.1fMi %9.2f %9.2f" % (prog, lib, t, m / 1024, t / base_t, m / base_m))
+
+
+if __name__ == "__main__":
+    main()
