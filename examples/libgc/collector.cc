@@ -35,8 +35,9 @@ struct Model {
         scan_words(lo, hi, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
       }
     });
-    for_each_finalization_root([&t](std::uintptr_t w) { t.mark_conservative(w); });
+    finalization_roots(t);
   }
+  void process_weak(const gc::Liveness& liveness) { finalization_process_weak(liveness); }
   void trace(void* obj, gc::Tracer& t) {
     scan_object(obj, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
   }
@@ -106,12 +107,10 @@ void update_budget(std::size_t live) {
   // The frame address, not a local's: under ASan's fake stacks a local may
   // live in the heap.
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));
-  if (finalization_needs_prepass()) finalization_prepass(statics, sp);
   g_model->statics = &statics;
   g_model->collector_sp = sp;
   gc::CollectStats stats = g_collector->collect();
   set_mark_sink(MarkSink{});
-  finalization_after_sweep();
   return stats;
 }
 
@@ -125,7 +124,12 @@ void init_collector() {
   g_policy.print_stats = std::getenv("GC_PRINT_STATS") != nullptr;
   g_budget.store(g_policy.min_budget);
   g_model = new (g_model_storage) Model();
-  g_collector = new (g_collector_storage) gc::MarkSweep<Model>(runtime(), *g_model);
+  // One marker (see above); the policy is this file's (GC_expand_hp and
+  // GC_MAXIMUM_HEAP_SIZE change it at run time), so MarkSweep's is unused.
+  g_collector = new (g_collector_storage)
+      gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.heap_growth = g_policy.growth,
+                                                             .min_budget_bytes = g_policy.min_budget,
+                                                             .markers = 1});
   g_statics = new std::vector<Range>();
   if (g_policy.print_stats) std::atexit(print_summary);
 }
@@ -183,15 +187,25 @@ bool collect(const char* reason) {
       std::fprintf(stderr,
                    "tagheap libgc: collection %llu (%s): %zu bytes allocated since, live %zu bytes in %zu objects, "
                    "freed %zu bytes, %zu threads stopped, pause %.3f ms; links %zu (%zu cleared), finalizers %zu "
-                   "(%zu ready%s)\n",
+                   "(%zu queued)\n",
                    static_cast<unsigned long long>(n), reason, allocated, stats.live_bytes, stats.live_blocks,
                    stats.freed_bytes, stopped, pause / 1e6, f.links, f.links_cleared, f.finalizers,
-                   f.finalizers_readied, f.prepass ? ", pre-pass" : "");
+                   f.finalizers_queued);
     }
     run_finalizers = finalizers_ready();
   }
   if (run_finalizers) notify_or_invoke_finalizers();
   return true;
+}
+
+std::pair<void (*)(void*, void*), void*> collector_register_finalizer(void* obj, void (*fn)(void*, void*), void* data,
+                                                                     bool ordered) {
+  return g_collector->register_finalizer(obj, fn, data,
+                                         ordered ? gc::FinalizerOrder::kOrdered : gc::FinalizerOrder::kUnordered);
+}
+std::size_t collector_run_finalizers() { return g_collector != nullptr ? g_collector->run_finalizers() : 0; }
+std::size_t collector_finalizers_queued() noexcept {
+  return g_collector != nullptr ? g_collector->finalizers_queued() : 0;
 }
 
 void disable() noexcept { g_disabled.fetch_add(1, std::memory_order_relaxed); }

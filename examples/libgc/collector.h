@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "examples/libgc/threads.h"
 
@@ -44,6 +45,12 @@ std::size_t heap_size() noexcept;            // live after the last collection +
 std::size_t bytes_since_collection() noexcept;
 std::size_t live_bytes() noexcept;           // after the last collection
 std::size_t total_allocated() noexcept;
+
+// gc::MarkSweep's finalization, for finalization.cc.
+std::pair<void (*)(void*, void*), void*> collector_register_finalizer(void* obj, void (*fn)(void*, void*), void* data,
+                                                                     bool ordered);
+std::size_t collector_run_finalizers();
+std::size_t collector_finalizers_queued() noexcept;
 
 // The count allocation adds into (heap.cc flushes into it).
 void add_allocated(std::size_t bytes) noexcept;
