@@ -1,5 +1,5 @@
-// roots_inl.h: for_each_root_range (roots.h), a template because the real
-// collection and the finalization pre-pass scan with different markers.
+// roots_inl.h: for_each_root_range (roots.h), a template so each scan inlines
+// its marker.
 #pragma once
 
 #include "examples/libgc/heap.h"
