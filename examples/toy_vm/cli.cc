@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,17 +49,29 @@ struct Cli {
   std::optional<std::string> file;
 };
 
-std::optional<std::size_t> parse_size(const std::string& s) {
+// A positive count with an optional K, M or G suffix; nullopt, with the
+// reason in *why, when it is malformed, zero, or does not fit a size_t
+// (the digits or the suffix's shift would overflow).
+std::optional<std::size_t> parse_size(const std::string& s, std::string* why) {
+  *why = "expected a positive count (e.g. 65536, 64K, 8M)";
   if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return std::nullopt;
   char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  errno = 0;
+  const unsigned long long digits = std::strtoull(s.c_str(), &end, 10);
+  const bool digits_overflow = errno == ERANGE;
   const std::string suffix(end);
-  if (suffix == "K" || suffix == "k") v <<= 10;
-  else if (suffix == "M" || suffix == "m") v <<= 20;
-  else if (suffix == "G" || suffix == "g") v <<= 30;
+  unsigned shift = 0;
+  if (suffix == "K" || suffix == "k") shift = 10;
+  else if (suffix == "M" || suffix == "m") shift = 20;
+  else if (suffix == "G" || suffix == "g") shift = 30;
   else if (!suffix.empty()) return std::nullopt;
-  if (v == 0) return std::nullopt;
-  return static_cast<std::size_t>(v);
+  if (digits == 0) return std::nullopt;
+  constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
+  if (digits_overflow || digits > (kMax >> shift)) {
+    *why = "too large (at most " + std::to_string(kMax) + " bytes)";
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(digits) << shift;
 }
 
 // 0: go on; otherwise the exit code + 1 (help and version exit 0).
@@ -106,9 +119,10 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
     } else if (a == "--debug-fill") {
       cli.vm.debug_fill = true;
     } else if (auto v = value("--gc-budget")) {
-      auto n = parse_size(*v);
+      std::string why;
+      auto n = parse_size(*v, &why);
       if (!n) {
-        err << "tvm: error: --gc-budget: expected a positive byte count (e.g. 65536, 64K, 8M), got '" << *v << "'\n";
+        err << "tvm: error: --gc-budget: " << why << ", got '" << *v << "'\n";
         return 3;
       }
       cli.vm.gc_budget = *n;
@@ -119,7 +133,8 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
       }
       cli.vm.system_malloc = *v == "system";
     } else if (auto v = value("--max-depth")) {
-      auto n = parse_size(*v);
+      std::string why;
+      auto n = parse_size(*v, &why);
       if (!n || *n > 100000000) {
         err << "tvm: error: --max-depth: expected a positive count, got '" << *v << "'\n";
         return 3;
@@ -157,10 +172,14 @@ bool repl(Mutator& m, std::istream& in, std::ostream& out, bool interactive) {
   std::uint32_t start_line = 1, lines = 0;
   std::string line;
   for (;;) {
-    if (interactive) {
-      out << (buffer.empty() ? "tvm> " : "...> ") << std::flush;
-    }
-    if (!std::getline(in, line)) break;
+    // Waiting for input (and writing the prompt) may take forever: counted
+    // out of the World meanwhile, so threads spawned by earlier lines can
+    // collect.
+    const bool got = m.blocking([&] {
+      if (interactive) out << (buffer.empty() ? "tvm> " : "...> ") << std::flush;
+      return static_cast<bool>(std::getline(in, line));
+    });
+    if (!got) break;
     buffer += line;
     buffer += '\n';
     ++lines;

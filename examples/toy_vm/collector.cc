@@ -14,11 +14,13 @@
 //
 //   Collection protocol (one collector at a time):
 //     world.stop()        every other mutator parked, blocking or detached
+//                         (Mutator::WorldStop: safe while it waits)
 //     lock gc_mu          no mutator is being registered or torn down
 //     skip if a collection ran since the trigger (unless forced)
 //     MarkSweep::collect, rt.verify() under --verify
 //     unlock, world.resume(), then free the dead objects' data
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
@@ -186,12 +188,10 @@ void Vm::collect(Mutator& m, bool forced) {
   Collector model(*this);
   tagheap::gc::CollectStats stats;
   {
-    m.safe_.store(true);
-    tagheap::gc::World::StopScope stop(world_);
-    m.safe_.store(false);
+    Mutator::WorldStop stop(m);
     std::lock_guard lock(gc_mu_);
     for (Mutator* o : mutators_)
-      if (o != &m && !o->safe_.load()) {
+      if (o != &m && !o->safe()) {
         std::fprintf(stderr, "tvm: BUG: mutator %p is running during a collection\n", static_cast<void*>(o));
         std::abort();
       }
@@ -215,7 +215,7 @@ void Vm::collect(Mutator& m, bool forced) {
 }
 
 tagheap::RuntimeStats Vm::heap_stats(Mutator& m) {
-  tagheap::gc::World::StopScope stop(world_);
+  Mutator::WorldStop stop(m);
   std::lock_guard lock(gc_mu_);
   return rt_.stats();
 }
@@ -231,20 +231,37 @@ tagheap::gc::HeapMapOptions map_options(const std::string& title) {
 }
 }  // namespace
 
-tagheap::gc::HeapSnapshot Vm::heap_snapshot() {
-  tagheap::gc::World::StopScope stop(world_);
+namespace {
+// A file write may wait on the disk: inside m.blocking(), errno kept for
+// the caller's message.
+bool write_file_blocking(Mutator& m, const std::string& path, const std::string& text) {
+  int error = 0;
+  const bool ok = m.blocking([&] {
+    const bool written = tagheap::gc::write_file(path, text);
+    error = errno;
+    return written;
+  });
+  errno = error;
+  return ok;
+}
+}  // namespace
+
+tagheap::gc::HeapSnapshot Vm::heap_snapshot(Mutator& m) {
+  Mutator::WorldStop stop(m);
   std::lock_guard lock(gc_mu_);
   return tagheap::gc::take_heap_snapshot(rt_);
 }
 
-bool Vm::write_heap_map(Mutator&, const std::string& path) {
+bool Vm::write_heap_map(Mutator& m, const std::string& path) {
   const auto options = map_options("tvm heap: " + opts_.script_name);
-  return tagheap::gc::write_file(path, tagheap::gc::heap_map_svg(heap_snapshot(), options));
+  const std::string svg = tagheap::gc::heap_map_svg(heap_snapshot(m), options);
+  return write_file_blocking(m, path, svg);
 }
 
-bool Vm::write_stats_json(Mutator&, const std::string& path) {
+bool Vm::write_stats_json(Mutator& m, const std::string& path) {
   const auto options = map_options("tvm heap: " + opts_.script_name);
-  return tagheap::gc::write_file(path, tagheap::gc::heap_stats_json(heap_snapshot(), options));
+  const std::string json = tagheap::gc::heap_stats_json(heap_snapshot(m), options);
+  return write_file_blocking(m, path, json);
 }
 
 std::vector<GcRecord> Vm::gc_log() const {

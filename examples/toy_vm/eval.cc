@@ -339,18 +339,13 @@ bool run_source(Mutator& m, std::string_view src, const std::string& name, bool 
   try {
     while (reader.next(&form)) {
       const Value v = eval(m, form, Value::nil());
-      if (print_results && v != Value::unspecified()) {
-        std::lock_guard lock(m.vm().out_mu());
-        m.vm().out() << to_write(v) << '\n';
-      }
+      if (print_results && v != Value::unspecified()) m.vm().write(m, Vm::Stream::kOut, to_write(v) + "\n");
     }
   } catch (VmError& err) {
     // No form with a location failed (a top-level symbol, say): name the
     // top-level form, so every error has a line and column.
     if (!err.loc.known()) err.loc = reader.form_start();
-    std::lock_guard lock(m.vm().out_mu());
-    m.vm().out().flush();
-    m.vm().err() << format_error(name, err) << std::endl;
+    m.vm().write(m, Vm::Stream::kErr, format_error(name, err) + "\n");
     return false;
   }
   return true;
@@ -361,8 +356,7 @@ bool run_file(Mutator& m, const std::string& path, const std::string& display_na
     RawText text(m, path);
     return run_source(m, text.view(), display_name, false);
   } catch (VmError& err) {
-    std::lock_guard lock(m.vm().out_mu());
-    m.vm().err() << "tvm: error: " << err.what() << std::endl;
+    m.vm().write(m, Vm::Stream::kErr, std::string("tvm: error: ") + err.what() + "\n");
     return false;
   }
 }

@@ -36,11 +36,12 @@ std::uintptr_t stack_limit_of_this_thread() {
 
 Mutator::Mutator(Vm& vm)
     : vm_(vm),
+      world_(vm.world_),
       ts_(std::make_unique<tagheap::ThreadState>(vm.rt_)),
       stack_(new Value[kStackSlots]),
       stack_limit_(stack_limit_of_this_thread()),
       max_depth_(vm.opts().max_depth) {
-  vm.world_.attach(*ts_);
+  world_.attach(*ts_);
   gc_heap_ = &ts_->heap(kGcTag);
   object_heap_ = &ts_->heap(kObjectTag);
   raw_heap_ = &ts_->heap(kRawTag);
@@ -55,15 +56,14 @@ Mutator::~Mutator() {
   std::lock_guard lock(vm_.gc_mu_);
   std::erase(vm_.mutators_, this);
   vm_.allocated_.fetch_add(unreported_, std::memory_order_relaxed);
-  vm_.world_.detach(*ts_);
+  world_.detach(*ts_);
   ts_.reset();
 }
 
 void Mutator::poll() {
-  if (!vm_.world_.stop_requested()) [[likely]] return;
-  safe_.store(true);
-  vm_.world_.safepoint();
-  safe_.store(false);
+  if (!world_.stop_requested()) [[likely]] return;
+  SafeWhile safe(*this);
+  world_.safepoint();
 }
 
 void Mutator::stack_overflow() { throw VmError("recursion too deep: the value stack is full (too many live temporaries)"); }

@@ -24,6 +24,17 @@
 //   Thread ownership: a Mutator is used only by the OS thread that made it.
 //   Its stack is read by the collector while that thread is parked at a
 //   safepoint, blocking, or is the collector itself.
+//
+//   Waiting: every way this thread leaves the running state goes through
+//   the Mutator, never through the World directly: poll() (a safepoint),
+//   blocking(f) (anything that may wait: sleep, join, a lock that a waiting
+//   thread may hold, reading input, writing output), and WorldStop (this
+//   thread stops the world, and may park for another stopper first). Each
+//   marks the Mutator safe_ for as long as it may be counted out of the
+//   World, at every nesting level, so the collector's guard (collector.cc)
+//   agrees with the World. Its roots stay registered and are scanned.
+//   Nothing inside blocking(f) may allocate, poll or touch a Value that is
+//   not rooted: a collection may run meanwhile.
 #pragma once
 
 #include <cstddef>
@@ -31,13 +42,16 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "alloc/tagheap.h"
 #include "examples/toy_vm/value.h"
+#include "gc/world.h"
 
 namespace tvm {
 
 class Vm;
+struct ThreadHandle;
 
 inline constexpr tagheap::Tag kObjectTag = 0;
 inline constexpr tagheap::Tag kGcTag = 1;
@@ -69,8 +83,33 @@ class Mutator {
   Value* slot(std::size_t i) { return &stack_[i]; }
   const Value* stack_begin() const { return stack_.get(); }
 
-  // --- safepoints and recursion ---
+  // --- safepoints, waiting and recursion ---
   void poll();
+  // Runs f counted out of the World (see "Waiting" above).
+  template <class F>
+  decltype(auto) blocking(F&& f) {
+    SafeWhile safe(*this);
+    return world_.blocking(std::forward<F>(f));
+  }
+  // The world stopped by this thread for the scope's life.
+  class WorldStop {
+   public:
+    explicit WorldStop(Mutator& m) : world_(m.world_) {
+      SafeWhile safe(m);  // while it parks for another stopper, if any
+      world_.stop();
+    }
+    ~WorldStop() { world_.resume(); }
+    WorldStop(const WorldStop&) = delete;
+    WorldStop& operator=(const WorldStop&) = delete;
+
+   private:
+    tagheap::gc::World& world_;
+  };
+  // At a safepoint, blocking or waiting for a stop: what the collector's
+  // guard checks of every other mutator.
+  bool safe() const { return safe_.load(); }
+  // The spawned thread this Mutator runs (nullptr on the main thread).
+  ThreadHandle* thread_handle = nullptr;
   // Throws a VmError when the C stack or the nesting depth runs out.
   void check_depth() {
     // The frame address, not a local's: ASan's detect_stack_use_after_return
@@ -79,9 +118,6 @@ class Mutator {
     if (here < stack_limit_ || depth_ >= max_depth_) [[unlikely]] too_deep();
   }
   int depth_ = 0;
-  // At a safepoint or blocking: the collector checks that every other
-  // mutator is, before it walks (a cheap guard on the World protocol).
-  std::atomic<bool> safe_{false};
 
   // --- allocation ---
   void* gc_alloc(std::size_t bytes, Type type, Loc loc = {});
@@ -91,11 +127,29 @@ class Mutator {
   std::size_t unreported_ = 0;
 
  private:
+  // Marks the Mutator safe for a scope; restores the previous mark, so
+  // nested waits stay safe until the outermost ends.
+  class SafeWhile {
+   public:
+    explicit SafeWhile(Mutator& m) : m_(m), was_(m.safe_.exchange(true)) {}
+    ~SafeWhile() { m_.safe_.store(was_); }
+    SafeWhile(const SafeWhile&) = delete;
+    SafeWhile& operator=(const SafeWhile&) = delete;
+
+   private:
+    Mutator& m_;
+    bool was_;
+  };
+
   [[noreturn]] void stack_overflow();
   [[noreturn]] void too_deep();
   void account(std::size_t bytes);
 
   Vm& vm_;
+  tagheap::gc::World& world_;
+  // At a safepoint, blocking or waiting for a stop (a cheap guard on the
+  // World protocol: the collector checks it of every other mutator).
+  std::atomic<bool> safe_{false};
   std::unique_ptr<tagheap::ThreadState> ts_;
   tagheap::Heap* gc_heap_;
   tagheap::Heap* object_heap_;

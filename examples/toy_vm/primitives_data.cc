@@ -1,7 +1,10 @@
 // primitives_data.cc: lists, vectors and strings, and the argument helpers.
 //
-// List walks that could meet a cycle (length, list->vector, append) use
-// Floyd's check, so a cyclic list is an error rather than a hang. map and
+// List walks that could meet a cycle (length, list->vector, append, memq,
+// member, assq, assoc) use Floyd's check, so a cyclic list is an error
+// rather than a hang; list-tail, bounded by its index rather than by the
+// list, polls the safepoint (a cyclic list has no end to reach), and
+// equal? detects cycles itself (primitives_num.cc). map and
 // for-each call back into the evaluator through apply(); their partial
 // results and cursors live in stack slots across those calls.
 #include <cerrno>
@@ -49,18 +52,34 @@ Vector* vector_arg(const char* who, Value v) {
 
 namespace {
 
+// Floyd's check for a walk down a list: step(v) after each cell v; throws
+// "who: cyclic list" once the walk has gone round. `slow` trails the walk
+// on the same list (a stack slot where the walk may collect).
+class CycleGuard {
+ public:
+  CycleGuard(const char* who, Value& slow) : who_(who), slow_(slow) {}
+  std::size_t steps() const { return n_; }
+  void step(Value v) {
+    if (++n_ % 2 != 0) return;
+    slow_ = cdr(slow_);
+    if (slow_ == cdr(v)) throw VmError(std::string(who_) + ": cyclic list");
+  }
+
+ private:
+  const char* who_;
+  Value& slow_;
+  std::size_t n_ = 0;
+};
+
 // Length of a proper list; an error for an improper or cyclic one.
 std::size_t proper_length(const char* who, Value list) {
-  std::size_t n = 0;
   Value slow = list;
+  CycleGuard guard(who, slow);
   for (Value v = list; !v.is_nil(); v = cdr(v)) {
     if (!is_pair(v)) type_error(who, "a proper list", list);
-    if (++n % 2 == 0) {
-      slow = cdr(slow);
-      if (slow == cdr(v)) throw VmError(std::string(who) + ": cyclic list");
-    }
+    guard.step(v);
   }
-  return n;
+  return guard.steps();
 }
 
 Value cons_(Mutator& m, Value* a, std::size_t) { return cons(m, a[0], a[1]); }
@@ -113,19 +132,23 @@ Value append(Mutator& m, Value* a, std::size_t n) {
   return head;
 }
 
-Value list_tail_of(const char* who, Value list, Value k) {
+// The index bounds the walk, not the list (which may be cyclic): polls.
+Value list_tail_of(Mutator& m, const char* who, Value list, Value k) {
   std::int64_t i = int_arg(who, k);
   if (i < 0) throw VmError(std::string(who) + ": negative index " + std::to_string(i));
   const std::int64_t want = i;
+  Scope s(m);
+  Value& v = m.push(list);
   for (; i > 0; --i) {
-    if (!is_pair(list)) throw VmError(std::string(who) + ": index " + std::to_string(want) + " past the end of the list");
-    list = cdr(list);
+    if (!is_pair(v)) throw VmError(std::string(who) + ": index " + std::to_string(want) + " past the end of the list");
+    v = cdr(v);
+    if (i % 4096 == 0) m.poll();
   }
-  return list;
+  return v;
 }
-Value list_tail(Mutator&, Value* a, std::size_t) { return list_tail_of("list-tail", a[0], a[1]); }
-Value list_ref(Mutator&, Value* a, std::size_t) {
-  const Value rest = list_tail_of("list-ref", a[0], a[1]);
+Value list_tail(Mutator& m, Value* a, std::size_t) { return list_tail_of(m, "list-tail", a[0], a[1]); }
+Value list_ref(Mutator& m, Value* a, std::size_t) {
+  const Value rest = list_tail_of(m, "list-ref", a[0], a[1]);
   if (!is_pair(rest))
     throw VmError("list-ref: index " + std::to_string(integer_value(a[1])) + " past the end of the list");
   return car(rest);
@@ -172,16 +195,24 @@ Value apply_(Mutator& m, Value* a, std::size_t n) {
   return apply(m, a[0], m.slot(args), m.sp() - args);
 }
 
-template <bool Equal>
-Value assoc_like(Mutator& m, Value* a, std::size_t) {
-  for (Value v = a[1]; is_pair(v); v = cdr(v))
-    if (is_pair(car(v)) && (Equal ? equal_values(m, a[0], car(car(v))) : car(car(v)) == a[0])) return car(v);
-  return Value::f();
-}
-template <bool Equal>
-Value member_like(Mutator& m, Value* a, std::size_t) {
-  for (Value v = a[1]; is_pair(v); v = cdr(v))
-    if (Equal ? equal_values(m, a[0], car(v)) : car(v) == a[0]) return v;
+// memq, member (Assoc false) and assq, assoc (Assoc true): the first cell
+// of list a[1] whose element (or the element's car) is eq? (or equal?, which
+// may poll: the cursors sit in stack slots) to a[0]; #f at the end of the
+// list; an error on a cyclic one.
+template <bool Assoc, bool Equal>
+Value find_in_list(Mutator& m, Value* a, std::size_t) {
+  static constexpr const char* kWho = Assoc ? (Equal ? "assoc" : "assq") : (Equal ? "member" : "memq");
+  Scope s(m);
+  Value& v = m.push(a[1]);
+  CycleGuard guard(kWho, m.push(a[1]));
+  for (; is_pair(v); v = cdr(v)) {
+    const Value item = car(v);
+    if (!Assoc || is_pair(item)) {
+      const Value key = Assoc ? car(item) : item;
+      if (Equal ? equal_values(m, a[0], key) : key == a[0]) return Assoc ? car(v) : v;
+    }
+    guard.step(v);
+  }
   return Value::f();
 }
 
@@ -293,10 +324,10 @@ constexpr PrimDef kDefs[] = {
     {"map", map_like<true>, 2, -1},
     {"for-each", map_like<false>, 2, -1},
     {"apply", apply_, 1, -1},
-    {"assq", assoc_like<false>, 2, 2},
-    {"assoc", assoc_like<true>, 2, 2},
-    {"memq", member_like<false>, 2, 2},
-    {"member", member_like<true>, 2, 2},
+    {"assq", find_in_list<true, false>, 2, 2},
+    {"assoc", find_in_list<true, true>, 2, 2},
+    {"memq", find_in_list<false, false>, 2, 2},
+    {"member", find_in_list<false, true>, 2, 2},
     {"make-vector", make_vector_, 1, 2},
     {"vector", vector_, 0, -1},
     {"vector-ref", vector_ref, 2, 2},

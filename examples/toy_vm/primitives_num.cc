@@ -6,6 +6,7 @@
 // a float otherwise.
 #include <cmath>
 #include <string>
+#include <unordered_map>
 
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/primitives.h"
@@ -248,26 +249,76 @@ bool eqv_values(Value a, Value b) {
   return false;
 }
 
-bool equal_values(Mutator& m, Value a, Value b) {
-  DepthGuard depth(m);
-  for (;;) {
-    if (eqv_values(a, b)) return true;
-    if (is_pair(a) && is_pair(b)) {
-      if (!equal_values(m, car(a), car(b))) return false;
-      a = cdr(a);
-      b = cdr(b);
-      continue;
+namespace {
+
+// equal? on data that may be cyclic (R7RS requires it to end). It walks both
+// values in step; after kTreeSteps containers it also keeps a union-find of
+// the pairs and vectors compared so far and treats a pair whose members are
+// already in one class as equal (as Adams and Dybvig's equal? does): were
+// the whole answer true, every such assumption holds, and a false answer
+// returns at once. So cyclic data ends, in near-linear time. The cursors sit
+// in stack slots and a long comparison polls the safepoint now and then, so
+// it never holds a collection up.
+class EqualWalk {
+ public:
+  explicit EqualWalk(Mutator& m) : m_(m) {}
+
+  bool equal(Value a, Value b) {
+    DepthGuard depth(m_);
+    Scope s(m_);
+    Value& x = m_.push(a);
+    Value& y = m_.push(b);
+    for (;;) {
+      if (eqv_values(x, y)) return true;
+      if (x.is(Type::kString) && y.is(Type::kString)) return x.as<String>()->view() == y.as<String>()->view();
+      const bool pairs = is_pair(x) && is_pair(y);
+      const bool vectors = x.is(Type::kVector) && y.is(Type::kVector);
+      if (!pairs && !vectors) return false;
+      if (++steps_ % kPollEvery == 0) m_.poll();
+      if (steps_ > kTreeSteps && !unite(x.header(), y.header())) return true;  // assumed equal already
+      if (vectors) return equal_items(x, y);
+      if (!equal(car(x), car(y))) return false;
+      x = cdr(x);
+      y = cdr(y);
     }
-    if (a.is(Type::kString) && b.is(Type::kString)) return a.as<String>()->view() == b.as<String>()->view();
-    if (a.is(Type::kVector) && b.is(Type::kVector)) {
-      auto *x = a.as<Vector>(), *y = b.as<Vector>();
-      if (x->length != y->length) return false;
-      for (std::uint64_t i = 0; i < x->length; ++i)
-        if (!equal_values(m, x->items[i], y->items[i])) return false;
-      return true;
-    }
-    return false;
   }
-}
+
+ private:
+  static constexpr std::size_t kTreeSteps = 1000;
+  static constexpr std::size_t kPollEvery = 4096;
+
+  bool equal_items(Value& x, Value& y) {
+    if (x.as<Vector>()->length != y.as<Vector>()->length) return false;
+    for (std::uint64_t i = 0; i < x.as<Vector>()->length; ++i)
+      if (!equal(x.as<Vector>()->items[i], y.as<Vector>()->items[i])) return false;
+    return true;
+  }
+
+  const Header* find(const Header* h) {
+    for (;;) {
+      auto it = parent_.find(h);
+      if (it == parent_.end()) return h;
+      auto up = parent_.find(it->second);
+      if (up != parent_.end()) it->second = up->second;  // path halving
+      h = it->second;
+    }
+  }
+  // false when a and b were in one class already.
+  bool unite(const Header* a, const Header* b) {
+    const Header* ra = find(a);
+    const Header* rb = find(b);
+    if (ra == rb) return false;
+    parent_[ra] = rb;
+    return true;
+  }
+
+  Mutator& m_;
+  std::size_t steps_ = 0;
+  std::unordered_map<const Header*, const Header*> parent_;
+};
+
+}  // namespace
+
+bool equal_values(Mutator& m, Value a, Value b) { return EqualWalk(m).equal(a, b); }
 
 }  // namespace tvm

@@ -1,12 +1,14 @@
 // primitives_sys.cc: output, errors, the collector, threads, the command
 // line; and install_primitives.
 //
-// Output goes to the VM's out stream under out_mu, one primitive call at a
-// time, so lines written by different threads do not interleave mid-call.
+// Output goes to the VM's out stream whole, one primitive call at a time
+// (Vm::write), so lines written by different threads do not interleave
+// mid-call; a write that waits on a full pipe does not hold a collection up.
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -20,20 +22,15 @@ namespace tvm {
 namespace {
 
 Value display(Mutator& m, Value* a, std::size_t) {
-  const std::string s = to_display(a[0]);
-  std::lock_guard lock(m.vm().out_mu());
-  m.vm().out() << s;
+  m.vm().write(m, Vm::Stream::kOut, to_display(a[0]));
   return Value::unspecified();
 }
 Value write(Mutator& m, Value* a, std::size_t) {
-  const std::string s = to_write(a[0]);
-  std::lock_guard lock(m.vm().out_mu());
-  m.vm().out() << s;
+  m.vm().write(m, Vm::Stream::kOut, to_write(a[0]));
   return Value::unspecified();
 }
 Value newline(Mutator& m, Value*, std::size_t) {
-  std::lock_guard lock(m.vm().out_mu());
-  m.vm().out() << '\n';
+  m.vm().write(m, Vm::Stream::kOut, "\n");
   return Value::unspecified();
 }
 
@@ -57,14 +54,14 @@ void print_tag(std::ostream& out, const char* what, unsigned tag, const tagheap:
 Value heap_stats(Mutator& m, Value*, std::size_t) {
   const tagheap::RuntimeStats s = m.vm().heap_stats(m);
   const std::size_t collections = m.vm().gc_log().size();
-  std::lock_guard lock(m.vm().out_mu());
-  std::ostream& out = m.vm().out();
+  std::ostringstream out;
   out << "heap-stats:\n";
   print_tag(out, "objects", kObjectTag, s.tags[kObjectTag]);
   print_tag(out, "gc", kGcTag, s.tags[kGcTag]);
   print_tag(out, m.vm().opts().system_malloc ? "raw, unused: --malloc=system" : "raw", kRawTag, s.tags[kRawTag]);
   out << "  pages abandoned " << s.total.abandoned_total << ", reclaimed " << s.total.reclaimed_total << "; "
       << s.thread_states << " thread states; " << collections << " collections\n";
+  m.vm().write(m, Vm::Stream::kOut, out.str());
   return Value::unspecified();
 }
 
@@ -86,7 +83,7 @@ Value join(Mutator& m, Value* a, std::size_t) {
 }
 Value sleep_ms(Mutator& m, Value* a, std::size_t) {
   const std::int64_t ms = int_arg("sleep", a[0]);
-  m.vm().world().blocking([&] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+  m.blocking([&] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
   return Value::unspecified();
 }
 

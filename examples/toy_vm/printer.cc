@@ -11,6 +11,16 @@ namespace tvm {
 namespace {
 constexpr int kMaxDepth = 200;
 constexpr std::size_t kMaxItems = 100000;
+// The whole text of one value: depth and items alone still allow a vector
+// holding itself twice to print 2^200 times. Every print call adds text, so
+// this bounds the work too (the printer cannot poll: it holds no roots).
+constexpr std::size_t kMaxChars = std::size_t{4} << 20;
+
+bool full(std::string& out) {
+  if (out.size() < kMaxChars) return false;
+  out += "...";
+  return true;
+}
 
 void print(std::string& out, Value v, bool write, int depth);
 
@@ -45,6 +55,7 @@ void print_list(std::string& out, Value v, bool write, int depth) {
   std::size_t n = 0;
   for (;;) {
     print(out, car(v), write, depth + 1);
+    if (full(out)) break;
     v = cdr(v);
     if (v.is_nil()) break;
     if (!is_pair(v)) {
@@ -62,6 +73,7 @@ void print_list(std::string& out, Value v, bool write, int depth) {
 }
 
 void print(std::string& out, Value v, bool write, int depth) {
+  if (out.size() >= kMaxChars) return;  // the caller's loop ends it with "..."
   if (depth > kMaxDepth) {
     out += "...";
     return;
@@ -91,6 +103,7 @@ void print(std::string& out, Value v, bool write, int depth) {
           break;
         }
         print(out, vec->items[i], write, depth + 1);
+        if (full(out)) break;
       }
       out += ')';
       return;

@@ -82,6 +82,15 @@ TEST_SUITE("toy_vm.cli") {
     CHECK(r.err == "tvm: error: unknown option '--bogus' (try --help)\n");
     CHECK(run_tvm({"--gc-budget=lots"}).rc == 2);
     CHECK(run_tvm({"--gc-budget=0"}).rc == 2);
+    // Sizes that do not fit: refused, not wrapped (17179869185G was 1 GiB).
+    for (const char* big : {"--gc-budget=17179869185G", "--gc-budget=18446744073709551616",
+                            "--gc-budget=18014398509481984K"}) {
+      CAPTURE(big);
+      const auto r = run_tvm({big});
+      CHECK(r.rc == 2);
+      CHECK(r.err.find("too large") != std::string::npos);
+    }
+    CHECK(run_tvm({"--max-depth=18446744073709551617"}).rc == 2);
     CHECK(run_tvm({"--malloc=jemalloc"}).rc == 2);
   }
 

@@ -13,8 +13,13 @@
 //   reachable only through the Thread object, so an unreferenced thread's
 //   result is garbage.
 //
-//   join waits inside world.blocking(), so a collection need not wait for
-//   it. Errors in a thread are printed there and raised again by join.
+//   join waits inside Mutator::blocking(), so a collection need not wait
+//   for it (nor for a second joiner waiting on join_mu meanwhile). A join
+//   that would wait for the joining thread itself, directly (self-join) or
+//   through a chain of threads joining each other, is a VmError instead of
+//   a deadlock: each handle records whom it joins, under handles_mu, and a
+//   new join first follows that chain from its target. Errors in a thread
+//   are printed there and raised again by join.
 #include <pthread.h>
 
 #include <cstring>
@@ -42,6 +47,7 @@ void* thread_main(void* arg) {
   ThreadHandle* h = start.handle;
   {
     Mutator m(*start.vm);
+    m.thread_handle = h;
     try {
       Scope s(m);
       Value& thunk = m.push(h->thunk);
@@ -50,9 +56,8 @@ void* thread_main(void* arg) {
     } catch (VmError& e) {
       h->failed = true;
       h->error = e.what();
-      std::lock_guard lock(start.vm->out_mu());
-      start.vm->err() << format_error(start.vm->opts().script_name, e) << " (in thread " << h->id << ")"
-                      << std::endl;
+      start.vm->write(m, Vm::Stream::kErr,
+                      format_error(start.vm->opts().script_name, e) + " (in thread " + std::to_string(h->id) + ")\n");
     }
     h->done.store(true, std::memory_order_release);
   }
@@ -91,15 +96,40 @@ Value Vm::spawn(Mutator& m, Value thunk) {
   return result;
 }
 
-Value Vm::join(Mutator& m, Value thread) {
-  ThreadHandle* h = thread.as<Thread>()->handle;
-  m.safe_.store(true);
-  world_.blocking([&] {
+namespace {
+// Waits for h's OS thread inside m.blocking(); any number of joiners.
+void wait_for(Mutator& m, ThreadHandle* h) {
+  m.blocking([&] {
     std::lock_guard lock(h->join_mu);
     if (!h->joined) pthread_join(h->thread, nullptr);
     h->joined = true;
   });
-  m.safe_.store(false);
+}
+}  // namespace
+
+Value Vm::join(Mutator& m, Value thread) {
+  ThreadHandle* h = thread.as<Thread>()->handle;
+  ThreadHandle* self = m.thread_handle;
+  if (self != nullptr) {  // the main thread is joined by nobody: no cycle through it
+    std::lock_guard lock(handles_mu_);
+    for (const ThreadHandle* w = h; w != nullptr; w = w->joining) {
+      if (w != self) continue;
+      if (h == self) throw VmError("join: thread " + std::to_string(h->id) + " cannot join itself");
+      throw VmError("join: thread " + std::to_string(h->id) + " is waiting (through joins) for thread " +
+                    std::to_string(self->id) + ", which would wait for it: a deadlock");
+    }
+    self->joining = h;
+  }
+  struct Done {
+    Vm& vm;
+    ThreadHandle* self;
+    ~Done() {
+      if (self == nullptr) return;
+      std::lock_guard lock(vm.handles_mu_);
+      self->joining = nullptr;
+    }
+  } done{*this, self};
+  wait_for(m, h);
   if (h->failed) throw VmError("join: thread " + std::to_string(h->id) + " failed: " + h->error);
   return h->result;
 }
@@ -117,13 +147,7 @@ void Vm::join_all(Mutator& m) {
       }
     }
     if (next == nullptr) return;
-    m.safe_.store(true);
-    world_.blocking([&] {
-      std::lock_guard lock(next->join_mu);
-      if (!next->joined) pthread_join(next->thread, nullptr);
-      next->joined = true;
-    });
-    m.safe_.store(false);
+    wait_for(m, next);
   }
 }
 

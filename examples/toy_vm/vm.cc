@@ -59,6 +59,18 @@ void Vm::init(Mutator& m) {
   install_primitives(m);
 }
 
+void Vm::write(Mutator& m, Stream to, std::string_view text) {
+  m.blocking([&] {
+    std::lock_guard lock(out_mu_);
+    if (to == Stream::kOut) {
+      *out_ << text;
+    } else {
+      out_->flush();
+      *err_ << text << std::flush;
+    }
+  });
+}
+
 void Vm::define_global(Value sym, Value v) {
   std::lock_guard lock(globals_mu_);
   sym.as<Symbol>()->global.store(v.bits(), std::memory_order_release);

@@ -15,6 +15,14 @@
 //   globals_mu, handles_mu or out_mu. gc_mu is taken only *after* the World
 //   is stopped (collector, heap-stats) or by a running mutator that does not
 //   wait on the World while holding it (registering, exiting).
+//
+//   Waiting: whatever may wait (sleep, join and its join_mu, out_mu around a
+//   write that may block on a full pipe, the REPL's read) runs inside
+//   Mutator::blocking (heap.h), so a collection never waits for it and the
+//   collector's guard counts the thread as safe; its roots are still
+//   scanned. join refuses to wait for itself, directly or through a chain
+//   of joins (each ThreadHandle records whom it is joining, under
+//   handles_mu).
 //     gc_mu       the mutator list; a collection; a thread state's teardown
 //     symbols_mu  the symbol table
 //     globals_mu  writes of global bindings
@@ -36,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -72,6 +81,7 @@ struct ThreadHandle {
   std::atomic<bool> done{false};
   std::mutex join_mu;
   std::atomic<bool> joined{false};  // the OS thread was joined (set under join_mu)
+  ThreadHandle* joining = nullptr;  // the thread it waits for in join (under handles_mu)
   bool failed = false;
   std::string error;
 };
@@ -86,10 +96,12 @@ class Vm {
 
   const VmOptions& opts() const { return opts_; }
   tagheap::Runtime& runtime() { return rt_; }
-  tagheap::gc::World& world() { return world_; }
-  std::ostream& out() { return *out_; }
-  std::ostream& err() { return *err_; }
-  std::mutex& out_mu() { return out_mu_; }
+
+  // --- output ---
+  // text, whole, to the out stream (or to err, out flushed first), under
+  // out_mu and inside m.blocking(): a write may wait on a full pipe.
+  enum class Stream { kOut, kErr };
+  void write(Mutator& m, Stream to, std::string_view text);
 
   // --- globals ---
   void define_global(Value sym, Value v);
@@ -107,7 +119,7 @@ class Vm {
   // stopped meanwhile; false with errno set when the file cannot be written.
   bool write_heap_map(Mutator& m, const std::string& path);
   bool write_stats_json(Mutator& m, const std::string& path);
-  tagheap::gc::HeapSnapshot heap_snapshot();
+  tagheap::gc::HeapSnapshot heap_snapshot(Mutator& m);
   std::vector<GcRecord> gc_log() const;
 
   // --- threads (threads.cc) ---

@@ -141,3 +141,54 @@ TEST_SUITE("toy_vm.gc") {
     CHECK(r.rc == 0);
   }
 }
+
+// Issue 13 item 10: loops over user data end (or poll) on cyclic data.
+TEST_SUITE("toy_vm.cycles") {
+  const std::string kCycles = R"(
+      (define (cycle! l) (set-cdr! (list-tail l (- (length l) 1)) l) l)
+      (define c (cycle! (list 1 2 3)))
+      (define d (cycle! (list 1 2 3)))
+      (define e (cycle! (list 1 2 3 1 2 3)))
+      (define f (cycle! (list 1 2 4)))
+  )";
+
+  TEST_CASE("equal? ends on cyclic data and says whether the two unfold alike") {
+    CHECK(out_of(kCycles + "(display (list (equal? c c) (equal? c d) (equal? c e) (equal? c f) (equal? f c)))") ==
+          "(#t #t #t #f #f)");
+    CHECK(out_of(kCycles + "(define p (list 1)) (set-car! p p) (define q (list 1)) (set-car! q q)"
+                           "(display (list (equal? p q) (equal? (vector c p) (vector d q)) (equal? p c)))") ==
+          "(#t #t #f)");
+  }
+
+  TEST_CASE("memq, member, assq and assoc find what is there and reject a cyclic list") {
+    CHECK(out_of(kCycles + "(display (list (car (memq 2 c)) (car (member 3 c))))") == "(2 3)");
+    CHECK(lisp(kCycles + "(memq 'x c)").err.find("error: memq: cyclic list") != std::string::npos);
+    CHECK(lisp(kCycles + "(member \"x\" c)").err.find("error: member: cyclic list") != std::string::npos);
+    const std::string alist = "(define al (cycle! (list (cons 'a 1) (cons 'b 2))))";
+    CHECK(out_of(kCycles + alist + "(display (list (assq 'b al) (assoc 'a al)))") == "((b . 2) (a . 1))");
+    CHECK(lisp(kCycles + alist + "(assq 'x al)").err.find("error: assq: cyclic list") != std::string::npos);
+    CHECK(lisp(kCycles + alist + "(assoc 'x al)").err.find("error: assoc: cyclic list") != std::string::npos);
+  }
+
+  TEST_CASE("a collection in another thread goes ahead while a thread walks cyclic data") {
+    // The walker's loops poll or end; without that this collection waited
+    // in World::stop() for ever.
+    auto r = lisp(kCycles + R"(
+      (define (walk k) (when (> k 0) (equal? c e) (list-tail c 100000) (walk (- k 1))))
+      (define t (spawn (lambda () (walk 20) 'walked)))
+      (define (churn n) (if (> n 0) (begin (make-vector 100 0) (churn (- n 1))) 'done))
+      (churn 2000)
+      (gc)
+      (display (list (car (list-tail c 100001)) (join t)))
+    )");
+    CHECK(r.err == "");
+    CHECK(r.out == "(3 walked)");
+  }
+
+  TEST_CASE("printing a vector that holds itself twice ends, cut short") {
+    auto r = lisp("(define v (make-vector 2 0)) (vector-set! v 0 v) (vector-set! v 1 v) (display v)");
+    CHECK(r.rc == 0);
+    CHECK(r.out.size() < (std::size_t{5} << 20));
+    CHECK(r.out.rfind("#(#(", 0) == 0);
+  }
+}
