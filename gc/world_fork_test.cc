@@ -7,7 +7,8 @@
 // parent checks. An alarm turns a hang in the child into a failure.
 //
 // The child creates no thread (TSan does not support starting threads in
-// the child of a multi-threaded fork), so it runs under every sanitizer.
+// the child of a multi-threaded fork; hence one marker, the collecting
+// thread), so it runs under every sanitizer.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -95,7 +96,7 @@ void child_program(Runtime& rt, gc::World& world, Model& model, ThreadState& sur
   // A collection in the child, the vanished threads' nodes still rooted.
   const std::size_t all = gc_blocks(rt);
   const std::size_t live = reachable_count(model);
-  gc::MarkSweep<Model> ms(rt, model);
+  gc::MarkSweep<Model> ms(rt, model, gc::Options{.markers = 1});  // no marker threads: see the top
   gc::CollectStats s = ms.collect();
   c.expect(s.live_blocks == live, "the child's collection keeps exactly the reachable nodes");
   c.expect(s.freed_blocks == all - live, "and frees the rest");
