@@ -54,6 +54,12 @@ void Heap::prepare_lazy_sweep() noexcept {
   flush_allocated();
 }
 
+void Heap::not_attached_here() const noexcept {
+  internal::fatal("tagheap: allocation from heap %p (tag %u) of ThreadState %p, which is not attached to this OS "
+                  "thread (attach() it here first)",
+                  static_cast<const void*>(this), tag_, static_cast<void*>(thread_state_));
+}
+
 void* Heap::allocate_slow(std::size_t size) noexcept {
   if (size > internal::kLargeBlockMax) [[unlikely]]
     return runtime_->allocate_huge(tag_, size, 16, debug_fill_);
@@ -238,6 +244,7 @@ void* Heap::allocate_zeroed(std::size_t size) noexcept {
 }
 
 void* Heap::allocate_aligned(std::size_t size, std::size_t alignment) noexcept {
+  if constexpr (internal::kChecked) check_attached_here();
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) return nullptr;
   if (alignment <= internal::kMinBlockSize) return allocate(size);
   if (size > internal::kMaxAllocation || alignment >= internal::kSegmentSize) return nullptr;

@@ -40,6 +40,7 @@ class Heap {
   // nullptr when the size is absurd or the OS refuses memory; never UB.
   // Size 0 gives a unique block. Blocks are at least 16-byte aligned.
   void* allocate(std::size_t size) noexcept {
+    if constexpr (internal::kChecked) check_attached_here();
     if (size <= internal::kFastSizeMax) [[likely]] {
       internal::Page* page = current_[internal::kFastClassTable[(size + 15) >> 4]];
       // Assumes: current_ never holds nullptr (g_empty_page's cache word
@@ -64,6 +65,12 @@ class Heap {
   ~Heap();
 
   void* allocate_slow(std::size_t size) noexcept;
+  // Checked builds: a heap is used only by the OS thread its thread state is
+  // attached to; fatal, naming the thread state, otherwise.
+  void check_attached_here() const noexcept {
+    if (internal::t_current_owner != owner_) [[unlikely]] not_attached_here();
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void not_attached_here() const noexcept;
   // The current page's cache word ran dry: most often the next word has
   // free bits; otherwise allocate_slow.
   void* allocate_next_word(internal::Page* page, std::size_t size) noexcept;

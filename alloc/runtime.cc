@@ -52,6 +52,9 @@ void RuntimeCore::free_huge(Page* page, std::uintptr_t p) noexcept {
   if (p != page->blocks_start)
     fatal("tagheap: free(%p): interior pointer into the huge block at %p", reinterpret_cast<void*>(p),
           reinterpret_cast<void*>(page->blocks_start));
+  // Invariant 7 on every path: the block may stay mapped (the huge cache,
+  // or a walk standing on it), and a dangling pointer must then read 0xDD.
+  if (page->debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, page->block_size);
   page->used = 0;
   page->free_word(0) = 1;
   if (page->in_walk) return;  // the walk gives it back when it leaves the page

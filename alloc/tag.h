@@ -5,10 +5,12 @@
 // collections take a TagSet and touch only pages carrying those tags.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace tagheap {
 
@@ -16,8 +18,11 @@ using Tag = std::uint8_t;
 inline constexpr unsigned kTagCount = 16;
 
 // Throws std::invalid_argument naming the bad value: API misuse, never UB.
-constexpr Tag checked_tag(unsigned tag) {
-  if (tag >= kTagCount) {
+// Takes any integer type, so a value is checked before it could narrow to a
+// Tag (256 must not become tag 0, nor -1 tag 255).
+template <std::integral I>
+constexpr Tag checked_tag(I tag) {
+  if (std::cmp_less(tag, 0) || std::cmp_greater_equal(tag, kTagCount)) {
     throw std::invalid_argument("tagheap: invalid tag " + std::to_string(tag) +
                                 " (tags are 0.." +
                                 std::to_string(kTagCount - 1) + ")");

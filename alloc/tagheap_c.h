@@ -1,8 +1,12 @@
 /* tagheap_c.h: the allocation and walking calls for VMs written in C.
  *
- * Mirrors alloc/tagheap.h and gc/visit.h. Functions that can fail return
- * NULL (or a negative value) instead of throwing: an invalid tag makes
- * tagheap_heap_allocate return NULL and tagheap_visit_blocks return -1. */
+ * Mirrors alloc/tagheap.h and gc/visit.h. No exception ever crosses this
+ * interface (each function is noexcept to C++ callers, and catches what the
+ * C++ side throws): functions that can fail return NULL or -1 instead. Out
+ * of memory makes tagheap_runtime_new, tagheap_thread_state_new and the
+ * allocation calls return NULL; an invalid tag makes tagheap_heap_allocate
+ * return NULL; a visit that cannot run returns -1. A visitor callback must
+ * not throw either (one that does ends the process). */
 #ifndef TAGHEAP_C_H_
 #define TAGHEAP_C_H_
 
@@ -10,7 +14,10 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
+#define TAGHEAP_C_NOEXCEPT noexcept
 extern "C" {
+#else
+#define TAGHEAP_C_NOEXCEPT
 #endif
 
 typedef struct tagheap_runtime tagheap_runtime;
@@ -30,25 +37,29 @@ typedef struct tagheap_block_ref {
 /* Returns nonzero to go on, zero to stop the walk. */
 typedef int (*tagheap_visit_fn)(const tagheap_block_ref* block, void* arg);
 
-tagheap_runtime* tagheap_runtime_new(const tagheap_runtime_options* options);
-void tagheap_runtime_delete(tagheap_runtime* runtime);
+/* NULL when memory runs out. */
+tagheap_runtime* tagheap_runtime_new(const tagheap_runtime_options* options) TAGHEAP_C_NOEXCEPT;
+void tagheap_runtime_delete(tagheap_runtime* runtime) TAGHEAP_C_NOEXCEPT;
 
-tagheap_thread_state* tagheap_thread_state_new(tagheap_runtime* runtime);
-void tagheap_thread_state_delete(tagheap_thread_state* ts);
-int tagheap_thread_state_attach(tagheap_thread_state* ts); /* 0, or -1 if another is attached */
-void tagheap_thread_state_detach(tagheap_thread_state* ts);
-void tagheap_thread_state_abandon(tagheap_thread_state* ts);
+/* NULL when memory runs out. */
+tagheap_thread_state* tagheap_thread_state_new(tagheap_runtime* runtime) TAGHEAP_C_NOEXCEPT;
+void tagheap_thread_state_delete(tagheap_thread_state* ts) TAGHEAP_C_NOEXCEPT;
+int tagheap_thread_state_attach(tagheap_thread_state* ts) TAGHEAP_C_NOEXCEPT; /* 0, or -1 if another is attached */
+void tagheap_thread_state_detach(tagheap_thread_state* ts) TAGHEAP_C_NOEXCEPT;
+void tagheap_thread_state_abandon(tagheap_thread_state* ts) TAGHEAP_C_NOEXCEPT;
 
-void* tagheap_heap_allocate(tagheap_thread_state* ts, unsigned tag, size_t size);
-void* tagheap_heap_allocate_zeroed(tagheap_thread_state* ts, unsigned tag, size_t size);
-void tagheap_free(void* p);
-size_t tagheap_usable_size(const void* p);
-int tagheap_tag_of(const void* p);
-void* tagheap_find_block(const void* p);
+/* NULL when memory runs out or the tag is >= 16. */
+void* tagheap_heap_allocate(tagheap_thread_state* ts, unsigned tag, size_t size) TAGHEAP_C_NOEXCEPT;
+void* tagheap_heap_allocate_zeroed(tagheap_thread_state* ts, unsigned tag, size_t size) TAGHEAP_C_NOEXCEPT;
+void tagheap_free(void* p) TAGHEAP_C_NOEXCEPT;
+size_t tagheap_usable_size(const void* p) TAGHEAP_C_NOEXCEPT;
+int tagheap_tag_of(const void* p) TAGHEAP_C_NOEXCEPT;
+void* tagheap_find_block(const void* p) TAGHEAP_C_NOEXCEPT;
 
-/* World stopped. Returns the number of blocks visited, or -1 on a bad tag set. */
-long tagheap_visit_blocks(tagheap_runtime* runtime, uint16_t tags, tagheap_visit_fn fn, void* arg);
-long tagheap_visit_gc_blocks(tagheap_runtime* runtime, tagheap_visit_fn fn, void* arg);
+/* World stopped. Returns the number of blocks visited, or -1 if the walk
+ * could not run. */
+long tagheap_visit_blocks(tagheap_runtime* runtime, uint16_t tags, tagheap_visit_fn fn, void* arg) TAGHEAP_C_NOEXCEPT;
+long tagheap_visit_gc_blocks(tagheap_runtime* runtime, tagheap_visit_fn fn, void* arg) TAGHEAP_C_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <concepts>
 #include <cstdint>
 
 #include "alloc/heap.h"
@@ -43,6 +44,13 @@ class ThreadState {
   Heap& heap(Tag tag) {
     Heap* h = heaps_[checked_tag(tag)];
     return h != nullptr ? *h : make_heap(tag);
+  }
+  // Any other integer type (an int literal, a size_t): checked before it
+  // narrows to Tag, so heap(256) throws instead of being heap(0).
+  template <std::integral I>
+    requires(!std::same_as<I, Tag>)
+  Heap& heap(I tag) {
+    return heap(checked_tag(tag));
   }
   Heap* heap_if_made(Tag tag) const noexcept { return tag < kTagCount ? heaps_[tag] : nullptr; }
   // All pages go to the pool (empty ones back to their segments). From any

@@ -219,6 +219,26 @@ TEST_SUITE("alloc.bad_input") {
     delete ts;
   }
 
+  TEST_CASE("checked builds: allocating from a thread state not attached to this thread is fatal") {
+    if (!internal::kChecked) return;  // the fast path has no room for the check
+    Runtime rt;
+    ThreadState ts(rt);
+    SUBCASE("never attached") {}
+    SUBCASE("attached to another thread") {
+      ts.attach();  // the child's copy of this thread forks attached; another
+    }               // thread there tries to allocate
+    const ChildResult r = run_in_child([&] {
+      std::thread([&] {
+        for (std::size_t size : {std::size_t{64}, std::size_t{5000}, std::size_t{3} << 20})
+          (void)ts.heap(0).allocate(size);
+      }).join();
+    });
+    ts.detach();
+    expect_abort(r, &ts, "not attached to this OS thread");
+    const ChildResult aligned = run_in_child([&] { (void)ts.heap(0).allocate_aligned(64, 256); });
+    expect_abort(aligned, &ts, "not attached to this OS thread");
+  }
+
   TEST_CASE("a Runtime destroyed with thread states alive is fatal") {
     const ChildResult r = run_in_child([] {
       auto* rt = new Runtime();

@@ -368,6 +368,21 @@ TEST_SUITE("alloc.tags") {
     CHECK_THROWS_AS(ts.heap(bad), std::invalid_argument);
     CHECK_THROWS_AS(ts.heap(255), std::invalid_argument);
     CHECK_NOTHROW(ts.heap(15));
+    // Wider integers are checked before they narrow to a Tag: 256 is not
+    // tag 0, -1 is not tag 255.
+    // (Values a compiler can't see through: what a VM computes at run time.)
+    int wide = 256, negative = -1;
+    unsigned sixteen = 16;
+    std::size_t huge = std::size_t{1} << 32;
+    std::int64_t minus_256 = -256;
+    CHECK_THROWS_AS(ts.heap(wide), std::invalid_argument);
+    CHECK_THROWS_AS(ts.heap(negative), std::invalid_argument);
+    CHECK_THROWS_AS(ts.heap(sixteen), std::invalid_argument);
+    CHECK_THROWS_AS(ts.heap(huge), std::invalid_argument);
+    CHECK_THROWS_AS(ts.heap(minus_256), std::invalid_argument);
+    CHECK(ts.heap(7L).tag() == 7);
+    CHECK(ts.heap(std::size_t{15}).tag() == 15);
+    CHECK(&ts.heap(3) == &ts.heap(Tag{3}));
     CHECK_THROWS_AS((TagSet{bad}), std::invalid_argument);
     CHECK_THROWS_AS((TagSet{1, 2, bad}), std::invalid_argument);
     CHECK_THROWS_AS(TagSet{}.with(bad), std::invalid_argument);
