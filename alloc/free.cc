@@ -16,6 +16,13 @@ using internal::SegmentMap;
 
 namespace internal {
 constinit thread_local std::uintptr_t t_current_owner __attribute__((tls_model("initial-exec"))) = 1;
+constinit thread_local int t_walks_on_this_thread = 0;
+
+void RuntimeCore::free_during_walk(std::uintptr_t p) noexcept {
+  fatal("tagheap: free(%p) from a thread that is not walking, while a walk or collection of the block's runtime "
+        "is in progress (the world must be stopped; only the visitor may free)",
+        reinterpret_cast<void*>(p));
+}
 
 namespace {
 [[noreturn, gnu::noinline, gnu::cold]] void foreign_pointer(const void* p, const char* what) noexcept {
@@ -44,6 +51,7 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
 // copies of owner and geometry and the page's thread-free line, not the line
 // the owner keeps writing.
 [[gnu::noinline]] void free_not_local(Segment* seg, std::size_t index, std::uintptr_t p) noexcept {
+  if constexpr (kChecked) seg->runtime->check_free_outside_walk(p);
   Page* page = &seg->pages[index];
   if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
     const BlockGeometry& g = seg->geometry[index];
@@ -65,6 +73,7 @@ void free(void* ptr) noexcept {
   const std::size_t index = (p - seg->base()) >> shift;
   if (seg->page_owner[index].load(std::memory_order_relaxed) != internal::t_current_owner) [[unlikely]]
     return internal::free_not_local(seg, index, p);
+  if constexpr (internal::kChecked) seg->runtime->check_free_outside_walk(p);
   Page* page = &seg->pages[index];
   // Owner thread: set the block's free bit. Checks that p is a block start
   // (i < reserved and block i starts at p, whatever p was) and not free yet.

@@ -12,7 +12,10 @@
 // walk collects its thread-free list, so blocks freed by other threads are
 // free to the walk. While f runs on a page, the page is marked in_walk: a
 // free that empties it does not release it; the walk releases an emptied
-// abandoned or huge page when it leaves it. f must not allocate.
+// abandoned or huge page when it leaves it. f must not allocate. If f
+// throws, the page is left exactly as if f had returned (in_walk cleared,
+// an emptied page released), the walk count drops, and the exception
+// reaches the caller: the runtime is as it was (PageWalkGuard, WalkScope).
 #pragma once
 
 #include <cstddef>
@@ -76,14 +79,19 @@ class PageView {
   std::uint32_t free_blocks(std::uint32_t w, std::uint64_t dead, F&& before) noexcept {
     internal::Page* p = page_;
     dead &= live_word(w);
-    const std::uint32_t n = static_cast<std::uint32_t>(std::popcount(dead));
     for (std::uint64_t d = dead; d; d &= d - 1) {
       void* b = reinterpret_cast<void*>(p->block_at(w * 64 + static_cast<std::uint32_t>(std::countr_zero(d))));
       before(b);
       if (p->debug_fill) __builtin_memset(b, internal::kFillFreed, p->block_size);
       internal::asan::poison(reinterpret_cast<std::uintptr_t>(b), p->block_size);
     }
-    p->free_word(w) |= dead;
+    // Count the bits set here, not `dead`: a block freed while the callbacks
+    // ran (free() from another thread during the walk breaks the walking
+    // rules, but must not corrupt the page) has left `used` already, and
+    // counting it twice would wrap `used` and strand the page forever.
+    const std::uint64_t was_free = p->free_word(w);
+    const auto n = static_cast<std::uint32_t>(std::popcount(dead & ~was_free));
+    p->free_word(w) = was_free | dead;
     p->used -= n;
     return n;
   }
@@ -112,6 +120,24 @@ namespace internal {
 // finds it. Out of line: not on any fast path.
 void after_walk(RuntimeCore& core, Page* page) noexcept;
 
+// Marks a page in_walk for its scope; on leaving, normally or by an
+// exception from the visitor, puts it back (after_walk), so a visitor that
+// throws leaves no page stuck in_walk (which nothing would then release).
+class PageWalkGuard {
+ public:
+  PageWalkGuard(RuntimeCore& core, Page* page) noexcept : core_(core), page_(page) { page->in_walk = 1; }
+  ~PageWalkGuard() {
+    page_->in_walk = 0;
+    after_walk(core_, page_);
+  }
+  PageWalkGuard(const PageWalkGuard&) = delete;
+  PageWalkGuard& operator=(const PageWalkGuard&) = delete;
+
+ private:
+  RuntimeCore& core_;
+  Page* page_;
+};
+
 // Brackets the visit of one page (see the header comment).
 template <class F>
 bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
@@ -124,11 +150,8 @@ bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
     after_walk(core, page);
     return true;
   }
-  page->in_walk = 1;
-  const bool go_on = f(PageView(page));
-  page->in_walk = 0;
-  after_walk(core, page);
-  return go_on;
+  PageWalkGuard guard(core, page);
+  return f(PageView(page));
 }
 
 // The runtime this thread is walking (innermost), or nullptr: a thread state
@@ -136,15 +159,19 @@ bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
 // a collector's callbacks), which would wait for the lock the walk holds.
 inline thread_local RuntimeCore* t_walking = nullptr;
 
-// RAII count of walks in progress (debug builds refuse slow paths meanwhile).
+// RAII count of walks in progress, per runtime and on this thread (debug
+// builds refuse slow paths meanwhile; checked builds refuse frees from
+// threads that are not walking).
 struct WalkScope {
   RuntimeCore& core;
   RuntimeCore* outer;
   explicit WalkScope(RuntimeCore& c) : core(c), outer(t_walking) {
     core.walkers.fetch_add(1, std::memory_order_relaxed);
     t_walking = &core;
+    ++t_walks_on_this_thread;
   }
   ~WalkScope() {
+    --t_walks_on_this_thread;
     t_walking = outer;
     core.walkers.fetch_sub(1, std::memory_order_relaxed);
   }

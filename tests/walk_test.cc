@@ -337,6 +337,42 @@ TEST_SUITE("gc.visit") {
     rt.verify();
   }
 
+  TEST_CASE("a visitor that throws leaves the runtime as it was and its memory comes back") {
+    Runtime rt({.gc_tags = {1}});
+    const std::size_t regions_before = os::mapped_regions();
+    auto ts = std::make_unique<ThreadState>(rt);
+    ts->attach();
+    std::vector<void*> small;
+    for (int i = 0; i < 300; ++i) small.push_back(ts->heap(1).allocate(256));
+    void* huge = ts->heap(1).allocate(std::size_t{3} << 20);
+    ts->detach();
+    SUBCASE("owned pages") {}
+    SUBCASE("abandoned pages") { ts.reset(); }
+    // The visitor frees what it is handed and throws on the huge block: the
+    // walk must put every page back on the way out.
+    struct Stop {};
+    bool threw = false;
+    try {
+      visit_gc_blocks(rt, [&](const BlockRef& b) {
+        tagheap::free(b.block);
+        if (b.block == huge) throw Stop{};
+      });
+    } catch (const Stop&) {
+      threw = true;
+    }
+    CHECK(threw);
+    CHECK(rt.core().walkers.load() == 0);
+    // Before any other walk (which would put the pages right): the huge
+    // block's segment goes back to the OS and the small pages are free or
+    // kept by their heap, one small segment in all.
+    rt.trim();
+    CHECK(os::mapped_regions() <= regions_before + 1);
+    rt.verify();  // no page left in_walk or half released
+    CHECK(rt.stats().tags[1].blocks == 0);
+    ts.reset();
+    CHECK(rt.stats().total.pages == 0);
+  }
+
   TEST_CASE("find_block maps every interior byte to its block, and nothing else") {
     Runtime rt;
     AttachedState ts(rt);

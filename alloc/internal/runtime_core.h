@@ -176,6 +176,10 @@ struct TagShard {
   }
 };
 
+// Walks (of any runtime) in progress on this OS thread: frees from it during
+// a walk are the visitor's or a finalizer's, which the walking rules allow.
+extern constinit thread_local int t_walks_on_this_thread;
+
 // A thread state's link in its runtime's list (the ThreadState embeds it).
 struct ThreadNode {
   ListHook hook;
@@ -194,7 +198,8 @@ class RuntimeCore {
 
   std::mutex threads_mu;
   ThreadList threads;
-  // Walks in progress: debug builds refuse slow-path work while one runs.
+  // Walks in progress: debug builds refuse slow-path work while one runs,
+  // and checked builds refuse frees from threads that are not walking.
   std::atomic<int> walkers{0};
 
   // --- lazy sweeping (see the top of this file) ---
@@ -242,6 +247,16 @@ class RuntimeCore {
   // collection whose sweep happens lazily (see the top of this file). Dead
   // huge blocks are freed at once.
   void begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept;
+
+  // Checked builds, in free(): the world is stopped during a walk (or a
+  // collection's sweep), so only a walking thread (a visitor, a finalizer)
+  // may free; a free from any other thread is a contract violation that
+  // would race with the walk's own updates of the page. Fatal, naming p.
+  void check_free_outside_walk(std::uintptr_t p) const noexcept {
+    if (walkers.load(std::memory_order_relaxed) != 0 && t_walks_on_this_thread == 0) [[unlikely]]
+      free_during_walk(p);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] static void free_during_walk(std::uintptr_t p) noexcept;
 
   void check_no_walk(const char* what) const noexcept {
     if (kDebug && walkers.load(std::memory_order_relaxed) != 0)
