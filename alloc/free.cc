@@ -3,6 +3,7 @@
 // the segment map tells whether the segment is ours at all.
 #include <cstring>
 
+#include "alloc/internal/lookup_guard.h"
 #include "alloc/internal/runtime_core.h"
 #include "alloc/internal/segment.h"
 #include "alloc/internal/segment_map.h"
@@ -98,10 +99,14 @@ Tag tag_of(const void* p) noexcept {
   return internal::page_of_block(p, "tag_of")->tag;
 }
 
-void* find_block(const void* ptr) noexcept {
+void* internal::find_block_in(const void* ptr, const RuntimeCore* runtime) noexcept {
+  TAGHEAP_DASSERT(t_lookup_depth != 0);
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  Segment* seg = SegmentMap::lookup(p);
+  Segment* seg = SegmentMap::lookup(p);  // mapped until our scope closes (lookup_guard.h)
   if (seg == nullptr) return nullptr;
+  // `runtime` is written before the segment enters the map and never again:
+  // reading it is safe, and another runtime's pages are not ours to read.
+  if (runtime != nullptr && seg->runtime != runtime) return nullptr;
   Page* page = seg->page_of(ptr);
   if (seg->kind == internal::PageKind::kHuge) page = &seg->pages[0];
   if (!page->in_use || p < page->blocks_start) return nullptr;
@@ -117,6 +122,16 @@ void* find_block(const void* ptr) noexcept {
        b = *reinterpret_cast<std::uintptr_t*>(b))
     if (b == block) return nullptr;
   return reinterpret_cast<void*>(block);
+}
+
+void* find_block(const void* p) noexcept {
+  BlockLookupScope scope;
+  return internal::find_block_in(p, nullptr);
+}
+
+void* find_block(const void* p, const Runtime& runtime) noexcept {
+  BlockLookupScope scope;
+  return internal::find_block_in(p, &runtime.core());
 }
 
 }  // namespace tagheap

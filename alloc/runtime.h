@@ -75,6 +75,7 @@ class Runtime {
   // for a lazy sweep; monotonic, any thread, no lock.
   std::uint64_t allocated_bytes(TagSet tags) const noexcept;
   internal::RuntimeCore& core() noexcept { return *core_; }
+  const internal::RuntimeCore& core() const noexcept { return *core_; }
 
  private:
   friend class ThreadState;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <new>
 
+#include "alloc/internal/lookup_guard.h"
 #include "alloc/internal/runtime_core.h"
 #include "alloc/internal/segment.h"
 #include "alloc/internal/segment_map.h"
@@ -87,10 +88,8 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
 void SegmentPool::unmap_segment(Segment* seg) noexcept {
   all_.erase(all_.iterator_to(*seg));
   asan::unpoison(seg->base(), seg->size);  // the OS may give the range to someone else
-  SegmentMap::set(seg->base(), seg->size, false);
-  const std::size_t size = seg->size;
   seg->cookie = 0;
-  os::unmap(seg, size);
+  unmap_segment_memory(seg);  // deferred while a find_block may be reading it
 }
 
 Page* SegmentPool::take_page(PageKind kind) noexcept {

@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "alloc/heap.h"
+#include "alloc/internal/lookup_guard.h"
 #include "alloc/runtime.h"
 #include "alloc/tag.h"
 #include "alloc/thread_state.h"
@@ -24,9 +25,40 @@ void free(void* p) noexcept;
 // Usable bytes of the block p points to (>= the size asked for).
 std::size_t usable_size(const void* p) noexcept;
 Tag tag_of(const void* p) noexcept;
+namespace internal {
+class RuntimeCore;
+// Needs a BlockLookupScope open on this thread. runtime: only blocks of that
+// runtime (the page is read only once the segment is known to be its), or
+// nullptr for any.
+void* find_block_in(const void* p, const RuntimeCore* runtime) noexcept;
+}  // namespace internal
+
+// While one lives on a thread, segments that any runtime releases stay
+// mapped (they are already forgotten by lookups), so find_block may look up
+// any word, including one into memory another runtime is freeing right now.
+// find_block opens one itself; a scan of many words opens one around them
+// all (nested scopes cost a thread-local increment). Unmapping deferred by a
+// scope happens when the last scope of the process closes.
+class BlockLookupScope {
+ public:
+  BlockLookupScope() noexcept {
+    if (internal::t_lookup_depth++ == 0) internal::enter_lookups();
+  }
+  ~BlockLookupScope() {
+    if (--internal::t_lookup_depth == 0) internal::leave_lookups();
+  }
+  BlockLookupScope(const BlockLookupScope&) = delete;
+  BlockLookupScope& operator=(const BlockLookupScope&) = delete;
+};
+
 // The start of the live block containing p (interior pointers included), or
-// nullptr: for conservative root scanning. Exact while the world is stopped.
+// nullptr: for conservative root scanning. Any word is fine: one into another
+// runtime's memory, a freed segment or a hole gives nullptr or a block, and
+// never a crash. Exact while the world of p's runtime is stopped.
 void* find_block(const void* p) noexcept;
+// Only blocks of `runtime`: never reads another runtime's pages, so it is
+// exact while `runtime`'s world is stopped, whatever other runtimes do.
+void* find_block(const void* p, const Runtime& runtime) noexcept;
 
 inline constexpr const char* kVersion = "0.1.0";
 

@@ -59,21 +59,25 @@ class Tracer {
   // Any word (a stack slot, a register): marks the GC block of this runtime
   // that contains it, if any, as the Boehm collector does for its roots.
   // Returns whether it hit one.
+  // Never reads memory that may be unmapped, nor another runtime's pages
+  // (alloc/internal/lookup_guard.h).
   bool mark_conservative(std::uintptr_t word) {
-    void* block = find_block(reinterpret_cast<const void*>(word));
+    BlockLookupScope scope;  // a thread-local increment inside mark_range_conservative's
+    void* block = internal::find_block_in(reinterpret_cast<const void*>(word), runtime_);
     if (block == nullptr) return false;
     PageView page = PageView::of(block);
     if (verifier_ != nullptr) [[unlikely]] {
       verify_reach(block, page);
       return true;
     }
-    if (page.runtime() != runtime_ || !gc_tags_.contains(page.tag())) return false;
+    if (!gc_tags_.contains(page.tag())) return false;
     ++conservative_hits_;
     mark(block);
     return true;
   }
   // Scans [begin, end) word by word with mark_conservative.
   void mark_range_conservative(const void* begin, const void* end) {
+    BlockLookupScope scope;  // once for the range, not per word
     auto p = reinterpret_cast<std::uintptr_t>(begin) & ~std::uintptr_t{7};
     for (; p + sizeof(std::uintptr_t) <= reinterpret_cast<std::uintptr_t>(end); p += sizeof(std::uintptr_t))
       mark_conservative(*reinterpret_cast<const std::uintptr_t*>(p));

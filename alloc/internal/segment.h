@@ -62,6 +62,7 @@ struct Segment {
   std::uint64_t free_pages = 0;   // bit i: page i is free
   ListHook avail_hook;            // in the runtime's list of segments with a free page
   ListHook all_hook;              // in the runtime's list of all its segments
+  Segment* unmap_next = nullptr;  // released, waiting for lookups to end (lookup_guard.h)
   // Read-mostly copies for free(), written only when a page changes hands
   // or is laid out: the owner token of each page (free() compares it with
   // the caller's before touching the page), and the block geometry a free

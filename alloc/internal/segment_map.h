@@ -7,7 +7,9 @@
 // free() rejects foreign pointers with one load; find_block uses lookup().
 //
 // Writers (segment creation and release) are serialised per segment; readers
-// never lock.
+// never lock. A reader that goes on to read the segment header (find_block)
+// holds a lookup scope (lookup_guard.h), which keeps released segments
+// mapped until it leaves.
 #pragma once
 
 #include <atomic>
@@ -47,7 +49,8 @@ class SegmentMap {
       u -= v - kStep + 1;
       v = units_[u].load(std::memory_order_acquire);
     }
-    return reinterpret_cast<Segment*>(u << kSegmentShift);
+    // 0: the segment is being forgotten (its start unit cleared first).
+    return v == 0 ? nullptr : reinterpret_cast<Segment*>(u << kSegmentShift);
   }
 
   // Map [base, base + size) to a segment starting at base whose pages are
