@@ -57,8 +57,8 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
   if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
     const BlockGeometry& g = seg->geometry[index];
     if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
-    page->push_thread_free(p, g.block_size);
-    return;
+    if (page->push_thread_free(p, g.block_size)) [[likely]] return;
+    // Closed: abandoned since we read the owner. Free under the pool's lock.
   }
   seg->runtime->free_in_abandoned(page, p);
 }
@@ -118,7 +118,8 @@ void* internal::find_block_in(const void* ptr, const RuntimeCore* runtime) noexc
   const std::uintptr_t block = page->block_at(i);
   // At most `used` links: a block freed twice by other threads makes a cycle.
   std::uint32_t links = page->used;
-  for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire); b != 0 && links-- > 0;
+  for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire) & ~Page::kThreadFreeClosed;
+       b != 0 && links-- > 0;
        b = *reinterpret_cast<std::uintptr_t*>(b))
     if (b == block) return nullptr;
   return reinterpret_cast<void*>(block);

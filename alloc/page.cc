@@ -115,24 +115,37 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
   --used;
 }
 
-void Page::free_block_remote(std::uintptr_t p) noexcept {
+bool Page::free_block_remote(std::uintptr_t p) noexcept {
   check_block_start(p);
-  push_thread_free(p, block_size);
+  return push_thread_free(p, block_size);
 }
 
-void Page::push_thread_free(std::uintptr_t p, std::size_t size) noexcept {
+bool Page::push_thread_free(std::uintptr_t p, std::size_t size) noexcept {
+  std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
+  if (head & kThreadFreeClosed) [[unlikely]] return false;
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, size);
   asan::poison(p + sizeof(std::uintptr_t), size - sizeof(std::uintptr_t));  // the link stays readable
-  std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
   do {
+    if (head & kThreadFreeClosed) [[unlikely]] {  // abandoned meanwhile: the caller frees under the lock
+      asan::unpoison(p + sizeof(std::uintptr_t), size - sizeof(std::uintptr_t));
+      return false;
+    }
     *reinterpret_cast<std::uintptr_t*>(p) = head;
   } while (!thread_free.compare_exchange_weak(head, p, std::memory_order_release,
                                               std::memory_order_relaxed));
+  return true;
 }
 
 std::uint32_t Page::collect_thread_free() noexcept {
-  if (thread_free.load(std::memory_order_relaxed) == 0) return 0;
-  std::uintptr_t b = thread_free.exchange(0, std::memory_order_acquire);
+  const std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
+  if ((head & ~kThreadFreeClosed) == 0) return 0;
+  // The closed bit changes only under the pool lock, never while a collector
+  // (the owner, the lock holder, a walk) runs: keeping it is race-free.
+  return take_thread_free(head & kThreadFreeClosed);
+}
+
+std::uint32_t Page::take_thread_free(std::uintptr_t state) noexcept {
+  std::uintptr_t b = thread_free.exchange(state, std::memory_order_acquire) & ~kThreadFreeClosed;
   std::uint32_t n = 0;
   while (b != 0) {
     const std::uint32_t i = block_index(b);
@@ -172,7 +185,7 @@ bool Page::is_valid() const noexcept {
   if (used + free_count != reserved)
     fatal("page %p: used %u + free %zu != %u blocks", static_cast<const void*>(this), used, free_count, reserved);
   std::size_t remote = 0;
-  for (std::uintptr_t b = thread_free.load(std::memory_order_acquire); b != 0;
+  for (std::uintptr_t b = thread_free.load(std::memory_order_acquire) & ~kThreadFreeClosed; b != 0;
        b = *reinterpret_cast<std::uintptr_t*>(b)) {
     if (b - blocks_start >= std::uint64_t{reserved} * block_size || block_at(block_index(b)) != b)
       fatal("page %p: thread-free list holds %p, not a block", static_cast<const void*>(this), reinterpret_cast<void*>(b));

@@ -68,10 +68,11 @@ void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
   page->owner_token().store(0, std::memory_order_release);
   page->heap = nullptr;
   page->set_in_full(false);
-  // Frees that raced with the owner store above may still land on
-  // thread_free; reclaim, free_in_abandoned and walks collect them.
   sweep_if_pending(page);
-  page->collect_thread_free();
+  // Frees that read the owner before the store above and pushed since are
+  // collected here; later pushes find the list closed and take our lock
+  // (Page::kThreadFreeClosed), so none is stranded on an unowned page.
+  page->close_thread_free();
   if (page->used == 0) {
     release_page(page);
     return;
@@ -98,6 +99,7 @@ Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t ow
   if (page == nullptr) return nullptr;
   ++shard.reclaimed_total;
   TAGHEAP_DASSERT(page->tag == tag && page->size_class == c);
+  page->open_thread_free();  // before the owner: a free seeing it may push
   page->heap = heap;
   page->owner_token().store(owner, std::memory_order_release);
   return page;
@@ -107,12 +109,13 @@ void RuntimeCore::free_in_abandoned(Page* page, std::uintptr_t p) noexcept {
   if (page->kind == PageKind::kHuge) return free_huge(page, p);
   TagShard& shard = shards[page->tag];
   std::unique_lock lock(shard.mu);
-  if (page->owner_token().load(std::memory_order_acquire) != 0) {
+  while (page->owner_token().load(std::memory_order_acquire) != 0) {
     // Reclaimed since the caller looked: an ordinary cross-thread free. Our
-    // block keeps the page in use, so it cannot go away meanwhile.
+    // block keeps the page in use, so it cannot go away meanwhile. The push
+    // fails only if the page was abandoned again since: then under the lock.
     lock.unlock();
-    page->free_block_remote(p);
-    return;
+    if (page->free_block_remote(p)) return;
+    lock.lock();
   }
   if (!page->in_pool)
     fatal("tagheap: free(%p): no live block there (double free, or a pointer tagheap never gave out)",
@@ -219,7 +222,6 @@ std::size_t RuntimeCore::trim_pool() noexcept {
         Page& page = *it++;
         if (page.in_walk) continue;
         sweep_if_pending(&page);
-        page.collect_thread_free();  // frees that raced with abandonment
         if (page.used == 0) {
           shard.remove(page);
           release_page(&page);
@@ -341,11 +343,19 @@ std::size_t Runtime::verify() {
           check_page(page, static_cast<Tag>(tag));
           if (page.heap != heap || page.owner_token().load() != node.self->owner_token())
             fatal("verify: page %p in a heap's queue is not owned by it", static_cast<void*>(&page));
+          if (page.thread_free.load() & internal::Page::kThreadFreeClosed)
+            fatal("verify: owned page %p has its thread-free list closed", static_cast<void*>(&page));
           return true;
         });
       }
     }
   }
+  // An abandoned page's thread-free list is closed, hence empty: no block
+  // waits where nobody collects.
+  auto check_closed = [](internal::Page& page) {
+    if (page.thread_free.load() != internal::Page::kThreadFreeClosed)
+      fatal("verify: abandoned page %p: thread-free list not closed and empty", static_cast<void*>(&page));
+  };
   for (unsigned tag = 0; tag < kTagCount; ++tag) {
     internal::TagShard& shard = core.shards[tag];
     std::lock_guard lock(shard.mu);
@@ -355,6 +365,7 @@ std::size_t Runtime::verify() {
         check_page(page, static_cast<Tag>(tag));
         if (page.owner_token().load() != 0 || !page.in_pool || page.pool_full || page.size_class != c)
           fatal("verify: abandoned page %p is in the wrong state or bin", static_cast<void*>(&page));
+        check_closed(page);
         ++available;
       }
     if (available != shard.available.load()) fatal("verify: pool of tag %u counts %zu pages, holds %zu", tag, shard.available.load(), available);
@@ -362,6 +373,7 @@ std::size_t Runtime::verify() {
       check_page(page, static_cast<Tag>(tag));
       if (page.owner_token().load() != 0 || !page.in_pool || !page.pool_full)
         fatal("verify: full abandoned page %p is in the wrong state", static_cast<void*>(&page));
+      check_closed(page);
     }
     for (internal::Page& page : shard.huge) {
       check_page(page, static_cast<Tag>(tag));

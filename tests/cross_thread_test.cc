@@ -326,6 +326,63 @@ TEST_SUITE("alloc.cross_thread") {
     }
   }
 
+  TEST_CASE("a free racing with abandonment never strands the page in the pool") {
+    // The owner abandons its page while another thread frees the page's
+    // last block. A free that read the owner before abandonment but pushed
+    // after the abandoning thread collected the thread-free list used to
+    // leave the page in the pool with its block on that list: kept from the
+    // OS until a trim() or a walk, and, when full, out of reclaim's sight.
+    // No trim and no walk here: every page must be back at once.
+    Runtime rt({.gc_tags = {1}});
+    internal::RuntimeCore& core = rt.core();
+    std::atomic<int> phase{0};  // round r: 3r+1 go, 3r+2 owner done, 3r+3 freer done
+    void* block = nullptr;
+    std::atomic<int> stranded{0};
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    constexpr int kRounds = 3000;
+#else
+    constexpr int kRounds = 30000;
+#endif
+    auto wait_for = [&](int value) {
+      while (phase.load(std::memory_order_acquire) < value) {
+      }
+    };
+    std::thread freer([&] {
+      Rng rng(3);
+      for (int r = 0; r < kRounds; ++r) {
+        wait_for(3 * r + 1);
+        for (std::uint64_t spin = rng.below(64); spin > 0; --spin) asm volatile("");
+        tagheap::free(block);
+        wait_for(3 * r + 2);
+        phase.store(3 * r + 3, std::memory_order_release);
+      }
+    });
+    ThreadState ts(rt);
+    for (int r = 0; r < kRounds; ++r) {
+      ts.attach();
+      block = ts.heap(0).allocate(64);
+      ts.detach();
+      phase.store(3 * r + 1, std::memory_order_release);
+      ts.abandon();
+      phase.store(3 * r + 2, std::memory_order_release);
+      wait_for(3 * r + 3);
+      std::lock_guard lock(core.shards[0].mu);
+      std::size_t in_pool = core.shards[0].full.size();
+      for (auto& bin : core.shards[0].bins) in_pool += bin.size();
+      if (in_pool != 0) {
+        stranded.fetch_add(1);
+        // Put it right for the next round (as a trim would).
+        core.shards[0].mu.unlock();
+        rt.trim();
+        core.shards[0].mu.lock();
+      }
+    }
+    freer.join();
+    CHECK(stranded.load() == 0);
+    CHECK(rt.stats().total.pages == 0);
+    rt.verify();
+  }
+
   TEST_CASE("an abandoned page that empties goes back to its segment and the OS") {
     Runtime rt({.gc_tags = {1}});
     const std::size_t mapped_before = os::mapped_bytes();

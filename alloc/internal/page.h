@@ -26,7 +26,8 @@
 //               owner ThreadState is attached to, except the atomic
 //               thread_free push from any thread
 //   abandoned   owner == nullptr, in the runtime's pool for its tag: only
-//               under that pool's lock (frees take the lock too)
+//               under that pool's lock (frees take the lock too: the
+//               thread-free list is closed, kThreadFreeClosed)
 //   reclaimed   owned again, by a heap of the same tag and runtime
 //   huge        one block; owner == nullptr; held in the runtime's huge list
 //               for its tag; freed from any thread under that list's lock
@@ -178,6 +179,8 @@ struct alignas(64) Page {
     return refill_cache_scan();
   }
   bool refill_cache_scan() noexcept;
+  // Collects thread_free and leaves `state` (0 or kThreadFreeClosed) there.
+  std::uint32_t take_thread_free(std::uintptr_t state) noexcept;
   // Leaves no cache word (when the page changes hands or goes back).
   void drop_cache() noexcept { alloc_word = &g_no_word; }
 
@@ -185,13 +188,27 @@ struct alignas(64) Page {
   // The caller owns the page (or holds its pool lock, or the world is
   // stopped). Sets the block free; fatal on an interior pointer or double free.
   void free_block_owned(std::uintptr_t p) noexcept;
+  // thread_free's low bit (block addresses are 16-aligned): set while the
+  // page is abandoned. A push then fails, and the free goes through the
+  // pool's lock instead (RuntimeCore::free_in_abandoned): nothing can land
+  // on the list of a page that no thread owns, where no one would collect
+  // it (the page would wait in the pool, maybe in its full list, for a trim
+  // or a walk). Abandonment closes the list in the same exchange that
+  // collects it, so a free that saw the owner just before abandonment either
+  // pushed in time to be collected or finds the list closed.
+  static constexpr std::uintptr_t kThreadFreeClosed = 1;
   // From any thread: push onto thread_free. Fatal on an interior pointer.
-  void free_block_remote(std::uintptr_t p) noexcept;
+  // False, nothing done, when the list is closed (the page was abandoned).
+  [[nodiscard]] bool free_block_remote(std::uintptr_t p) noexcept;
   // The push itself, for a block already checked (`size`: its block size).
-  void push_thread_free(std::uintptr_t p, std::size_t size) noexcept;
-  // Owner (or pool lock or stopped world): move thread_free into free_bits.
-  // Returns the number of blocks collected.
+  [[nodiscard]] bool push_thread_free(std::uintptr_t p, std::size_t size) noexcept;
+  // Owner (or pool lock or stopped world): move thread_free into free_bits,
+  // leaving the list open or closed as it was. Returns the blocks collected.
   std::uint32_t collect_thread_free() noexcept;
+  // Collect and close (abandonment, under the pool lock) or open (reclaim,
+  // under the pool lock, before the new owner is published).
+  std::uint32_t close_thread_free() noexcept { return take_thread_free(kThreadFreeClosed); }
+  std::uint32_t open_thread_free() noexcept { return take_thread_free(0); }
   void check_block_start(std::uintptr_t p) const noexcept;
 
   // --- lazy sweeping (the caller may modify the page: owner, pool lock or
