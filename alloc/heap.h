@@ -3,7 +3,8 @@
 // A Heap keeps, per size class, a queue of pages with free blocks (its front
 // is the current page, also cached in current_ for the fast path) and one
 // queue of full pages, so every page it owns stays findable by a walk. It is
-// used only by the OS thread its ThreadState is attached to.
+// used only by the OS thread its ThreadState is attached to (checked builds
+// check it on every allocation).
 //
 // Allocation fast path (inline, no lock, no atomic): one table load for the
 // class, one load of the current page, pop the lowest bit of its cache word.
