@@ -62,7 +62,7 @@ struct Model {
   bool asked = false;
   void roots(gc::Tracer&) {}
   void trace(void*, gc::Tracer&) {}
-  void finalize(void*) {
+  void finalize(void*) noexcept {
     if (asked) return;
     asked = true;
     free_it->raise();
