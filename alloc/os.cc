@@ -11,6 +11,16 @@ namespace {
 std::atomic<long> g_refuse_after{-1};
 std::atomic<std::size_t> g_regions{0};
 std::atomic<std::size_t> g_bytes{0};
+std::atomic<std::size_t> g_map_calls{0}, g_unmap_calls{0}, g_decommit_calls{0};
+
+void* counted_mmap(std::size_t size, int prot, int flags) noexcept {
+  g_map_calls.fetch_add(1, std::memory_order_relaxed);
+  return mmap(nullptr, size, prot, flags, -1, 0);
+}
+void counted_munmap(void* p, std::size_t size) noexcept {
+  g_unmap_calls.fetch_add(1, std::memory_order_relaxed);
+  munmap(p, size);
+}
 
 bool refused() noexcept {
   long n = g_refuse_after.load(std::memory_order_relaxed);
@@ -32,18 +42,18 @@ void* map_aligned(std::size_t size, std::size_t alignment) noexcept {
   if (size == 0 || size > (std::size_t{1} << 46) || alignment > (std::size_t{1} << 40)) return nullptr;
   const int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   // Try exact first: the kernel often hands out aligned ranges back to back.
-  void* p = mmap(nullptr, size, prot, flags, -1, 0);
+  void* p = counted_mmap(size, prot, flags);
   if (p == MAP_FAILED) return nullptr;
   if ((reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) != 0) {
-    munmap(p, size);
+    counted_munmap(p, size);
     const std::size_t over = size + alignment;
-    void* q = mmap(nullptr, over, prot, flags, -1, 0);
+    void* q = counted_mmap(over, prot, flags);
     if (q == MAP_FAILED) return nullptr;
     const auto base = reinterpret_cast<std::uintptr_t>(q);
     const auto aligned = (base + alignment - 1) & ~(alignment - 1);
-    if (aligned > base) munmap(q, aligned - base);
+    if (aligned > base) counted_munmap(q, aligned - base);
     const auto end = aligned + size, over_end = base + over;
-    if (over_end > end) munmap(reinterpret_cast<void*>(end), over_end - end);
+    if (over_end > end) counted_munmap(reinterpret_cast<void*>(end), over_end - end);
     p = reinterpret_cast<void*>(aligned);
   }
   g_regions.fetch_add(1, std::memory_order_relaxed);
@@ -52,15 +62,27 @@ void* map_aligned(std::size_t size, std::size_t alignment) noexcept {
 }
 
 void unmap(void* p, std::size_t size) noexcept {
-  munmap(p, size);
+  counted_munmap(p, size);
   g_regions.fetch_sub(1, std::memory_order_relaxed);
   g_bytes.fetch_sub(size, std::memory_order_relaxed);
 }
 
-void decommit(void* p, std::size_t size) noexcept { madvise(p, size, MADV_DONTNEED); }
+void decommit(void* p, std::size_t size) noexcept {
+  g_decommit_calls.fetch_add(1, std::memory_order_relaxed);
+  madvise(p, size, MADV_DONTNEED);
+}
+
+void release_lazily(void* p, std::size_t size) noexcept {
+  g_decommit_calls.fetch_add(1, std::memory_order_relaxed);
+  if (madvise(p, size, MADV_FREE) != 0) madvise(p, size, MADV_DONTNEED);  // kernels before 4.5
+}
 
 void refuse_after(long n) noexcept { g_refuse_after.store(n, std::memory_order_relaxed); }
 std::size_t mapped_regions() noexcept { return g_regions.load(std::memory_order_relaxed); }
 std::size_t mapped_bytes() noexcept { return g_bytes.load(std::memory_order_relaxed); }
+CallCounts call_counts() noexcept {
+  return {g_map_calls.load(std::memory_order_relaxed), g_unmap_calls.load(std::memory_order_relaxed),
+          g_decommit_calls.load(std::memory_order_relaxed)};
+}
 
 }  // namespace tagheap::os

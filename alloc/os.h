@@ -15,6 +15,11 @@ void* map_aligned(std::size_t size, std::size_t alignment) noexcept;
 void unmap(void* p, std::size_t size) noexcept;
 // Gives the physical pages back; the range stays mapped and reads as zero.
 void decommit(void* p, std::size_t size) noexcept;
+// Lets the OS take the physical pages back when it needs memory
+// (MADV_FREE): until then they stay with the process, and a write keeps
+// them without a page fault. The contents are undefined afterwards (old
+// bytes or zeros). Falls back to decommit where the kernel lacks MADV_FREE.
+void release_lazily(void* p, std::size_t size) noexcept;
 std::size_t page_size() noexcept;
 
 // Testing: after n more successful maps, every map fails (n < 0: never).
@@ -22,5 +27,15 @@ void refuse_after(long n) noexcept;
 // Number of regions currently mapped and their bytes, for leak tests.
 std::size_t mapped_regions() noexcept;
 std::size_t mapped_bytes() noexcept;
+
+// System calls made so far, process-wide: mmap, munmap and madvise calls
+// (decommits counts decommit and release_lazily)
+// (map_aligned may need two mmap and two munmap calls for one region).
+struct CallCounts {
+  std::size_t maps = 0;
+  std::size_t unmaps = 0;
+  std::size_t decommits = 0;
+};
+CallCounts call_counts() noexcept;
 
 }  // namespace tagheap::os

@@ -318,6 +318,9 @@ RuntimeStats Runtime::stats() {
     s.total.reclaimed_total += t.reclaimed_total;
   }
   s.segments = core_->segments.segment_count();
+  s.empty_segments = core_->segments.empty_segment_count();
+  s.segments_mapped_total = core_->segments.segments_mapped_total();
+  s.segments_unmapped_total = core_->segments.segments_unmapped_total();
   s.thread_states = thread_state_count();
   return s;
 }

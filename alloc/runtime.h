@@ -38,7 +38,10 @@ struct TagStats {
 struct RuntimeStats {
   TagStats tags[kTagCount];
   TagStats total;
-  std::size_t segments = 0;
+  std::size_t segments = 0;                 // mapped now, huge and empty ones included
+  std::size_t empty_segments = 0;           // of those, kept empty for reuse (not huge)
+  std::size_t segments_mapped_total = 0;    // over the runtime's life
+  std::size_t segments_unmapped_total = 0;
   std::size_t thread_states = 0;
 };
 
@@ -64,7 +67,10 @@ class Runtime {
   // World stopped: checks every invariant of every page, queue and pool;
   // fatal with a message on the first violation. Returns the pages checked.
   std::size_t verify();
-  // Returns empty abandoned pages to their segments (also done by reclaim).
+  // Returns empty abandoned pages to their segments (also done by reclaim),
+  // then gives the OS back all free memory: decommits every free page and
+  // unmaps every empty segment and cached huge one. Returns the pages
+  // taken from the pool.
   std::size_t trim();
 
   std::size_t thread_state_count() const noexcept;

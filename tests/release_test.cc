@@ -1,7 +1,7 @@
 // Pages and segments go back: after everything is freed, the memory mapped
-// for a runtime falls back to the empty segments it may cache
-// (kSegmentCacheMax segments of 4 MiB); huge blocks are unmapped on free; a
-// destroyed runtime unmaps everything.
+// for a runtime is empty segments kept for reuse (no more than its recent
+// peak; segment_reuse_test pins how long), and trim() gives them back; huge
+// blocks are unmapped on free or trim; a destroyed runtime unmaps everything.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -16,12 +16,8 @@
 using namespace tagheap;
 using tagheap::test::AttachedState;
 
-namespace {
-constexpr std::size_t kCacheBytes = internal::kSegmentCacheMax * internal::kSegmentSize;
-}
-
 TEST_SUITE("alloc.release") {
-  TEST_CASE("freeing every block brings mapped memory back to the segment cache") {
+  TEST_CASE("freeing every block leaves only empty segments, and trim() unmaps them") {
     const std::size_t before_runtime = os::mapped_bytes();
     {
       Runtime rt;
@@ -35,24 +31,30 @@ TEST_SUITE("alloc.release") {
       CHECK(os::mapped_bytes() >= base + (90u << 20));
       for (void* p : blocks) tagheap::free(p);
 
-      // The thread state keeps at most its last page of each class (three
-      // classes here), each in a segment of its own at worst.
-      CHECK(os::mapped_bytes() <= base + kCacheBytes + 3 * internal::kSegmentSize);
+      // Empty segments stay mapped while the recent peak may want them
+      // again (segment_reuse_test); they never outnumber that peak.
+      const std::size_t peak = os::mapped_bytes();
       ts.reset();
-      // Gone with it: only cached empty segments are left.
+      // Gone with it: every segment left is empty.
       RuntimeStats s = rt.stats();
       CHECK(s.total.pages == 0);
-      CHECK(s.segments <= internal::kSegmentCacheMax);
-      CHECK(os::mapped_bytes() <= base + kCacheBytes);
+      CHECK(s.segments == s.empty_segments);
+      CHECK(os::mapped_bytes() <= peak);
       rt.verify();
 
-      // Cached segments serve the next allocations without new maps.
+      // Empty segments serve the next allocations without new maps.
       const std::size_t regions = os::mapped_regions();
-      AttachedState again(rt);
-      std::vector<void*> more;
-      for (int i = 0; i < 10'000; ++i) more.push_back(again.heap(0).allocate(256));
-      CHECK(os::mapped_regions() <= regions);
-      for (void* p : more) tagheap::free(p);
+      {
+        AttachedState again(rt);
+        std::vector<void*> more;
+        for (int i = 0; i < 10'000; ++i) more.push_back(again.heap(0).allocate(256));
+        CHECK(os::mapped_regions() <= regions);
+        for (void* p : more) tagheap::free(p);
+      }
+      // trim() gives back every empty segment.
+      rt.trim();
+      CHECK(rt.stats().segments == 0);
+      CHECK(os::mapped_bytes() == base);
     }
     // A destroyed runtime unmaps every segment, cached ones included.
     CHECK(os::mapped_bytes() == before_runtime);
@@ -171,8 +173,10 @@ TEST_SUITE("alloc.release") {
     // Collected by the owner's next slow path or a walk; a walk here.
     ts.ts.detach();
     CHECK(rt.stats().total.blocks == 0);
-    // At most the heap's last page of the class stays, in one segment.
-    CHECK(os::mapped_bytes() <= base + kCacheBytes + internal::kSegmentSize);
+    // At most the heap's last page of the class stays in use, in one
+    // segment; once trimmed, the empty ones go.
+    rt.trim();
+    CHECK(os::mapped_bytes() <= base + internal::kSegmentSize);
     ts.ts.attach();
   }
 }

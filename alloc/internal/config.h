@@ -48,7 +48,8 @@ inline constexpr std::size_t kMaxNaturalAlign = 4096;
 // huge block still starts in its segment's first 4 MiB (where free() finds it).
 inline constexpr std::size_t kMaxAllocation = std::size_t{1} << 46;
 
-// Free, fully empty segments kept mapped (their pages decommitted) per runtime.
+// Empty segments a runtime keeps mapped whatever its recent peak (more
+// while the peak wants them: SegmentPool); trim() unmaps them all.
 inline constexpr std::size_t kSegmentCacheMax = 4;
 // Freed huge segments kept whole for reuse, per runtime: at least this many
 // bytes, more while more was in use just before (SegmentPool).

@@ -1,8 +1,10 @@
 // internal/runtime_core.h: what a Runtime owns. Internal.
 //
 // Ownership and locks (lock order: shard.mu -> segments.mu; threads_mu alone)
-//   segments   SegmentPool: every segment of this runtime; carves free pages
-//              out of them and takes pages back. Its own mutex; slow path only.
+//   segments   SegmentPool (segment_pool.h): every segment of this runtime;
+//              carves free pages out of them, takes pages back, keeps free
+//              memory while the recent peak wants it. Its own mutex; slow
+//              path only.
 //   shards[t]  per tag t: the abandoned pool (pages with free blocks binned by
 //              size class, full ones in a list) and the huge pages of tag t,
 //              under shard.mu. Reclaim looks only at shards[heap.tag()]
@@ -33,6 +35,7 @@
 #include "alloc/internal/intrusive.h"
 #include "alloc/internal/page.h"
 #include "alloc/internal/segment.h"
+#include "alloc/internal/segment_pool.h"
 #include "alloc/internal/size_class.h"
 #include "alloc/tag.h"
 
@@ -42,100 +45,6 @@ class ThreadState;
 }  // namespace tagheap
 
 namespace tagheap::internal {
-
-using PageList = IntrusiveList<Page, &Page::queue_hook>;
-using SegmentList = IntrusiveList<Segment, &Segment::avail_hook>;
-using AllSegmentList = IntrusiveList<Segment, &Segment::all_hook>;
-
-class SegmentPool {
- public:
-  explicit SegmentPool(RuntimeCore* runtime) : runtime_(runtime) {}
-  ~SegmentPool();
-  SegmentPool(const SegmentPool&) = delete;
-  SegmentPool& operator=(const SegmentPool&) = delete;
-
-  // An unused page of the kind, with area and area_size set; nullptr when the
-  // OS refuses memory.
-  Page* take_page(PageKind kind) noexcept;
-  // A huge segment for one block of `size` bytes aligned to `align` (both
-  // checked by the caller: size <= kMaxAllocation, align < kSegmentSize).
-  Page* take_huge_page(std::size_t size, std::size_t align) noexcept;
-  // The page must be unlinked from every list. Its memory stays committed
-  // for a while (below); an empty segment is cached (up to kSegmentCacheMax)
-  // or unmapped.
-  void give_back(Page* page) noexcept;
-  // Decommits every free page still committed (Runtime::trim).
-  void purge_all() noexcept;
-
-  template <class F>
-  void for_each_segment(F&& f) {
-    for (Segment& s : all_) f(s);
-  }
-  std::size_t segment_count() const noexcept { return all_.size(); }
-  void reset_lock_after_fork() noexcept { new (&mu_) std::mutex(); }
-
- private:
-  Segment* map_segment(PageKind kind, std::size_t size) noexcept;
-  void unmap_segment(Segment* seg) noexcept;
-  void forget_dirty_pages(Segment* seg) noexcept;
-  void purge_aged_and_excess() noexcept;
-  void purge_oldest_until(std::size_t keep) noexcept;
-  void decommit_dirty(Page& page) noexcept;
-
-  // Free pages keep their memory committed for a while: a page emptied by a
-  // sweep or a retire is usually taken again soon, and faulting 64 KiB back
-  // in costs more than its whole reuse. Two generations: a page freed goes
-  // to `young_`; every kPurgeDelayMs the pages still in `old_` (unused for
-  // one to two periods) are decommitted and `young_` becomes `old_`. Beyond
-  // that, committed free pages never exceed max(kDirtyBytesMin, the most
-  // memory the pages in use had since the last rotation), oldest first: the
-  // recent peak, not the current use, so a sweep that empties most of the
-  // heap does not decommit what the mutators are about to fill again.
-  static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
-  static constexpr std::int64_t kPurgeDelayMs = 100;
-  // A freed huge segment of at most kHugeCacheBytes / 4 is kept whole
-  // (mapped and committed) for up to two purge periods, while the cache
-  // holds at most max(kHugeCacheBytes (config.h), the most bytes of huge
-  // segments in use since the last rotation) in at most kHugeCacheSlots
-  // segments: like dirty pages, bounded by the recent peak of what is in
-  // use. A huge block takes the smallest cached segment that fits it and is
-  // at most 4 times its size (the rest stays mapped, and committed only
-  // where an earlier block touched it). The cache is a small array,
-  // not a list through the segments: a lookup reads one or two cache lines
-  // instead of a header in each cached segment.
-  static constexpr std::size_t kHugeCacheSlots = 64;
-  struct CachedHuge {
-    Segment* seg;
-    std::size_t size;
-    std::int64_t cached_at_ms;
-  };
-
-  Page* take_cached_huge(std::size_t total) noexcept;
-  void cache_huge(Segment* seg) noexcept;
-  void evict_huge(std::int64_t now) noexcept;
-  void drop_cached_huge(std::size_t i) noexcept;
-  void count_huge_in_use(std::size_t size) noexcept;
-  void unmap_oldest_cached_huge() noexcept;
-  void rotate_if_due(std::int64_t now) noexcept;
-  static std::int64_t now_ms() noexcept;
-
-  RuntimeCore* runtime_;
-  std::mutex mu_;
-  SegmentList avail_[3];  // small, medium, large segments with a free page
-  AllSegmentList all_;
-  std::size_t empty_count_ = 0;
-  PageList young_[3];  // free, committed pages per kind, most recent first (Page::dirty 1)
-  PageList old_[3];    // likewise, freed before the last rotation (Page::dirty 2)
-  std::size_t dirty_bytes_ = 0;
-  std::size_t committed_in_use_ = 0;
-  std::size_t in_use_peak_ = 0;  // of committed_in_use_ since the last rotation
-  std::int64_t last_rotation_ms_ = 0;
-  CachedHuge huge_cache_[kHugeCacheSlots];  // [0, huge_cached_): oldest first
-  std::size_t huge_cached_ = 0;
-  std::size_t huge_cache_bytes_ = 0;
-  std::size_t huge_in_use_ = 0;       // bytes of huge segments holding a block
-  std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since the last rotation
-};
 
 struct TagShard {
   std::mutex mu;

@@ -60,7 +60,8 @@ struct Segment {
   std::uint16_t page_count = 0;
   std::uint16_t pages_in_use = 0;
   std::uint64_t free_pages = 0;   // bit i: page i is free
-  ListHook avail_hook;            // in the runtime's list of segments with a free page
+  std::int64_t emptied_at_ms = 0; // when its last page in use went back (while empty)
+  ListHook avail_hook;            // in the pool's list of partly used or of empty segments
   ListHook all_hook;              // in the runtime's list of all its segments
   Segment* unmap_next = nullptr;  // released, waiting for lookups to end (lookup_guard.h)
   // Read-mostly copies for free(), written only when a page changes hands

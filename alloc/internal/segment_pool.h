@@ -1,0 +1,172 @@
+// internal/segment_pool.h: a runtime's segments, and the free pages in them.
+// Internal: users must not rely on anything under alloc/internal/.
+//
+// The pool maps segments, carves pages out of them, takes pages back, and
+// decides how long free memory stays with the process. Memory follows the
+// program's recent peak, at two grains:
+//
+//   pages     A freed page stays committed ("dirty") for 100-200 ms, while
+//             dirty bytes stay under max(kDirtyBytesMin, the peak of bytes
+//             in pages in use over the last 0-100 ms); then it is
+//             released to the OS, oldest first, lazily (os::release_lazily,
+//             MADV_FREE: the kernel takes the memory back when it runs
+//             short, and until then a reuse costs no page fault). A page
+//             emptied by a sweep is usually taken again soon, and faulting
+//             64 KiB back in costs more than its whole reuse.
+//   segments  An empty segment (no page in use) stays mapped while the
+//             segments in use plus the empty ones stay within
+//             max(in use + kSegmentCacheMax, the most segments in use over
+//             the last 0.5-1 s); beyond that the one empty the longest is
+//             unmapped. A program whose heap breathes (a collector sweeping
+//             most of it each cycle) keeps its segments and refills them
+//             without mmap, munmap or (while pages stay dirty) page faults;
+//             one that shrinks for good gives them back within a second of
+//             its next allocation or free (munmap returns their memory at
+//             once). Runtime::trim() decommits every free page
+//             (MADV_DONTNEED) and unmaps every empty segment at once.
+//
+// Life cycle of a (non-huge) segment, as lists:
+//   partly used  avail_[kind]   some pages free, some in use
+//   full         (no list)      every page in use
+//   empty        empty_[kind]   no page in use, oldest first; its free pages
+//                               may still be dirty (in young_/old_)
+// An empty segment of one kind serves a page of another kind when that kind
+// has no free page anywhere: it is laid out again (lay_out), its dirty pages
+// forgotten (their memory stays committed and is reused as it is).
+//
+// Everything here is under mu_ (lock order: TagShard::mu before it). The
+// clock is a steady millisecond clock, replaceable in tests.
+//
+// Invariants (checked by Runtime::verify through Segment::is_valid and the
+// counts below):
+//   empty_count_ == sum of |empty_[k]|; a segment is in empty_ iff pages_in_use == 0
+//   segments_in_use_ == non-huge segments with pages_in_use > 0
+//   dirty_bytes_ == sum of area_size over young_ and old_
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <new>
+
+#include "alloc/internal/intrusive.h"
+#include "alloc/internal/page.h"
+#include "alloc/internal/segment.h"
+
+namespace tagheap::internal {
+
+class RuntimeCore;
+
+using PageList = IntrusiveList<Page, &Page::queue_hook>;
+using SegmentList = IntrusiveList<Segment, &Segment::avail_hook>;
+using AllSegmentList = IntrusiveList<Segment, &Segment::all_hook>;
+
+class SegmentPool {
+ public:
+  using Clock = std::int64_t (*)() noexcept;  // milliseconds, monotonic
+
+  explicit SegmentPool(RuntimeCore* runtime) : runtime_(runtime) {}
+  ~SegmentPool();
+  SegmentPool(const SegmentPool&) = delete;
+  SegmentPool& operator=(const SegmentPool&) = delete;
+
+  // An unused page of the kind, with area and area_size set; nullptr when the
+  // OS refuses memory.
+  Page* take_page(PageKind kind) noexcept;
+  // A huge segment for one block of `size` bytes aligned to `align` (both
+  // checked by the caller: size <= kMaxAllocation, align < kSegmentSize).
+  Page* take_huge_page(std::size_t size, std::size_t align) noexcept;
+  // The page must be unlinked from every list. Its memory stays committed
+  // for a while, its segment mapped while the recent peak wants it (above).
+  void give_back(Page* page) noexcept;
+  // Decommits every free page still committed and unmaps every empty and
+  // cached huge segment (Runtime::trim).
+  void purge_all() noexcept;
+
+  template <class F>
+  void for_each_segment(F&& f) {
+    for (Segment& s : all_) f(s);
+  }
+  std::size_t segment_count() const noexcept { return all_.size(); }
+  // Non-huge segments with no page in use, kept mapped for reuse.
+  std::size_t empty_segment_count() noexcept;
+  // Segments mapped and unmapped over the pool's life (huge ones included).
+  std::size_t segments_mapped_total() noexcept;
+  std::size_t segments_unmapped_total() noexcept;
+  void reset_lock_after_fork() noexcept { new (&mu_) std::mutex(); }
+  // Tests: the clock that ages pages and segments (nullptr: the steady clock).
+  void set_clock_for_testing(Clock clock) noexcept;
+
+ private:
+  Segment* map_segment(PageKind kind, std::size_t size) noexcept;
+  void lay_out(Segment* seg, PageKind kind) noexcept;
+  void unmap_segment(Segment* seg) noexcept;
+  Segment* segment_with_free_page(std::size_t k, std::unique_lock<std::mutex>& lock) noexcept;
+  Segment* reuse_empty_of_other_kind(std::size_t k) noexcept;
+  void mark_empty(Segment* seg) noexcept;
+  void unmap_empty(Segment* seg) noexcept;
+  void evict_empty_segments(std::size_t keep) noexcept;
+  std::size_t empty_segments_allowed() const noexcept;
+  void forget_dirty_pages(Segment* seg) noexcept;
+  void purge_aged_and_excess() noexcept;
+  enum class Purge { kLazily, kNow };  // os::release_lazily or os::decommit
+  void purge_oldest_until(std::size_t keep, Purge how) noexcept;
+  void purge_dirty(Page& page, Purge how) noexcept;
+
+  static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
+  static constexpr std::int64_t kPurgeDelayMs = 100;
+  // The segment peak is kept over two windows of this length: the current
+  // one and the one before.
+  static constexpr std::int64_t kSegmentWindowMs = 500;
+  // A freed huge segment of at most kHugeCacheBytes / 4 is kept whole
+  // (mapped and committed) for up to two purge periods, while the cache
+  // holds at most max(kHugeCacheBytes (config.h), the most bytes of huge
+  // segments in use since the last rotation) in at most kHugeCacheSlots
+  // segments: like dirty pages, bounded by the recent peak of what is in
+  // use. A huge block takes the smallest cached segment that fits it and is
+  // at most 4 times its size (the rest stays mapped, and committed only
+  // where an earlier block touched it). The cache is a small array,
+  // not a list through the segments: a lookup reads one or two cache lines
+  // instead of a header in each cached segment.
+  static constexpr std::size_t kHugeCacheSlots = 64;
+  struct CachedHuge {
+    Segment* seg;
+    std::size_t size;
+    std::int64_t cached_at_ms;
+  };
+
+  Page* take_cached_huge(std::size_t total) noexcept;
+  void cache_huge(Segment* seg) noexcept;
+  void evict_huge(std::int64_t now) noexcept;
+  void drop_cached_huge(std::size_t i) noexcept;
+  void count_huge_in_use(std::size_t size) noexcept;
+  void unmap_oldest_cached_huge() noexcept;
+  void rotate_if_due(std::int64_t now) noexcept;
+  std::int64_t now_ms() const noexcept;
+
+  RuntimeCore* runtime_;
+  Clock clock_ = nullptr;
+  std::mutex mu_;
+  SegmentList avail_[3];  // partly used small, medium, large segments
+  SegmentList empty_[3];  // empty ones, in the order they emptied
+  AllSegmentList all_;
+  std::size_t empty_count_ = 0;
+  std::size_t segments_in_use_ = 0;
+  std::size_t segment_peak_ = 0;       // of segments_in_use_ in the current window
+  std::size_t segment_peak_prev_ = 0;  // in the window before
+  std::int64_t segment_window_ms_ = 0;
+  std::size_t mapped_total_ = 0, unmapped_total_ = 0;
+  PageList young_[3];  // free, committed pages per kind, most recent first (Page::dirty 1)
+  PageList old_[3];    // likewise, freed before the last rotation (Page::dirty 2)
+  std::size_t dirty_bytes_ = 0;
+  std::size_t committed_in_use_ = 0;
+  std::size_t in_use_peak_ = 0;  // of committed_in_use_ since the last rotation
+  std::int64_t last_rotation_ms_ = 0;
+  CachedHuge huge_cache_[kHugeCacheSlots];  // [0, huge_cached_): oldest first
+  std::size_t huge_cached_ = 0;
+  std::size_t huge_cache_bytes_ = 0;
+  std::size_t huge_in_use_ = 0;       // bytes of huge segments holding a block
+  std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since the last rotation
+};
+
+}  // namespace tagheap::internal

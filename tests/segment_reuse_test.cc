@@ -1,0 +1,147 @@
+// Segment memory follows the program's recent peak: a heap that empties and
+// refills many segments over and over (as a collector's sweeps make it)
+// keeps them mapped instead of unmapping and mapping them again; once fewer
+// segments have been in use for a while the extra empty ones go back; and
+// trim() gives back every empty one at once. The pool's clock is a manual
+// one here, so no test depends on how fast the machine runs.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "alloc/internal/config.h"
+#include "alloc/internal/runtime_core.h"
+#include "alloc/os.h"
+#include "alloc/tagheap.h"
+#include "tests/test_util.h"
+
+using namespace tagheap;
+using tagheap::test::AttachedState;
+
+namespace {
+
+std::atomic<std::int64_t> g_now_ms{1'000'000};
+std::int64_t manual_clock() noexcept { return g_now_ms.load(std::memory_order_relaxed); }
+
+// The runtime's segment pool reads the manual clock for the scope.
+struct ManualClock {
+  Runtime& rt;
+  explicit ManualClock(Runtime& r) : rt(r) { rt.core().segments.set_clock_for_testing(&manual_clock); }
+  ~ManualClock() { rt.core().segments.set_clock_for_testing(nullptr); }
+  void advance_ms(std::int64_t ms) { g_now_ms.fetch_add(ms, std::memory_order_relaxed); }
+};
+
+constexpr std::size_t kBlock = 8 * 1024;  // the largest small block: 8 per 64 KiB page
+constexpr std::size_t kBlocksPerSegment = internal::kSegmentSize / kBlock;
+
+// About `segments` small segments full of blocks.
+std::vector<void*> fill_segments(Heap& heap, std::size_t segments) {
+  std::vector<void*> blocks;
+  bool all = true;
+  for (std::size_t i = 0; i < segments * kBlocksPerSegment; ++i) {
+    void* p = heap.allocate(kBlock);
+    all &= p != nullptr;
+    if (p != nullptr) blocks.push_back(p);
+  }
+  REQUIRE(all);
+  return blocks;
+}
+
+void free_all(std::vector<void*>& blocks) {
+  for (void* p : blocks) tagheap::free(p);
+  blocks.clear();
+}
+
+std::size_t os_map_calls() { return os::call_counts().maps + os::call_counts().unmaps; }
+
+// A runtime on the manual clock whose heap filled 32 segments and freed
+// every block: they are all empty now, and kept.
+struct EmptiedSegments {
+  Runtime rt;
+  ManualClock clock{rt};
+  AttachedState ts{rt};
+  std::size_t base = os::mapped_bytes();
+  std::size_t kept = 0;
+  EmptiedSegments() {
+    std::vector<void*> blocks = fill_segments(ts.heap(0), 32);
+    free_all(blocks);
+    kept = rt.stats().empty_segments;
+    CHECK(kept >= 24);
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("alloc.segment_reuse") {
+  TEST_CASE_FIXTURE(EmptiedSegments, "a heap emptied and refilled over and over maps and unmaps nothing after the first round") {
+    std::vector<void*> blocks;
+    const std::size_t calls = os_map_calls();
+    const RuntimeStats before = rt.stats();
+    // 40 rounds, 30 ms apart on the pool's clock: over a second in all, so
+    // pages age and the segment peak moves through several windows.
+    for (int round = 0; round < 40; ++round) {
+      clock.advance_ms(30);
+      blocks = fill_segments(ts.heap(0), 32);
+      free_all(blocks);
+    }
+    const RuntimeStats after = rt.stats();
+    CHECK(os_map_calls() == calls);
+    CHECK(after.segments_mapped_total == before.segments_mapped_total);
+    CHECK(after.segments_unmapped_total == before.segments_unmapped_total);
+    CHECK(after.segments == before.segments);
+    rt.verify();
+  }
+
+  TEST_CASE_FIXTURE(EmptiedSegments, "empty segments beyond the recent peak go back after a quiet period") {
+    // Still within the peak's memory: activity keeps them.
+    clock.advance_ms(300);
+    std::vector<void*> blocks = fill_segments(ts.heap(0), 1);
+    free_all(blocks);
+    CHECK(rt.stats().empty_segments >= kept - 1);
+    // Two segment windows with the program using one segment: the next page
+    // taken or given back lets the extra empty segments go.
+    clock.advance_ms(1100);
+    void* p = ts.heap(0).allocate(20'000);  // a medium page: the pool runs its aging
+    REQUIRE(p != nullptr);
+    const RuntimeStats s = rt.stats();
+    CHECK(s.empty_segments <= internal::kSegmentCacheMax);
+    CHECK(s.segments_unmapped_total + 1 >= kept - internal::kSegmentCacheMax);  // one serves the medium page
+    CHECK(os::mapped_bytes() <= base + (internal::kSegmentCacheMax + 3) * internal::kSegmentSize);
+    tagheap::free(p);
+    rt.verify();
+  }
+
+  TEST_CASE_FIXTURE(EmptiedSegments, "trim() unmaps every empty segment at once") {
+    rt.trim();
+    const RuntimeStats s = rt.stats();
+    CHECK(s.empty_segments == 0);
+    // Left: the segment of the heap's last page of the class.
+    CHECK(s.segments <= 1);
+    CHECK(os::mapped_bytes() <= base + internal::kSegmentSize);
+    rt.verify();
+  }
+
+  TEST_CASE("an empty segment of one kind serves pages of another kind without a new mapping") {
+    Runtime rt;
+    ManualClock clock(rt);
+    AttachedState ts(rt);
+    std::vector<void*> small = fill_segments(ts.heap(0), 16);
+    free_all(small);
+    const std::size_t calls = os_map_calls();
+    // Medium pages (512 KiB, blocks over 8 KiB): about 12 segments' worth.
+    std::vector<void*> medium;
+    for (int i = 0; i < 12 * 8 * 20; ++i) medium.push_back(ts.heap(0).allocate(24 * 1024));
+    for (void* p : medium) CHECK(p != nullptr);
+    CHECK(os_map_calls() == calls);
+    rt.verify();
+    for (void* p : medium) std::memset(p, 0xAB, 24 * 1024);  // their memory is theirs (ASan agrees)
+    free_all(medium);
+    // And back to small pages in those segments.
+    small = fill_segments(ts.heap(0), 12);
+    CHECK(os_map_calls() == calls);
+    free_all(small);
+    rt.verify();
+  }
+}
