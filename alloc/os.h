@@ -20,6 +20,9 @@ void decommit(void* p, std::size_t size) noexcept;
 // them without a page fault. The contents are undefined afterwards (old
 // bytes or zeros). Falls back to decommit where the kernel lacks MADV_FREE.
 void release_lazily(void* p, std::size_t size) noexcept;
+// Asks for transparent huge pages over the range (MADV_HUGEPAGE): the
+// kernel backs its aligned 2 MiB parts with huge pages where it can.
+void advise_huge_pages(void* p, std::size_t size) noexcept;
 std::size_t page_size() noexcept;
 
 // Testing: after n more successful maps, every map fails (n < 0: never).
@@ -35,6 +38,7 @@ struct CallCounts {
   std::size_t maps = 0;
   std::size_t unmaps = 0;
   std::size_t decommits = 0;
+  std::size_t huge_page_advices = 0;
 };
 CallCounts call_counts() noexcept;
 

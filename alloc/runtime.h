@@ -21,6 +21,11 @@ class ThreadState;
 struct RuntimeOptions {
   TagSet gc_tags;           // tags whose blocks are GC objects
   bool debug_fill = false;  // fill fresh blocks with 0xCD, freed ones with 0xDD
+  // Transparent huge pages for segments of small pages (madvise
+  // MADV_HUGEPAGE), where the kernel's THP mode is `madvise` or `always`:
+  // 512 times fewer page faults and fewer TLB misses for dense heaps; up to
+  // 2 MiB more resident memory per partly used segment (README.md).
+  bool huge_os_pages = false;
 };
 
 // Figures for one tag, taken by a walk (the world must be stopped).

@@ -7,6 +7,7 @@
 #include "alloc/internal/segment.h"
 #include "alloc/internal/segment_map.h"
 #include "alloc/os.h"
+#include "alloc/runtime.h"
 
 namespace tagheap::internal {
 
@@ -32,7 +33,11 @@ bool Segment::is_valid() const noexcept {
 Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
   void* mem = os::map_aligned(size, kSegmentSize);
   if (mem == nullptr) return nullptr;
+  // Before the header is written: the first touch of each 2 MiB decides.
+  const bool huge_os_pages = kind == PageKind::kSmall && runtime_->options.huge_os_pages;
+  if (huge_os_pages) os::advise_huge_pages(mem, size);
   auto* seg = new (mem) Segment;  // default-init: the bitmaps are fresh zero pages, left untouched
+  seg->huge_os_pages = huge_os_pages;
   seg->cookie = seg->base() ^ kCookieKey;
   seg->runtime = runtime_;
   seg->size = size;

@@ -116,9 +116,11 @@ void SegmentPool::give_back(Page* page) noexcept {
   committed_in_use_ -= page->area_size;
   const bool was_full = seg->free_pages == 0;
   seg->free_pages |= std::uint64_t{1} << page->page_index;
-  page->dirty = 1;  // committed: see kPurgeDelayMs
-  young_[k].push_front(*page);
-  dirty_bytes_ += page->area_size;
+  if (!seg->huge_os_pages) {
+    page->dirty = 1;  // committed: see kPurgeDelayMs
+    young_[k].push_front(*page);
+    dirty_bytes_ += page->area_size;
+  }
   if (--seg->pages_in_use == 0) {
     if (!was_full) avail_[k].erase(avail_[k].iterator_to(*seg));
     mark_empty(seg);
@@ -247,6 +249,23 @@ void SegmentPool::purge_all() noexcept {
   evict_empty_segments(0);  // first: their dirty pages go with them, no madvise
   purge_oldest_until(0, Purge::kNow);
   evict_huge(std::numeric_limits<std::int64_t>::max());
+  for (std::size_t k = 0; k < 3; ++k)
+    for (Segment& seg : avail_[k])
+      if (seg.huge_os_pages) decommit_free_pages(seg);
+}
+
+// A segment on huge OS pages keeps its free pages out of the dirty lists
+// (committed, never aged); trim() decommits them here, in runs.
+void SegmentPool::decommit_free_pages(Segment& seg) noexcept {
+  std::uint64_t free = seg.free_pages;
+  while (free != 0) {
+    const unsigned first = static_cast<unsigned>(std::countr_zero(free));
+    const unsigned run = static_cast<unsigned>(std::countr_one(free >> first));
+    const Page& a = seg.pages[first];
+    const Page& b = seg.pages[first + run - 1];
+    os::decommit(reinterpret_cast<void*>(a.area), b.area + b.area_size - a.area);
+    free &= run == 64 ? 0 : ~(((std::uint64_t{1} << run) - 1) << first);
+  }
 }
 
 std::size_t SegmentPool::empty_segment_count() noexcept {

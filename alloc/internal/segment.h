@@ -57,6 +57,10 @@ struct Segment {
   std::size_t size = 0;           // bytes mapped
   PageKind kind = PageKind::kSmall;
   std::uint8_t page_shift = 0;
+  // Backed by transparent huge pages (RuntimeOptions::huge_os_pages): its
+  // free pages stay committed until it is unmapped or trimmed, since
+  // releasing 64 KiB of a 2 MiB page would split it.
+  bool huge_os_pages = false;
   std::uint16_t page_count = 0;
   std::uint16_t pages_in_use = 0;
   std::uint64_t free_pages = 0;   // bit i: page i is free

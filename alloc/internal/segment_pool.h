@@ -25,6 +25,11 @@
 //             once). Runtime::trim() decommits every free page
 //             (MADV_DONTNEED) and unmaps every empty segment at once.
 //
+// With RuntimeOptions::huge_os_pages, segments of small pages are backed by
+// transparent huge pages (Segment::huge_os_pages): their free pages stay
+// committed while the segment is in use (releasing 64 KiB of a 2 MiB page
+// would split it), so their memory follows the peak at segment grain only.
+//
 // Life cycle of a (non-huge) segment, as lists:
 //   partly used  avail_[kind]   some pages free, some in use
 //   full         (no list)      every page in use
@@ -112,6 +117,7 @@ class SegmentPool {
   enum class Purge { kLazily, kNow };  // os::release_lazily or os::decommit
   void purge_oldest_until(std::size_t keep, Purge how) noexcept;
   void purge_dirty(Page& page, Purge how) noexcept;
+  void decommit_free_pages(Segment& seg) noexcept;
 
   static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
   static constexpr std::int64_t kPurgeDelayMs = 100;

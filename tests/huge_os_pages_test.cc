@@ -1,0 +1,82 @@
+// RuntimeOptions::huge_os_pages: segments of small pages ask the kernel for
+// transparent huge pages, keep their free pages committed while in use (so
+// no 2 MiB page is split by releasing 64 KiB of it), and trim() still gives
+// those free pages back. Residency is read with mincore().
+#include <doctest/doctest.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "alloc/internal/config.h"
+#include "alloc/os.h"
+#include "alloc/tagheap.h"
+#include "tests/test_util.h"
+
+using namespace tagheap;
+using tagheap::test::AttachedState;
+
+namespace {
+
+bool resident(const void* p) {
+  const std::uintptr_t page = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
+  unsigned char v = 0;
+  REQUIRE(mincore(reinterpret_cast<void*>(page), 4096, &v) == 0);
+  return (v & 1) != 0;
+}
+
+constexpr std::size_t kBlock = 8 * 1024;
+constexpr std::size_t kBlocks = internal::kSegmentSize / kBlock - 16;  // most of one segment
+
+}  // namespace
+
+TEST_SUITE("alloc.huge_os_pages") {
+  TEST_CASE("segments of small pages ask for huge OS pages only with the option") {
+    for (const bool on : {false, true}) {
+      CAPTURE(on);
+      RuntimeOptions o;
+      o.huge_os_pages = on;
+      Runtime rt(o);
+      AttachedState ts(rt);
+      const std::size_t before = os::call_counts().huge_page_advices;
+      void* small = ts.heap(0).allocate(100);
+      void* medium = ts.heap(0).allocate(20'000);  // medium pages: no advice
+      REQUIRE(small != nullptr);
+      REQUIRE(medium != nullptr);
+      CHECK(os::call_counts().huge_page_advices - before == (on ? 1u : 0u));
+      tagheap::free(small);
+      tagheap::free(medium);
+    }
+  }
+
+  TEST_CASE("with huge OS pages, free pages of a segment in use stay committed until trim()") {
+    RuntimeOptions o;
+    o.huge_os_pages = true;
+    Runtime rt(o);
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    for (std::size_t i = 0; i < kBlocks; ++i) {
+      void* p = ts.heap(0).allocate(kBlock);
+      REQUIRE(p != nullptr);
+      std::memset(p, 0x5A, kBlock);  // resident now
+      blocks.push_back(p);
+    }
+    // Keep the first block: its segment stays in use. Free the rest.
+    for (std::size_t i = 1; i < blocks.size(); ++i) tagheap::free(blocks[i]);
+    const auto resident_count = [&] {
+      std::size_t n = 0;
+      for (std::size_t i = 1; i < blocks.size(); ++i) n += resident(blocks[i]);
+      return n;
+    };
+    // Any amount of aging leaves them committed (nothing splits the huge
+    // pages); trim() releases all but the heap's last page of the class.
+    CHECK(resident_count() == blocks.size() - 1);
+    rt.trim();
+    CHECK(resident_count() <= 2 * (std::size_t{1} << internal::kSmallPageShift) / kBlock);
+    tagheap::free(blocks[0]);
+    rt.verify();
+  }
+}
