@@ -18,6 +18,8 @@
 #include <cstddef>
 
 #if defined(BENCH_TAGHEAP)
+#include <cstdlib>
+
 #include "alloc/tagheap.h"
 #elif defined(BENCH_MIMALLOC)
 #include <mimalloc.h>
@@ -34,8 +36,15 @@ namespace bench {
 
 #if defined(BENCH_TAGHEAP)
 inline constexpr const char* kAllocatorName = "tagheap";
+// The library's default options, unless BENCH_HUGE_OS_PAGES (0 or 1) says
+// otherwise, for A/B runs.
+inline tagheap::RuntimeOptions runtime_options() {
+  tagheap::RuntimeOptions o;
+  if (const char* v = std::getenv("BENCH_HUGE_OS_PAGES")) o.huge_os_pages = std::atoi(v) != 0;
+  return o;
+}
 struct Process {
-  tagheap::Runtime runtime;
+  tagheap::Runtime runtime{runtime_options()};
 };
 class Thread {
  public:

@@ -130,7 +130,7 @@ class Shared {
   }
 
  private:
-  tagheap::Runtime rt_{{.gc_tags = {kGcTag}}};
+  tagheap::Runtime rt_{gcb::runtime_options(kGcTag)};
   tg::World world_;
   tg::MarkSweep<Shared> ms_{rt_, *this, gcb::bench_options()};
   Mutator* mutators_[kMaxThreads] = {};

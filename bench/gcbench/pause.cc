@@ -58,7 +58,7 @@ struct Model {
 };
 
 struct Env {
-  tagheap::Runtime rt{{.gc_tags = {kGcTag}}};
+  tagheap::Runtime rt{gcb::runtime_options(kGcTag)};
   tagheap::ThreadState ts{rt};
   Model model;
   tagheap::gc::MarkSweep<Model> ms{rt, model, gcb::bench_options()};

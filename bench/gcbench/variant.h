@@ -8,7 +8,8 @@
 //                 with gc::Options{} defaults (checked every 64 allocations).
 //                 For the trade-off curves only, GCB_GROWTH, GCB_MIN_MIB and
 //                 GCB_MARKERS override Options' heap_growth, min_budget_bytes
-//                 and markers (bench_options below).
+//                 and markers (bench_options below). BENCH_HUGE_OS_PAGES (0
+//                 or 1) overrides RuntimeOptions::huge_os_pages.
 //   GCB_BOEHM     Debian's libgc: GC_MALLOC for nodes, GC_MALLOC_ATOMIC for
 //                 the array; roots found conservatively.
 //   GCB_MIMALLOC  mi_malloc / mi_free, every temporary tree freed by hand:
@@ -17,8 +18,6 @@
 // Nodes start with their two child pointers; that is all the tracer reads.
 #pragma once
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -26,7 +25,10 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bench/common.h"
+
 #if defined(GCB_TAGHEAP)
+#include "alloc/os.h"
 #include "alloc/tagheap.h"
 #include "gc/mark_sweep.h"
 #elif defined(GCB_BOEHM)
@@ -44,11 +46,8 @@ struct Links {
   Links* right;
 };
 
-inline long peak_rss_kib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
-}
+// VmHWM, as every other benchmark reports (bench/common.h says why not ru_maxrss).
+inline long peak_rss_kib() { return bench::peak_rss_kib(); }
 
 inline double env_or(const char* name, double dflt) {
   const char* v = std::getenv(name);
@@ -68,6 +67,15 @@ inline tagheap::gc::Options bench_options() {
 
 #if defined(GCB_TAGHEAP)
 inline constexpr const char* kVariant = "tagheap";
+
+// The runtime's options: GC tag `gc_tag`, everything else the library's
+// defaults unless BENCH_HUGE_OS_PAGES (0 or 1) says otherwise, for A/B runs.
+inline tagheap::RuntimeOptions runtime_options(tagheap::Tag gc_tag) {
+  tagheap::RuntimeOptions o;
+  o.gc_tags = {gc_tag};
+  o.huge_os_pages = env_or("BENCH_HUGE_OS_PAGES", o.huge_os_pages ? 1 : 0) != 0;
+  return o;
+}
 
 class Collector {
  public:
@@ -117,7 +125,7 @@ class Collector {
   double sweep_ms() const { return sweep_ns_ / 1e6; }
 
  private:
-  tagheap::Runtime rt_{{.gc_tags = {kGcTag}}};
+  tagheap::Runtime rt_{runtime_options(kGcTag)};
   tagheap::ThreadState ts_{rt_};
   tagheap::gc::MarkSweep<Collector> ms_{rt_, *this, bench_options()};  // keeps its mark stack
   tagheap::Heap* heap_;
@@ -136,7 +144,9 @@ inline void* alloc_atomic(std::size_t size) { return g_gc->alloc_atomic(size); }
 inline void release_tree(Links*) {}
 inline std::size_t collections() { return g_gc->collections(); }
 inline void print_detail() {
-  std::printf("# tagheap: mark %.1f ms, sweep %.1f ms in total\n", g_gc->mark_ms(), g_gc->sweep_ms());
+  const tagheap::os::CallCounts os = tagheap::os::call_counts();
+  std::printf("# tagheap: mark %.1f ms, sweep %.1f ms in total; %zu mmap, %zu munmap, %zu madvise calls\n",
+              g_gc->mark_ms(), g_gc->sweep_ms(), os.maps, os.unmaps, os.decommits);
 }
 // Registers a local Node* as a root for its scope.
 template <class T>
