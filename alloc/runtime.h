@@ -23,8 +23,10 @@ struct RuntimeOptions {
   bool debug_fill = false;  // fill fresh blocks with 0xCD, freed ones with 0xDD
   // Transparent huge pages for segments of small pages (madvise
   // MADV_HUGEPAGE), where the kernel's THP mode is `madvise` or `always`:
-  // 512 times fewer page faults and fewer TLB misses for dense heaps; up to
-  // 2 MiB more resident memory per partly used segment (README.md).
+  // far fewer page faults and TLB misses for dense heaps, up to 2 MiB more
+  // resident memory per partly used segment. Off by default: measured, it
+  // raised peak RSS by 1-12 MiB on the benchmarks and saved no CPU time
+  // (README.md, "Memory and the operating system").
   bool huge_os_pages = false;
 };
 
