@@ -20,7 +20,9 @@ struct Node {
 static_assert(sizeof(Node) == 16);
 
 // Both subtrees stay rooted until the parent holds them: allocating the
-// parent may collect.
+// parent may collect. The only stores of node pointers go into the parent
+// just allocated, which is young: no write barrier is needed (generational
+// mode, variant.h).
 Node* bottom_up(int depth) {
   if (depth <= 0) {
     auto* leaf = static_cast<Node*>(gcb::alloc_node(sizeof(Node)));

@@ -13,6 +13,7 @@ struct Memory {
   static void* alloc_node(std::size_t n) { return gcb::alloc_node(n); }
   static void* alloc_atomic(std::size_t n) { return gcb::alloc_atomic(n); }
   static void release_tree(gcbench::Node* t) { gcb::release_tree(reinterpret_cast<gcb::Links*>(t)); }
+  static void write_barrier(gcbench::Node* n) { gcb::write_barrier(n); }
   template <class T>
   using Root = gcb::RootScope<T>;
 };

@@ -10,6 +10,8 @@
 // Program<M> takes its memory management from M:
 //   static void* alloc_node(std::size_t), static void* alloc_atomic(std::size_t)
 //   static void release_tree(Node*)    explicit free of a whole tree (the floor), else nothing
+//   static void write_barrier(Node*)   after storing a node pointer into a node allocated before
+//                                      the stored one (generational collectors), else nothing
 //   template <class T> using Root      an RAII scope that makes a T*& slot a root
 #pragma once
 
@@ -69,12 +71,16 @@ class Program {
     return n;
   }
 
-  // Top-down: `node` is reachable from a root, so are the children once linked.
+  // Top-down: `node` is reachable from a root, so are the children once
+  // linked. `node` is older than each child (a collection in between may
+  // have made it old): each store is followed by the barrier.
   static void populate(int depth, Node* node) {
     if (depth <= 0) return;
     --depth;
     node->left = new_node();
+    M::write_barrier(node);
     node->right = new_node();
+    M::write_barrier(node);
     populate(depth, node->left);
     populate(depth, node->right);
   }

@@ -122,6 +122,7 @@ class Shared {
     world_.resume();
   }
 
+  void write_barrier(void* obj) noexcept { ms_.write_barrier(obj); }
   std::size_t collections() const { return collections_; }
   double max_pause_ms() const { return max_pause_ms_; }
   void print_detail() const {
@@ -153,6 +154,7 @@ void* alloc_atomic(std::size_t n) {
   return p;
 }
 void release_tree(Node*) {}
+void write_barrier(Node* n) { g_shared->write_barrier(n); }
 std::size_t collections() { return g_shared->collections(); }
 void print_extra() { std::printf(" max_pause_ms=%.2f", g_shared->max_pause_ms()); }
 void print_detail() { g_shared->print_detail(); }
@@ -176,6 +178,7 @@ void thread_end(int) {}
 void* alloc_node(std::size_t n) { return gcb::alloc_node(n); }
 void* alloc_atomic(std::size_t n) { return gcb::alloc_atomic(n); }
 void release_tree(Node* t) { gcb::release_tree(reinterpret_cast<gcb::Links*>(t)); }
+void write_barrier(Node* n) { gcb::write_barrier(n); }
 std::size_t collections() { return gcb::collections(); }
 void print_extra() {}
 void print_detail() { gcb::print_detail(); }
@@ -187,6 +190,7 @@ struct Memory {
   static void* alloc_node(std::size_t n) { return ::alloc_node(n); }
   static void* alloc_atomic(std::size_t n) { return ::alloc_atomic(n); }
   static void release_tree(Node* t) { ::release_tree(t); }
+  static void write_barrier(Node* n) { ::write_barrier(n); }
   template <class T>
   using Root = RootScope<T>;
 };

@@ -15,7 +15,8 @@
 //   tagheap  gc::MarkSweep::collect(): mark from the root, then sweep the
 //            GC tags' pages (single-threaded; the pause includes the sweep).
 //   boehm    GC_gcollect(): a full, stop-the-world collection (Debian's libgc
-//            marks with helper threads when it has cores; sweeping is mostly
+//            marks with helper threads only once started: set
+//            GCB_BOEHM_MARKER_THREADS=1, variant.h; sweeping is mostly
 //            lazy, done later by allocation, so not in the pause).
 //
 // Prints: pause_<live>MiB <variant>[+<other>MiB_other or _atomic] <median_ms> <peak_rss_kib>
@@ -88,7 +89,7 @@ struct Env {
 Node* volatile g_root;  // in .bss: a Boehm root
 
 struct Env {
-  Env() { GC_INIT(); }
+  Env() { gcb::init_boehm(); }
   void* alloc_node() { return GC_MALLOC(sizeof(Node)); }
   // Pointer-free and kept until freed by hand, as tagheap's non-GC blocks
   // are. Boehm adds a byte to each object (interior pointers past the

@@ -8,10 +8,20 @@
 //                 with gc::Options{} defaults (checked every 64 allocations).
 //                 For the trade-off curves only, GCB_GROWTH, GCB_MIN_MIB and
 //                 GCB_MARKERS override Options' heap_growth, min_budget_bytes
-//                 and markers (bench_options below). BENCH_HUGE_OS_PAGES (0
-//                 or 1) overrides RuntimeOptions::huge_os_pages.
+//                 and markers (bench_options below); GCB_GENERATIONAL=1 turns
+//                 Options::generational on (minor collections, sticky mark
+//                 bits): the programs call write_barrier(obj) after every
+//                 store of a node pointer into a node that existed before the
+//                 store's allocation (a no-op in the other variants and in
+//                 non-generational mode). BENCH_HUGE_OS_PAGES (0 or 1)
+//                 overrides RuntimeOptions::huge_os_pages.
 //   GCB_BOEHM     Debian's libgc: GC_MALLOC for nodes, GC_MALLOC_ATOMIC for
-//                 the array; roots found conservatively.
+//                 the array; roots found conservatively. libgc 8.2 starts its
+//                 helper marker threads only when a second thread is created
+//                 through it (mt_gcbench) or on GC_start_mark_threads():
+//                 single-threaded programs mark on one thread unless
+//                 GCB_BOEHM_MARKER_THREADS=1 asks for the helpers (GC_MARKERS
+//                 sets their number).
 //   GCB_MIMALLOC  mi_malloc / mi_free, every temporary tree freed by hand:
 //                 the floor a collector is measured against.
 //
@@ -61,6 +71,7 @@ inline tagheap::gc::Options bench_options() {
   o.heap_growth = env_or("GCB_GROWTH", o.heap_growth);
   o.min_budget_bytes = static_cast<std::size_t>(env_or("GCB_MIN_MIB", static_cast<double>(o.min_budget_bytes) / (1 << 20)) * (1 << 20));
   o.markers = static_cast<unsigned>(env_or("GCB_MARKERS", o.markers));
+  o.generational = env_or("GCB_GENERATIONAL", 0) != 0;
   return o;
 }
 #endif
@@ -99,9 +110,13 @@ class Collector {
     atomic_ = p;
     return p;
   }
+  // After storing a node pointer into obj (generational mode).
+  void write_barrier(void* obj) noexcept { ms_.write_barrier(obj); }
   void collect() {
     const tagheap::gc::CollectStats s = ms_.collect();
     ++collections_;
+    minors_ += s.minor;
+    max_pause_ns_ = std::max(max_pause_ns_, s.pause_ns);
     mark_ns_ += s.mark_ns;
     sweep_ns_ += s.sweep_ns;
   }
@@ -121,6 +136,8 @@ class Collector {
   void push_root(void** slot) { slots_[depth_++] = slot; }
   void pop_root() { --depth_; }
   std::size_t collections() const { return collections_; }
+  std::size_t minors() const { return minors_; }
+  double max_pause_ms() const { return max_pause_ns_ / 1e6; }
   double mark_ms() const { return mark_ns_ / 1e6; }
   double sweep_ms() const { return sweep_ns_ / 1e6; }
 
@@ -130,8 +147,8 @@ class Collector {
   tagheap::gc::MarkSweep<Collector> ms_{rt_, *this, bench_options()};  // keeps its mark stack
   tagheap::Heap* heap_;
   unsigned until_check_ = 64;
-  std::size_t collections_ = 0;
-  std::uint64_t mark_ns_ = 0, sweep_ns_ = 0;
+  std::size_t collections_ = 0, minors_ = 0;
+  std::uint64_t mark_ns_ = 0, sweep_ns_ = 0, max_pause_ns_ = 0;
   void** slots_[256];
   int depth_ = 0;
   void* atomic_ = nullptr;
@@ -142,11 +159,14 @@ inline void init() { g_gc = new Collector; }
 inline void* alloc_node(std::size_t size) { return g_gc->alloc(size); }
 inline void* alloc_atomic(std::size_t size) { return g_gc->alloc_atomic(size); }
 inline void release_tree(Links*) {}
+inline void write_barrier(void* obj) { g_gc->write_barrier(obj); }
 inline std::size_t collections() { return g_gc->collections(); }
 inline void print_detail() {
   const tagheap::os::CallCounts os = tagheap::os::call_counts();
-  std::printf("# tagheap: mark %.1f ms, sweep %.1f ms in total; %zu mmap, %zu munmap, %zu madvise calls\n",
-              g_gc->mark_ms(), g_gc->sweep_ms(), os.maps, os.unmaps, os.decommits);
+  std::printf("# tagheap: mark %.1f ms, sweep %.1f ms in total; %zu minor of %zu collections, max pause %.2f ms; "
+              "%zu mmap, %zu munmap, %zu madvise calls\n",
+              g_gc->mark_ms(), g_gc->sweep_ms(), g_gc->minors(), g_gc->collections(), g_gc->max_pause_ms(), os.maps,
+              os.unmaps, os.decommits);
 }
 // Registers a local Node* as a root for its scope.
 template <class T>
@@ -158,10 +178,15 @@ struct RootScope {
 
 #elif defined(GCB_BOEHM)
 inline constexpr const char* kVariant = "boehm";
-inline void init() { GC_INIT(); }
+inline void init_boehm() {
+  GC_INIT();
+  if (env_or("GCB_BOEHM_MARKER_THREADS", 0) != 0) GC_start_mark_threads();
+}
+inline void init() { init_boehm(); }
 inline void* alloc_node(std::size_t size) { return GC_MALLOC(size); }
 inline void* alloc_atomic(std::size_t size) { return GC_MALLOC_ATOMIC(size); }
 inline void release_tree(Links*) {}
+inline void write_barrier(void*) {}
 inline std::size_t collections() { return static_cast<std::size_t>(GC_get_gc_no()); }
 inline void print_detail() { std::printf("# boehm: heap %zu KiB\n", GC_get_heap_size() / 1024); }
 template <class T>
@@ -186,6 +211,7 @@ inline void release_tree(Links* root) {
     mi_free(t);
   }
 }
+inline void write_barrier(void*) {}
 inline std::size_t collections() { return 0; }
 inline void print_detail() {}
 template <class T>
