@@ -3,7 +3,7 @@
 
     bench/policy_curve.py [--rounds=3] [--parts=curve,pause,generational,barrier]
                           [--growth=0.25,0.5,1,2,3] [--min-mib=1,4,8]
-                          [--depths=18,19,20] [--gen-depths=18,19,20,21]
+                          [--depths=18,19,20] [--gen-depths=18,19,20,21] [--gen-growth=G,...]
                           [--full-grid=gcbench,mt_gcbench,binarytrees_18] [--other-min-mib=4]
                           [--no-build] [--bindir=DIR] [--output_base=DIR] [--results_dir=DIR]
 
@@ -18,9 +18,10 @@ A benchmark, not a test. Parts:
                 2, Boehm with GC_MARKERS=1 and 2 (its helper threads started:
                 GCB_BOEHM_MARKER_THREADS=1, see gcbench/variant.h).
   generational  GCBench, mt-GCBench and binary-trees at --gen-depths: tagheap
-                (gc::Options{}), tagheap with GCB_GENERATIONAL=1, Boehm,
-                Boehm with GC_ENABLE_INCREMENTAL=1, Boehm with 2 marker threads
-                (single-threaded programs), mimalloc.
+                (gc::Options{}), tagheap with GCB_GENERATIONAL=1 (and at
+                --gen-growth), Boehm, Boehm with 2 marker threads
+                (single-threaded programs), mimalloc, and for --incremental
+                Boehm with GC_ENABLE_INCREMENTAL=1.
   barrier       barrier_tagheap: ns per store of the write barrier's paths.
 
 Each round runs every job once, in a rotated order (A B C, B C A, ...), so
@@ -112,9 +113,13 @@ def generational_jobs(opts):
             Job("generational", bench, "tagheap", "tagheap generational", stem + "_tagheap", args,
                 {"GCB_GENERATIONAL": 1}),
             Job("generational", bench, "boehm", "boehm", stem + "_boehm", args),
-            Job("generational", bench, "boehm", "boehm incremental", stem + "_boehm", args,
-                {"GC_ENABLE_INCREMENTAL": 1}),
         ]
+        if bench in opts.incremental:
+            jobs.append(Job("generational", bench, "boehm", "boehm incremental", stem + "_boehm", args,
+                            {"GC_ENABLE_INCREMENTAL": 1}))
+        for growth in opts.gen_growth:
+            jobs.append(Job("generational", bench, "tagheap", "tagheap generational g=%g" % growth,
+                            stem + "_tagheap", args, {"GCB_GENERATIONAL": 1, "GCB_GROWTH": growth}, growth))
         if bench != "mt_gcbench":  # its threads start Boehm's helper markers anyway
             jobs.append(Job("generational", bench, "boehm", "boehm 2 markers", stem + "_boehm", args,
                             {"GCB_BOEHM_MARKER_THREADS": 1, "GC_MARKERS": 2}))
@@ -295,8 +300,8 @@ def svg_curve(rows, path, time_key):
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
            'font-size="11">' % (width, height),
            '<rect width="100%" height="100%" fill="white"/>',
-           '<text x="%d" y="20" font-size="14">%s against peak RSS (medians): tagheap per heap_growth '
-           '(labels) and min budget (colour), Boehm and mimalloc (explicit free)</text>' %
+           '<text x="%d" y="20" font-size="13">%s against peak RSS, medians. tagheap: label = heap_growth, '
+           'colour = min budget; squares: Boehm, mimalloc (explicit free)</text>' %
            (margin, TIME_AXIS[time_key])]
     min_budgets = sorted({r["min_mib"] for r in sel if r["min_mib"] is not None})
     for i, bench in enumerate(benches):
@@ -351,8 +356,9 @@ def svg_curve(rows, path, time_key):
 
 
 def load_runs(jobs, paths):
-    """Attaches the runs recorded in runs.csv files to the jobs they belong to."""
+    """Attaches the runs recorded in runs.csv files to the jobs they belong to; returns those runs."""
     by_key = {j.key(): j for j in jobs}
+    loaded = []
     for path in paths:
         with open(path) as f:
             for run in csv.DictReader(f):
@@ -362,6 +368,8 @@ def load_runs(jobs, paths):
                 if not run.get("cpu_s"):
                     run["cpu_s"] = float(run["user_s"]) + float(run["sys_s"])
                 job.runs.append({k: v for k, v in run.items() if v != ""})
+                loaded.append(run)
+    return loaded
 
 
 def measure(opts, jobs, floor):
@@ -389,7 +397,7 @@ def measure(opts, jobs, floor):
             print("# [%d/%d] %.0fs elapsed, ~%.0fs left, load %.1f: %s %s %.3fs %.1f MiB" % (
                 done, len(jobs) * opts.rounds, elapsed, elapsed / done * (len(jobs) * opts.rounds - done),
                 run["load1"], j.bench, j.label, run["wall_s"], run["peak_rss_mib"]), flush=True)
-        write_csv(runs_path, all_runs)  # each round, so an interrupted run keeps its data
+            write_csv(runs_path, all_runs)  # after each run, so an interrupted measurement keeps its data
 
 
 def main():
@@ -406,6 +414,11 @@ def main():
                     help="benchmarks run at every --min-mib (the others at --other-min-mib only)")
     ap.add_argument("--other-min-mib", dest="other_min_mib", type=floats, default=[4])
     ap.add_argument("--gen-depths", dest="gen_depths", type=ints, default=[18, 19, 20, 21])
+    ap.add_argument("--incremental", type=lambda s: s.split(","),
+                    default=["gcbench", "mt_gcbench", "binarytrees_18", "binarytrees_21"],
+                    help="benchmarks also run with Boehm's incremental mode (about twice its default time)")
+    ap.add_argument("--gen-growth", dest="gen_growth", type=floats, default=[],
+                    help="generational runs also at these heap_growth values")
     ap.add_argument("--benchmarks", default="", help="only these benchmarks (e.g. gcbench,mt_gcbench)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--bindir", default="", help="run the binaries from here (a copy, so a rebuild meanwhile "
@@ -415,7 +428,8 @@ def main():
                     help="the plot's time axis: wall time, or user+sys CPU time (steadier on a loaded machine)")
     ap.add_argument("--from-runs", dest="from_runs", default="",
                     help="measure nothing: summarize (tables, summary.csv, plot) the runs.csv files given "
-                         "(comma-separated) for the jobs the other options select")
+                         "(comma-separated) for the jobs the other options select, and write their runs, "
+                         "merged, to runs.csv")
     ap.add_argument("--results_dir", default=os.path.join(HERE, "results", "policy"))
     opts = ap.parse_args()
 
@@ -427,7 +441,7 @@ def main():
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     os.makedirs(opts.results_dir, exist_ok=True)
     if opts.from_runs:
-        load_runs(jobs, opts.from_runs.split(","))
+        write_csv(os.path.join(opts.results_dir, "runs.csv"), load_runs(jobs, opts.from_runs.split(",")))
     else:
         measure(opts, jobs, floor)
     rows = summarize(jobs)
