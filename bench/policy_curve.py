@@ -260,8 +260,8 @@ def markdown(rows, part):
             if k.startswith("barrier "):
                 lines.append("| %s | %.2f |" % (k[len("barrier "):], v))
         return "\n".join(lines)
-    head = ("| benchmark | run | wall s | spread | user+sys s | spread | sys s | minor faults | peak RSS MiB | "
-            "wall/Boehm | cpu/Boehm | RSS/Boehm | wall/mimalloc | cpu/mimalloc | collections |")
+    head = ("| benchmark | run | user+sys s | spread | sys s | minor faults | peak RSS MiB | wall s | "
+            "cpu / Boehm | RSS / Boehm | wall / Boehm | cpu / mimalloc | collections |")
     if part == "pause":
         head = "| benchmark | run | pause ms (median) | min ms | max ms | sys s | minor faults | peak RSS MiB | note |"
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
@@ -271,11 +271,10 @@ def markdown(rows, part):
                 r["bench"], r["label"], fmt(r.get("program_ms"), ".1f"), fmt(r.get("min_ms"), ".1f"),
                 fmt(r.get("max_ms"), ".1f"), r["sys_s"], r["minflt"], r["peak_rss_mib"], r.get("detail", "")))
         else:
-            lines.append("| %s | %s | %.3f | %.0f%% | %.3f | %.0f%% | %.3f | %d | %.1f | %s | %s | %s | %s | %s | %s |" % (
-                r["bench"], r["label"], r["wall_s"], 100 * r["spread"], r["cpu_s"], 100 * r["cpu_spread"],
-                r["sys_s"], r["minflt"], r["peak_rss_mib"], fmt(r.get("time_vs_boehm")), fmt(r.get("cpu_vs_boehm")),
-                fmt(r.get("rss_vs_boehm")), fmt(r.get("time_vs_mimalloc")), fmt(r.get("cpu_vs_mimalloc")),
-                fmt(r.get("collections"), ".0f")))
+            lines.append("| %s | %s | %.3f | %.0f%% | %.3f | %d | %.1f | %.2f | %s | %s | %s | %s | %s |" % (
+                r["bench"], r["label"], r["cpu_s"], 100 * r["cpu_spread"], r["sys_s"], r["minflt"],
+                r["peak_rss_mib"], r["wall_s"], fmt(r.get("cpu_vs_boehm")), fmt(r.get("rss_vs_boehm")),
+                fmt(r.get("time_vs_boehm")), fmt(r.get("cpu_vs_mimalloc")), fmt(r.get("collections"), ".0f")))
     return "\n".join(lines)
 
 
