@@ -32,7 +32,9 @@ constexpr const char* kUsage =
     "  (command-line-args).\n"
     "options:\n"
     "  --stats            print collections, pause times, pages per tag and peak RSS at exit (stderr)\n"
-    "  --gc-budget=BYTES  collect after this much allocation (suffix K, M or G; default 8M)\n"
+    "  --gc-budget=BYTES  collect after this much allocation (suffix K, M or G; default:\n"
+    "                     the collector's policy, a budget that grows with the live data)\n"
+    "  --gc-trace=FILE    write every collection as Chrome trace-event JSON (Perfetto) at exit\n"
     "  --malloc=ALLOC     raw-memory domain: tagheap (tag 2, default) or system (malloc)\n"
     "  --verify           check every heap invariant (rt.verify()) after each collection\n"
     "  --heapmap=FILE     write a map of the heap (SVG) at exit\n"
@@ -90,8 +92,7 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
     if (a == "--version") {
       out << "tvm 0.1.0 (tagheap " << tagheap::kVersion << ")\n"
           << "configuration: gc tag " << unsigned{kGcTag} << ", object tag " << unsigned{kObjectTag}
-          << ", raw tag " << unsigned{kRawTag} << "; default gc budget " << VmOptions{}.gc_budget
-          << " bytes; checked build: "
+          << ", raw tag " << unsigned{kRawTag} << "; gc budget: the collector's policy unless --gc-budget; checked build: "
 #if defined(TAGHEAP_CHECKED)
           << "yes"
 #else
@@ -110,6 +111,12 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
         return 3;
       }
       cli.heapmap = *v;
+    } else if (auto v = value("--gc-trace")) {
+      if (v->empty()) {
+        err << "tvm: error: --gc-trace: expected a file name\n";
+        return 3;
+      }
+      cli.vm.gc_trace = *v;
     } else if (auto v = value("--stats-json")) {
       if (v->empty()) {
         err << "tvm: error: --stats-json: expected a file name\n";
@@ -219,8 +226,8 @@ void print_stats(Vm& vm, Mutator& m, std::ostream& err) {
   std::sort(pauses.begin(), pauses.end());
   char buf[256];
   err << "--- tvm stats ---\n";
-  err << "collections: " << log.size() << " (budget " << vm.opts().gc_budget << " bytes), " << freed
-      << " objects freed\n";
+  err << "collections: " << log.size() << " (budget " << vm.gc_budget_bytes() << " bytes"
+      << (vm.opts().gc_budget != 0 ? ", fixed" : ", the policy's now") << "), " << freed << " objects freed\n";
   if (!pauses.empty()) {
     std::snprintf(buf, sizeof buf, "pause ms: min %.3f, median %.3f, max %.3f (mark %.3f, sweep %.3f in total)\n",
                   pauses.front(), pauses[pauses.size() / 2], pauses.back(), mark, sweep);
@@ -282,7 +289,9 @@ int tvm_main(int argc, const char* const* argv, std::istream& in, std::ostream& 
 
 namespace {
 bool run(const Cli& cli, std::istream& in, std::ostream& out, std::ostream& err, bool interactive) {
-  Vm vm(cli.vm);
+  VmOptions options = cli.vm;
+  if (!options.gc_trace.empty()) options.gc_trace = resolve(options.gc_trace);
+  Vm vm(options);
   bool ok;
   {
     Mutator m(vm);
@@ -301,6 +310,10 @@ bool run(const Cli& cli, std::istream& in, std::ostream& out, std::ostream& err,
         err << "tvm: error: cannot write " << path << ": " << std::strerror(errno) << "\n";
         ok = false;
       }
+    }
+    if (!vm.write_gc_trace()) {
+      err << "tvm: error: cannot write " << cli.vm.gc_trace << ": " << std::strerror(errno) << "\n";
+      ok = false;
     }
   }
   return ok;

@@ -28,6 +28,7 @@
 
 #include "examples/toy_vm/heap.h"
 #include "examples/toy_vm/vm.h"
+#include "gc/chrome_trace.h"
 #include "gc/heap_map.h"
 #include "gc/mark_sweep.h"
 #include "gc/visit.h"
@@ -157,13 +158,23 @@ class Collector {
     });
   }
 
-  // After the collection, from any thread (free() works for any block).
-  void free_dead() {
-    for (void* p : dead_objects_) tagheap::free(p);
+  // Under gc_mu_, right after the collection: the data its dead objects
+  // owned, handed to the collecting thread to free after the world resumes
+  // (the model outlives the collection; the next one refills the lists).
+  struct Dead {
+    std::vector<void*> objects, raw;
+  };
+  Dead take_dead() {
+    Dead d;
+    d.objects.swap(dead_objects_);
+    d.raw.swap(dead_raw_);
+    return d;
+  }
+  // From any thread (free() works for any block).
+  void free_dead(Dead& d) const {
+    for (void* p : d.objects) tagheap::free(p);
     const bool system = vm_.opts().system_malloc;
-    for (void* p : dead_raw_) system ? std::free(p) : tagheap::free(p);
-    dead_objects_.clear();
-    dead_raw_.clear();
+    for (void* p : d.raw) system ? std::free(p) : tagheap::free(p);
   }
 
  private:
@@ -176,16 +187,38 @@ class Collector {
   std::vector<void*> dead_raw_;
 };
 
+// The collector for the Vm's life: the model, the collector (its marker
+// threads parked between collections) and the trace recorder.
+struct Vm::Gc {
+  explicit Gc(Vm& vm) : model(vm), ms(vm.rt_, model) {
+    if (!vm.opts_.gc_trace.empty()) ms.set_listener(&trace);
+  }
+  Collector model;
+  tagheap::gc::MarkSweep<Collector> ms;
+  tagheap::gc::ChromeTraceRecorder trace;
+};
+
+void Vm::GcDeleter::operator()(Gc* gc) const { delete gc; }
+
+void Vm::start_gc() { gc_.reset(new Gc(*this)); }
+
+std::size_t Vm::gc_budget_bytes() const {
+  return opts_.gc_budget != 0 ? opts_.gc_budget : static_cast<std::size_t>(gc_->ms.budget_bytes());
+}
+
+bool Vm::write_gc_trace() const { return opts_.gc_trace.empty() || gc_->trace.write(opts_.gc_trace); }
+
 void Vm::note_allocation(Mutator& m, std::size_t bytes) {
   const std::size_t total = allocated_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (total >= opts_.gc_budget) collect(m, false);
+  if (opts_.gc_budget != 0 ? total >= opts_.gc_budget : gc_->ms.collection_due()) collect(m, false);
 }
 
 void Vm::collect(Mutator& m, bool forced) {
   using Clock = std::chrono::steady_clock;
   const std::uint64_t seen = collections_.load(std::memory_order_acquire);
   const auto t0 = Clock::now();
-  Collector model(*this);
+  Collector& model = gc_->model;
+  Collector::Dead dead;
   tagheap::gc::CollectStats stats;
   {
     Mutator::WorldStop stop(m);
@@ -198,8 +231,8 @@ void Vm::collect(Mutator& m, bool forced) {
     // Another thread collected while we waited for the stop.
     if (!forced && collections_.load(std::memory_order_relaxed) != seen) return;
     m.unreported_ = 0;
-    tagheap::gc::MarkSweep<Collector> ms(rt_, model);
-    stats = ms.collect();
+    stats = gc_->ms.collect();
+    dead = model.take_dead();
     if (opts_.verify) {
       rt_.verify();
       model.check_heap();
@@ -208,7 +241,7 @@ void Vm::collect(Mutator& m, bool forced) {
     collections_.fetch_add(1, std::memory_order_release);
   }
   const auto t1 = Clock::now();
-  model.free_dead();
+  model.free_dead(dead);
   std::lock_guard lock(log_mu_);
   gc_log_.push_back({static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()),
                      stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks});

@@ -75,7 +75,8 @@ void Mutator::too_deep() {
 
 void Mutator::account(std::size_t bytes) {
   unreported_ += bytes;
-  if (unreported_ >= kReportChunk || unreported_ >= vm_.opts().gc_budget / 8) {
+  const std::size_t budget = vm_.opts().gc_budget;
+  if (unreported_ >= kReportChunk || (budget != 0 && unreported_ >= budget / 8)) {
     const std::size_t n = unreported_;
     unreported_ = 0;
     vm_.note_allocation(*this, n);

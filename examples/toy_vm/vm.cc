@@ -16,7 +16,7 @@ Vm::Vm(VmOptions opts)
       out_(opts_.out != nullptr ? opts_.out : &std::cout),
       err_(opts_.err != nullptr ? opts_.err : &std::cerr),
       rt_(tagheap::RuntimeOptions{.gc_tags = {kGcTag}, .debug_fill = opts_.debug_fill}) {
-  if (opts_.gc_budget == 0) opts_.gc_budget = 1;
+  start_gc();
 }
 
 Vm::~Vm() {

@@ -29,10 +29,14 @@
 //     handles_mu  the spawned threads' handles
 //     out_mu      the output streams
 //
-//   Collection (collector.cc): triggered when allocation since the last
-//   one passes opts.gc_budget, or by (gc). The triggering thread stops the
-//   World, takes gc_mu, runs gc::MarkSweep over tag 1, optionally verifies,
-//   resumes, then frees the tag-0 and raw data whose owners died.
+//   Collection (collector.cc): one gc::MarkSweep for the Vm's life (its
+//   marker threads parked between collections). Triggered when its policy
+//   says a collection is due (gc::Options{}: the heap grows with the live
+//   data), or when allocation since the last one passes opts.gc_budget if
+//   one is set (--gc-budget), or by (gc). The triggering thread stops the
+//   World, takes gc_mu, collects tag 1 (the sweep is lazy), optionally
+//   verifies, resumes, then frees the tag-0 and raw data whose owners died.
+//   --gc-trace=FILE records every collection as Chrome trace-event JSON.
 #pragma once
 
 #include <pthread.h>
@@ -56,7 +60,8 @@
 namespace tvm {
 
 struct VmOptions {
-  std::size_t gc_budget = std::size_t{8} << 20;
+  std::size_t gc_budget = 0;   // 0: the collector's policy; else a fixed budget in bytes
+  std::string gc_trace;        // a Chrome trace-event JSON file written at exit ("" for none)
   bool system_malloc = false;  // raw domain on malloc instead of tag 2
   bool verify = false;         // rt.verify() after each collection
   bool debug_fill = false;
@@ -121,6 +126,10 @@ class Vm {
   bool write_stats_json(Mutator& m, const std::string& path);
   tagheap::gc::HeapSnapshot heap_snapshot(Mutator& m);
   std::vector<GcRecord> gc_log() const;
+  // The collection budget now (fixed, or the policy's), for --stats.
+  std::size_t gc_budget_bytes() const;
+  // Writes --gc-trace's file; false with errno set on failure.
+  bool write_gc_trace() const;
 
   // --- threads (threads.cc) ---
   Value spawn(Mutator& m, Value thunk);
@@ -138,12 +147,20 @@ class Vm {
   friend class Mutator;
   friend class Collector;
   friend Value intern(Mutator& m, std::string_view name);
+  void start_gc();  // collector.cc
 
   VmOptions opts_;
   std::ostream* out_;
   std::ostream* err_;
   tagheap::Runtime rt_;
   tagheap::gc::World world_;
+
+  // The collector and its model (collector.cc), made with the Vm.
+  struct Gc;
+  struct GcDeleter {
+    void operator()(Gc* gc) const;
+  };
+  std::unique_ptr<Gc, GcDeleter> gc_;
 
   std::mutex gc_mu_;
   std::vector<Mutator*> mutators_;      // under gc_mu_
