@@ -11,7 +11,7 @@ namespace {
 std::atomic<long> g_refuse_after{-1};
 std::atomic<std::size_t> g_regions{0};
 std::atomic<std::size_t> g_bytes{0};
-std::atomic<std::size_t> g_map_calls{0}, g_unmap_calls{0}, g_decommit_calls{0}, g_huge_advice_calls{0};
+std::atomic<std::size_t> g_map_calls{0}, g_unmap_calls{0}, g_decommit_calls{0}, g_huge_advice_calls{0}, g_no_huge_advice_calls{0};
 
 void* counted_mmap(std::size_t size, int prot, int flags) noexcept {
   g_map_calls.fetch_add(1, std::memory_order_relaxed);
@@ -77,6 +77,11 @@ void advise_huge_pages(void* p, std::size_t size) noexcept {
   madvise(p, size, MADV_HUGEPAGE);  // EINVAL without THP in the kernel: nothing to do
 }
 
+void advise_no_huge_pages(void* p, std::size_t size) noexcept {
+  g_no_huge_advice_calls.fetch_add(1, std::memory_order_relaxed);
+  madvise(p, size, MADV_NOHUGEPAGE);
+}
+
 void release_lazily(void* p, std::size_t size) noexcept {
   g_decommit_calls.fetch_add(1, std::memory_order_relaxed);
   if (madvise(p, size, MADV_FREE) != 0) madvise(p, size, MADV_DONTNEED);  // kernels before 4.5
@@ -87,7 +92,8 @@ std::size_t mapped_regions() noexcept { return g_regions.load(std::memory_order_
 std::size_t mapped_bytes() noexcept { return g_bytes.load(std::memory_order_relaxed); }
 CallCounts call_counts() noexcept {
   return {g_map_calls.load(std::memory_order_relaxed), g_unmap_calls.load(std::memory_order_relaxed),
-          g_decommit_calls.load(std::memory_order_relaxed), g_huge_advice_calls.load(std::memory_order_relaxed)};
+          g_decommit_calls.load(std::memory_order_relaxed), g_huge_advice_calls.load(std::memory_order_relaxed),
+          g_no_huge_advice_calls.load(std::memory_order_relaxed)};
 }
 
 }  // namespace tagheap::os

@@ -23,6 +23,10 @@ void release_lazily(void* p, std::size_t size) noexcept;
 // Asks for transparent huge pages over the range (MADV_HUGEPAGE): the
 // kernel backs its aligned 2 MiB parts with huge pages where it can.
 void advise_huge_pages(void* p, std::size_t size) noexcept;
+// Withdraws that advice (MADV_NOHUGEPAGE): huge pages already there stay,
+// but khugepaged no longer collapses the range, so decommitted parts of it
+// are not faulted back in behind the program's back.
+void advise_no_huge_pages(void* p, std::size_t size) noexcept;
 std::size_t page_size() noexcept;
 
 // Testing: after n more successful maps, every map fails (n < 0: never).
@@ -38,7 +42,8 @@ struct CallCounts {
   std::size_t maps = 0;
   std::size_t unmaps = 0;
   std::size_t decommits = 0;
-  std::size_t huge_page_advices = 0;
+  std::size_t huge_page_advices = 0;     // MADV_HUGEPAGE
+  std::size_t no_huge_page_advices = 0;  // MADV_NOHUGEPAGE
 };
 CallCounts call_counts() noexcept;
 

@@ -9,6 +9,7 @@
 
 #include "alloc/internal/runtime_core.h"
 #include "alloc/internal/segment_map.h"
+#include "alloc/runtime.h"
 #include "alloc/os.h"
 
 namespace tagheap::internal {
@@ -48,6 +49,10 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
   } else if (seg->free_pages == 0) {
     avail_[k].erase(avail_[k].iterator_to(*seg));
   }
+  if (seg->huge_advice_withdrawn) [[unlikely]] {
+    seg->huge_advice_withdrawn = false;
+    os::advise_huge_pages(reinterpret_cast<void*>(seg->base()), seg->size);
+  }
   page->in_use = 1;
   page->dirty = 0;
   committed_in_use_ += page->area_size;
@@ -77,6 +82,19 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   return fresh;
 }
 
+// The huge-page advice follows the segment's kind when it is laid out anew:
+// pages of other kinds are released one by one, which would split huge pages.
+void SegmentPool::set_huge_os_pages(Segment* seg, bool on) noexcept {
+  if (on != seg->huge_os_pages || (on && seg->huge_advice_withdrawn)) {
+    if (on)
+      os::advise_huge_pages(reinterpret_cast<void*>(seg->base()), seg->size);
+    else
+      os::advise_no_huge_pages(reinterpret_cast<void*>(seg->base()), seg->size);
+  }
+  seg->huge_os_pages = on;
+  seg->huge_advice_withdrawn = false;
+}
+
 Segment* SegmentPool::reuse_empty_of_other_kind(std::size_t k) noexcept {
   for (std::size_t j = 0; j < 3; ++j) {
     if (j == k || empty_[j].empty()) continue;
@@ -89,6 +107,7 @@ Segment* SegmentPool::reuse_empty_of_other_kind(std::size_t k) noexcept {
     // Out of the map while its geometry changes: a lookup from another
     // runtime (find_block) meanwhile finds nothing, as it would after.
     SegmentMap::set(seg->base(), seg->size, false);
+    set_huge_os_pages(seg, static_cast<PageKind>(k) == PageKind::kSmall && runtime_->options.huge_os_pages);
     lay_out(seg, static_cast<PageKind>(k));
     SegmentMap::set(seg->base(), seg->size, true, seg->page_shift);
     empty_[k].push_back(*seg);
@@ -255,9 +274,15 @@ void SegmentPool::purge_all() noexcept {
 }
 
 // A segment on huge OS pages keeps its free pages out of the dirty lists
-// (committed, never aged); trim() decommits them here, in runs.
+// (committed, never aged); trim() decommits them here, in runs, after
+// withdrawing the huge-page advice so that khugepaged leaves them out.
 void SegmentPool::decommit_free_pages(Segment& seg) noexcept {
   std::uint64_t free = seg.free_pages;
+  if (free == 0) return;
+  if (!seg.huge_advice_withdrawn) {
+    seg.huge_advice_withdrawn = true;
+    os::advise_no_huge_pages(reinterpret_cast<void*>(seg.base()), seg.size);
+  }
   while (free != 0) {
     const unsigned first = static_cast<unsigned>(std::countr_zero(free));
     const unsigned run = static_cast<unsigned>(std::countr_one(free >> first));

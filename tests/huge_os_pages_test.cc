@@ -79,4 +79,49 @@ TEST_SUITE("alloc.huge_os_pages") {
     tagheap::free(blocks[0]);
     rt.verify();
   }
+
+  // khugepaged collapses a 2 MiB range with as few as one page present
+  // (max_ptes_none 511 by default): with the advice left on, the pages
+  // trim() just decommitted come back as part of a huge page, at any time.
+  TEST_CASE("trim() withdraws the huge-page advice from a segment it decommits, and reuse advises again") {
+    RuntimeOptions o;
+    o.huge_os_pages = true;
+    Runtime rt(o);
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    for (std::size_t i = 0; i < kBlocks; ++i) blocks.push_back(ts.heap(0).allocate(kBlock));
+    for (std::size_t i = 1; i < blocks.size(); ++i) tagheap::free(blocks[i]);
+    const os::CallCounts before_trim = os::call_counts();
+    rt.trim();
+    const os::CallCounts after_trim = os::call_counts();
+    CHECK(after_trim.no_huge_page_advices - before_trim.no_huge_page_advices == 1);
+    CHECK(after_trim.huge_page_advices == before_trim.huge_page_advices);
+    rt.trim();  // already withdrawn: no second call
+    CHECK(os::call_counts().no_huge_page_advices == after_trim.no_huge_page_advices);
+    // The segment's pages are taken again: it is dense again, so advised again.
+    for (std::size_t i = 1; i < blocks.size(); ++i) blocks[i] = ts.heap(0).allocate(kBlock);
+    CHECK(os::call_counts().huge_page_advices - after_trim.huge_page_advices == 1);
+    for (void* p : blocks) tagheap::free(p);
+    rt.verify();
+  }
+
+  TEST_CASE("an empty segment of small pages laid out again for medium pages loses the huge-page advice") {
+    RuntimeOptions o;
+    o.huge_os_pages = true;
+    Runtime rt(o);
+    {
+      AttachedState ts(rt);
+      std::vector<void*> blocks;
+      for (std::size_t i = 0; i < kBlocks; ++i) blocks.push_back(ts.heap(0).allocate(kBlock));
+      for (void* p : blocks) tagheap::free(p);
+    }  // the thread state's end gives its empty pages back: the segment is empty
+    AttachedState ts(rt);
+    const os::CallCounts before = os::call_counts();
+    void* medium = ts.heap(0).allocate(100'000);
+    REQUIRE(medium != nullptr);
+    CHECK(os::call_counts().maps == before.maps);  // the empty small segment, laid out again
+    CHECK(os::call_counts().no_huge_page_advices - before.no_huge_page_advices == 1);
+    tagheap::free(medium);
+    rt.verify();
+  }
 }

@@ -61,6 +61,11 @@ struct Segment {
   // free pages stay committed until it is unmapped or trimmed, since
   // releasing 64 KiB of a 2 MiB page would split it.
   bool huge_os_pages = false;
+  // trim() withdrew the huge-page advice before decommitting its free
+  // pages (khugepaged would otherwise collapse them back in: it fills a
+  // 2 MiB range with as few as one present page); the next page taken
+  // from it advises again.
+  bool huge_advice_withdrawn = false;
   std::uint16_t page_count = 0;
   std::uint16_t pages_in_use = 0;
   std::uint64_t free_pages = 0;   // bit i: page i is free

@@ -118,6 +118,7 @@ class SegmentPool {
   void purge_oldest_until(std::size_t keep, Purge how) noexcept;
   void purge_dirty(Page& page, Purge how) noexcept;
   void decommit_free_pages(Segment& seg) noexcept;
+  void set_huge_os_pages(Segment* seg, bool on) noexcept;
 
   static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
   static constexpr std::int64_t kPurgeDelayMs = 100;
