@@ -31,6 +31,22 @@ bool resident(const void* p) {
 constexpr std::size_t kBlock = 8 * 1024;
 constexpr std::size_t kBlocks = internal::kSegmentSize / kBlock - 16;  // most of one segment
 
+RuntimeOptions with_huge_os_pages() {
+  RuntimeOptions o;
+  o.huge_os_pages = true;
+  return o;
+}
+
+std::vector<void*> fill_most_of_a_segment(Heap& heap) {
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < kBlocks; ++i) {
+    void* p = heap.allocate(kBlock);
+    REQUIRE(p != nullptr);
+    blocks.push_back(p);
+  }
+  return blocks;
+}
+
 }  // namespace
 
 TEST_SUITE("alloc.huge_os_pages") {
@@ -84,12 +100,9 @@ TEST_SUITE("alloc.huge_os_pages") {
   // (max_ptes_none 511 by default): with the advice left on, the pages
   // trim() just decommitted come back as part of a huge page, at any time.
   TEST_CASE("trim() withdraws the huge-page advice from a segment it decommits, and reuse advises again") {
-    RuntimeOptions o;
-    o.huge_os_pages = true;
-    Runtime rt(o);
+    Runtime rt(with_huge_os_pages());
     AttachedState ts(rt);
-    std::vector<void*> blocks;
-    for (std::size_t i = 0; i < kBlocks; ++i) blocks.push_back(ts.heap(0).allocate(kBlock));
+    std::vector<void*> blocks = fill_most_of_a_segment(ts.heap(0));
     for (std::size_t i = 1; i < blocks.size(); ++i) tagheap::free(blocks[i]);
     const os::CallCounts before_trim = os::call_counts();
     rt.trim();
@@ -106,14 +119,10 @@ TEST_SUITE("alloc.huge_os_pages") {
   }
 
   TEST_CASE("an empty segment of small pages laid out again for medium pages loses the huge-page advice") {
-    RuntimeOptions o;
-    o.huge_os_pages = true;
-    Runtime rt(o);
+    Runtime rt(with_huge_os_pages());
     {
       AttachedState ts(rt);
-      std::vector<void*> blocks;
-      for (std::size_t i = 0; i < kBlocks; ++i) blocks.push_back(ts.heap(0).allocate(kBlock));
-      for (void* p : blocks) tagheap::free(p);
+      for (void* p : fill_most_of_a_segment(ts.heap(0))) tagheap::free(p);
     }  // the thread state's end gives its empty pages back: the segment is empty
     AttachedState ts(rt);
     const os::CallCounts before = os::call_counts();
