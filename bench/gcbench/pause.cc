@@ -78,9 +78,18 @@ struct Env {
   void end_build() {}
   double collect_ms() {
     const auto t0 = std::chrono::steady_clock::now();
-    ms.collect();
+    last = ms.collect();
     return gcb::ms_since(t0);
   }
+  // The last collection's phases and each marker's share, for the record.
+  void report() const {
+    std::printf("# tagheap: last pause %.3f ms: mark %.3f ms, sweep %.3f ms, %u markers, MiB marked by each:",
+                last.pause_ns / 1e6, last.mark_ns / 1e6, last.sweep_ns / 1e6, last.markers);
+    for (unsigned i = 0; i < last.markers && i < last.kMarkersReported; ++i)
+      std::printf(" %.1f", last.marked_bytes_by_marker[i] / 1048576.0);
+    std::printf("\n");
+  }
+  tagheap::gc::CollectStats last;
   const char* label() const { return "tagheap"; }
   const char* other_label() const { return "other"; }
 };
@@ -96,6 +105,10 @@ struct Env {
   // end), so 255 bytes take a 256-byte slot.
   void* alloc_other() { return GC_MALLOC_ATOMIC_UNCOLLECTABLE(kOtherBlock - 1); }
   void set_root(Node* r) { g_root = r; }
+  void report() const {
+    // Helper marker threads (GC_get_parallel) and heap size, for the record.
+    std::printf("# boehm: %d helper markers, heap %zu KiB\n", GC_get_parallel(), GC_get_heap_size() / 1024);
+  }
   void begin_build() { GC_disable(); }  // no collections while building
   void end_build() { GC_enable(); }
   double collect_ms() {
@@ -184,9 +197,6 @@ int main(int argc, char** argv) {
     std::snprintf(peer, sizeof peer, "%s", env.label());
   std::printf("pause_%gMiB %s %.3f %ld min_ms=%.3f max_ms=%.3f n=%d\n", live_mib, peer, ms[ms.size() / 2],
               gcb::peak_rss_kib(), ms.front(), ms.back(), reps);
-#if defined(GCB_BOEHM)
-  // Helper marker threads (GC_get_parallel) and heap size, for the record.
-  std::printf("# boehm: %d helper markers, heap %zu KiB\n", GC_get_parallel(), GC_get_heap_size() / 1024);
-#endif
+  env.report();
   return 0;
 }
