@@ -29,20 +29,7 @@ namespace {
 constexpr Tag kGc = 1;
 
 
-struct Model {
-  std::vector<Node*> roots_;
-  std::atomic<std::size_t> traced{0};
-  void roots(gc::Tracer& t) {
-    for (Node* r : roots_) t.mark(r);
-  }
-  void trace(void* obj, gc::Tracer& t) {
-    traced.fetch_add(1, std::memory_order_relaxed);
-    auto* n = static_cast<Node*>(obj);
-    for (std::uint32_t i = 0; i < n->n; ++i) t.mark(n->child[i]);
-  }
-};
-
-
+using Model = test::NodeModel;
 
 gc::Options generational(unsigned markers = 0) {
   gc::Options o;

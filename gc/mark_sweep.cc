@@ -37,11 +37,11 @@ void Tracer::verify_reach(void* obj, PageView page) {
   if (!v.seen.insert(obj).second) return;
   if (!is_marked(obj)) {
     if (v.current == nullptr)
-      tagheap::internal::fatal("tagheap: generational verification: root %p survived no minor collection mark", obj);
+      tagheap::internal::fatal("tagheap: verification: root %p is not marked at the end of the %s", obj, v.what);
     tagheap::internal::fatal(
-        "tagheap: generational verification: %p is reachable through %p, which the minor collection did not "
-        "trace: a store into %p was not followed by write_barrier(%p)",
-        obj, v.current, v.current, v.current);
+        "tagheap: verification: %p is reachable through %p, which the %s did not trace again: a store into %p "
+        "was not followed by write_barrier(%p)",
+        obj, v.current, v.what, v.current, v.current);
   }
   push_for_trace(obj);
 }
@@ -59,7 +59,10 @@ void Tracer::mark_weak(void** slot) {
 void Tracer::mark_ephemeron(void* key, void* value) {
   if (key == nullptr || value == nullptr) return;
   if (verifier_ != nullptr) {  // the collector's verdict on the key decides
-    if (!is_gc_block(key) || is_marked(key)) mark(value);
+    // (the verifier's own tag set is empty, so that every mark() verifies)
+    const bool collectable = find_block(key) == key && PageView::of(key).runtime() == runtime_ &&
+                             verifier_->gc_tags.contains(PageView::of(key).tag());
+    if (!collectable || is_marked(key)) mark(value);
     return;
   }
   if (is_gc_block(key) ? is_marked(key) : true) {
@@ -90,6 +93,13 @@ void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept {
       page.mark_word(w) = 0;
       if (logs_too) page.log_word(w) = 0;
     }
+    return true;
+  });
+}
+
+void clear_logs(Runtime& runtime, TagSet tags) noexcept {
+  for_each_page(runtime, tags, [&](PageView page) {
+    for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) page.log_word(w) = 0;
     return true;
   });
 }

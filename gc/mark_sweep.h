@@ -45,6 +45,12 @@
 //   Weak slots and ephemerons in old objects see young referents die when
 //   the VM calls write_barrier after storing them (a weak store is a store).
 //
+//   Incremental mode (Options::incremental): a full collection runs as a
+//   cycle of collect() pauses (roots and logged objects, then marking for
+//   mark_step_ns), paced by allocation (gc/internal/incremental_pacer.h);
+//   write_barrier logs marked objects while a cycle runs, and allocation
+//   is white. The argument is in gc/internal/incremental_impl.h.
+//
 // Rules for the model (checked where the compiler can):
 //   The world is stopped by the caller (see world.h) for collect().
 //   roots/trace/process_weak/finalize must not allocate in the runtime, nor
@@ -72,6 +78,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_set>
@@ -85,6 +92,7 @@
 #include "gc/tracer.h"
 #include "gc/internal/finalizer_table.h"
 #include "gc/internal/heap_policy.h"
+#include "gc/internal/incremental_pacer.h"
 #include "gc/internal/mark_worklist.h"
 #include "gc/internal/marker_threads.h"
 
@@ -106,6 +114,19 @@ struct Options {
   // object survived; a store the VM did not follow with write_barrier is
   // fatal, naming the object that holds the pointer and its target.
   bool verify_minor = false;
+  // Incremental marking (gc/internal/incremental_impl.h): collect() runs a
+  // full collection as a cycle of short pauses (a first one that marks the
+  // roots, mark steps of at most mark_step_ns each, paced by allocation, and
+  // a last one that finishes marking and starts the lazy sweep), while the
+  // mutators run between them and call write_barrier after every store of
+  // a GC pointer into a GC object. Not with generational (yet).
+  bool incremental = false;
+  std::uint64_t mark_step_ns = 500'000;  // marking time of one incremental pause
+  // Incremental mode, for tests and debugging: at the end of each cycle, a
+  // mark from the roots checks that every reachable object was marked; a
+  // store the VM did not follow with write_barrier is fatal, naming the
+  // object that holds the pointer and its target.
+  bool verify_incremental = false;
 };
 
 struct CollectStats {
@@ -123,6 +144,12 @@ struct CollectStats {
   bool minor = false;                 // generational: a minor collection (live_* count young survivors)
   std::size_t remembered = 0;         // minor: old objects a write barrier logged, traced again
   std::size_t old_bytes = 0;          // generational: bytes of old (marked) objects after it
+  // Incremental mode: a pause of a cycle (live_* and marked_bytes_by_marker
+  // then count the cycle so far; freed_* are set when it is done).
+  bool incremental = false;
+  bool cycle_done = true;          // marking is over and the lazy sweep began (false: more pauses follow)
+  bool finished_at_limit = false;  // the allocation reached the budget first: this pause marked to the end
+  std::size_t cycle_pauses = 0;    // pauses of this cycle so far, this one included
   // Bytes marked by each marker (index 0: the collecting thread; markers
   // past the last slot count in it).
   static constexpr unsigned kMarkersReported = 64;
@@ -145,6 +172,8 @@ unsigned default_markers() noexcept;
 // World stopped: zeroes every mark bit of the pages of `tags` (an aborted
 // collection leaves the runtime as before it).
 void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept;
+// World stopped: zeroes every log bit (write_barrier's) of those pages.
+void clear_logs(Runtime& runtime, TagSet tags) noexcept;
 // ASan builds, after the finalizers: every dead block is poisoned now, so a
 // use after the collection is reported before the lazy sweep frees it.
 void poison_dead(Runtime& runtime, TagSet tags) noexcept;
@@ -161,7 +190,11 @@ class MarkSweep {
         options_(options),
         gc_tags_(runtime.options().gc_tags),
         policy_(options.heap_growth, options.min_budget_bytes),
-        markers_(options.markers != 0 ? options.markers : internal::default_markers()) {
+        markers_(options.markers != 0 ? options.markers : internal::default_markers()),
+        barrier_on_(options.generational) {
+    if (options.incremental && options.generational)
+      throw std::invalid_argument("gc::Options: incremental and generational together are not supported yet");
+    pacer_.idle(0, policy_.budget());
   }
   MarkSweep(const MarkSweep&) = delete;
   MarkSweep& operator=(const MarkSweep&) = delete;
@@ -176,13 +209,35 @@ class MarkSweep {
 
   // Any mutator thread, no lock: GC bytes allocated since the last
   // collection have passed the budget.
-  bool collection_due() const noexcept { return policy_.due(runtime_.allocated_bytes(gc_tags_)); }
+  // Incremental mode: a pause of the cycle is due (its start, a step, or
+  // its end) by the pacing of gc/internal/incremental_pacer.h.
+  bool collection_due() const noexcept {
+    const std::uint64_t allocated = runtime_.allocated_bytes(gc_tags_);
+    return options_.incremental ? pacer_.due(allocated) : policy_.due(allocated);
+  }
   std::uint64_t budget_bytes() const noexcept { return policy_.budget(); }
 
   // The world is stopped by the caller. Frees (lazily) every unreachable GC
   // block; never a reachable one.
-  CollectStats collect() { return collect_impl(options_.generational && !full_due()); }
-  CollectStats collect_full() { return collect_impl(false); }
+  // Incremental mode: one pause of a cycle (it starts one when none runs);
+  // the stats say whether the cycle is done.
+  CollectStats collect() {
+    if (options_.incremental) return collect_increment();
+    return collect_impl(options_.generational && !full_due());
+  }
+  // Incremental mode: a cycle under way is dropped (its marks may keep
+  // objects that died since) and the collection runs whole, in this pause.
+  CollectStats collect_full() {
+    if (!options_.incremental) return collect_impl(false);
+    if (cycle_) abandon_cycle();
+    CollectStats stats = collect_impl(false);
+    pacer_.idle(policy_.allocated_at_last(), policy_.budget());
+    return stats;
+  }
+  // Incremental mode: a cycle has begun and not ended (the write barrier
+  // is on). Then tagheap::free() must not free a GC block that a mark step
+  // may have reached (trace would read it); free GC blocks outside cycles.
+  bool is_marking() const noexcept { return cycle_; }
 
   // Finalizers (gc/internal/finalizer_table.h for the order): once obj (a GC
   // block of this runtime) is unreachable, it and everything it reaches
@@ -211,11 +266,13 @@ class MarkSweep {
 
   // Generational mode: after storing a GC pointer into GC object obj. When
   // obj is old (marked) and not yet logged, logs it (a side bit) and
-  // remembers it: the next minor collection traces it again. Any mutator
-  // thread, any object of this runtime; a no-op outside generational mode,
-  // for young or already logged objects (one bitmap test, no atomic write).
+  // remembers it: the next minor collection traces it again. Incremental
+  // mode, while a cycle marks: the same for a marked (black or grey)
+  // object, traced again by the next pause of the cycle. Any mutator
+  // thread, any object of this runtime; a no-op otherwise, and for
+  // unmarked or already logged objects (one bitmap test, no atomic write).
   void write_barrier(void* obj) noexcept {
-    if (!options_.generational || obj == nullptr) return;
+    if (obj == nullptr || !barrier_on_.load(std::memory_order_relaxed)) return;
     const PageView page = PageView::of(obj);
     const std::uint32_t i = page.index_of(obj);
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
@@ -254,7 +311,19 @@ class MarkSweep {
       remembered_overflow_.store(true, std::memory_order_relaxed);  // the next collection is full
     }
   }
-  void verify_minor();
+  void verify_reachable_marked(const char* what);
+  // Incremental mode (gc/internal/incremental_impl.h).
+  CollectStats collect_increment();
+  CollectStats run_step(CollectStats& stats, std::uint64_t t0, std::uint64_t t1);
+  void finish_cycle(CollectStats& stats, std::uint64_t t0, std::uint64_t t1);
+  void abandon_cycle() noexcept;
+  void cycle_totals(CollectStats& stats) const noexcept;
+  static void add_marker_counts(CollectStats& stats, unsigned marker, const Tracer& t) noexcept {
+    stats.live_blocks += t.marked_blocks_;
+    stats.live_bytes += t.marked_bytes_;
+    stats.roots_conservative += t.conservative_hits_;
+    stats.marked_bytes_by_marker[std::min(marker, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
+  }
   static void mark_job(void* context, unsigned marker) noexcept;
   void mark_from_roots(Tracer& t, MarkJob& job);
   void drain(Tracer& t);
@@ -264,6 +333,7 @@ class MarkSweep {
   void finalize_dead();
   void mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats);
   void count_dead(CollectStats& stats);
+  void after_marking(CollectStats& stats, const std::vector<void*>& ready) noexcept;
   void emit(GcPhase phase, std::size_t bytes = 0, const CollectStats* stats = nullptr) noexcept {
     if (listener_ != nullptr) listener_->on_gc_event(GcEvent{phase, collections_, internal::now_ns(), 0, 0, bytes, stats});
   }
@@ -286,6 +356,21 @@ class MarkSweep {
   std::atomic<bool> remembered_overflow_{false};
   bool sticky_ = false, had_full_ = false, force_full_ = false;
   std::size_t old_bytes_ = 0, old_blocks_ = 0, full_threshold_ = 0;
+  // write_barrier logs marked objects: always in generational mode, during
+  // a cycle in incremental mode.
+  std::atomic<bool> barrier_on_;
+  // Incremental state: the cycle's tracers (kept across its pauses, with
+  // their stacks, weak slots and ephemerons), and whether some marked
+  // object may have missed its trace (a stack or the remembered set ran
+  // out of memory): the cycle's end then traces every marked object again.
+  internal::IncrementalPacer pacer_;
+  bool cycle_ = false, cycle_overflowed_ = false;
+  unsigned cycle_markers_ = 1;
+  std::size_t cycle_pauses_ = 0;
+  std::optional<Tracer> cycle_first_;
+  std::vector<Tracer> cycle_helpers_;
+  std::size_t last_live_bytes_ = 0;
+  std::uint64_t deadline_ns_ = 0;  // a mark step stops at this time (0: marks to the end)
   GcListener* listener_ = nullptr;
   std::size_t stack_limit_ = SIZE_MAX;
   std::uint64_t collections_ = 0;
@@ -294,3 +379,4 @@ class MarkSweep {
 }  // namespace tagheap::gc
 
 #include "gc/internal/mark_sweep_impl.h"  // IWYU pragma: export
+#include "gc/internal/incremental_impl.h"  // IWYU pragma: export

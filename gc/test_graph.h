@@ -4,11 +4,15 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdint>
+#include <random>
+#include <stdexcept>
 #include <unordered_set>
 #include <vector>
 
 #include "alloc/tagheap.h"
+#include "gc/tracer.h"
 #include "gc/visit.h"
 
 namespace tagheap::test {
@@ -34,6 +38,29 @@ inline Node* make_node(Heap& heap, std::uint32_t id, std::uint32_t n) {
   for (std::uint32_t i = 0; i < n; ++i) node->child[i] = nullptr;
   return node;
 }
+
+// Wires `slots` child slots of every node to random nodes of the same set.
+inline void wire_randomly(std::vector<Node*>& nodes, std::uint32_t slots, std::mt19937& rng) {
+  for (Node* n : nodes)
+    for (std::uint32_t c = 0; c < slots && c < n->n; ++c) n->child[c] = nodes[rng() % nodes.size()];
+}
+
+// The collector's model of a Node graph: roots_ are the roots; trace marks
+// every child (and throws, for tests of unwinding, at throw_at).
+struct NodeModel {
+  std::vector<Node*> roots_;
+  std::atomic<std::size_t> traced{0};
+  void* throw_at = nullptr;
+  void roots(gc::Tracer& t) {
+    for (Node* r : roots_) t.mark(r);
+  }
+  void trace(void* obj, gc::Tracer& t) {
+    if (obj == throw_at) throw std::runtime_error("trace failed");
+    traced.fetch_add(1, std::memory_order_relaxed);
+    auto* n = static_cast<Node*>(obj);
+    for (std::uint32_t i = 0; i < n->n; ++i) t.mark(n->child[i]);
+  }
+};
 
 inline std::unordered_set<void*> reachable(const std::vector<Node*>& roots) {
   std::unordered_set<void*> seen;

@@ -111,11 +111,12 @@ class Tracer {
     if (stack_.size() < stack_.capacity()) stack_.push_back(obj);
     else push_growing(obj);
   }
-  // Verification (MarkSweep::verify_minor): every object reached must be marked.
+  // Verification (MarkSweep::verify_reachable_marked): every object reached must be marked.
   struct Verifier {
     TagSet gc_tags;
     std::unordered_set<void*> seen;
-    void* current = nullptr;  // the object being traced
+    void* current = nullptr;   // the object being traced
+    const char* what = "";     // the collection checked, for the message
   };
   void verify_reach(void* obj, PageView page);
 

@@ -42,6 +42,7 @@ class HeapPolicy {
     return allocated - allocated_at_last_.load(std::memory_order_relaxed) >= budget_.load(std::memory_order_relaxed);
   }
   std::uint64_t budget() const noexcept { return budget_.load(std::memory_order_relaxed); }
+  std::uint64_t allocated_at_last() const noexcept { return allocated_at_last_.load(std::memory_order_relaxed); }
   std::uint64_t allocated_since(std::uint64_t allocated) const noexcept {
     return allocated - allocated_at_last_.load(std::memory_order_relaxed);
   }

@@ -97,23 +97,15 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     force_full_ = options_.generational;
     throw;
   }
-  if (minor && options_.verify_minor) verify_minor();
+  if (minor && options_.verify_minor) verify_reachable_marked("minor collection");
   for (unsigned i = 0; i < n; ++i) {
     Tracer& t = job.tracer(i);
-    stats.live_blocks += t.marked_blocks_;
-    stats.live_bytes += t.marked_bytes_;
-    stats.roots_conservative += t.conservative_hits_;
-    stats.marked_bytes_by_marker[std::min(i, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
+    add_marker_counts(stats, i, t);
     if (listener_ != nullptr)
       listener_->on_gc_event(GcEvent{GcPhase::kMarkerDone, collections_, state(i).end_ns, i, state(i).start_ns,
                                      t.marked_bytes_, nullptr});
   }
-  // Nothing can throw now: queue the finalizers (a queue that cannot grow
-  // leaves its object registered, and marked: ready again next time).
-  for (void* obj : ready) finalizers_.make_ready(obj);
-  if constexpr (HasFinalize<Model>) finalize_dead();
-  if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
-  count_dead(stats);
+  after_marking(stats, ready);
   const std::uint64_t t2 = internal::now_ns();
   emit(GcPhase::kMarkDone);
 
@@ -142,6 +134,17 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   return stats;
 }
 
+// Marking is over and nothing can throw now: queue the finalizers (a queue
+// that cannot grow leaves its object registered, and marked: ready again
+// next time), finalize, poison (ASan) and count the dead.
+template <class Model>
+void MarkSweep<Model>::after_marking(CollectStats& stats, const std::vector<void*>& ready) noexcept {
+  for (void* obj : ready) finalizers_.make_ready(obj);
+  if constexpr (HasFinalize<Model>) finalize_dead();
+  if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
+  count_dead(stats);
+}
+
 template <class Model>
 void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   auto& job = *static_cast<MarkJob*>(context);
@@ -156,7 +159,9 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
         const std::uint32_t i = page.index_of(obj);
         std::atomic_ref<std::uint64_t>(page.log_word(i >> 6)).fetch_and(~(std::uint64_t{1} << (i & 63)),
                                                                         std::memory_order_relaxed);
-        if (t.is_marked(obj)) t.push_for_trace(obj);  // freed and reused since: young, found from the roots if live
+        // Freed since (and maybe reused: then young, or white in a cycle,
+        // found from the roots if live): not traced again.
+        if (page.is_live(i) && t.is_marked(obj)) t.push_for_trace(obj);
       }
       self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
       self.model_.roots(t);
@@ -204,13 +209,18 @@ void MarkSweep<Model>::drain(Tracer& t) {
       for (auto it = first; it != last; ++it) t.mark(it->second);
       t.waiting_->erase(first, last);
     }
-    if (t.parallel_ && --until_share == 0) [[unlikely]] {
+    if (--until_share == 0) [[unlikely]] {
       until_share = kShareEvery;
+      if (deadline_ns_ != 0 && internal::now_ns() >= deadline_ns_) worklist_.stop();
       if (worklist_.aborted()) {
         stack.clear();
         return;
       }
-      if (worklist_.wants_work()) worklist_.share(stack);
+      if (worklist_.stopped()) {  // an incremental step's time is up: the ring's objects wait on the stack
+        for (; count != 0; --count, head = (head + 1) & (kAhead - 1)) t.push_for_trace(ring[head]);
+        return;
+      }
+      if (t.parallel_ && worklist_.wants_work()) worklist_.share(stack);
     }
   }
 }
@@ -316,11 +326,12 @@ void MarkSweep<Model>::finish_weak(Tracer& t) {
   t.ephemerons_.clear();  // keys still unmarked: their values stay unmarked
 }
 
-// After a minor collection's marking: everything reachable from the roots
-// (and queued finalizers) must be marked, or the sweep would free it.
+// After a minor collection's or an incremental cycle's marking: everything
+// reachable from the roots (and queued finalizers) must be marked, or the
+// sweep would free it.
 template <class Model>
-void MarkSweep<Model>::verify_minor() {
-  Tracer::Verifier verifier{gc_tags_, {}, nullptr};
+void MarkSweep<Model>::verify_reachable_marked(const char* what) {
+  Tracer::Verifier verifier{gc_tags_, {}, nullptr, what};
   std::vector<void*> stack;
   Tracer vt(&runtime_.core(), TagSet{}, stack, SIZE_MAX);  // no GC tag: every mark() verifies
   vt.verifier_ = &verifier;

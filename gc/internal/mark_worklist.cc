@@ -10,6 +10,7 @@ void MarkWorklist::reset(unsigned markers) noexcept {
   chunks_.clear();
   idle_.store(0, std::memory_order_relaxed);
   aborted_.store(false, std::memory_order_relaxed);
+  stopped_.store(false, std::memory_order_relaxed);
   markers_ = markers;
   done_ = false;
 }
@@ -34,7 +35,10 @@ bool MarkWorklist::take(std::vector<void*>& stack) {
   std::unique_lock lock(mu_);
   idle_.fetch_add(1, std::memory_order_relaxed);
   for (;;) {
-    if (done_ || aborted_.load(std::memory_order_relaxed)) return false;
+    if (done_ || aborted_.load(std::memory_order_relaxed) || stopped_.load(std::memory_order_relaxed)) {
+      idle_.fetch_sub(1, std::memory_order_relaxed);  // stopped: it may still hold work
+      return false;
+    }
     if (!chunks_.empty()) {
       stack.swap(chunks_.back());
       chunks_.pop_back();
@@ -56,6 +60,28 @@ void MarkWorklist::abort() noexcept {
     aborted_.store(true, std::memory_order_relaxed);
   }
   cv_.notify_all();
+}
+
+void MarkWorklist::stop() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    stopped_.store(true, std::memory_order_relaxed);
+  }
+  cv_.notify_all();
+}
+
+bool MarkWorklist::take_leftovers(std::vector<void*>& stack) noexcept {
+  std::lock_guard lock(mu_);
+  bool kept_all = true;
+  for (std::vector<void*>& chunk : chunks_) {
+    try {
+      stack.insert(stack.end(), chunk.begin(), chunk.end());
+    } catch (const std::bad_alloc&) {
+      kept_all = false;
+    }
+  }
+  chunks_.clear();
+  return kept_all;
 }
 
 }  // namespace tagheap::gc::internal

@@ -19,6 +19,9 @@
 //   traced, so each marked object is traced once.
 //   abort() (an exception in a marker) wakes everybody; take() then returns
 //   false at once and the collector undoes the marks.
+//   stop() (an incremental step's time is up) wakes everybody the same way,
+//   but the work stays: each marker keeps its stack, and take_leftovers()
+//   hands the chunks still on the list to the collector for the next step.
 #pragma once
 
 #include <atomic>
@@ -44,6 +47,12 @@ class MarkWorklist {
   bool take(std::vector<void*>& stack);
   void abort() noexcept;
   bool aborted() const noexcept { return aborted_.load(std::memory_order_relaxed); }
+  void stop() noexcept;
+  bool stopped() const noexcept { return stopped_.load(std::memory_order_relaxed); }
+  // After the markers returned: appends the chunks nobody took to `stack`.
+  // False when memory for that ran out (some entries are then dropped: the
+  // caller must rescan marked objects).
+  bool take_leftovers(std::vector<void*>& stack) noexcept;
 
   static constexpr std::size_t kMinShare = 32;  // entries a stack keeps before it gives
 
@@ -53,6 +62,7 @@ class MarkWorklist {
   std::vector<std::vector<void*>> chunks_;  // kept across collections
   std::atomic<unsigned> idle_{0};
   std::atomic<bool> aborted_{false};
+  std::atomic<bool> stopped_{false};
   unsigned markers_ = 1;
   bool done_ = false;
 };
