@@ -6,13 +6,17 @@ binaries for both (only LD_LIBRARY_PATH differs):
              "mixed" one of examples/libgc/tests/gen_html.py)
   gcbench    bench/gcbench's GCBench built against Debian's gc.h (gcbench_boehm)
   guile      Debian's guile running examples/libgc/tests/guile/closures.scm
+  guile-weak Debian's guile running examples/libgc/tests/guile/weak.scm
+             (weak tables, guardians, finalizers)
 
 Each round runs every (program, library) pair once, in rotating order; the
-table shows medians of wall time and peak RSS over the rounds, and the ratio
-tagheap / Debian (below 1.0: tagheap is ahead). A benchmark, not a test: it
-checks nothing but that both libraries give the same output.
+table shows medians of wall time, CPU time (user+sys) and peak RSS over the
+rounds, and the ratios tagheap / Debian (below 1.0: tagheap is ahead), with
+the load average before and after. A benchmark, not a test: it checks
+nothing but that both libraries give the same output.
 
-    bench/libgc_bench.py [--rounds=N] [--output_base=DIR]
+    bench/libgc_bench.py [--rounds=N] [--output_base=DIR] [--only=w3m,guile]
+                         [--env=NAME=VALUE ...]   (tagheap's runs only)
     ./bazelw run //bench:libgc -- [--rounds=N]
 """
 import argparse
@@ -35,26 +39,29 @@ def build(output_base):
 
 
 def run(argv, libdir, env_extra=None):
-    """Runs argv under /usr/bin/time; returns (seconds, peak KiB, stdout)."""
+    """Runs argv under /usr/bin/time; returns (wall s, user+sys s, peak KiB, stdout)."""
     env = dict(os.environ)
     env.pop("LD_LIBRARY_PATH", None)
     if libdir:
         env["LD_LIBRARY_PATH"] = libdir
     env.update(env_extra or {})
     with tempfile.NamedTemporaryFile("r") as t:
-        p = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M"] + argv, env=env,
+        p = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %U %S %M"] + argv, env=env,
                            capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit("%s failed (%d): %s" % (" ".join(argv), p.returncode, p.stderr[-2000:]))
-        secs, kib = t.read().split()[-2:]
-    return float(secs), int(kib), p.stdout
+        wall, user, system, kib = t.read().split()[-4:]
+    return float(wall), float(user) + float(system), int(kib), p.stdout
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--output_base", default="")
+    ap.add_argument("--only", default="", help="comma-separated programs (default: all)")
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for tagheap's runs")
     args = ap.parse_args()
+    tagheap_env = dict(e.split("=", 1) for e in args.env)
     bin_dir = build(args.output_base)
     work = tempfile.mkdtemp(prefix="libgc-bench-")
     libdir = os.path.join(work, "lib")
@@ -67,32 +74,38 @@ def main():
         "w3m": (["w3m", "-dump", doc], home),
         "gcbench": ([os.path.join(bin_dir, "bench/gcbench/gcbench_boehm")], {}),
         "guile": (["guile", "--no-auto-compile", os.path.join(ROOT, "examples/libgc/tests/guile/closures.scm")], home),
+        "guile-weak": (["guile", "--no-auto-compile", os.path.join(ROOT, "examples/libgc/tests/guile/weak.scm")], home),
     }
+    if args.only:
+        programs = {p: programs[p] for p in args.only.split(",")}
     libs = {"debian": None, "tagheap": libdir}
     results = {(p, l): [] for p in programs for l in libs}
     outputs = {}
     pairs = [(p, l) for p in programs for l in libs]
+    load_before = os.getloadavg()
     for r in range(args.rounds):
         for i in range(len(pairs)):
             prog, lib = pairs[(i + r) % len(pairs)]
             argv, env = programs[prog]
-            secs, kib, out = run(argv, libs[lib], env)
-            results[(prog, lib)].append((secs, kib))
+            env = dict(env, **tagheap_env) if lib == "tagheap" else env
+            wall, cpu, kib, out = run(argv, libs[lib], env)
+            results[(prog, lib)].append((wall, cpu, kib))
             if prog != "gcbench":  # gcbench prints its own timing
                 outputs.setdefault(prog, out)
                 if out != outputs[prog]:
                     sys.exit("%s printed different output on %s's libgc" % (prog, lib))
     load = os.getloadavg()
-    print("libgc.so.1: tagheap vs Debian's libgc (bdwgc 8.2), %d rounds, medians; load average %.2f %.2f %.2f"
-          % (args.rounds, *load))
-    print("%-9s %-8s %10s %12s %9s %9s" % ("program", "libgc", "wall s", "peak RSS", "time x", "RSS x"))
+    print("libgc.so.1: tagheap vs Debian's libgc (bdwgc 8.2), %d rounds, medians; load average %.2f before, "
+          "%.2f %.2f %.2f after%s" % (args.rounds, load_before[0], *load,
+                                      "; tagheap with " + " ".join(args.env) if args.env else ""))
+    print("%-10s %-8s %8s %8s %10s %7s %7s %7s" % ("program", "libgc", "wall s", "cpu s", "peak RSS", "wall x",
+                                                   "cpu x", "RSS x"))
     for prog in programs:
-        base_t = statistics.median(s for s, _ in results[(prog, "debian")])
-        base_m = statistics.median(k for _, k in results[(prog, "debian")])
+        base = [statistics.median(r[c] for r in results[(prog, "debian")]) for c in range(3)]
         for lib in libs:
-            t = statistics.median(s for s, _ in results[(prog, lib)])
-            m = statistics.median(k for _, k in results[(prog, lib)])
-            print("%-9s %-8s %10.3f %10.1fMi %9.2f %9.2f" % (prog, lib, t, m / 1024, t / base_t, m / base_m))
+            wall, cpu, kib = [statistics.median(r[c] for r in results[(prog, lib)]) for c in range(3)]
+            print("%-10s %-8s %8.3f %8.3f %8.1fMi %7.2f %7.2f %7.2f" % (prog, lib, wall, cpu, kib / 1024,
+                                                                     wall / base[0], cpu / base[1], kib / base[2]))
 
 
 if __name__ == "__main__":

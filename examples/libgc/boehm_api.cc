@@ -68,6 +68,8 @@ void GC_init(void) {
 }
 int GC_is_init_called(void) { return lg::initialized() ? 1 : 0; }
 void GC_gcollect(void) { lg::collect("GC_gcollect"); }
+// One marker (collector.cc): no marker threads to start.
+void GC_start_mark_threads(void) { lg::init(); }
 void GC_gcollect_and_unmap(void) { lg::collect("GC_gcollect_and_unmap"); }
 int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 1 : 0; }
 // No incremental mode: collects when a collection is due, and says no work is left.
@@ -84,7 +86,12 @@ int GC_expand_hp(size_t bytes) {
   lg::expand_heap(bytes);
   return 1;
 }
-void GC_set_max_heap_size(GC_word) {}  // GC_MAXIMUM_HEAP_SIZE is read at init
+void GC_set_max_heap_size(GC_word bytes) { lg::set_max_heap_size(bytes); }
+void GC_set_free_space_divisor(GC_word divisor) {
+  lg::init();  // GC_FREE_SPACE_DIVISOR is read first, then overridden
+  lg::set_free_space_divisor(divisor);
+}
+GC_word GC_get_free_space_divisor(void) { return lg::free_space_divisor(); }
 size_t GC_get_heap_size(void) { return lg::heap_size(); }
 size_t GC_get_free_bytes(void) { return lg::heap_size() - lg::live_bytes() - lg::bytes_since_collection(); }
 size_t GC_get_bytes_since_gc(void) { return lg::bytes_since_collection(); }
@@ -208,7 +215,7 @@ void* GC_realloc(void* p, size_t n) {
   }
   const size_t old = tagheap::usable_size(p);
   const unsigned k = lg::kind_number_of_tag(tagheap::tag_of(p));
-  if (n + 1 <= old && n + 1 >= old / 2) {  // fits, and not much too big: keep it
+  if (n + lg::extra_bytes() <= old && n + lg::extra_bytes() >= old / 2) {  // fits, and not much too big: keep it
     if (lg::kind(k).clear) std::memset(static_cast<char*>(p) + n, 0, old - n);
     return p;
   }

@@ -16,6 +16,7 @@ Kind g_kinds[kMaxKinds];
 unsigned g_kind_count = kFirstCustomKind;
 unsigned g_kind_of_tag[kTagCount];
 std::atomic<bool> g_ready{false};
+std::size_t g_extra_bytes = 1;
 }  // namespace detail
 
 using detail::g_kinds;
@@ -86,7 +87,7 @@ void* allocate_slow(std::size_t n, unsigned k) {
   init();
   if (k >= kind_count()) k = kKindNormal;
   const Kind& kd = kind(k);
-  const std::size_t asked = n + 1;  // EXTRA_BYTES, see heap.h
+  const std::size_t asked = n + extra_bytes();  // see heap.h
   if (asked < n) return nullptr;
   ThreadRecord& t = current_thread_or_register();
   if (t.heaps[k] == nullptr) t.heaps[k] = &t.state.heap(kd.tag);

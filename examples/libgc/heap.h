@@ -12,10 +12,12 @@
 //   explicitly typed            5    yes      the words its layout bitmap names
 //   GC_new_kind(...)         6..15   yes      its mark procedure, or every word
 //
-// Every object is asked one byte larger than requested (bdwgc's
-// EXTRA_BYTES with all interior pointers recognised), so a pointer just past
-// the end of an object still keeps it alive, and kinds that clear (all but
-// the atomic ones) hand out zeroed memory.
+// While interior pointers count (object_scan.h), every object is asked one
+// byte larger than requested (bdwgc's EXTRA_BYTES, which is
+// GC_all_interior_pointers), so a pointer just past the end of an object
+// still keeps it alive; a client that turns them off (Guile) gets objects of
+// the size it asked for (a 16-byte pair would take 32 bytes otherwise). Kinds
+// that clear (all but the atomic ones) hand out zeroed memory.
 #pragma once
 
 #include <cstddef>
@@ -49,7 +51,9 @@ extern Kind g_kinds[kMaxKinds];
 extern unsigned g_kind_count;
 extern unsigned g_kind_of_tag[kTagCount];
 extern std::atomic<bool> g_ready;
+extern std::size_t g_extra_bytes;  // 1 while all interior pointers count, else 0
 }  // namespace detail
+inline std::size_t extra_bytes() noexcept { return detail::g_extra_bytes; }
 
 // The runtime: made by the first call of init() (any thread, once).
 void init_slow();
@@ -89,7 +93,7 @@ void* allocate_slow(std::size_t n, unsigned k);
 // in 16-byte steps (sizes up to 128 come from 16-byte classes).
 inline void* allocate(std::size_t n, unsigned k) {
   ThreadRecord* t = current_thread();
-  const std::size_t asked = n + 1;  // EXTRA_BYTES, see above
+  const std::size_t asked = n + extra_bytes();  // see above
   if (t == nullptr || asked > kInlineMax || k >= ThreadRecord::kKinds) [[unlikely]] return allocate_slow(n, k);
   Heap* h = t->heaps[k];
   if (h == nullptr || t->unflushed_bytes + asked >= kFlushBytes) [[unlikely]] return allocate_slow(n, k);

@@ -28,7 +28,10 @@ bool g_all_interior_pointers = true;
 std::uint64_t g_displacements[kMaxDisplacement / 64] = {1};  // offset 0
 }  // namespace detail
 
-void set_all_interior_pointers(bool on) noexcept { detail::g_all_interior_pointers = on; }
+void set_all_interior_pointers(bool on) noexcept {
+  detail::g_all_interior_pointers = on;
+  detail::g_extra_bytes = on ? 1 : 0;
+}
 bool all_interior_pointers() noexcept { return detail::g_all_interior_pointers; }
 void register_displacement(std::size_t offset) noexcept {
   if (offset < kMaxDisplacement) detail::g_displacements[offset / 64] |= std::uint64_t{1} << (offset % 64);

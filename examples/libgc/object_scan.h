@@ -65,26 +65,28 @@ template <class Mark>
 }
 
 // obj: a live block of a GC tag (what the collector hands Model::trace).
+// Returns the block's size if its kind is scanned, else 0 (for the policy).
 template <class Mark>
-inline void scan_object(void* obj, Mark&& mark) {
+inline std::size_t scan_object(void* obj, Mark&& mark) {
   const PageView page = PageView::of(obj);
   const Kind& k = kind_of_tag(page.tag());
-  if (!k.scanned) return;
+  if (!k.scanned) return 0;
+  const std::size_t size = page.is_huge() ? usable_size(obj) : page.block_size();
   if (k.mark_proc != kNoMarkProc) [[unlikely]] {
     run_mark_proc(k, obj);
-    return;
+    return size;
   }
-  const std::size_t size = page.is_huge() ? usable_size(obj) : page.block_size();
   if (k.typed) [[unlikely]] {
     const TypedDescriptor d = descriptor_of(obj, size);
     if (d != kScanAllWords) {
       scan_bitmap(static_cast<const std::uintptr_t*>(obj), d >> 1, mark);
-      return;
+      return size;
     }
     scan_words(obj, static_cast<char*>(obj) + size - sizeof(TypedDescriptor), mark);
-    return;
+    return size;
   }
   scan_words(obj, static_cast<char*>(obj) + size, mark);
+  return size;
 }
 
 }  // namespace tagheap::libgc

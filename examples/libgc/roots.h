@@ -26,6 +26,8 @@ struct Range {
 // Registry lock held, before the world stops (dl_iterate_phdr takes the
 // loader's lock, which a stopped thread might hold): the data segments now.
 void read_static_roots(std::vector<Range>& out);
+// Of those, the bytes of sanitizer runtimes (roots.cc says why).
+std::size_t sanitizer_runtime_bytes() noexcept;
 
 void add_roots(const void* lo, const void* hi);
 void remove_roots(const void* lo, const void* hi);

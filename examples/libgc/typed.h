@@ -8,7 +8,8 @@
 //
 // Layout: a typed object lives on the typed kind's tag (heap.h) and is asked
 // one word larger; the descriptor sits in the last word of its block, past
-// anything the client may write (the block holds n + 1 + 8 bytes at least).
+// anything the client may write (the block holds n + 8 bytes at least, plus
+// heap.h's extra byte).
 // Descriptor encoding (opaque to clients): bit 0 set: bits 1..63 are the
 // bitmap of words 0..62, words past it hold no pointers (as in bdwgc's
 // bitmap descriptors); bit 0 clear: no bitmap fits, every word is scanned.

@@ -9,7 +9,14 @@
  * the stack scrubbed, and must hold for most of them; "stays alive" and
  * "never out of order" are exact.
  *
- * Usage: boehm_api_test [all | oom]  (oom: run with GC_MAXIMUM_HEAP_SIZE set)
+ * Usage: boehm_api_test [all | oom | oom_set | divisor | exact_sizes]
+ *   oom          run with GC_MAXIMUM_HEAP_SIZE set
+ *   oom_set      the same limit by GC_set_max_heap_size
+ *   divisor      prints GC_get_free_space_divisor() (the script sets
+ *                GC_FREE_SPACE_DIVISOR), then checks that a larger divisor
+ *                collects more often
+ *   exact_sizes  GC_set_all_interior_pointers(0) before GC_INIT: objects
+ *                take no extra byte (GC_size of a 16-byte object is 16)
  */
 #define GC_THREADS 1
 #define GC_NO_THREAD_REDIRECTS 1 /* pthread_create stays pthread_create */
@@ -444,9 +451,49 @@ static int oom(void) {
   return 1;
 }
 
+/* ---- the free space divisor: bdwgc's knob between time and memory -------- */
+static Node* divisor_live;  /* in the data segment: a root */
+static GC_word collections_while_allocating(GC_word divisor) {
+  GC_set_free_space_divisor(divisor);
+  GC_gcollect(); /* the budget follows the new divisor from here */
+  const GC_word gc0 = GC_get_gc_no();
+  for (int i = 0; i < (64 << 20) / 64; ++i) (void)GC_MALLOC(64);
+  return GC_get_gc_no() - gc0;
+}
+static int divisor(void) {
+  printf("divisor %lu\n", (unsigned long)GC_get_free_space_divisor());
+  divisor_live = make_tree(16); /* 4 to 6 MiB of scanned live data */
+  /* The tight one first: bdwgc uses all of a heap that grew before
+     collecting, whatever the divisor says now. */
+  const GC_word tight = collections_while_allocating(8);
+  const GC_word relaxed = collections_while_allocating(1);
+  CHECK(tight > 2 * relaxed, "divisor 8: %lu collections, divisor 1: %lu (expected several times more)",
+        (unsigned long)tight, (unsigned long)relaxed);
+  CHECK(count_nodes(divisor_live) == (1L << 17) - 1, "the live tree was damaged");
+  return failures ? 1 : 0;
+}
+
+static int exact_sizes(void) {
+  void* small = GC_MALLOC(16);
+  void* atomic = GC_MALLOC_ATOMIC(48);
+  CHECK(GC_size(small) == 16, "GC_size of a 16-byte object: %zu", GC_size(small));
+  CHECK(GC_size(atomic) == 48, "GC_size of a 48-byte atomic object: %zu", GC_size(atomic));
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "exact_sizes") == 0) {
+    GC_set_all_interior_pointers(0);
+    GC_INIT();
+    return exact_sizes();
+  }
   GC_INIT();
   if (argc > 1 && strcmp(argv[1], "oom") == 0) return oom();
+  if (argc > 1 && strcmp(argv[1], "oom_set") == 0) {
+    GC_set_max_heap_size(64 << 20);
+    return oom();
+  }
+  if (argc > 1 && strcmp(argv[1], "divisor") == 0) return divisor();
   settings();
   gcbench();
   finalizers_ordered();

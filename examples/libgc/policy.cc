@@ -1,0 +1,116 @@
+// policy.cc: bdwgc's collection trigger on counters of our own (policy.h).
+#include "examples/libgc/policy.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "examples/libgc/threads.h"
+
+namespace tagheap::libgc {
+namespace {
+
+constexpr std::size_t kMinBudget = std::size_t{1} << 20;
+
+struct Settings {
+  std::atomic<std::size_t> divisor{3};        // bdwgc's GC_FREE_SPACE_DIVISOR default
+  double growth = 0;                          // TAGHEAP_GC_GROWTH: gc::Options' rule when > 0
+  std::size_t min_budget = kMinBudget;        // max(GC_INITIAL_HEAP_SIZE, 1 MiB)
+  std::size_t expanded = 0;                   // GC_expand_hp
+  std::atomic<std::size_t> max_heap{SIZE_MAX};
+};
+
+Settings g_settings;
+LiveHeap g_last;                                // registry lock held
+std::atomic<std::size_t> g_since{0};            // bytes allocated since the last collection
+std::atomic<std::size_t> g_budget{kMinBudget};
+std::atomic<std::size_t> g_live{0};
+std::atomic<std::size_t> g_total{0};
+
+std::size_t env_size(const char* name, std::size_t dflt) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return dflt;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  std::size_t mult = 1;
+  if (end != nullptr && (*end == 'k' || *end == 'K')) mult = 1 << 10;
+  if (end != nullptr && (*end == 'm' || *end == 'M')) mult = 1 << 20;
+  if (end != nullptr && (*end == 'g' || *end == 'G')) mult = std::size_t{1} << 30;
+  return static_cast<std::size_t>(n) * mult;
+}
+
+// bdwgc's GC_min_bytes_allocd, or gc::Options' rule under TAGHEAP_GC_GROWTH.
+std::size_t budget_for(const LiveHeap& live) noexcept {
+  double wanted;
+  if (g_settings.growth > 0) {
+    wanted = g_settings.growth * static_cast<double>(live.scanned + live.atomic);
+  } else {
+    const double scan_cost = 2.0 * static_cast<double>(live.scanned) + static_cast<double>(live.atomic) / 4 +
+                             static_cast<double>(live.roots);
+    wanted = scan_cost / static_cast<double>(g_settings.divisor.load(std::memory_order_relaxed));
+  }
+  const std::size_t floor = g_settings.min_budget + g_settings.expanded;
+  return wanted > static_cast<double>(floor) ? static_cast<std::size_t>(wanted) : floor;
+}
+
+}  // namespace
+
+void init_policy() {
+  g_settings.min_budget = std::max(env_size("GC_INITIAL_HEAP_SIZE", 0), kMinBudget);
+  if (const std::size_t max = env_size("GC_MAXIMUM_HEAP_SIZE", 0); max != 0) g_settings.max_heap.store(max);
+  if (const std::size_t d = env_size("GC_FREE_SPACE_DIVISOR", 0); d != 0) g_settings.divisor.store(d);
+  if (const char* g = std::getenv("TAGHEAP_GC_GROWTH"); g != nullptr && std::atof(g) > 0)
+    g_settings.growth = std::atof(g);
+  g_budget.store(budget_for(g_last));
+}
+
+void add_allocated(std::size_t bytes) noexcept {
+  g_since.fetch_add(bytes, std::memory_order_relaxed);
+  g_total.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+bool collection_due() noexcept {
+  return g_since.load(std::memory_order_relaxed) >= g_budget.load(std::memory_order_relaxed);
+}
+
+std::size_t take_allocated_since() noexcept { return g_since.exchange(0, std::memory_order_relaxed); }
+
+void after_collection(const LiveHeap& live) noexcept {
+  g_last = live;
+  g_live.store(live.scanned + live.atomic, std::memory_order_relaxed);
+  g_budget.store(budget_for(live), std::memory_order_relaxed);
+}
+
+bool over_heap_limit(std::size_t bytes) noexcept {
+  const std::size_t max = g_settings.max_heap.load(std::memory_order_relaxed);
+  if (max == SIZE_MAX) return false;
+  return g_live.load(std::memory_order_relaxed) + g_since.load(std::memory_order_relaxed) + bytes > max;
+}
+
+void set_free_space_divisor(std::size_t divisor) noexcept {
+  RegistryLock lock;
+  g_settings.divisor.store(std::max<std::size_t>(divisor, 1), std::memory_order_relaxed);
+  g_budget.store(budget_for(g_last), std::memory_order_relaxed);
+}
+std::size_t free_space_divisor() noexcept { return g_settings.divisor.load(std::memory_order_relaxed); }
+
+void set_max_heap_size(std::size_t bytes) noexcept {
+  g_settings.max_heap.store(bytes != 0 ? bytes : SIZE_MAX, std::memory_order_relaxed);
+}
+
+void expand_heap(std::size_t bytes) noexcept {
+  RegistryLock lock;
+  g_settings.expanded += bytes;
+  g_budget.store(budget_for(g_last), std::memory_order_relaxed);
+}
+
+std::size_t heap_size() noexcept {
+  return g_live.load(std::memory_order_relaxed) +
+         std::max(g_budget.load(std::memory_order_relaxed), g_since.load(std::memory_order_relaxed));
+}
+std::size_t bytes_since_collection() noexcept { return g_since.load(std::memory_order_relaxed); }
+std::size_t live_bytes() noexcept { return g_live.load(std::memory_order_relaxed); }
+std::size_t total_allocated() noexcept { return g_total.load(std::memory_order_relaxed); }
+std::size_t budget() noexcept { return g_budget.load(std::memory_order_relaxed); }
+
+}  // namespace tagheap::libgc
