@@ -228,10 +228,10 @@ void* GC_realloc(void* p, size_t n) {
 
 void* GC_base(void* p) {
   if (!lg::initialized()) return nullptr;
-  return tagheap::find_block(p);
+  return lg::find_block_from_mutator(p);
 }
 void* GC_is_visible(void* p) { return p; }
-int GC_is_heap_ptr(const void* p) { return lg::initialized() && tagheap::find_block(p) != nullptr ? 1 : 0; }
+int GC_is_heap_ptr(const void* p) { return lg::initialized() && lg::find_block_from_mutator(p) != nullptr ? 1 : 0; }
 size_t GC_size(const void* p) { return object_size(p); }
 
 // Explicitly typed objects (typed.h). An array from GC_calloc_explicitly_typed

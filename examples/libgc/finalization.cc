@@ -83,7 +83,7 @@ void register_finalizer(void* obj, FinalizerFn fn, void* cd, bool ordered, Final
   if (old_fn != nullptr) *old_fn = nullptr;
   if (old_cd != nullptr) *old_cd = nullptr;
   // Not an object of ours, or not a collectable one: ignored, as bdwgc does.
-  if (obj == nullptr || find_block(obj) != obj || !gc_tags().contains(tag_of(obj))) return;
+  if (obj == nullptr || find_block_from_mutator(obj) != obj || !gc_tags().contains(tag_of(obj))) return;
   Registration* r = fn != nullptr ? add_registration(fn, cd) : nullptr;
   std::pair<gc::FinalizerFn, void*> old{nullptr, nullptr};
   try {
@@ -105,11 +105,11 @@ void forget_freed_object(void* obj) { register_finalizer(obj, nullptr, nullptr, 
 int register_link(void** link, const void* obj) {
   RegistryLock lock;
   ensure_tables();
-  void* target = find_block(obj);
+  void* target = find_block_from_mutator(obj);
   const bool collectable = target != nullptr && gc_tags().contains(tag_of(target));
-  auto [it, fresh] = g_links->try_emplace(link, Link{target, find_block(link), collectable});
+  auto [it, fresh] = g_links->try_emplace(link, Link{target, find_block_from_mutator(link), collectable});
   if (!fresh && it->second.dropped) {  // cleared, not yet erased: a new registration
-    it->second = Link{target, find_block(link), collectable};
+    it->second = Link{target, find_block_from_mutator(link), collectable};
     return GC_SUCCESS;
   }
   return fresh ? GC_SUCCESS : GC_DUPLICATE;
@@ -133,7 +133,7 @@ int move_link(void** link, void** new_link) {
   if (auto n = g_links->find(new_link); n != g_links->end() && !n->second.dropped) return GC_DUPLICATE;
   Link l = it->second;
   g_links->erase(it);
-  l.holder = find_block(new_link);
+  l.holder = find_block_from_mutator(new_link);
   (*g_links)[new_link] = l;
   return GC_SUCCESS;
 }

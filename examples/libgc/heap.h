@@ -109,6 +109,12 @@ inline void* allocate(std::size_t n, unsigned k) {
   return p;
 }
 
+// find_block for a mutator: with the other threads out of tagheap, whose
+// pages it reads (threads.h).
+inline void* find_block_from_mutator(const void* p) {
+  return lookup_with_owners_out([p] { return find_block(p); });
+}
+
 // The block p (the start of an object of this library), freed now.
 void free_object(void* p);
 // Adds the calling thread's uncounted allocation to the global count.

@@ -16,6 +16,9 @@
 namespace tagheap::libgc {
 
 thread_local ThreadRecord* t_self __attribute__((tls_model("initial-exec"))) = nullptr;
+namespace detail {
+std::atomic<int> g_lookup_pending{0};
+}  // namespace detail
 
 namespace {
 
@@ -43,7 +46,7 @@ void on_suspend(int, siginfo_t*, void* context) {
     errno = saved_errno;
     return;
   }
-  if (t->in_allocator) {  // stops itself in leave_allocator()
+  if (t->in_allocator.load(std::memory_order_relaxed) != 0) {  // stops itself in leave_allocator()
     t->suspend_pending = 1;
     errno = saved_errno;
     return;
@@ -198,6 +201,36 @@ ThreadRecord& register_implicitly() {
   init();
   register_current_thread(nullptr, true);
   return *t_self;
+}
+
+// A lookup is on: step out of tagheap until it ends. A suspend request that
+// came while we were in (suspend_pending) is honoured here, out of tagheap:
+// the collector may be waiting for it.
+void wait_for_lookup(ThreadRecord& t) noexcept {
+  do {
+    t.in_allocator.store(0, std::memory_order_seq_cst);
+    while (detail::g_lookup_pending.load(std::memory_order_acquire) != 0) {
+      if (t.suspend_pending) suspend_self(t);
+      sched_yield();
+    }
+    t.in_allocator.store(1, std::memory_order_seq_cst);
+  } while (detail::g_lookup_pending.load(std::memory_order_seq_cst) != 0);
+}
+
+// Registry lock held (so no collection stops anyone meanwhile, and the
+// thread list stays put). One lookup at a time: the lock serialises them;
+// a nested one (finalization.cc looks up under the lock) only counts.
+int g_lookup_depth = 0;  // registry lock held
+void begin_lookup() noexcept {
+  if (g_lookup_depth++ != 0) return;
+  detail::g_lookup_pending.store(1, std::memory_order_seq_cst);
+  ThreadRecord* self = t_self;
+  for (ThreadRecord* t = g_threads; t != nullptr; t = t->next)
+    if (t != self)
+      while (t->in_allocator.load(std::memory_order_seq_cst) != 0) sched_yield();
+}
+void end_lookup() noexcept {
+  if (--g_lookup_depth == 0) detail::g_lookup_pending.store(0, std::memory_order_release);
 }
 
 void suspend_self(ThreadRecord& t) noexcept {

@@ -19,6 +19,16 @@
 // itself on the way out (leave_allocator). The collector counts on an
 // acknowledgement from each, so when it proceeds no thread is inside tagheap.
 //
+// Lookups from mutators (GC_base, GC_is_heap_ptr, link and finalizer
+// registration) read pages that other threads own: find_block reads a page's
+// free bitmap, which its owner writes as it allocates (alloc/'s find_block is
+// exact only while the world is stopped). A lookup therefore runs with the
+// owners out of tagheap (lookup_with_owners_out): under the registry lock it
+// raises `g_lookup_pending`, waits until no other thread is `in_allocator`,
+// looks, and lowers the flag; a thread entering tagheap meanwhile steps back
+// out and waits (a Dekker handshake: both sides store, then load, seq_cst).
+// The owners' fast path pays one seq_cst store and one load.
+//
 // Invariants
 //   registry lock held  <=>  no thread joins or leaves the registry, and no
 //                            collection runs elsewhere (the collector holds it
@@ -50,9 +60,10 @@ struct ThreadRecord {
   char* stack_base = nullptr;  // highest address of the stack (it grows down)
   bool implicit = false;       // registered by its first allocation
   int exit_rounds = 0;         // key destructor rounds seen while exiting (threads.cc)
-  // Written by the thread itself, read by its signal handler.
-  volatile sig_atomic_t in_allocator = 0;
-  volatile sig_atomic_t suspend_pending = 0;
+  // Written by the thread itself; read by its signal handler and by lookups
+  // (lock-free, so async-signal-safe).
+  std::atomic<int> in_allocator{0};
+  volatile sig_atomic_t suspend_pending = 0;  // written by the handler, read by the thread
   // Written while the thread stops, read by the collector after the ack.
   char* stop_sp = nullptr;
   static constexpr std::size_t kSavedRegs = 32;
@@ -115,17 +126,36 @@ void resume_world();
 template <class F>
 void for_each_thread(F&& f);
 
+namespace detail {
+extern std::atomic<int> g_lookup_pending;  // a lookup wants the owners out (see the file comment)
+}  // namespace detail
+void wait_for_lookup(ThreadRecord& t) noexcept;
+
 // Around every call into tagheap (see the file comment).
 inline void enter_allocator(ThreadRecord& t) noexcept {
-  t.in_allocator = 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t.in_allocator.store(1, std::memory_order_seq_cst);
+  if (detail::g_lookup_pending.load(std::memory_order_seq_cst) != 0) [[unlikely]] wait_for_lookup(t);
 }
 void suspend_self(ThreadRecord& t) noexcept;
 inline void leave_allocator(ThreadRecord& t) noexcept {
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  t.in_allocator = 0;
+  t.in_allocator.store(0, std::memory_order_release);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (t.suspend_pending) [[unlikely]] suspend_self(t);
+}
+
+// f() with no other registered thread inside tagheap, registry lock held:
+// for find_block and friends from a mutator (see the file comment). Not
+// from inside tagheap, nor with the world stopped (not needed there).
+void begin_lookup() noexcept;
+void end_lookup() noexcept;
+template <class F>
+auto lookup_with_owners_out(F&& f) {
+  RegistryLock lock;
+  begin_lookup();
+  struct End {
+    ~End() { end_lookup(); }
+  } end;
+  return f();
 }
 struct InAllocator {
   explicit InAllocator(ThreadRecord& t) : t_(t) { enter_allocator(t_); }

@@ -19,8 +19,7 @@ echo "--- out of memory under GC_MAXIMUM_HEAP_SIZE=64M"
 GC_MAXIMUM_HEAP_SIZE=64M "$bin" oom 2>/dev/null
 GC_MAXIMUM_HEAP_SIZE=64M LD_LIBRARY_PATH=$LIBDIR "$bin" oom
 echo "--- the same limit by GC_set_max_heap_size"
-"$bin" oom_set 2>/dev/null
-LD_LIBRARY_PATH=$LIBDIR "$bin" oom_set
+run_on_both "$bin" oom_set
 echo "--- GC_FREE_SPACE_DIVISOR and GC_set_free_space_divisor"
 for lib in "" "$LIBDIR"; do
   out=$(LD_LIBRARY_PATH=$lib "$bin" divisor)
@@ -28,6 +27,4 @@ for lib in "" "$LIBDIR"; do
   out=$(GC_FREE_SPACE_DIVISOR=5 LD_LIBRARY_PATH=$lib "$bin" divisor)
   [[ "$out" == "divisor 5" ]] || { echo "FAILED: GC_FREE_SPACE_DIVISOR=5 (${lib:-the Debian libgc}): $out"; exit 1; }
 done
-echo "--- no extra byte without interior pointers"
-"$bin" exact_sizes
-LD_LIBRARY_PATH=$LIBDIR "$bin" exact_sizes
+run_on_both "$bin" exact_sizes

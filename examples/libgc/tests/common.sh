@@ -17,3 +17,12 @@ use_libgc() {
   WORK=${TEST_TMPDIR:-$(mktemp -d)}
   export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0:detect_stack_use_after_return=0
 }
+
+# run_on_both BIN ARGS...: runs a Boehm client with Debian's libgc (which
+# checks the test itself), then with tagheap's; fails if either fails.
+run_on_both() {
+  echo "--- $(basename "$1") $*: with Debian's libgc"
+  "$@"
+  echo "--- with tagheap's libgc.so.1"
+  LD_LIBRARY_PATH=$LIBDIR "$@"
+}
