@@ -17,6 +17,7 @@ nothing but that both libraries give the same output.
 
     bench/libgc_bench.py [--rounds=N] [--output_base=DIR] [--only=w3m,guile]
                          [--env=NAME=VALUE ...]   (tagheap's runs only)
+                         [--libgc=PATH]  (a libgc.so.1 built earlier, for before/after)
     ./bazelw run //bench:libgc -- [--rounds=N]
 """
 import argparse
@@ -60,13 +61,15 @@ def main():
     ap.add_argument("--output_base", default="")
     ap.add_argument("--only", default="", help="comma-separated programs (default: all)")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for tagheap's runs")
+    ap.add_argument("--libgc", default="", help="use this libgc.so.1 instead of the workspace's")
     args = ap.parse_args()
     tagheap_env = dict(e.split("=", 1) for e in args.env)
     bin_dir = build(args.output_base)
     work = tempfile.mkdtemp(prefix="libgc-bench-")
     libdir = os.path.join(work, "lib")
     os.mkdir(libdir)
-    os.symlink(os.path.join(bin_dir, "examples/libgc/libgc.so.1"), os.path.join(libdir, "libgc.so.1"))
+    lib = os.path.abspath(args.libgc) if args.libgc else os.path.join(bin_dir, "examples/libgc/libgc.so.1")
+    os.symlink(lib, os.path.join(libdir, "libgc.so.1"))
     doc = os.path.join(work, "mixed.html")
     subprocess.run([sys.executable, os.path.join(ROOT, "examples/libgc/tests/gen_html.py"), "mixed", doc], check=True)
     home = {"HOME": work, "GUILE_AUTO_COMPILE": "0"}
