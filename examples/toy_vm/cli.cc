@@ -36,7 +36,11 @@ constexpr const char* kUsage =
     "                     the collector's policy, a budget that grows with the live data)\n"
     "  --gc-trace=FILE    write every collection as Chrome trace-event JSON (Perfetto) at exit\n"
     "  --malloc=ALLOC     raw-memory domain: tagheap (tag 2, default) or system (malloc)\n"
-    "  --verify           check every heap invariant (rt.verify()) after each collection\n"
+    "  --verify           check every heap invariant (rt.verify()) after each collection, and\n"
+    "                     with --generational that each minor one left nothing reachable unmarked\n"
+    "  --generational     generational collection: minor collections of the young objects,\n"
+    "                     write barriers on every store into an object (sticky mark bits)\n"
+    "  --omit-barrier=set-cdr!  for tests: leave out set-cdr!'s write barrier (--verify catches it)\n"
     "  --heapmap=FILE     write a map of the heap (SVG) at exit\n"
     "  --stats-json=FILE  write the heap's statistics (JSON, gc/heap_stats.schema.json) at exit\n"
     "  --debug-fill       fill fresh blocks with 0xCD and freed ones with 0xDD\n"
@@ -105,6 +109,14 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
       cli.stats = true;
     } else if (a == "--verify") {
       cli.vm.verify = true;
+    } else if (a == "--generational") {
+      cli.vm.generational = true;
+    } else if (auto v = value("--omit-barrier")) {
+      if (*v != "set-cdr!") {
+        err << "tvm: error: --omit-barrier: expected set-cdr!, got '" << *v << "'\n";
+        return 3;
+      }
+      cli.vm.omit_barrier = BarrierSite::kSetCdr;
     } else if (auto v = value("--heapmap")) {
       if (v->empty()) {
         err << "tvm: error: --heapmap: expected a file name\n";
@@ -216,8 +228,9 @@ void print_stats(Vm& vm, Mutator& m, std::ostream& err) {
   std::vector<GcRecord> log = vm.gc_log();
   std::vector<double> pauses;
   double mark = 0, sweep = 0;
-  std::size_t freed = 0;
+  std::size_t freed = 0, minor = 0;
   for (const GcRecord& r : log) {
+    minor += r.minor;
     pauses.push_back(static_cast<double>(r.pause_ns) / 1e6);
     mark += static_cast<double>(r.mark_ns) / 1e6;
     sweep += static_cast<double>(r.sweep_ns) / 1e6;
@@ -228,6 +241,7 @@ void print_stats(Vm& vm, Mutator& m, std::ostream& err) {
   err << "--- tvm stats ---\n";
   err << "collections: " << log.size() << " (budget " << vm.gc_budget_bytes() << " bytes"
       << (vm.opts().gc_budget != 0 ? ", fixed" : ", the policy's now") << "), " << freed << " objects freed\n";
+  if (vm.opts().generational) err << "generational: " << minor << " minor, " << log.size() - minor << " full\n";
   if (!pauses.empty()) {
     std::snprintf(buf, sizeof buf, "pause ms: min %.3f, median %.3f, max %.3f (mark %.3f, sweep %.3f in total)\n",
                   pauses.front(), pauses[pauses.size() / 2], pauses.back(), mark, sweep);

@@ -3,8 +3,8 @@
 // Design
 //   Collector is the Model that gc::MarkSweep<Model> calls:
 //     roots(t)    every registered Mutator's value stack [0, sp), every
-//                 interned symbol (so every global), and the thunks of
-//                 spawned threads that have not finished yet
+//                 interned symbol (so every global), and the thunks and
+//                 Thread objects of spawned threads not finished yet
 //     trace(o,t)  reads the Header's type and marks the object's Values
 //     finalize(o) a dying String hands its tag-0 bytes, a dying Vector its
 //                 raw storage, to lists freed after the collection: the
@@ -17,7 +17,15 @@
 //                         (Mutator::WorldStop: safe while it waits)
 //     lock gc_mu          no mutator is being registered or torn down
 //     skip if a collection ran since the trigger (unless forced)
-//     MarkSweep::collect, rt.verify() under --verify
+//     MarkSweep::collect (collect_full when forced by (gc)), rt.verify()
+//                         under --verify
+//
+//   --generational: gc::Options::generational, so collect() is minor
+//   unless the collector's policy says a full one is due; every store of a
+//   GC pointer into a GC object calls write_barrier (barrier.h). With
+//   --verify, gc::Options::verify_minor checks after each minor collection
+//   that nothing reachable was left unmarked (a missing barrier is fatal,
+//   naming the object).
 //     unlock, world.resume(), then free the dead objects' data
 #include <algorithm>
 #include <cerrno>
@@ -48,7 +56,10 @@ class Collector {
     }
     std::lock_guard lock(vm_.handles_mu_);
     for (auto& h : vm_.handles_)
-      if (!h->done.load(std::memory_order_acquire)) mark(t, h->thunk);
+      if (!h->done.load(std::memory_order_acquire)) {
+        mark(t, h->thunk);
+        mark(t, h->object);
+      }
   }
 
   void trace(void* obj, tagheap::gc::Tracer& t) {
@@ -189,8 +200,21 @@ class Collector {
 
 // The collector for the Vm's life: the model, the collector (its marker
 // threads parked between collections) and the trace recorder.
+namespace {
+tagheap::gc::Options gc_options(const VmOptions& opts) {
+  tagheap::gc::Options o;
+  o.generational = opts.generational;
+  o.verify_minor = opts.generational && opts.verify;
+  // A fixed budget (--gc-budget) also sizes the collector's own budgets:
+  // with --generational, a full collection is due once old bytes grow by
+  // max(budget, heap_growth * old bytes) since the last one.
+  if (opts.gc_budget != 0) o.min_budget_bytes = opts.gc_budget;
+  return o;
+}
+}  // namespace
+
 struct Vm::Gc {
-  explicit Gc(Vm& vm) : model(vm), ms(vm.rt_, model) {
+  explicit Gc(Vm& vm) : model(vm), ms(vm.rt_, model, gc_options(vm.opts_)) {
     if (!vm.opts_.gc_trace.empty()) ms.set_listener(&trace);
   }
   Collector model;
@@ -201,6 +225,8 @@ struct Vm::Gc {
 void Vm::GcDeleter::operator()(Gc* gc) const { delete gc; }
 
 void Vm::start_gc() { gc_.reset(new Gc(*this)); }
+
+tagheap::gc::MarkSweep<Collector>& Vm::mark_sweep() { return gc_->ms; }
 
 std::size_t Vm::gc_budget_bytes() const {
   return opts_.gc_budget != 0 ? opts_.gc_budget : static_cast<std::size_t>(gc_->ms.budget_bytes());
@@ -231,7 +257,7 @@ void Vm::collect(Mutator& m, bool forced) {
     // Another thread collected while we waited for the stop.
     if (!forced && collections_.load(std::memory_order_relaxed) != seen) return;
     m.unreported_ = 0;
-    stats = gc_->ms.collect();
+    stats = forced ? gc_->ms.collect_full() : gc_->ms.collect();
     dead = model.take_dead();
     if (opts_.verify) {
       rt_.verify();
@@ -244,7 +270,7 @@ void Vm::collect(Mutator& m, bool forced) {
   model.free_dead(dead);
   std::lock_guard lock(log_mu_);
   gc_log_.push_back({static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()),
-                     stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks});
+                     stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks, stats.minor});
 }
 
 tagheap::RuntimeStats Vm::heap_stats(Mutator& m) {

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "examples/toy_vm/barrier.h"
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/printer.h"
 #include "examples/toy_vm/reader.h"
@@ -25,19 +26,26 @@ long list_length(Value v) {
 
 std::string sym_name(Value sym) { return std::string(sym.as<Symbol>()->view()); }
 
-Value* find_local(Value sym, Value env) {
+// A local variable's slot, and the object holding it (for the write
+// barrier): an Env frame, or the (sym . val) pair of an internal define.
+struct Local {
+  Value* slot = nullptr;
+  Value holder;
+};
+
+Local find_local(Value sym, Value env) {
   for (Value e = env; !e.is_nil(); e = e.as<Env>()->parent) {
     Env* f = e.as<Env>();
     for (std::uint64_t i = 0; i < f->count; ++i)
-      if (f->slots[2 * i] == sym) return &f->slots[2 * i + 1];
+      if (f->slots[2 * i] == sym) return {&f->slots[2 * i + 1], e};
     for (Value p = f->extra; !p.is_nil(); p = cdr(p))
-      if (car(car(p)) == sym) return &car(p).as<Pair>()->cdr;
+      if (car(car(p)) == sym) return {&car(p).as<Pair>()->cdr, car(p)};
   }
-  return nullptr;
+  return {};
 }
 
 Value lookup(Value sym, Value env) {
-  if (Value* slot = find_local(sym, env)) {
+  if (Value* slot = find_local(sym, env).slot) {
     if (*slot == Value::unbound()) throw VmError(sym_name(sym) + ": variable used before its definition");
     return *slot;
   }
@@ -49,24 +57,34 @@ Value lookup(Value sym, Value env) {
 // env, val: rooted by the caller.
 void define_var(Mutator& m, Value sym, Value& val, Value& env) {
   if (env.is_nil()) {
-    m.vm().define_global(sym, val);
+    m.vm().define_global(m, sym, val);
     return;
   }
   Env* f = env.as<Env>();
   for (std::uint64_t i = 0; i < f->count; ++i)
     if (f->slots[2 * i] == sym) {
       f->slots[2 * i + 1] = val;
+      write_barrier(m, env);
       return;
     }
   for (Value p = f->extra; !p.is_nil(); p = cdr(p))
     if (car(car(p)) == sym) {
       car(p).as<Pair>()->cdr = val;
+      write_barrier(m, car(p));
       return;
     }
   Scope s(m);
   Value& binding = m.push(cons(m, sym, val));
   const Value cell = cons(m, binding, env.as<Env>()->extra);
   env.as<Env>()->extra = cell;
+  write_barrier(m, env);
+}
+
+// Names an anonymous closure after the variable it is bound to.
+void name_closure(Mutator& m, Value fn, Value name) {
+  if (!fn.is(Type::kClosure) || !fn.as<Closure>()->name.is_false()) return;
+  fn.as<Closure>()->name = name;
+  write_barrier(m, fn);
 }
 
 [[noreturn]] void arity_error(const std::string& who, long want_min, long want_max, std::size_t got) {
@@ -104,10 +122,12 @@ Value bind_args(Mutator& m, Value fn, Value* args, std::size_t n) {
     f->slots[2 * i + 1] = args[i];
   }
   if (c->has_rest) {
+    // list_from may collect: the frame may be old by now.
     const Value rest = list_from(m, args + c->required, n - c->required);
     f->slots[2 * c->required] = params;
     f->slots[2 * c->required + 1] = rest;
   }
+  write_barrier(m, env);
   return env;
 }
 
@@ -181,7 +201,7 @@ Value eval(Mutator& m, Value form, Value env) {
           } else {
             if (!is_symbol(target) || list_length(x) > 3) bad_syntax(x, "define");
             tmp = is_pair(cdr(cdr(x))) ? eval(m, car(cdr(cdr(x))), e) : Value::unspecified();
-            if (tmp.is(Type::kClosure) && tmp.as<Closure>()->name.is_false()) tmp.as<Closure>()->name = target;
+            name_closure(m, tmp, target);
             define_var(m, target, tmp, e);
           }
           return Value::unspecified();
@@ -190,10 +210,11 @@ Value eval(Mutator& m, Value form, Value env) {
           if (list_length(x) != 3 || !is_symbol(car(cdr(x)))) bad_syntax(x, "set!");
           tmp = eval(m, car(cdr(cdr(x))), e);
           const Value name = car(cdr(x));
-          if (Value* slot = find_local(name, e)) {
-            *slot = tmp;
+          if (const Local local = find_local(name, e); local.slot != nullptr) {
+            *local.slot = tmp;
+            write_barrier(m, local.holder);
           } else {
-            m.vm().set_global(name, tmp);
+            m.vm().set_global(m, name, tmp);
           }
           return Value::unspecified();
         }
@@ -222,17 +243,20 @@ Value eval(Mutator& m, Value form, Value env) {
               const Value frame = make_env(m, 1, e);
               frame.as<Env>()->slots[0] = car(car(b));
               frame.as<Env>()->slots[1] = tmp;
+              write_barrier(m, frame);
               e = frame;
             }
           } else if (op == S.letrec) {
             e = make_env(m, static_cast<std::size_t>(n), e);
             long i = 0;
             for (Value b = bindings; is_pair(b); b = cdr(b), ++i) e.as<Env>()->slots[2 * i] = car(car(b));
+            write_barrier(m, e);
             i = 0;
             for (Value b = bindings; is_pair(b); b = cdr(b), ++i) {
-              tmp = eval(m, car(cdr(car(b))), e);
-              if (tmp.is(Type::kClosure) && tmp.as<Closure>()->name.is_false()) tmp.as<Closure>()->name = car(car(b));
+              tmp = eval(m, car(cdr(car(b))), e);  // may collect: the frame may be old by now
+              name_closure(m, tmp, car(car(b)));
               e.as<Env>()->slots[2 * i + 1] = tmp;
+              write_barrier(m, e);
             }
           } else {
             // Forms are never mutated while they run: x keeps them alive.
@@ -251,8 +275,10 @@ Value eval(Mutator& m, Value form, Value env) {
               }
               Value& frame = m.push(make_env(m, 1, e));
               frame.as<Env>()->slots[0] = car(cdr(x));
-              tmp = make_closure(m, vars, body, frame, car(cdr(x)));
+              write_barrier(m, frame);
+              tmp = make_closure(m, vars, body, frame, car(cdr(x)));  // may collect
               frame.as<Env>()->slots[1] = tmp;
+              write_barrier(m, frame);
               e = bind_args(m, tmp, vals, static_cast<std::size_t>(n));
             } else {
               const Value frame = make_env(m, static_cast<std::size_t>(n), e);
@@ -261,6 +287,7 @@ Value eval(Mutator& m, Value form, Value env) {
                 frame.as<Env>()->slots[2 * i] = car(car(b));
                 frame.as<Env>()->slots[2 * i + 1] = vals[i];
               }
+              write_barrier(m, frame);
               e = frame;
             }
           }

@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 
+#include "examples/toy_vm/barrier.h"
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/vm.h"
 
@@ -37,6 +38,8 @@ std::uintptr_t stack_limit_of_this_thread() {
 Mutator::Mutator(Vm& vm)
     : vm_(vm),
       world_(vm.world_),
+      collector_(&vm.mark_sweep()),
+      omitted_barrier_(vm.opts().omit_barrier),
       ts_(std::make_unique<tagheap::ThreadState>(vm.rt_)),
       stack_(new Value[kStackSlots]),
       stack_limit_(stack_limit_of_this_thread()),
@@ -119,6 +122,7 @@ Value cons(Mutator& m, Value a, Value d, Loc loc) {
   auto* p = static_cast<Pair*>(m.gc_alloc(sizeof(Pair), Type::kPair, loc));
   p->car = ra;
   p->cdr = rd;
+  write_barrier(m, p);
   return Value::ptr(p);
 }
 
@@ -157,6 +161,7 @@ Value make_vector(Mutator& m, std::size_t n, Value fill) {
   auto* p = static_cast<Vector*>(m.gc_alloc(sizeof(Vector), Type::kVector));
   p->length = n;
   p->items = items;
+  write_barrier(m, p);
   return Value::ptr(p);
 }
 
@@ -180,6 +185,7 @@ Value make_closure(Mutator& m, Value params, Value body, Value env, Value name) 
   c->body = rb;
   c->env = re;
   c->name = rn;
+  write_barrier(m, c);
   return Value::ptr(c);
 }
 
@@ -191,6 +197,7 @@ Value make_env(Mutator& m, std::size_t count, Value parent) {
   e->parent = rp;
   e->extra = Value::nil();
   for (std::size_t i = 0; i < 2 * count; ++i) e->slots[i] = Value::unbound();
+  write_barrier(m, e);
   return Value::ptr(e);
 }
 

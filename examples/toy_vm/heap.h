@@ -46,6 +46,7 @@
 
 #include "alloc/tagheap.h"
 #include "examples/toy_vm/value.h"
+#include "examples/toy_vm/vm.h"
 #include "gc/world.h"
 
 namespace tvm {
@@ -119,6 +120,10 @@ class Mutator {
   }
   int depth_ = 0;
 
+  // --- write barrier (barrier.h) ---
+  tagheap::gc::MarkSweep<Collector>& collector() const { return *collector_; }
+  BarrierSite omitted_barrier() const { return omitted_barrier_; }
+
   // --- allocation ---
   void* gc_alloc(std::size_t bytes, Type type, Loc loc = {});
   char* object_alloc(std::size_t bytes);
@@ -147,6 +152,8 @@ class Mutator {
 
   Vm& vm_;
   tagheap::gc::World& world_;
+  tagheap::gc::MarkSweep<Collector>* collector_;
+  BarrierSite omitted_barrier_;
   // At a safepoint, blocking or waiting for a stop (a cheap guard on the
   // World protocol: the collector checks it of every other mutator).
   std::atomic<bool> safe_{false};

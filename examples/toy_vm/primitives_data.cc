@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "examples/toy_vm/barrier.h"
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/eval.h"
 #include "examples/toy_vm/primitives.h"
@@ -91,13 +92,26 @@ Value caar_(Mutator&, Value* a, std::size_t) { return pair_arg("caar", pair_arg(
 Value caddr_(Mutator&, Value* a, std::size_t) {
   return pair_arg("caddr", pair_arg("caddr", pair_arg("caddr", a[0])->cdr)->cdr)->car;
 }
-Value set_car(Mutator&, Value* a, std::size_t) {
+Value set_car(Mutator& m, Value* a, std::size_t) {
   pair_arg("set-car!", a[0])->car = a[1];
+  write_barrier(m, a[0]);
   return Value::unspecified();
 }
-Value set_cdr(Mutator&, Value* a, std::size_t) {
+Value set_cdr(Mutator& m, Value* a, std::size_t) {
   pair_arg("set-cdr!", a[0])->cdr = a[1];
+  write_barrier(m, a[0], BarrierSite::kSetCdr);  // the one a test may omit
   return Value::unspecified();
+}
+// Appends cell to the list built in place in head/tail (cons may have
+// collected since tail was made: it may be old).
+void append_cell(Mutator& m, Value& head, Value& tail, Value cell) {
+  if (head.is_nil()) {
+    head = cell;
+  } else {
+    tail.as<Pair>()->cdr = cell;
+    write_barrier(m, tail);
+  }
+  tail = cell;
 }
 Value list(Mutator& m, Value* a, std::size_t n) { return list_from(m, a, n); }
 Value length(Mutator& m, Value* a, std::size_t) {
@@ -121,14 +135,11 @@ Value append(Mutator& m, Value* a, std::size_t n) {
   Value& rest = m.push(Value::nil());
   for (std::size_t i = 0; i + 1 < n; ++i) {
     proper_length("append", a[i]);
-    for (rest = a[i]; is_pair(rest); rest = cdr(rest)) {
-      const Value cell = cons(m, car(rest), Value::nil());
-      if (head.is_nil()) head = cell; else tail.as<Pair>()->cdr = cell;
-      tail = cell;
-    }
+    for (rest = a[i]; is_pair(rest); rest = cdr(rest)) append_cell(m, head, tail, cons(m, car(rest), Value::nil()));
   }
   if (head.is_nil()) return a[n - 1];
   tail.as<Pair>()->cdr = a[n - 1];
+  write_barrier(m, tail);
   return head;
 }
 
@@ -177,11 +188,7 @@ Value map_like(Mutator& m, Value* a, std::size_t n) {
       c = cdr(c);
     }
     Value& r = m.push(apply(m, a[0], m.slot(args), lists));
-    if (Collect) {
-      const Value cell = cons(m, r, Value::nil());
-      if (head.is_nil()) head = cell; else tail.as<Pair>()->cdr = cell;
-      tail = cell;
-    }
+    if (Collect) append_cell(m, head, tail, cons(m, r, Value::nil()));
   }
 }
 
@@ -225,23 +232,26 @@ Value make_vector_(Mutator& m, Value* a, std::size_t n) {
 Value vector_(Mutator& m, Value* a, std::size_t n) {
   const Value v = make_vector(m, n, Value::nil());
   for (std::size_t i = 0; i < n; ++i) v.as<Vector>()->items[i] = a[i];
+  write_barrier(m, v);
   return v;
 }
 Value vector_ref(Mutator&, Value* a, std::size_t) {
   Vector* v = vector_arg("vector-ref", a[0]);
   return v->items[index_arg("vector-ref", a[1], v->length)];
 }
-Value vector_set(Mutator&, Value* a, std::size_t) {
+Value vector_set(Mutator& m, Value* a, std::size_t) {
   Vector* v = vector_arg("vector-set!", a[0]);
   v->items[index_arg("vector-set!", a[1], v->length)] = a[2];
+  write_barrier(m, v);
   return Value::unspecified();
 }
 Value vector_length(Mutator& m, Value* a, std::size_t) {
   return make_integer(m, static_cast<std::int64_t>(vector_arg("vector-length", a[0])->length));
 }
-Value vector_fill(Mutator&, Value* a, std::size_t) {
+Value vector_fill(Mutator& m, Value* a, std::size_t) {
   Vector* v = vector_arg("vector-fill!", a[0]);
   for (std::uint64_t i = 0; i < v->length; ++i) v->items[i] = a[1];
+  write_barrier(m, v);
   return Value::unspecified();
 }
 Value vector_to_list(Mutator& m, Value* a, std::size_t) {
@@ -256,6 +266,7 @@ Value list_to_vector(Mutator& m, Value* a, std::size_t) {
   const Value v = make_vector(m, n, Value::nil());
   std::size_t i = 0;
   for (Value p = a[0]; is_pair(p); p = cdr(p)) v.as<Vector>()->items[i++] = car(p);
+  write_barrier(m, v);
   return v;
 }
 

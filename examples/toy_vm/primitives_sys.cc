@@ -41,6 +41,7 @@ Value error(Mutator&, Value* a, std::size_t n) {
   throw VmError(msg);
 }
 
+// A full collection.
 Value gc(Mutator& m, Value*, std::size_t) {
   m.vm().collect(m, true);
   return Value::unspecified();
@@ -132,7 +133,7 @@ void install(Mutator& m, std::span<const PrimDef> defs) {
   for (const PrimDef& d : defs) {
     Value& sym = m.push(intern(m, d.name));
     Value& prim = m.push(make_primitive(m, d.name, d.fn, d.min_args, d.max_args));
-    m.vm().define_global(sym, prim);
+    m.vm().define_global(m, sym, prim);
   }
 }
 

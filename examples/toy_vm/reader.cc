@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "examples/toy_vm/barrier.h"
 #include "examples/toy_vm/vm.h"
 
 namespace tvm {
@@ -227,7 +228,8 @@ Value Reader::read_list(Loc open, char close) {
       const Loc at = position();
       get();
       if (head.is_nil()) fail("'.' at the start of a list", at);
-      tail.as<Pair>()->cdr = read_form();
+      tail.as<Pair>()->cdr = read_form();  // tail may be old: reading allocates
+      write_barrier(m_, tail);
       skip_space();
       if (peek() == -1) throw IncompleteInput(std::string("unterminated list (missing '") + close + "')", open);
       if (peek() != close) fail("expected one form after '.'", position());
@@ -242,6 +244,7 @@ Value Reader::read_list(Loc open, char close) {
       head = cell;
     } else {
       tail.as<Pair>()->cdr = cell;
+      write_barrier(m_, tail);
     }
     tail = cell;
   }

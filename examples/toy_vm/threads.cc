@@ -9,9 +9,10 @@
 //   collector still walks them and later threads reclaim them by tag.
 //
 //   Roots: until the thread is done, the Vm's handle list roots its thunk
-//   (the spawner may drop the Thread object at once); the result is
+//   and its Thread object (the spawner may drop it at once); the result is
 //   reachable only through the Thread object, so an unreferenced thread's
-//   result is garbage.
+//   result is garbage. The result's store is followed by the write barrier
+//   on the Thread object, which is alive then (a root until done).
 //
 //   join waits inside Mutator::blocking(), so a collection need not wait
 //   for it (nor for a second joiner waiting on join_mu meanwhile). A join
@@ -26,6 +27,7 @@
 #include <ostream>
 #include <string>
 
+#include "examples/toy_vm/barrier.h"
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/eval.h"
 #include "examples/toy_vm/heap.h"
@@ -52,7 +54,8 @@ void* thread_main(void* arg) {
       Scope s(m);
       Value& thunk = m.push(h->thunk);
       const Value r = apply(m, thunk, nullptr, 0);
-      h->result = r;
+      h->result = r;  // traced through the Thread object, rooted until done
+      write_barrier(m, h->object);
     } catch (VmError& e) {
       h->failed = true;
       h->error = e.what();
@@ -73,6 +76,7 @@ Value Vm::spawn(Mutator& m, Value thunk) {
   h->thunk = fn;
   auto* obj = static_cast<Thread*>(m.gc_alloc(sizeof(Thread), Type::kThread));
   obj->handle = h;
+  h->object = Value::ptr(obj);
   Value& result = m.push(Value::ptr(obj));
   {
     std::lock_guard lock(handles_mu_);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "examples/toy_vm/barrier.h"
 #include "examples/toy_vm/error.h"
 #include "examples/toy_vm/heap.h"
 #include "examples/toy_vm/primitives.h"
@@ -71,17 +72,21 @@ void Vm::write(Mutator& m, Stream to, std::string_view text) {
   });
 }
 
-void Vm::define_global(Value sym, Value v) {
+// A Symbol is a root, but an old one is not traced again by a minor
+// collection: its global's store is followed by the barrier.
+void Vm::define_global(Mutator& m, Value sym, Value v) {
   std::lock_guard lock(globals_mu_);
   sym.as<Symbol>()->global.store(v.bits(), std::memory_order_release);
+  write_barrier(m, sym);
 }
 
-void Vm::set_global(Value sym, Value v) {
+void Vm::set_global(Mutator& m, Value sym, Value v) {
   std::lock_guard lock(globals_mu_);
   auto& slot = sym.as<Symbol>()->global;
   if (slot.load(std::memory_order_relaxed) == Value::unbound().bits())
     throw VmError("set!: unbound variable: " + std::string(sym.as<Symbol>()->view()));
   slot.store(v.bits(), std::memory_order_release);
+  write_barrier(m, sym);
 }
 
 }  // namespace tvm

@@ -57,13 +57,26 @@
 #include "gc/heap_map.h"
 #include "gc/world.h"
 
+namespace tagheap::gc {
+template <class Model>
+class MarkSweep;
+}  // namespace tagheap::gc
+
 namespace tvm {
+
+class Collector;
+// The stores whose write barrier a test may omit (barrier.h).
+enum class BarrierSite : std::uint8_t { kNone, kAny, kSetCdr };
 
 struct VmOptions {
   std::size_t gc_budget = 0;   // 0: the collector's policy; else a fixed budget in bytes
   std::string gc_trace;        // a Chrome trace-event JSON file written at exit ("" for none)
   bool system_malloc = false;  // raw domain on malloc instead of tag 2
-  bool verify = false;         // rt.verify() after each collection
+  bool verify = false;         // rt.verify() after each collection (and each minor one checked)
+  bool generational = false;   // --generational: sticky mark bits, minor collections, write barriers
+  // Tests only: this site's write barrier is left out (barrier.h), so a
+  // test can show that --verify catches a missing barrier.
+  BarrierSite omit_barrier = BarrierSite::kNone;
   bool debug_fill = false;
   int max_depth = 100000;      // nested evaluation limit (the C stack is checked too)
   std::ostream* out = nullptr; // default std::cout
@@ -75,6 +88,7 @@ struct VmOptions {
 struct GcRecord {
   std::uint64_t pause_ns, mark_ns, sweep_ns;
   std::size_t live_blocks, freed_blocks;
+  bool minor;
 };
 
 // A spawned OS thread. Its thunk is a root until it finishes; its result is
@@ -83,6 +97,7 @@ struct ThreadHandle {
   pthread_t thread{};
   int id = 0;
   Value thunk, result;
+  Value object;  // the Thread object: a root until done, so the result's store can log it
   std::atomic<bool> done{false};
   std::mutex join_mu;
   std::atomic<bool> joined{false};  // the OS thread was joined (set under join_mu)
@@ -108,16 +123,20 @@ class Vm {
   enum class Stream { kOut, kErr };
   void write(Mutator& m, Stream to, std::string_view text);
 
-  // --- globals ---
-  void define_global(Value sym, Value v);
+  // --- globals (m: the writing thread, for the write barrier) ---
+  void define_global(Mutator& m, Value sym, Value v);
   // Throws VmError if unbound.
-  void set_global(Value sym, Value v);
+  void set_global(Mutator& m, Value sym, Value v);
 
   // --- collection (collector.cc) ---
   // Reports bytes allocated by m; collects when over budget.
   void note_allocation(Mutator& m, std::size_t bytes);
-  // Stops the world and collects. m: the calling thread's mutator.
+  // Stops the world and collects. m: the calling thread's mutator. A forced
+  // collection ((gc)) is full; otherwise the collector decides (minor in
+  // generational mode unless a full one is due).
   void collect(Mutator& m, bool forced);
+  // The collector, for write barriers (barrier.h).
+  tagheap::gc::MarkSweep<Collector>& mark_sweep();
   // Stops the world and returns rt.stats().
   tagheap::RuntimeStats heap_stats(Mutator& m);
   // The heap's map (SVG) or statistics (JSON) written to path, the world

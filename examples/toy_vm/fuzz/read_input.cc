@@ -38,7 +38,7 @@ void check_error(const VmError& e, std::string_view input) {
 
 }  // namespace
 
-void read_input(const std::uint8_t* data, std::size_t size, ReadStats* stats) {
+void read_input(const std::uint8_t* data, std::size_t size, ReadStats* stats, bool generational) {
   ReadStats local;
   ReadStats& st = stats != nullptr ? *stats : local;
   ++st.inputs;
@@ -46,7 +46,8 @@ void read_input(const std::uint8_t* data, std::size_t size, ReadStats* stats) {
   std::ostringstream out, err;
   VmOptions opts;
   opts.gc_budget = 16 * 1024;
-  opts.verify = true;  // Runtime::verify after every collection
+  opts.verify = true;  // Runtime::verify after every collection (and each minor one checked)
+  opts.generational = generational;
   opts.out = &out;
   opts.err = &err;
   Vm vm(opts);

@@ -11,10 +11,14 @@ TEST_SUITE("toy_vm.fuzz.replay") {
   TEST_CASE("every corpus input reads, or fails with a located error, and round-trips through the printer") {
     const auto files = tagheap::fuzz::read_corpus("examples/toy_vm/fuzz/corpus");
     REQUIRE(files.size() >= 20);
+    bool generational = false;
+    SUBCASE("non-generational") {}
+    SUBCASE("generational, each minor collection verified") { generational = true; }
+    CAPTURE(generational);
     tvm::fuzz::ReadStats stats;
     for (const auto& f : files) {
       CAPTURE(f.name);
-      tvm::fuzz::read_input(f.bytes.data(), f.bytes.size(), &stats);
+      tvm::fuzz::read_input(f.bytes.data(), f.bytes.size(), &stats, generational);
     }
     MESSAGE("replayed " << stats.inputs << " inputs: " << stats.forms << " forms, " << stats.round_trips
                         << " round trips, " << stats.errors << " syntax errors, " << stats.incomplete
