@@ -14,6 +14,7 @@
 #include "examples/libgc/finalization.h"
 #include "examples/libgc/heap.h"
 #include "examples/libgc/object_scan.h"
+#include "examples/libgc/pause_allocation.h"
 #include "examples/libgc/policy.h"
 #include "examples/libgc/roots.h"
 #include "gc/mark_sweep.h"
@@ -130,10 +131,13 @@ bool collect(const char* reason) {
     finalization_before_stop();
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t stopped = stop_world();
+    begin_pause_allocation();  // MarkSweep's operator new: no malloc until resumed
     const std::size_t allocated = take_allocated_since();
     g_model->scanned_bytes = g_model->root_bytes = 0;
     const gc::CollectStats stats = collect_stopped(*g_statics);
+    end_pause_allocation();
     resume_world();
+    free_deferred_after_pause();
     finalization_after_resume();
     const auto pause = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
