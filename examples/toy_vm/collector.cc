@@ -3,9 +3,14 @@
 // Design
 //   Collector is the Model that gc::MarkSweep<Model> calls:
 //     roots(t)    every registered Mutator's value stack [0, sp), every
-//                 interned symbol (so every global), and the thunks and
-//                 Thread objects of spawned threads not finished yet
-//     trace(o,t)  reads the Header's type and marks the object's Values
+//                 interned symbol (so every global), the thunks and Thread
+//                 objects of spawned threads not finished yet, registered
+//                 finalizers' procs and the finalizers due to run
+//     trace(o,t)  reads the Header's type and marks the object's Values;
+//                 a weak box's target is a weak slot (Tracer::mark_weak), a
+//                 weak table's entries ephemerons (Tracer::mark_ephemeron)
+//     process_weak(l)  removes dead weak tables from the Vm's list and the
+//                 entries of live ones whose keys (or values) died
 //     finalize(o) a dying String hands its tag-0 bytes, a dying Vector its
 //                 raw storage, to lists freed after the collection: the
 //                 sweep is a walk, and a walk's visitor frees nothing but the
@@ -54,6 +59,14 @@ class Collector {
       std::lock_guard lock(vm_.symbols_mu_);
       for (auto& [name, sym] : vm_.symbols_) t.mark(sym);
     }
+    {
+      std::lock_guard lock(vm_.finalizers_mu_);
+      for (auto& [obj, proc] : vm_.finalizer_procs_) mark(t, proc);
+      for (auto& [obj, proc] : vm_.finalizers_due_) {
+        mark(t, obj);
+        mark(t, proc);
+      }
+    }
     std::lock_guard lock(vm_.handles_mu_);
     for (auto& h : vm_.handles_)
       if (!h->done.load(std::memory_order_acquire)) {
@@ -100,6 +113,21 @@ class Collector {
         mark(t, th->result);
         break;
       }
+      case Type::kWeakBox: {
+        auto* b = static_cast<WeakBox*>(obj);
+        t.mark_weak(&b->target);  // cleared after marking unless its object was marked
+        break;
+      }
+      case Type::kWeakTable: {
+        auto* w = static_cast<WeakTable*>(obj);
+        for (std::uint64_t i = 0; i < w->capacity; ++i) {
+          const Value key = w->entries[2 * i], value = w->entries[2 * i + 1];
+          if (key == WeakTable::kEmpty || key == WeakTable::kRemoved) continue;
+          if (!key.is_ptr()) mark(t, value);  // a key that is no object never dies
+          else if (value.is_ptr()) t.mark_ephemeron(key.header(), value.header());
+        }
+        break;
+      }
       case Type::kString:
       case Type::kFloat:
       case Type::kInt:
@@ -108,12 +136,32 @@ class Collector {
     }
   }
 
+  // After marking, world stopped: dead tables leave the list; a live table
+  // loses the entries whose key died. Also those whose value died: a key
+  // kept only for its finalizer is live, but its ephemeron's value was not
+  // marked (weak references never revive an object kept for its
+  // finalizer), so the entry goes as if the key had died. No lock: every
+  // mutator is stopped outside weak_mu.
+  void process_weak(const tagheap::gc::Liveness& live) {
+    std::erase_if(vm_.weak_tables_, [&](WeakTable* w) { return !live.is_live(w); });
+    for (WeakTable* w : vm_.weak_tables_)
+      for (std::uint64_t i = 0; i < w->capacity; ++i) {
+        Value* entry = &w->entries[2 * i];
+        if (!entry[0].is_ptr()) continue;  // empty, removed, or a key that never dies
+        if (live.is_live(entry[0].header()) && (!entry[1].is_ptr() || live.is_live(entry[1].header()))) continue;
+        entry[0] = WeakTable::kRemoved;
+        entry[1] = Value::f();
+        --w->count;
+      }
+  }
+
   void finalize(void* obj) noexcept {
     auto* h = static_cast<Header*>(obj);
     switch (h->type) {
       case Type::kString: dead_objects_.push_back(static_cast<String*>(obj)->data); break;
       case Type::kSymbol: dead_objects_.push_back(static_cast<Symbol*>(obj)->name); break;  // lost an intern race
       case Type::kVector: dead_raw_.push_back(static_cast<Vector*>(obj)->items); break;
+      case Type::kWeakTable: dead_raw_.push_back(static_cast<WeakTable*>(obj)->entries); break;
       default: break;
     }
   }
@@ -128,7 +176,7 @@ class Collector {
       void* block = tagheap::find_block(v.header());
       const auto type = static_cast<unsigned>(v.header()->type);
       if (block != v.header() || tagheap::tag_of(block) != kGcTag || type < 1 ||
-          type > static_cast<unsigned>(Type::kThread)) {
+          type > static_cast<unsigned>(kLastType)) {
         std::fprintf(stderr, "tvm: --verify: %s %p holds %p, which is not a live GC object (block %p)\n", what,
                      holder, static_cast<void*>(v.header()), block);
         std::abort();
@@ -138,7 +186,7 @@ class Collector {
       for (const Value* v = m->stack_begin(), *end = v + m->sp(); v != end; ++v) check(*v, m, "the stack of mutator");
     tagheap::visit_gc_blocks(vm_.rt_, [&](const tagheap::BlockRef& b) {
       auto* h = static_cast<Header*>(b.block);
-      auto each = [&](Value v) { check(v, b.block, "object"); };
+      auto each = [&](Value v) { check(v, b.block, type_name(Value::ptr(b.block))); };
       switch (h->type) {
         case Type::kPair: each(static_cast<Pair*>(b.block)->car); each(static_cast<Pair*>(b.block)->cdr); break;
         case Type::kVector: {
@@ -164,6 +212,14 @@ class Collector {
           each(static_cast<Thread*>(b.block)->handle->thunk);
           each(static_cast<Thread*>(b.block)->handle->result);
           break;
+        case Type::kWeakBox:
+          if (void* target = static_cast<WeakBox*>(b.block)->target) each(Value::ptr(target));
+          break;
+        case Type::kWeakTable: {
+          auto* w = static_cast<WeakTable*>(b.block);
+          for (std::uint64_t i = 0; i < 2 * w->capacity; ++i) each(w->entries[i]);
+          break;
+        }
         default: break;
       }
     });
@@ -268,6 +324,9 @@ void Vm::collect(Mutator& m, bool forced) {
   }
   const auto t1 = Clock::now();
   model.free_dead(dead);
+  // Outside the pause: the finalizers this collection queued move to the
+  // Vm's due list (a root), for the main thread to run at a safe point.
+  gc_->ms.run_finalizers();
   std::lock_guard lock(log_mu_);
   gc_log_.push_back({static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()),
                      stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks, stats.minor});

@@ -167,6 +167,7 @@ Value eval(Mutator& m, Value form, Value env) {
     for (;;) {
       m.reset(base);
       m.poll();
+      if (m.vm().finalizers_pending()) [[unlikely]] m.vm().run_finalizers(m);
       if (is_symbol(x)) return lookup(x, e);
       if (!is_pair(x)) {
         if (x.is_nil()) throw VmError("(): empty combination");

@@ -255,6 +255,8 @@ const char* type_name(Value v) {
     case Type::kEnv: return "environment";
     case Type::kPrimitive: return "primitive";
     case Type::kThread: return "thread";
+    case Type::kWeakBox: return "weak box";
+    case Type::kWeakTable: return "weak table";
   }
   return "object";
 }

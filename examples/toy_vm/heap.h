@@ -111,6 +111,8 @@ class Mutator {
   bool safe() const { return safe_.load(); }
   // The spawned thread this Mutator runs (nullptr on the main thread).
   ThreadHandle* thread_handle = nullptr;
+  // Running a finalizer (Vm::run_finalizers is not re-entered).
+  bool in_finalizer = false;
   // Throws a VmError when the C stack or the nesting depth runs out.
   void check_depth() {
     // The frame address, not a local's: ASan's detect_stack_use_after_return

@@ -8,7 +8,8 @@
 //
 // Files: primitives_num.cc (numbers, comparison, equality, predicates),
 // primitives_data.cc (lists, vectors, strings), primitives_sys.cc (output,
-// errors, gc, heap-stats, threads, command-line-args).
+// errors, gc, heap-stats, threads, command-line-args), primitives_weak.cc
+// (weak boxes, weak tables, finalizers).
 #pragma once
 
 #include <cstddef>
@@ -33,6 +34,7 @@ void install(Mutator& m, std::span<const PrimDef> defs);
 std::span<const PrimDef> num_primitives();
 std::span<const PrimDef> data_primitives();
 std::span<const PrimDef> sys_primitives();
+std::span<const PrimDef> weak_primitives();
 
 // "who: expected <what>, got <value>"
 [[noreturn]] void type_error(const char* who, const char* what, Value got);

@@ -41,9 +41,10 @@ Value error(Mutator&, Value* a, std::size_t n) {
   throw VmError(msg);
 }
 
-// A full collection.
+// A full collection, then (on the main thread) the finalizers it queued.
 Value gc(Mutator& m, Value*, std::size_t) {
   m.vm().collect(m, true);
+  m.vm().run_finalizers(m);
   return Value::unspecified();
 }
 
@@ -141,6 +142,7 @@ void install_primitives(Mutator& m) {
   install(m, num_primitives());
   install(m, data_primitives());
   install(m, sys_primitives());
+  install(m, weak_primitives());
 }
 
 }  // namespace tvm

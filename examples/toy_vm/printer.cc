@@ -129,6 +129,8 @@ void print(std::string& out, Value v, bool write, int depth) {
       return;
     case Type::kEnv: out += "#<environment>"; return;
     case Type::kThread: out += "#<thread>"; return;
+    case Type::kWeakBox: out += "#<weak-box>"; return;
+    case Type::kWeakTable: out += "#<weak-table>"; return;
   }
   out += "#<object>";
 }

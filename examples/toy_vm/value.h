@@ -13,11 +13,13 @@
 //   Where objects live (see heap.h for the allocation wrapper):
 //     tag 1 (GC)      every object below: pairs, vectors, closures,
 //                     environments, strings, symbols, floats, ints,
-//                     primitives, threads. Only this tag is walked.
+//                     primitives, threads, weak boxes, weak tables. Only
+//                     this tag is walked.
 //     tag 0 (object)  data with no references, owned by one GC object:
 //                     string bytes, symbol names. Freed by the collector's
 //                     finalize() of the owner (never walked).
-//     tag 2 (raw)     raw buffers: vector storage, reader buffers; tagheap
+//     tag 2 (raw)     raw buffers: vector storage, weak tables' slots,
+//                     reader buffers; tagheap
 //                     or the system malloc (--malloc=).
 //   Objects never move, so a root only has to keep its object reachable.
 //
@@ -37,8 +39,9 @@ namespace tvm {
 class Mutator;
 
 enum class Type : std::uint8_t {
-  kPair = 1, kVector, kString, kSymbol, kFloat, kInt, kClosure, kEnv, kPrimitive, kThread,
+  kPair = 1, kVector, kString, kSymbol, kFloat, kInt, kClosure, kEnv, kPrimitive, kThread, kWeakBox, kWeakTable,
 };
+inline constexpr Type kLastType = Type::kWeakTable;
 
 // Source position of a form read from a file (0: none).
 struct Loc {
@@ -162,6 +165,30 @@ struct ThreadHandle;
 struct Thread {
   Header h;
   ThreadHandle* handle;  // owned by the Vm
+};
+
+// (make-weak-box v): target does not keep its object alive; the collector
+// sets it to nullptr once the object is unreachable (Tracer::mark_weak). A
+// value that is no object (a fixnum, a constant) is held as is in immediate.
+struct WeakBox {
+  Header h;
+  void* target;     // a GC object held weakly, or nullptr (cleared, or `immediate` holds the value)
+  Value immediate;  // the value when it is no object; #f otherwise
+};
+
+// (make-weak-table): an eq?-keyed hash table whose entries are ephemerons:
+// a key does not keep itself alive, and its value is kept only while the
+// key is (Tracer::mark_ephemeron); the collector's process_weak removes the
+// entries whose keys died (collector.cc). Open addressing with linear
+// probing over `capacity` (key, value) slots in raw memory.
+struct WeakTable {
+  Header h;
+  std::uint64_t count;     // live entries
+  std::uint64_t used;      // live entries and removed ones (tombstones)
+  std::uint64_t capacity;  // slots: 0 or a power of two
+  Value* entries;          // raw domain, 2 * capacity Values: key, value, ...
+  static constexpr Value kEmpty = Value::unbound();       // a slot never used
+  static constexpr Value kRemoved = Value::from_bits(0);  // a slot whose entry went
 };
 
 // --- small accessors (no checks: callers check types) ---

@@ -12,7 +12,8 @@
 //
 //   Locks, and the rule that keeps them deadlock-free: no thread allocates,
 //   polls a safepoint or waits on the World while holding symbols_mu,
-//   globals_mu, handles_mu or out_mu. gc_mu is taken only *after* the World
+//   globals_mu, handles_mu, weak_mu, finalizers_mu or out_mu. gc_mu is taken
+//   only *after* the World
 //   is stopped (collector, heap-stats) or by a running mutator that does not
 //   wait on the World while holding it (registering, exiting).
 //
@@ -27,6 +28,8 @@
 //     symbols_mu  the symbol table
 //     globals_mu  writes of global bindings
 //     handles_mu  the spawned threads' handles
+//     weak_mu     weak tables' contents and the list of weak tables
+//     finalizers_mu  registered finalizers and those due to run
 //     out_mu      the output streams
 //
 //   Collection (collector.cc): one gc::MarkSweep for the Vm's life (its
@@ -37,6 +40,9 @@
 //   World, takes gc_mu, collects tag 1 (the sweep is lazy), optionally
 //   verifies, resumes, then frees the tag-0 and raw data whose owners died.
 //   --gc-trace=FILE records every collection as Chrome trace-event JSON.
+//   After the world resumes, the collecting thread moves the finalizers the
+//   collection queued (MarkSweep::run_finalizers) to finalizers_due; the
+//   main thread runs them at its next safe point, never inside a collection.
 #pragma once
 
 #include <pthread.h>
@@ -44,12 +50,14 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "alloc/tagheap.h"
@@ -150,6 +158,21 @@ class Vm {
   // Writes --gc-trace's file; false with errno set on failure.
   bool write_gc_trace() const;
 
+  // --- weak tables and finalizers (primitives_weak.cc) ---
+  // Every weak table, so the collector can prune them (process_weak drops
+  // dead ones from the list). Table contents and the list: under weak_mu.
+  void register_weak_table(WeakTable* table);
+  std::mutex& weak_mu() { return weak_mu_; }
+  // (register-finalizer! obj proc): once obj is unreachable, proc is called
+  // with it on the main thread at a safe point. proc is a root until then.
+  void register_finalizer(Value obj, Value proc);
+  // Whether finalizers wait to run; any thread, no lock.
+  bool finalizers_pending() const { return finalizers_pending_.load(std::memory_order_relaxed); }
+  // The main thread, at a safe point (eval's step, (gc)): runs the waiting
+  // finalizers, one at a time; an error in one is reported and the others
+  // still run. Not re-entered from inside a finalizer.
+  void run_finalizers(Mutator& m);
+
   // --- threads (threads.cc) ---
   Value spawn(Mutator& m, Value thunk);
   Value join(Mutator& m, Value thread);
@@ -191,6 +214,17 @@ class Vm {
   std::mutex symbols_mu_;
   std::unordered_map<std::string, Symbol*> symbols_;
   std::mutex globals_mu_;
+
+  std::mutex weak_mu_;
+  std::vector<WeakTable*> weak_tables_;  // under weak_mu_; pruned by the collector (world stopped)
+
+  // Finalizers: registered obj -> proc (procs are roots); those due, as
+  // (obj, proc), roots until run. Under finalizers_mu_.
+  static void finalizer_due(void* obj, void* vm);  // MarkSweep::run_finalizers' callback
+  std::mutex finalizers_mu_;
+  std::unordered_map<void*, Value> finalizer_procs_;
+  std::deque<std::pair<Value, Value>> finalizers_due_;
+  std::atomic<bool> finalizers_pending_{false};
 
   std::mutex handles_mu_;
   std::vector<std::unique_ptr<ThreadHandle>> handles_;
