@@ -121,7 +121,10 @@ struct Options {
   // mutators run between them and call write_barrier after every store of
   // a GC pointer into a GC object. Not with generational (yet).
   bool incremental = false;
-  std::uint64_t mark_step_ns = 500'000;  // marking time of one incremental pause
+  // Marking time of one incremental pause: 0.4 ms leaves room for the roots
+  // and the lazy sweep's leftovers within a 0.5 ms pause (bench/README.md,
+  // "Incremental marking").
+  std::uint64_t mark_step_ns = 400'000;
   // Incremental mode, for tests and debugging: at the end of each cycle, a
   // mark from the roots checks that every reachable object was marked; a
   // store the VM did not follow with write_barrier is fatal, naming the
@@ -150,6 +153,10 @@ struct CollectStats {
   bool cycle_done = true;          // marking is over and the lazy sweep began (false: more pauses follow)
   bool finished_at_limit = false;  // the allocation reached the budget first: this pause marked to the end
   std::size_t cycle_pauses = 0;    // pauses of this cycle so far, this one included
+  // The allocation since the last collection by which this cycle ends: the
+  // policy's budget, or more when the pacer had to widen its window
+  // (gc/internal/incremental_pacer.h).
+  std::uint64_t cycle_budget_bytes = 0;
   // Bytes marked by each marker (index 0: the collecting thread; markers
   // past the last slot count in it).
   static constexpr unsigned kMarkersReported = 64;
@@ -369,7 +376,6 @@ class MarkSweep {
   std::size_t cycle_pauses_ = 0;
   std::optional<Tracer> cycle_first_;
   std::vector<Tracer> cycle_helpers_;
-  std::size_t last_live_bytes_ = 0;
   std::uint64_t deadline_ns_ = 0;  // a mark step stops at this time (0: marks to the end)
   GcListener* listener_ = nullptr;
   std::size_t stack_limit_ = SIZE_MAX;

@@ -58,8 +58,13 @@ CollectStats MarkSweep<Model>::collect_increment() {
   }
   ++collections_;
   emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
-  for_each_page(runtime_, gc_tags_, [&](PageView) {  // the previous marks, swept
+  // The previous marks, swept. What is left in use bounds what this cycle
+  // may have to mark: the pacer plans for that much (the first cycle has no
+  // earlier count, and a bound errs on the side of finishing early).
+  std::size_t in_use_bytes = 0;
+  for_each_page(runtime_, gc_tags_, [&](PageView page) {
     ++stats.pages_swept;
+    in_use_bytes += page.live_blocks() * page.block_size();
     return true;
   });
   const std::uint64_t t1 = internal::now_ns();
@@ -93,7 +98,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   cycle_overflowed_ = false;
   cycle_pauses_ = 0;
   barrier_on_.store(true, std::memory_order_relaxed);  // the mutators see it once the world resumes
-  pacer_.start(runtime_.allocated_bytes(gc_tags_), last_live_bytes_, options_.mark_step_ns);
+  pacer_.start(runtime_.allocated_bytes(gc_tags_), in_use_bytes, options_.mark_step_ns);
   return run_step(stats, t0, t1);
 }
 
@@ -116,7 +121,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
   MarkJob job{this, &first, &cycle_helpers_, nullptr};
   std::size_t marked_before = 0;
   for (unsigned i = 0; i < cycle_markers_; ++i) marked_before += job.tracer(i).marked_bytes_;
-  deadline_ns_ = to_the_end ? 0 : internal::now_ns() + options_.mark_step_ns;
+  deadline_ns_ = to_the_end ? 0 : internal::now_ns() + pacer_.step_ns();
   try {
     worklist_.reset(n);
     for (unsigned i = 0; i < cycle_markers_; ++i) job.tracer(i).parallel_ = n > 1;
@@ -200,7 +205,6 @@ void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::
   const std::uint64_t allocated = runtime_.allocated_bytes(gc_tags_);
   policy_.after_collection(allocated, stats.live_bytes);
   pacer_.idle(allocated, policy_.budget());
-  last_live_bytes_ = stats.live_bytes;
   cycle_ = false;
   barrier_on_.store(false, std::memory_order_relaxed);
   cycle_first_.reset();
@@ -236,6 +240,7 @@ void MarkSweep<Model>::abandon_cycle() noexcept {
 template <class Model>
 void MarkSweep<Model>::cycle_totals(CollectStats& stats) const noexcept {
   stats.cycle_pauses = cycle_pauses_;
+  stats.cycle_budget_bytes = pacer_.limit() - policy_.allocated_at_last();
   for (unsigned i = 0; i < cycle_markers_; ++i) add_marker_counts(stats, i, i == 0 ? *cycle_first_ : cycle_helpers_[i - 1]);
 }
 

@@ -8,16 +8,23 @@
 //   by then too, so it starts halfway (kStartShare of B) and spreads its
 //   marking over the rest: the classic allocation pacing, where a mutator
 //   that allocates X bytes pays a mark step for them.
-//   At the start the pacer plans the steps: the live bytes of the last
-//   cycle, marked at the measured rate (bytes per ns of marking, starting
-//   from a conservative guess and following each step), in steps of
+//   At the start the pacer plans the steps: the bytes in use on the GC
+//   pages (a bound on what the cycle may mark), marked at the measured rate
+//   (bytes per ns of marking, from a guess until steps measure it), in steps of
 //   Options::mark_step_ns, twice over for margin, give the number of steps;
 //   the allocation left before the limit divided by it gives the bytes
-//   between steps (never less than kMinStepBytes, so a tiny budget does not
-//   turn into a pause per allocation).
+//   between steps, at least kMinStepBytes (the allocation count moves in
+//   64 KiB flushes; and the mutators get long stretches between pauses). A
+//   window too short for that many steps is widened, up to half the bytes
+//   in use: a large heap under a small budget (the first cycle, before any
+//   live size is known) or a late start (mutators that allocated past the
+//   half-way mark without polling) then lets the heap outgrow the
+//   stop-the-world budget once, rather than pause for long. Past that
+//   bound the steps get longer instead (a slow marker, as under a
+//   sanitizer), so the heap stays within 1.5x of what the live size needs.
 //   A cycle still marking when the allocation reaches the limit finishes in
-//   the next pause, whatever that costs: the heap never grows past what the
-//   stop-the-world policy allows because the marker fell behind.
+//   the next pause, whatever that costs: the heap never grows past the
+//   window because the marker fell behind.
 //
 // Invariants
 //   due() reads one atomic: any mutator thread, no lock. Everything else runs
@@ -43,16 +50,29 @@ class IncrementalPacer {
   // passes the last collection's mark plus kStartShare of its budget.
   void idle(std::uint64_t allocated_at_last, std::uint64_t budget) noexcept {
     limit_ = allocated_at_last + budget;
-    next_.store(allocated_at_last + static_cast<std::uint64_t>(kStartShare * static_cast<double>(budget)),
-                std::memory_order_relaxed);
+    half_budget_ = budget - static_cast<std::uint64_t>(kStartShare * static_cast<double>(budget));
+    next_.store(limit_ - half_budget_, std::memory_order_relaxed);
   }
-  // A cycle begins; `live_estimate`: the bytes the last collection marked.
+  // A cycle begins; `live_estimate`: at most this many bytes to mark;
+  // `step_ns`: the marking time a step should take (Options::mark_step_ns).
   void start(std::uint64_t allocated, std::size_t live_estimate, std::uint64_t step_ns) noexcept {
-    const double per_step = std::max(1.0, rate_ * static_cast<double>(step_ns));
-    const double steps = std::clamp(std::ceil(2.0 * static_cast<double>(live_estimate) / per_step), 4.0,
-                                    static_cast<double>(kMaxSteps));
-    const std::uint64_t left = limit_ > allocated ? limit_ - allocated : 0;
-    step_bytes_ = std::max<std::uint64_t>(kMinStepBytes, static_cast<std::uint64_t>(static_cast<double>(left) / steps));
+    const double work = 2.0 * static_cast<double>(live_estimate);  // twice over, for margin
+    const double wanted = std::clamp(std::ceil(work / std::max(1.0, rate_ * static_cast<double>(step_ns))), 4.0,
+                                     static_cast<double>(kMaxSteps));
+    // The window holds the steps kMinStepBytes apart (the allocation count
+    // moves in 64 KiB flushes anyway): at least what is left of the budget
+    // (half of it, if the cycle starts late), widened up to half the live
+    // estimate for a large heap under a small budget (the first cycle,
+    // whose budget knows no live size yet), never further: past that the
+    // steps take longer instead of the heap growing more.
+    const std::uint64_t needed = static_cast<std::uint64_t>(wanted) * kMinStepBytes;
+    const std::uint64_t widest = std::max(limit_ > allocated ? limit_ - allocated : 0,
+                                          std::max(half_budget_, static_cast<std::uint64_t>(live_estimate / 2)));
+    limit_ = std::max({limit_, allocated + half_budget_, allocated + std::min(needed, widest)});
+    const std::uint64_t window = limit_ - allocated;
+    const double steps = std::clamp(std::floor(static_cast<double>(window) / kMinStepBytes), 1.0, wanted);
+    step_bytes_ = static_cast<std::uint64_t>(static_cast<double>(window) / steps);
+    step_ns_ = static_cast<std::uint64_t>(static_cast<double>(step_ns) * wanted / steps);
     plan_next(allocated);
   }
   // A step marked `bytes` in `ns` of marking; the next one is due after
@@ -64,6 +84,10 @@ class IncrementalPacer {
   bool due(std::uint64_t allocated) const noexcept { return allocated >= next_.load(std::memory_order_relaxed); }
   bool at_limit(std::uint64_t allocated) const noexcept { return allocated >= limit_; }
   std::uint64_t step_bytes() const noexcept { return step_bytes_; }
+  // The marking time of this cycle's steps: mark_step_ns, or more when the
+  // window could not be widened enough.
+  std::uint64_t step_ns() const noexcept { return step_ns_; }
+  std::uint64_t limit() const noexcept { return limit_; }
   double rate_bytes_per_ns() const noexcept { return rate_; }
 
  private:
@@ -73,8 +97,10 @@ class IncrementalPacer {
 
   std::atomic<std::uint64_t> next_{0};
   std::uint64_t limit_ = 0;
+  std::uint64_t half_budget_ = 0;  // the allocation a cycle marks during
   std::uint64_t step_bytes_ = kMinStepBytes;
-  double rate_ = 0.5;  // bytes marked per ns: a slow machine's, until measured
+  std::uint64_t step_ns_ = 0;
+  double rate_ = 1.0;  // bytes marked per ns: a slow machine's (2-core EPYC: 1.3-3.2), until measured
 };
 
 }  // namespace tagheap::gc::internal

@@ -1,0 +1,284 @@
+// rewire: the pauses a mutator sees while it rewires a large live structure.
+//
+//   rewire_<variant> LIVE_MIB [OPS] [GARBAGE_BYTES]
+//
+// Builds a complete binary tree of 24-byte GC nodes (left, right, a word of
+// payload) holding LIVE_MIB MiB, with one root, then runs OPS operations
+// (default 2,000,000). Each operation walks a random path from the root to
+// a node X near the leaves' level, then either replaces one of X's children
+// C by a new node that adopts C's children (C becomes garbage), or (every
+// eighth operation) swaps a subtree of X with one of another random node Y;
+// every store into an existing node is followed by the write barrier. Each
+// operation also allocates GARBAGE_BYTES (default 256) of pointer-free
+// garbage, so the collector has work to pace. The tree keeps its size, and
+// is checked at the end.
+//
+// Timed: the allocations of each operation plus the collector's work the
+// operation triggers (tagheap: collect() when collection_due(); Boehm: what
+// GC_MALLOC does inside). An operation whose timed part took 20 us or more
+// counts as a pause. Wall time covers the whole operation loop.
+//
+//   tagheap  gc::Options{} as a VM gets them, with GCB_INCREMENTAL=1 for
+//            Options::incremental (GCB_STEP_US sets mark_step_ns) and the
+//            other GCB_* overrides of variant.h.
+//   boehm    GC_MALLOC / GC_MALLOC_ATOMIC; GCB_BOEHM_INCREMENTAL=1 calls
+//            GC_enable_incremental() (Debian's libgc: dirty bits from
+//            mprotect or the kernel's soft-dirty bits).
+//
+// Prints: rewire_<live>MiB <variant> <wall_ms> <peak_rss_kib> ops=.. pauses=..
+//         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. [tagheap: calls=.. cycles=..]
+// With GCB_PAUSE_LOG=FILE, every pause as "t_ms,pause_ms" (t from the start
+// of the operations) for the timeline plot.
+#define GC_THREADS 1  // before gc.h (through variant.h)
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "bench/gcbench/variant.h"
+
+namespace {
+
+struct Node {
+  Node* left;
+  Node* right;
+  std::uintptr_t payload;
+};
+static_assert(sizeof(Node) == 24);
+
+constexpr std::uint64_t kPauseNs = 20'000;
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+#if defined(GCB_TAGHEAP)
+constexpr tagheap::Tag kGcTag = 1;
+Node* g_root;
+void* g_pinned[2];  // the operation's new node and garbage, until linked or dropped
+
+struct Model {
+  void roots(tagheap::gc::Tracer& t) {
+    t.mark(g_root);
+    for (void* p : g_pinned) t.mark(p);
+  }
+  void trace(void* obj, tagheap::gc::Tracer& t) {
+    auto* n = static_cast<Node*>(obj);
+    t.mark(n->left);
+    t.mark(n->right);
+  }
+};
+
+struct Env {
+  tagheap::Runtime rt{gcb::runtime_options(kGcTag)};
+  tagheap::ThreadState ts{rt};
+  Model model;
+  tagheap::gc::MarkSweep<Model> ms{rt, model, options()};
+  tagheap::Heap* heap;
+  std::size_t calls = 0, cycles = 0;
+  Env() {
+    ts.attach();
+    heap = &ts.heap(kGcTag);
+  }
+  ~Env() { ts.detach(); }
+  static tagheap::gc::Options options() {
+    tagheap::gc::Options o = gcb::bench_options();
+    o.incremental = gcb::env_or("GCB_INCREMENTAL", 0) != 0;
+    o.mark_step_ns = static_cast<std::uint64_t>(gcb::env_or("GCB_STEP_US", o.mark_step_ns / 1000.0) * 1000);
+    return o;
+  }
+  Node* alloc_node() { return static_cast<Node*>(heap->allocate(sizeof(Node))); }
+  // Garbage the tracer must not look into: a leaf node's shape with no
+  // children would do, but a pointer-free block on the GC tag is what a VM's
+  // strings are. Its first two words are zeroed, so trace finds no child.
+  void* alloc_garbage(std::size_t n) {
+    void* p = heap->allocate(n);
+    std::memset(p, 0, std::min<std::size_t>(n, 16));
+    return p;
+  }
+  void barrier(Node* obj) { ms.write_barrier(obj); }
+  void poll() {
+    if (!ms.collection_due()) return;
+    const tagheap::gc::CollectStats s = ms.collect();
+    ++calls;
+    cycles += s.cycle_done;
+    at_limit += s.finished_at_limit;
+    const double ms_taken = static_cast<double>(s.pause_ns) / 1e6;
+    double& worst = !s.incremental ? max_whole : s.cycle_done ? max_last : s.cycle_pauses == 1 ? max_first : max_step;
+    worst = std::max(worst, ms_taken);
+    if (s.cycle_done) max_sweep_in_pause = std::max(max_sweep_in_pause, static_cast<double>(s.sweep_ns) / 1e6);
+  }
+  double max_whole = 0, max_first = 0, max_step = 0, max_last = 0, max_sweep_in_pause = 0;
+  std::size_t at_limit = 0;
+  void pin(Node* n, void* g) {
+    g_pinned[0] = n;
+    g_pinned[1] = g;
+  }
+  void begin_build() {}
+  void end_build() {}
+  const char* label() const { return ms.options().incremental ? "tagheap_incremental" : "tagheap"; }
+  void report() const {
+    std::printf(" calls=%zu cycles=%zu at_limit=%zu max_whole_ms=%.3f max_first_ms=%.3f max_step_ms=%.3f "
+                "max_last_ms=%.3f max_sweep_ms=%.3f",
+                calls, cycles, at_limit, max_whole, max_first, max_step, max_last, max_sweep_in_pause);
+  }
+};
+
+#elif defined(GCB_BOEHM)
+Node* volatile g_root;  // in .bss: a Boehm root
+
+struct Env {
+  bool incremental = gcb::env_or("GCB_BOEHM_INCREMENTAL", 0) != 0;
+  Env() {
+    gcb::init_boehm();
+    if (incremental) GC_enable_incremental();
+  }
+  Node* alloc_node() { return static_cast<Node*>(GC_MALLOC(sizeof(Node))); }
+  void* alloc_garbage(std::size_t n) { return GC_MALLOC_ATOMIC(n); }
+  void barrier(Node*) {}  // Boehm finds dirty pages itself
+  void poll() {}
+  void pin(Node*, void*) {}  // locals are on the stack, scanned
+  void begin_build() { GC_disable(); }
+  void end_build() { GC_enable(); }
+  const char* label() const { return incremental ? "boehm_incremental" : "boehm"; }
+  void report() const { std::printf(" gc_no=%zu", static_cast<std::size_t>(GC_get_gc_no())); }
+};
+#else
+#error "rewire: GCB_TAGHEAP or GCB_BOEHM"
+#endif
+
+long count_nodes(const Node* root) {
+  std::vector<const Node*> stack{root};
+  long n = 0;
+  while (!stack.empty()) {
+    const Node* x = stack.back();
+    stack.pop_back();
+    ++n;
+    if (x->left) stack.push_back(x->left);
+    if (x->right) stack.push_back(x->right);
+  }
+  return n;
+}
+
+// A node `depth` levels down a random path (or the last one that has
+// children); *reached: its depth.
+Node* walk(Node* root, int depth, std::mt19937_64& rng, int* reached) {
+  Node* x = root;
+  std::uint64_t bits = rng();
+  int d = 0;
+  for (; d < depth; ++d, bits >>= 1) {
+    Node* next = (bits & 1) ? x->left : x->right;
+    if (next == nullptr || (next->left == nullptr && next->right == nullptr)) break;
+    x = next;
+  }
+  *reached = d;
+  return x;
+}
+
+double quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s LIVE_MIB [OPS] [GARBAGE_BYTES]\n", argv[0]);
+    return 2;
+  }
+  const double live_mib = std::atof(argv[1]);
+  const long ops = argc > 2 ? std::atol(argv[2]) : 2'000'000;
+  const std::size_t garbage = argc > 3 ? static_cast<std::size_t>(std::atol(argv[3])) : 256;
+  const auto nodes = static_cast<std::size_t>(live_mib * 1024 * 1024 / sizeof(Node));
+
+  static Env env;
+  env.begin_build();
+  {
+    std::vector<Node*> order(nodes);  // breadth-first; freed before the operations
+    for (std::size_t i = 0; i < nodes; ++i) {
+      order[i] = env.alloc_node();
+      order[i]->left = order[i]->right = nullptr;
+      order[i]->payload = i;
+    }
+    for (std::size_t i = 0; i < nodes; ++i) {
+      if (2 * i + 1 < nodes) order[i]->left = order[2 * i + 1];
+      if (2 * i + 2 < nodes) order[i]->right = order[2 * i + 2];
+    }
+    g_root = order[0];
+    std::fill(order.begin(), order.end(), nullptr);
+  }
+  env.end_build();
+  int depth = 0;
+  while ((std::size_t{2} << depth) <= nodes) ++depth;
+  const int walk_depth = std::max(1, depth - 3);
+
+  std::mt19937_64 rng(42);
+  std::vector<double> pauses;
+  std::vector<std::pair<double, double>> timeline;
+  double gc_ms = 0;
+  const std::uint64_t start = now_ns();
+  for (long op = 0; op < ops; ++op) {
+    int x_depth = 0;
+    Node* x = walk(g_root, walk_depth, rng, &x_depth);
+    const std::uint64_t t0 = now_ns();
+    Node* n = env.alloc_node();
+    void* g = env.alloc_garbage(garbage);
+    env.pin(n, g);
+    env.poll();
+    const std::uint64_t dt = now_ns() - t0;
+    if (dt >= kPauseNs) {
+      pauses.push_back(static_cast<double>(dt) / 1e6);
+      timeline.emplace_back(static_cast<double>(t0 - start) / 1e6, static_cast<double>(dt) / 1e6);
+      gc_ms += static_cast<double>(dt) / 1e6;
+    }
+    Node*& slot = (rng() & 1) ? x->left : x->right;
+    if (op % 8 == 7) {  // swap a subtree of x with one of another node
+      int y_depth = 0;
+      Node* y = walk(g_root, walk_depth, rng, &y_depth);
+      if (y != x && y_depth == x_depth) {  // at one depth, neither holds the other
+        std::swap(slot, y->left);
+        env.barrier(y);
+      }
+      n->left = n->right = nullptr;
+      n->payload = 0;  // garbage at once
+    } else {
+      Node* c = slot;
+      n->left = c ? c->left : nullptr;
+      n->right = c ? c->right : nullptr;
+      n->payload = c ? c->payload : 0;
+      env.barrier(n);
+      slot = c ? n : slot;
+    }
+    env.barrier(x);
+    env.pin(nullptr, nullptr);
+  }
+  const double wall_ms = static_cast<double>(now_ns() - start) / 1e6;
+  const long found = count_nodes(g_root);
+  if (found != static_cast<long>(nodes)) {
+    std::printf("# failed: %ld of %zu nodes in the tree after the operations\n", found, nodes);
+    return 1;
+  }
+  std::vector<double> p = pauses;
+  const double max_ms = p.empty() ? 0 : *std::max_element(p.begin(), p.end());
+  std::printf("rewire_%gMiB %s %.1f %ld ops=%ld pauses=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f gc_ms=%.1f",
+              live_mib, env.label(), wall_ms, gcb::peak_rss_kib(), ops, pauses.size(), quantile(p, 0.5),
+              quantile(p, 0.9), quantile(p, 0.99), max_ms, gc_ms);
+  env.report();
+  std::printf("\n");
+  if (const char* path = std::getenv("GCB_PAUSE_LOG")) {
+    if (FILE* f = std::fopen(path, "w")) {
+      for (auto [t, d] : timeline) std::fprintf(f, "%.3f,%.4f\n", t, d);
+      std::fclose(f);
+    }
+  }
+  return 0;
+}
