@@ -32,16 +32,12 @@
 #include <cstring>
 #include <vector>
 
+#include "bench/gcbench/tree_node.h"
 #include "bench/gcbench/variant.h"
 
 namespace {
 
-struct Node {
-  Node* left;
-  Node* right;
-  std::uintptr_t payload;
-};
-static_assert(sizeof(Node) == 24);
+using Node = gcb::TreeNode;
 constexpr std::size_t kOtherBlock = 256;
 
 #if defined(GCB_TAGHEAP)
@@ -123,18 +119,6 @@ struct Env {
 #error "pause: GCB_TAGHEAP or GCB_BOEHM"
 #endif
 
-long count_nodes(const Node* root) {
-  std::vector<const Node*> stack{root};
-  long n = 0;
-  while (!stack.empty()) {
-    const Node* x = stack.back();
-    stack.pop_back();
-    ++n;
-    if (x->left) stack.push_back(x->left);
-    if (x->right) stack.push_back(x->right);
-  }
-  return n;
-}
 
 }  // namespace
 
@@ -185,7 +169,7 @@ int main(int argc, char** argv) {
   std::vector<double> ms;
   for (int r = 0; r < reps; ++r) ms.push_back(env.collect_ms());
   std::sort(ms.begin(), ms.end());
-  const long found = count_nodes(g_root);
+  const long found = gcb::count_nodes(g_root);
   if (found != static_cast<long>(nodes)) {
     std::printf("# failed: %ld of %zu nodes left after the collections\n", found, nodes);
     return 1;

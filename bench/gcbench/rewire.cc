@@ -39,16 +39,12 @@
 #include <random>
 #include <vector>
 
+#include "bench/gcbench/tree_node.h"
 #include "bench/gcbench/variant.h"
 
 namespace {
 
-struct Node {
-  Node* left;
-  Node* right;
-  std::uintptr_t payload;
-};
-static_assert(sizeof(Node) == 24);
+using Node = gcb::TreeNode;
 
 constexpr std::uint64_t kPauseNs = 20'000;
 
@@ -153,18 +149,6 @@ struct Env {
 #error "rewire: GCB_TAGHEAP or GCB_BOEHM"
 #endif
 
-long count_nodes(const Node* root) {
-  std::vector<const Node*> stack{root};
-  long n = 0;
-  while (!stack.empty()) {
-    const Node* x = stack.back();
-    stack.pop_back();
-    ++n;
-    if (x->left) stack.push_back(x->left);
-    if (x->right) stack.push_back(x->right);
-  }
-  return n;
-}
 
 // A node `depth` levels down a random path (or the last one that has
 // children); *reached: its depth.
@@ -262,7 +246,7 @@ int main(int argc, char** argv) {
     env.pin(nullptr, nullptr);
   }
   const double wall_ms = static_cast<double>(now_ns() - start) / 1e6;
-  const long found = count_nodes(g_root);
+  const long found = gcb::count_nodes(g_root);
   if (found != static_cast<long>(nodes)) {
     std::printf("# failed: %ld of %zu nodes in the tree after the operations\n", found, nodes);
     return 1;
