@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Pauses of a mutator that rewires a large tree: incremental against stop-the-world.
+
+    bench/incremental_pauses.py [--rounds=3] [--live=100] [--ops=2000000] [--garbage=256]
+                                [--no-build] [--results_dir=bench/results/incremental]
+
+A benchmark, not a test. Runs bench/gcbench/rewire_{tagheap,boehm} (see
+rewire.cc for what an operation does and what counts as a pause) as:
+  tagheap              gc::Options{} (stop-the-world, parallel marking)
+  tagheap_incremental  Options::incremental (GCB_INCREMENTAL=1)
+  boehm                Debian's libgc, default mode
+  boehm_incremental    GC_enable_incremental() (GCB_BOEHM_INCREMENTAL=1)
+Rounds are interleaved (every variant once per round, order rotated). Per
+run: wall time of the operation loop (the program's), user and sys CPU, minor
+faults and peak RSS (os.wait4), and the pause quantiles the program prints;
+medians over rounds. Writes runs.csv, summary.md and pauses.svg (a
+histogram of pause lengths and a timeline of the last round's pauses, one
+colour per variant) to --results_dir.
+"""
+import argparse
+import csv
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = [
+    ("tagheap", "rewire_tagheap", {}),
+    ("tagheap_incremental", "rewire_tagheap", {"GCB_INCREMENTAL": "1"}),
+    ("boehm", "rewire_boehm", {}),
+    ("boehm_incremental", "rewire_boehm", {"GCB_BOEHM_INCREMENTAL": "1"}),
+]
+COLOURS = {"tagheap": "#1f77b4", "tagheap_incremental": "#2ca02c", "boehm": "#d62728",
+           "boehm_incremental": "#ff7f0e"}
+
+
+def build(no_build):
+    bazel = [os.path.join(ROOT, "bazelw")]
+    if not no_build:
+        subprocess.run(bazel + ["build", "-c", "opt", "//bench/gcbench:rewire_tagheap",
+                                "//bench/gcbench:rewire_boehm"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run(bazel + ["info", "-c", "opt", "bazel-bin"], cwd=ROOT, check=True,
+                         stdout=subprocess.PIPE, text=True).stdout.strip()
+    return os.path.join(out, "bench", "gcbench")
+
+
+def run_one(bindir, binary, env_extra, args, log_path):
+    env = dict(os.environ)
+    env.update(env_extra)
+    env["GCB_PAUSE_LOG"] = log_path
+    load = os.getloadavg()[0]
+    proc = subprocess.Popen([os.path.join(bindir, binary)] + args, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()
+    _, status, ru = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("%s failed:\n%s" % (binary, out))
+    line = [l for l in out.splitlines() if l.startswith("rewire_")][0].split()
+    run = {"wall_ms": float(line[2]), "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+           "cpu_s": ru.ru_utime + ru.ru_stime, "minflt": ru.ru_minflt, "peak_rss_mib": ru.ru_maxrss / 1024.0,
+           "load1": load}
+    for kv in line[4:]:
+        k, _, v = kv.partition("=")
+        try:
+            run[k] = float(v)
+        except ValueError:
+            run[k] = v
+    with open(log_path) as f:
+        pauses = [tuple(map(float, l.split(","))) for l in f if l.strip()]
+    return run, pauses
+
+
+def svg(pauses_by_variant, path, live):
+    w, h, pad = 980, 380, 50
+    half = w // 2
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+             'font-size="11"><rect width="100%%" height="100%%" fill="white"/>' % (w, h)]
+    # Histogram: log2 buckets of pause ms from 1/64 ms to 512 ms.
+    edges = [2.0 ** k for k in range(-6, 10)]
+    maxc = 1
+    hist = {}
+    for v, ps in pauses_by_variant.items():
+        counts = [0] * len(edges)
+        for _, d in ps:
+            i = min(len(edges) - 1, max(0, int(math.floor(math.log2(max(d, edges[0]))) + 6)))
+            counts[i] += 1
+        hist[v] = counts
+        maxc = max(maxc, max(counts))
+    x0, x1, y0, y1 = pad, half - 20, h - pad, pad
+    parts.append('<text x="%d" y="20" font-size="13">Pauses of a mutator rewiring %g MiB: how long (count, log)</text>' % (x0, live))
+    nb = len(edges)
+    bw = (x1 - x0) / nb
+    nv = len(hist)
+    for j, (v, counts) in enumerate(hist.items()):
+        for i, c in enumerate(counts):
+            if c == 0:
+                continue
+            hh = (y0 - y1) * math.log10(1 + c) / math.log10(1 + maxc)
+            parts.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>' %
+                         (x0 + i * bw + j * bw / nv, y0 - hh, bw / nv - 1, hh, COLOURS[v]))
+    for i, e in enumerate(edges):
+        if i % 2 == 0:
+            parts.append('<text x="%.1f" y="%d" text-anchor="middle">%g</text>' % (x0 + i * bw, y0 + 14, e))
+    parts.append('<text x="%d" y="%d" text-anchor="middle">pause ms (bucket start)</text>' % ((x0 + x1) // 2, y0 + 30))
+    parts.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (x0, y0, x1, y0))
+    # Timeline: pause length (log) against time.
+    tx0, tx1 = half + 30, w - 20
+    tmax = max((t for ps in pauses_by_variant.values() for t, _ in ps), default=1) or 1
+    lo, hi = math.log10(0.01), math.log10(1000)
+    parts.append('<text x="%d" y="20" font-size="13">Timeline (last round): pause ms, log scale</text>' % tx0)
+    for v, ps in pauses_by_variant.items():
+        for t, d in ps:
+            x = tx0 + (tx1 - tx0) * t / tmax
+            y = y0 - (y0 - y1) * (math.log10(max(d, 0.01)) - lo) / (hi - lo)
+            parts.append('<circle cx="%.1f" cy="%.1f" r="1.6" fill="%s" fill-opacity="0.6"/>' % (x, y, COLOURS[v]))
+    for ms in (0.1, 1, 10, 100):
+        y = y0 - (y0 - y1) * (math.log10(ms) - lo) / (hi - lo)
+        parts.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ccc"/>' % (tx0, y, tx1, y))
+        parts.append('<text x="%d" y="%.1f" text-anchor="end">%g</text>' % (tx0 - 4, y + 4, ms))
+    parts.append('<text x="%d" y="%d" text-anchor="middle">time since the operations began, ms (0 to %.0f)</text>' %
+                 ((tx0 + tx1) // 2, y0 + 30, tmax))
+    for j, v in enumerate(pauses_by_variant):
+        parts.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>' %
+                     (x0 + 10 + j * 200, h - 12, COLOURS[v], x0 + 24 + j * 200, h - 3, v))
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--live", type=float, default=100)
+    ap.add_argument("--ops", type=int, default=2000000)
+    ap.add_argument("--garbage", type=int, default=256)
+    ap.add_argument("--only", default="", help="comma-separated variants")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--results_dir", default=os.path.join(ROOT, "bench", "results", "incremental"))
+    opts = ap.parse_args()
+    variants = [v for v in VARIANTS if not opts.only or v[0] in opts.only.split(",")]
+    bindir = build(opts.no_build)
+    os.makedirs(opts.results_dir, exist_ok=True)
+    args = [str(opts.live), str(opts.ops), str(opts.garbage)]
+    runs, last_pauses = [], {}
+    tmp = tempfile.mkdtemp()
+    for r in range(opts.rounds):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for name, binary, env in order:
+            run, pauses = run_one(bindir, binary, env, args, os.path.join(tmp, name + ".log"))
+            run.update({"variant": name, "round": r})
+            runs.append(run)
+            last_pauses[name] = pauses
+            print("# round %d %s: wall %.0f ms, cpu %.2f s, p50 %.3f max %.3f ms, rss %.0f MiB, load %.1f" %
+                  (r, name, run["wall_ms"], run["cpu_s"], run["p50_ms"], run["max_ms"], run["peak_rss_mib"],
+                   run["load1"]), file=sys.stderr)
+    keys = ["variant", "round", "wall_ms", "cpu_s", "user_s", "sys_s", "minflt", "peak_rss_mib", "load1", "pauses",
+            "p50_ms", "p90_ms", "p99_ms", "max_ms", "gc_ms", "calls", "cycles", "at_limit", "max_first_ms",
+            "max_step_ms", "max_last_ms", "max_whole_ms", "gc_no"]
+    with open(os.path.join(opts.results_dir, "runs.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        wr.writeheader()
+        for run in runs:
+            wr.writerow(run)
+    med = {}
+    for name, _, _ in variants:
+        rs = [x for x in runs if x["variant"] == name]
+        med[name] = {k: statistics.median([x[k] for x in rs if k in x]) for k in keys[2:]
+                     if any(k in x for x in rs)}
+    stw = med.get("tagheap", {}).get("wall_ms")
+    lines = ["revision %s, %s UTC, %d rounds, live %g MiB, %d ops, %d B garbage per op" %
+             (subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, stdout=subprocess.PIPE,
+                             text=True).stdout.strip(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()), opts.rounds,
+              opts.live, opts.ops, opts.garbage), "",
+             "| variant | wall ms | / tagheap stop-the-world | user+sys s | sys s | minor faults | peak RSS MiB "
+             "| pauses | p50 ms | p90 ms | p99 ms | max ms | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, m in med.items():
+        lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.1f |" % (
+            name, m["wall_ms"], "%.2f" % (m["wall_ms"] / stw) if stw else "", m["cpu_s"], m["sys_s"], m["minflt"],
+            m["peak_rss_mib"], m.get("pauses", 0), m.get("p50_ms", 0), m.get("p90_ms", 0), m.get("p99_ms", 0),
+            m.get("max_ms", 0), m["load1"]))
+    with open(os.path.join(opts.results_dir, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    svg(last_pauses, os.path.join(opts.results_dir, "pauses.svg"), opts.live)
+
+
+if __name__ == "__main__":
+    main()
