@@ -31,8 +31,9 @@ struct CFinalizingModel : CModel {
 
 void copy_stats(const tagheap::gc::CollectStats& s, tagheap_collect_stats* out) {
   if (out == nullptr) return;
-  *out = tagheap_collect_stats{s.live_blocks, s.live_bytes, s.freed_blocks, s.freed_bytes, s.pause_ns,
-                               s.mark_ns,     s.sweep_ns,   s.markers,      s.minor,       s.finalizers_queued};
+  *out = tagheap_collect_stats{s.live_blocks, s.live_bytes, s.freed_blocks,      s.freed_bytes, s.pause_ns,
+                               s.mark_ns,     s.sweep_ns,   s.markers,           s.minor,       s.finalizers_queued,
+                               s.incremental, s.cycle_done, s.cycle_pauses};
 }
 
 }  // namespace
@@ -42,6 +43,7 @@ struct tagheap_collector {
   virtual bool due() const noexcept = 0;
   virtual tagheap::gc::CollectStats collect(bool full) = 0;
   virtual void barrier(void* obj) noexcept = 0;
+  virtual bool marking() const noexcept = 0;
   virtual std::pair<tagheap::gc::FinalizerFn, void*> finalizer(void* obj, tagheap::gc::FinalizerFn fn, void* data,
                                                                tagheap::gc::FinalizerOrder order) = 0;
   virtual std::size_t run_finalizers() = 0;
@@ -57,6 +59,7 @@ struct Collector final : tagheap_collector {
   bool due() const noexcept override { return ms.collection_due(); }
   tagheap::gc::CollectStats collect(bool full) override { return full ? ms.collect_full() : ms.collect(); }
   void barrier(void* obj) noexcept override { ms.write_barrier(obj); }
+  bool marking() const noexcept override { return ms.is_marking(); }
   std::pair<tagheap::gc::FinalizerFn, void*> finalizer(void* obj, tagheap::gc::FinalizerFn fn, void* data,
                                                        tagheap::gc::FinalizerOrder order) override {
     return ms.register_finalizer(obj, fn, data, order);
@@ -86,6 +89,9 @@ tagheap_collector* tagheap_collector_new(tagheap_runtime* runtime, const tagheap
     o.markers = options->markers;
     o.generational = options->generational != 0;
     o.verify_minor = options->verify_minor != 0;
+    o.incremental = options->incremental != 0;
+    if (options->mark_step_ns != 0) o.mark_step_ns = options->mark_step_ns;
+    o.verify_incremental = options->verify_incremental != 0;
   }
   try {
     if (model->finalize != nullptr) return new Collector<CFinalizingModel>(runtime->rt, *model, o);
@@ -104,6 +110,7 @@ int tagheap_collect_full(tagheap_collector* collector, tagheap_collect_stats* st
   return collect(collector, stats, true);
 }
 void tagheap_write_barrier(tagheap_collector* collector, void* obj) { collector->barrier(obj); }
+int tagheap_collector_is_marking(const tagheap_collector* collector) { return collector->marking() ? 1 : 0; }
 
 void tagheap_tracer_mark(tagheap_tracer* tracer, void* obj) { from_c(tracer).mark(obj); }
 int tagheap_tracer_mark_conservative(tagheap_tracer* tracer, uintptr_t word) {

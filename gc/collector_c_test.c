@@ -96,7 +96,7 @@ int main(void) {
   tagheap_collector_delete(c);
 
   /* Generational: the barrier keeps a young node stored into an old one. */
-  tagheap_gc_options go = {0, 0, 2, 1, 1};
+  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0};
   c = tagheap_collector_new(rt, &model, &go);
   EXPECT(tagheap_collect(c, &s) == 0); /* full: the root is old */
   EXPECT(!s.minor);
@@ -108,6 +108,39 @@ int main(void) {
   EXPECT(v.root->next->id == 42);
   EXPECT(tagheap_collect_full(c, &s) == 0);
   EXPECT(s.live_blocks == 2);
+  tagheap_collector_delete(c);
+
+  /* Incremental with generational: refused. */
+  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0};
+  EXPECT(tagheap_collector_new(rt, &model, &both) == NULL);
+
+  /* Incremental: a cycle of pauses; a node stored into a traced one
+   * between pauses survives through the barrier. 1 ns steps: a pause
+   * traces 64 objects. */
+  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1};
+  c = tagheap_collector_new(rt, &model, &io);
+  EXPECT(c != NULL);
+  node* chain = NULL;
+  for (long i = 0; i < 1000; ++i) chain = make(ts, 100 + i, chain);
+  v.root->next = chain;
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(s.incremental && !s.cycle_done);
+  EXPECT(tagheap_collector_is_marking(c));
+  node* late = make(ts, 7, NULL);
+  v.root->weak = NULL;
+  chain->weak = NULL;
+  late->next = chain->next;
+  chain->next = late; /* chain's head was traced in the first pause */
+  tagheap_write_barrier(c, chain);
+  int pauses = 1;
+  while (tagheap_collector_is_marking(c)) {
+    EXPECT(tagheap_collect(c, &s) == 0);
+    ++pauses;
+  }
+  EXPECT(s.cycle_done);
+  EXPECT(pauses > 2 && (size_t)pauses == s.cycle_pauses);
+  EXPECT(chain->next == late && late->id == 7);
+  EXPECT(s.live_blocks == 1002);
   tagheap_collector_delete(c);
 
   v.root = NULL;

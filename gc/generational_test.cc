@@ -270,4 +270,21 @@ TEST_SUITE("gc.generational") {
     CHECK(s.remembered == holders.size());
     CHECK(gc_blocks(rt) == reachable(model.roots_));
   }
+
+  TEST_CASE("a collector made after a generational one on the same runtime finds no stale old bits") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Model model;
+    Node* a = make_node(ts.heap(kGc), 1, 1);
+    model.roots_ = {a};
+    {
+      gc::MarkSweep<Model> gen(rt, model, generational(1));
+      gen.collect();  // a is old: its mark bit stays
+    }
+    a->child[0] = make_node(ts.heap(kGc), 2, 0);  // no barrier: no generational collector any more
+    gc::MarkSweep<Model> plain(rt, model, gc::Options{.markers = 1});
+    const gc::CollectStats s = plain.collect();
+    CHECK(s.live_blocks == 2);  // a traced again, so its new child too
+    CHECK(gc_blocks(rt) == reachable(model.roots_));
+  }
 }

@@ -419,4 +419,41 @@ TEST_SUITE("gc.incremental") {
     }
     CHECK(cycles >= 3);
   }
+
+  TEST_CASE("collect() from inside a model callback is refused with a clear error, and the collection is undone") {
+    struct Reentrant {
+      gc::MarkSweep<Reentrant>* ms = nullptr;
+      Node* root = nullptr;
+      bool nest = true;
+      void roots(gc::Tracer& t) { t.mark(root); }
+      void trace(void*, gc::Tracer&) {
+        if (nest) ms->collect();
+      }
+    } model;
+    for (bool incremental : {false, true}) {
+      CAPTURE(incremental);
+      Runtime rt({.gc_tags = {kGc}});
+      test::AttachedState ts(rt);
+      gc::Options o;
+      o.incremental = incremental;
+      gc::MarkSweep<Reentrant> ms(rt, model, o);
+      model.ms = &ms;
+      model.nest = true;
+      model.root = make_node(ts.heap(kGc), 1, 0);
+      for (int i = 0; i < 100; ++i) make_node(ts.heap(kGc), 2 + i, 0);  // garbage
+      bool refused = false;
+      try {
+        ms.collect();
+      } catch (const std::logic_error& e) {
+        refused = std::string(e.what()).find("while a collection runs") != std::string::npos;
+      }
+      CHECK(refused);
+      CHECK(!ms.is_marking());
+      CHECK(gc_blocks(rt).size() == 101);  // nothing freed
+      model.nest = false;
+      gc::CollectStats s = ms.collect_full();
+      CHECK(s.live_blocks == 1);
+      CHECK(s.freed_blocks == 100);
+    }
+  }
 }

@@ -203,6 +203,13 @@ class MarkSweep {
       throw std::invalid_argument("gc::Options: incremental and generational together are not supported yet");
     pacer_.idle(0, policy_.budget());
   }
+  // With the world stopped, as for collect(): a generational collector's
+  // sticky marks, or a cycle's marks, would otherwise stay on the pages,
+  // where the runtime's next collector (and its lazy sweep) would take
+  // them for its own.
+  ~MarkSweep() {
+    if (sticky_ || cycle_) internal::clear_marks(runtime_, gc_tags_, /*logs_too=*/true);
+  }
   MarkSweep(const MarkSweep&) = delete;
   MarkSweep& operator=(const MarkSweep&) = delete;
 
@@ -228,13 +235,19 @@ class MarkSweep {
   // block; never a reachable one.
   // Incremental mode: one pause of a cycle (it starts one when none runs);
   // the stats say whether the cycle is done.
+  // Throws std::logic_error, changing nothing, when called while a
+  // collection runs: from a model's callback (roots, trace, process_weak;
+  // from finalize it ends the program, finalize being noexcept) or from
+  // another thread without the world stopped.
   CollectStats collect() {
+    const OneCollection guard(collecting_);
     if (options_.incremental) return collect_increment();
     return collect_impl(options_.generational && !full_due());
   }
   // Incremental mode: a cycle under way is dropped (its marks may keep
   // objects that died since) and the collection runs whole, in this pause.
   CollectStats collect_full() {
+    const OneCollection guard(collecting_);
     if (!options_.incremental) return collect_impl(false);
     if (cycle_) abandon_cycle();
     CollectStats stats = collect_impl(false);
@@ -304,6 +317,22 @@ class MarkSweep {
     Tracer& tracer(unsigned i) { return i == 0 ? *first : (*helpers)[i - 1]; }
   };
   MarkerState& state(unsigned i) { return i == 0 ? first_state_ : helper_states_[i - 1]; }
+  // collect() and collect_full() are not re-entrant (nor thread-safe
+  // against each other): a nested or concurrent call is refused.
+  class OneCollection {
+   public:
+    explicit OneCollection(std::atomic<bool>& flag) : flag_(flag) {
+      if (flag_.exchange(true, std::memory_order_acquire))
+        throw std::logic_error("gc::MarkSweep: collect() called while a collection runs (from a model callback, "
+                               "or from another thread without the world stopped)");
+    }
+    ~OneCollection() { flag_.store(false, std::memory_order_release); }
+    OneCollection(const OneCollection&) = delete;
+    OneCollection& operator=(const OneCollection&) = delete;
+
+   private:
+    std::atomic<bool>& flag_;
+  };
 
   CollectStats collect_impl(bool minor);
   bool full_due() const noexcept {
@@ -377,6 +406,7 @@ class MarkSweep {
   std::optional<Tracer> cycle_first_;
   std::vector<Tracer> cycle_helpers_;
   std::uint64_t deadline_ns_ = 0;  // a mark step stops at this time (0: marks to the end)
+  std::atomic<bool> collecting_{false};
   GcListener* listener_ = nullptr;
   std::size_t stack_limit_ = SIZE_MAX;
   std::uint64_t collections_ = 0;

@@ -37,6 +37,9 @@ typedef struct tagheap_gc_options {
   unsigned markers;         /* 0: one per hardware thread */
   int generational;         /* nonzero: sticky mark bits, minor collections */
   int verify_minor;         /* nonzero: check every minor collection (debugging) */
+  int incremental;          /* nonzero: full collections as cycles of short pauses (not with generational) */
+  uint64_t mark_step_ns;    /* incremental: marking time of one pause; 0: the default */
+  int verify_incremental;   /* nonzero: check every incremental cycle (debugging) */
 } tagheap_gc_options;
 
 typedef struct tagheap_collect_stats {
@@ -45,20 +48,27 @@ typedef struct tagheap_collect_stats {
   unsigned markers;
   int minor;
   size_t finalizers_queued;
+  int incremental;     /* a pause of an incremental cycle */
+  int cycle_done;      /* the cycle (or the whole collection) is over and the sweep began */
+  size_t cycle_pauses; /* incremental: pauses of this cycle so far */
 } tagheap_collect_stats;
 
-/* NULL on a missing roots/trace callback or out of memory. options may be NULL. */
+/* NULL on a missing roots/trace callback, incremental with generational, or out of memory. options may be
+ * NULL; a zero-initialised struct gives the defaults. */
 tagheap_collector* tagheap_collector_new(tagheap_runtime* runtime, const tagheap_gc_model* model,
                                          const tagheap_gc_options* options);
 void tagheap_collector_delete(tagheap_collector* collector);
 
 /* Any mutator thread: allocation since the last collection passed the budget. */
 int tagheap_collection_due(const tagheap_collector* collector);
-/* World stopped. 0, or -1 if a callback threw (nothing freed, every mark undone). stats may be NULL. */
+/* World stopped. 0, or -1 if a callback threw (nothing freed, every mark undone) or a collection already
+ * runs (a nested or concurrent call). Incremental mode: one pause of a cycle. stats may be NULL. */
 int tagheap_collect(tagheap_collector* collector, tagheap_collect_stats* stats);
 int tagheap_collect_full(tagheap_collector* collector, tagheap_collect_stats* stats);
-/* After storing a GC pointer into GC object obj (generational mode; harmless otherwise). */
+/* After storing a GC pointer into GC object obj (generational and incremental modes; harmless otherwise). */
 void tagheap_write_barrier(tagheap_collector* collector, void* obj);
+/* Incremental mode: a cycle has begun and not ended. */
+int tagheap_collector_is_marking(const tagheap_collector* collector);
 
 /* From roots and trace. */
 void tagheap_tracer_mark(tagheap_tracer* tracer, void* obj);
