@@ -37,7 +37,10 @@ constexpr const char* kUsage =
     "  --gc-trace=FILE    write every collection as Chrome trace-event JSON (Perfetto) at exit\n"
     "  --malloc=ALLOC     raw-memory domain: tagheap (tag 2, default) or system (malloc)\n"
     "  --verify           check every heap invariant (rt.verify()) after each collection, and\n"
-    "                     with --generational that each minor one left nothing reachable unmarked\n"
+    "                     with --generational that each minor one left nothing reachable unmarked,\n"
+    "                     with --incremental that each cycle did\n"
+    "  --incremental      incremental collection: each full collection as a cycle of short pauses\n"
+    "                     (mark steps of at most 0.4 ms), write barriers on every store into an object\n"
     "  --generational     generational collection: minor collections of the young objects,\n"
     "                     write barriers on every store into an object (sticky mark bits)\n"
     "  --omit-barrier=set-cdr!  for tests: leave out set-cdr!'s write barrier (--verify catches it)\n"
@@ -111,6 +114,8 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
       cli.vm.verify = true;
     } else if (a == "--generational") {
       cli.vm.generational = true;
+    } else if (a == "--incremental") {
+      cli.vm.incremental = true;
     } else if (auto v = value("--omit-barrier")) {
       if (*v != "set-cdr!") {
         err << "tvm: error: --omit-barrier: expected set-cdr!, got '" << *v << "'\n";
@@ -175,6 +180,10 @@ int parse(int argc, const char* const* argv, Cli& cli, std::ostream& out, std::o
       cli.vm.args.push_back(a);
     }
   }
+  if (cli.vm.incremental && cli.vm.generational) {
+    err << "tvm: error: --incremental and --generational cannot be combined (yet)\n";
+    return 3;
+  }
   return 0;
 }
 
@@ -228,9 +237,10 @@ void print_stats(Vm& vm, Mutator& m, std::ostream& err) {
   std::vector<GcRecord> log = vm.gc_log();
   std::vector<double> pauses;
   double mark = 0, sweep = 0;
-  std::size_t freed = 0, minor = 0;
+  std::size_t freed = 0, minor = 0, cycles = 0;
   for (const GcRecord& r : log) {
     minor += r.minor;
+    cycles += r.cycle_done;
     pauses.push_back(static_cast<double>(r.pause_ns) / 1e6);
     mark += static_cast<double>(r.mark_ns) / 1e6;
     sweep += static_cast<double>(r.sweep_ns) / 1e6;
@@ -242,6 +252,7 @@ void print_stats(Vm& vm, Mutator& m, std::ostream& err) {
   err << "collections: " << log.size() << " (budget " << vm.gc_budget_bytes() << " bytes"
       << (vm.opts().gc_budget != 0 ? ", fixed" : ", the policy's now") << "), " << freed << " objects freed\n";
   if (vm.opts().generational) err << "generational: " << minor << " minor, " << log.size() - minor << " full\n";
+  if (vm.opts().incremental) err << "incremental: " << cycles << " cycles in " << log.size() << " pauses\n";
   if (!pauses.empty()) {
     std::snprintf(buf, sizeof buf, "pause ms: min %.3f, median %.3f, max %.3f (mark %.3f, sweep %.3f in total)\n",
                   pauses.front(), pauses[pauses.size() / 2], pauses.back(), mark, sweep);

@@ -31,6 +31,11 @@
 //   --verify, gc::Options::verify_minor checks after each minor collection
 //   that nothing reachable was left unmarked (a missing barrier is fatal,
 //   naming the object).
+//   --incremental: gc::Options::incremental, so collect() is one pause of
+//   a cycle (the collector's pacing says when one is due, even with a
+//   fixed --gc-budget, which then only sets its minimum budget); the same
+//   barriers; with --verify, gc::Options::verify_incremental checks after
+//   each cycle. (gc) runs collect_full, which drops a cycle under way.
 //     unlock, world.resume(), then free the dead objects' data
 #include <algorithm>
 #include <cerrno>
@@ -261,6 +266,8 @@ tagheap::gc::Options gc_options(const VmOptions& opts) {
   tagheap::gc::Options o;
   o.generational = opts.generational;
   o.verify_minor = opts.generational && opts.verify;
+  o.incremental = opts.incremental;
+  o.verify_incremental = opts.incremental && opts.verify;
   // A fixed budget (--gc-budget) also sizes the collector's own budgets:
   // with --generational, a full collection is due once old bytes grow by
   // max(budget, heap_growth * old bytes) since the last one.
@@ -292,7 +299,8 @@ bool Vm::write_gc_trace() const { return opts_.gc_trace.empty() || gc_->trace.wr
 
 void Vm::note_allocation(Mutator& m, std::size_t bytes) {
   const std::size_t total = allocated_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (opts_.gc_budget != 0 ? total >= opts_.gc_budget : gc_->ms.collection_due()) collect(m, false);
+  const bool fixed = opts_.gc_budget != 0 && !opts_.incremental;
+  if (fixed ? total >= opts_.gc_budget : gc_->ms.collection_due()) collect(m, false);
 }
 
 void Vm::collect(Mutator& m, bool forced) {
@@ -329,7 +337,8 @@ void Vm::collect(Mutator& m, bool forced) {
   gc_->ms.run_finalizers();
   std::lock_guard lock(log_mu_);
   gc_log_.push_back({static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()),
-                     stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks, stats.minor});
+                     stats.mark_ns, stats.sweep_ns, stats.live_blocks, stats.freed_blocks, stats.minor,
+                     stats.cycle_done});
 }
 
 tagheap::RuntimeStats Vm::heap_stats(Mutator& m) {

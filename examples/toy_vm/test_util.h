@@ -5,6 +5,8 @@
 // read "t.lisp:L:C: error: ..."): a small budget makes collections happen
 // inside every test, and --verify checks the heap after each one.
 //
+// With TVM_TEST_INCREMENTAL=1 (the *_incremental targets), --incremental
+// the same way.
 // With TVM_TEST_GENERATIONAL=1 in the environment (the *_generational
 // test targets), every run adds --generational: the same suites then check
 // minor collections and write barriers (--verify checks each minor one).
@@ -29,10 +31,15 @@ inline bool generational() {
   const char* g = std::getenv("TVM_TEST_GENERATIONAL");
   return g != nullptr && std::string(g) == "1";
 }
+inline bool incremental() {
+  const char* g = std::getenv("TVM_TEST_INCREMENTAL");
+  return g != nullptr && std::string(g) == "1";
+}
 
 inline Run run_tvm(const std::vector<std::string>& args, const std::string& stdin_text = "") {
   std::vector<const char*> argv{"tvm"};
   if (generational()) argv.push_back("--generational");
+  if (incremental()) argv.push_back("--incremental");
   for (const std::string& a : args) argv.push_back(a.c_str());
   std::istringstream in(stdin_text);
   std::ostringstream out, err;

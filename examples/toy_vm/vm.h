@@ -82,6 +82,7 @@ struct VmOptions {
   bool system_malloc = false;  // raw domain on malloc instead of tag 2
   bool verify = false;         // rt.verify() after each collection (and each minor one checked)
   bool generational = false;   // --generational: sticky mark bits, minor collections, write barriers
+  bool incremental = false;    // --incremental: full collections as cycles of short pauses, write barriers
   // Tests only: this site's write barrier is left out (barrier.h), so a
   // test can show that --verify catches a missing barrier.
   BarrierSite omit_barrier = BarrierSite::kNone;
@@ -97,6 +98,7 @@ struct GcRecord {
   std::uint64_t pause_ns, mark_ns, sweep_ns;
   std::size_t live_blocks, freed_blocks;
   bool minor;
+  bool cycle_done;  // --incremental: this pause ended its cycle (always true otherwise)
 };
 
 // A spawned OS thread. Its thunk is a root until it finishes; its result is

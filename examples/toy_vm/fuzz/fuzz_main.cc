@@ -5,8 +5,9 @@
 
 #include "examples/toy_vm/fuzz/read_input.h"
 
-// Inputs of odd length run the Vm generationally (write barriers checked).
+// The input's length modulo 3 picks the collector's mode: stop-the-world,
+// generational or incremental (write barriers checked in the last two).
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  tvm::fuzz::read_input(data, size, nullptr, size % 2 == 1);
+  tvm::fuzz::read_input(data, size, nullptr, static_cast<tvm::fuzz::GcMode>(size % 3));
   return 0;
 }

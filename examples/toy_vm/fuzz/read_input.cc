@@ -38,7 +38,7 @@ void check_error(const VmError& e, std::string_view input) {
 
 }  // namespace
 
-void read_input(const std::uint8_t* data, std::size_t size, ReadStats* stats, bool generational) {
+void read_input(const std::uint8_t* data, std::size_t size, ReadStats* stats, GcMode mode) {
   ReadStats local;
   ReadStats& st = stats != nullptr ? *stats : local;
   ++st.inputs;
@@ -47,7 +47,8 @@ void read_input(const std::uint8_t* data, std::size_t size, ReadStats* stats, bo
   VmOptions opts;
   opts.gc_budget = 16 * 1024;
   opts.verify = true;  // Runtime::verify after every collection (and each minor one checked)
-  opts.generational = generational;
+  opts.generational = mode == GcMode::kGenerational;
+  opts.incremental = mode == GcMode::kIncremental;
   opts.out = &out;
   opts.err = &err;
   Vm vm(opts);

@@ -11,14 +11,16 @@ TEST_SUITE("toy_vm.fuzz.replay") {
   TEST_CASE("every corpus input reads, or fails with a located error, and round-trips through the printer") {
     const auto files = tagheap::fuzz::read_corpus("examples/toy_vm/fuzz/corpus");
     REQUIRE(files.size() >= 20);
-    bool generational = false;
-    SUBCASE("non-generational") {}
-    SUBCASE("generational, each minor collection verified") { generational = true; }
-    CAPTURE(generational);
+    using tvm::fuzz::GcMode;
+    GcMode mode = GcMode::kStopTheWorld;
+    SUBCASE("stop-the-world") {}
+    SUBCASE("generational, each minor collection verified") { mode = GcMode::kGenerational; }
+    SUBCASE("incremental, each cycle verified") { mode = GcMode::kIncremental; }
+    CAPTURE(static_cast<int>(mode));
     tvm::fuzz::ReadStats stats;
     for (const auto& f : files) {
       CAPTURE(f.name);
-      tvm::fuzz::read_input(f.bytes.data(), f.bytes.size(), &stats, generational);
+      tvm::fuzz::read_input(f.bytes.data(), f.bytes.size(), &stats, mode);
     }
     MESSAGE("replayed " << stats.inputs << " inputs: " << stats.forms << " forms, " << stats.round_trips
                         << " round trips, " << stats.errors << " syntax errors, " << stats.incomplete
