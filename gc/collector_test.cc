@@ -686,6 +686,38 @@ TEST_SUITE("gc.weak") {
       }
     }
   }
+
+  // A key that only its finalizer keeps alive is live to process_weak, so a
+  // model that prunes entries by their key keeps the entry: its value must
+  // be kept as well, or the table points into freed memory.
+  TEST_CASE("an ephemeron whose key is kept only for its finalizer keeps its value as long as the key") {
+    for (bool incremental : {false, true}) {
+      CAPTURE(incremental);
+      Runtime rt({.gc_tags = {kGc}});
+      test::AttachedState ts(rt);
+      WeakModel model;
+      Node* table = make_node(ts.heap(kGc), 0, 4);
+      Node* key = make_node(ts.heap(kGc), 1, 4);
+      Node* value = make_node(ts.heap(kGc), 2, 4);
+      table->child[2] = key;
+      table->child[3] = value;
+      model.root_set = {table};
+      model.tables = {table};
+      gc::Options o;
+      o.incremental = incremental;
+      gc::MarkSweep<WeakModel> ms(rt, model, o);
+      ms.register_finalizer(key, [](void*, void*) {}, nullptr);
+      gc::CollectStats s = ms.collect_full();
+      CHECK(s.finalizers_queued == 1);
+      CHECK(table->child[2] == key);  // pruned by key: the key lives on, for its finalizer
+      CHECK(gc_blocks(rt).count(value) == 1);
+      CHECK(test::intact_payload(value));
+      CHECK(ms.run_finalizers() == 1);
+      s = ms.collect_full();  // finalized: the key dies now, and the entry with it
+      CHECK(table->child[2] == nullptr);
+      CHECK(gc_blocks(rt).count(value) == 0);
+    }
+  }
 }
 
 TEST_SUITE("gc.policy") {

@@ -81,6 +81,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -125,6 +126,11 @@ struct Options {
   // and the lazy sweep's leftovers within a 0.5 ms pause (bench/README.md,
   // "Incremental marking").
   std::uint64_t mark_step_ns = 400'000;
+  // With markers = 0 (one per hardware thread), steps of at least this long
+  // mark on every marker thread, shorter ones on the collecting thread
+  // alone (gc/internal/incremental_impl.h says why); an explicit markers
+  // count is used as it is.
+  static constexpr std::uint64_t kParallelStepNs = 2'000'000;
   // Incremental mode, for tests and debugging: at the end of each cycle, a
   // mark from the roots checks that every reachable object was marked; a
   // store the VM did not follow with write_barrier is fatal, naming the
@@ -366,6 +372,7 @@ class MarkSweep {
   void settle(Tracer& t);
   bool rescan_marked(Tracer& t);
   void finish_weak(Tracer& t);
+  void forget_ephemerons(Tracer& t) noexcept;
   void finalize_dead();
   void mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats);
   void count_dead(CollectStats& stats);
@@ -407,6 +414,9 @@ class MarkSweep {
   std::vector<Tracer> cycle_helpers_;
   std::uint64_t deadline_ns_ = 0;  // a mark step stops at this time (0: marks to the end)
   std::atomic<bool> collecting_{false};
+  // Ephemerons whose key is not marked yet, by key (settle), for one
+  // collection: kept across marking for finalization.
+  std::unordered_multimap<void*, void*> waiting_by_key_;
   GcListener* listener_ = nullptr;
   std::size_t stack_limit_ = SIZE_MAX;
   std::uint64_t collections_ = 0;

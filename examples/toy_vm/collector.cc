@@ -142,10 +142,10 @@ class Collector {
   }
 
   // After marking, world stopped: dead tables leave the list; a live table
-  // loses the entries whose key died. Also those whose value died: a key
-  // kept only for its finalizer is live, but its ephemeron's value was not
-  // marked (weak references never revive an object kept for its
-  // finalizer), so the entry goes as if the key had died. No lock: every
+  // loses the entries whose key died. The collector keeps an ephemeron's
+  // value as long as its key, also a key kept only for its finalizer, so
+  // the value check below never fires: it stays as a guard, since an entry
+  // with a dead value would point into freed memory. No lock: every
   // mutator is stopped outside weak_mu.
   void process_weak(const tagheap::gc::Liveness& live) {
     std::erase_if(vm_.weak_tables_, [&](WeakTable* w) { return !live.is_live(w); });

@@ -56,30 +56,31 @@ class IncrementalPacer {
   // A cycle begins; `live_estimate`: at most this many bytes to mark;
   // `step_ns`: the marking time a step should take (Options::mark_step_ns).
   void start(std::uint64_t allocated, std::size_t live_estimate, std::uint64_t step_ns) noexcept {
-    const double work = 2.0 * static_cast<double>(live_estimate);  // twice over, for margin
-    const double wanted = std::clamp(std::ceil(work / std::max(1.0, rate_ * static_cast<double>(step_ns))), 4.0,
-                                     static_cast<double>(kMaxSteps));
+    work_left_ = static_cast<double>(live_estimate);
+    base_step_ns_ = step_ns;
     // The window holds the steps kMinStepBytes apart (the allocation count
     // moves in 64 KiB flushes anyway): at least what is left of the budget
     // (half of it, if the cycle starts late), widened up to half the live
     // estimate for a large heap under a small budget (the first cycle,
     // whose budget knows no live size yet), never further: past that the
     // steps take longer instead of the heap growing more.
-    const std::uint64_t needed = static_cast<std::uint64_t>(wanted) * kMinStepBytes;
+    const std::uint64_t needed = static_cast<std::uint64_t>(steps_wanted(2.0)) * kMinStepBytes;
     const std::uint64_t widest = std::max(limit_ > allocated ? limit_ - allocated : 0,
                                           std::max(half_budget_, static_cast<std::uint64_t>(live_estimate / 2)));
     limit_ = std::max({limit_, allocated + half_budget_, allocated + std::min(needed, widest)});
-    const std::uint64_t window = limit_ - allocated;
-    const double steps = std::clamp(std::floor(static_cast<double>(window) / kMinStepBytes), 1.0, wanted);
-    step_bytes_ = static_cast<std::uint64_t>(static_cast<double>(window) / steps);
-    step_ns_ = static_cast<std::uint64_t>(static_cast<double>(step_ns) * wanted / steps);
-    plan_next(allocated);
+    schedule(allocated, 2.0);
   }
-  // A step marked `bytes` in `ns` of marking; the next one is due after
-  // step_bytes more.
+  // A step marked `bytes` in `ns` of marking. The schedule follows: the
+  // work left (the estimate, plus what was allocated since, less what is
+  // marked) at the rate measured,
+  // over the allocation left before the limit, so a cycle that falls
+  // behind steps more often, then longer, and one ahead leaves the
+  // mutators longer stretches.
   void step_done(std::uint64_t allocated, std::size_t bytes, std::uint64_t ns) noexcept {
     if (ns > 0 && bytes > 0) rate_ = 0.5 * rate_ + 0.5 * static_cast<double>(bytes) / static_cast<double>(ns);
-    plan_next(allocated);
+    // What the mutators allocated since may survive and need marking too.
+    work_left_ = std::max(0.0, work_left_ + static_cast<double>(allocated - last_allocated_) - static_cast<double>(bytes));
+    schedule(allocated, 1.5);
   }
   bool due(std::uint64_t allocated) const noexcept { return allocated >= next_.load(std::memory_order_relaxed); }
   bool at_limit(std::uint64_t allocated) const noexcept { return allocated >= limit_; }
@@ -91,7 +92,21 @@ class IncrementalPacer {
   double rate_bytes_per_ns() const noexcept { return rate_; }
 
  private:
+  // Steps to mark what is left, `margin` times over, at the rate measured.
+  double steps_wanted(double margin) const noexcept {
+    return std::clamp(std::ceil(margin * work_left_ / std::max(1.0, rate_ * static_cast<double>(base_step_ns_))), 1.0,
+                      static_cast<double>(kMaxSteps));
+  }
+  void schedule(std::uint64_t allocated, double margin) noexcept {
+    const double wanted = steps_wanted(margin);
+    const double window = limit_ > allocated ? static_cast<double>(limit_ - allocated) : 0.0;
+    const double steps = std::clamp(std::floor(window / kMinStepBytes), 1.0, wanted);
+    step_bytes_ = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(window / steps));
+    step_ns_ = static_cast<std::uint64_t>(static_cast<double>(base_step_ns_) * wanted / steps);
+    plan_next(allocated);
+  }
   void plan_next(std::uint64_t allocated) noexcept {
+    last_allocated_ = allocated;
     next_.store(std::min(allocated + step_bytes_, std::max(limit_, allocated)), std::memory_order_relaxed);
   }
 
@@ -100,6 +115,9 @@ class IncrementalPacer {
   std::uint64_t half_budget_ = 0;  // the allocation a cycle marks during
   std::uint64_t step_bytes_ = kMinStepBytes;
   std::uint64_t step_ns_ = 0;
+  std::uint64_t base_step_ns_ = 0;  // Options::mark_step_ns
+  double work_left_ = 0;            // bytes the cycle may still have to mark (an upper bound)
+  std::uint64_t last_allocated_ = 0;
   double rate_ = 1.0;  // bytes marked per ns: a slow machine's (2-core EPYC: 1.3-3.2), until measured
 };
 

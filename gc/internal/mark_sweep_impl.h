@@ -84,12 +84,13 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     settle(first);
     finish_weak(first);  // weak slots do not see objects kept only for their finalizers
     if (!finalizers_.empty()) mark_for_finalization(first, ready, stats);
+    forget_ephemerons(first);  // keys still unmarked: their values stay unmarked
     if constexpr (HasProcessWeak<Model>) model_.process_weak(Liveness(gc_tags_));
   } catch (...) {
     first_state_.stack.clear();
     for (MarkerState& m : helper_states_) m.stack.clear();
     first.weak_slots_.clear();
-    first.ephemerons_.clear();
+    forget_ephemerons(first);
     // Every mark goes: nothing was freed, and the runtime is as before (in
     // generational mode every object is young again, and the next
     // collection is full).
@@ -230,9 +231,12 @@ void MarkSweep<Model>::drain(Tracer& t) {
 // is not marked yet wait in a table by key; tracing an object releases the
 // values waiting for it, so each ephemeron is looked at a bounded number of
 // times however long the chains (no rescan of every ephemeron per round).
+// The table lasts for the whole collection (waiting_by_key_): marking for
+// finalization settles again, and a key that only a finalizer keeps alive
+// then releases its values too, so no ephemeron entry outlives its value.
 template <class Model>
 void MarkSweep<Model>::settle(Tracer& t) {
-  std::unordered_multimap<void*, void*> waiting;
+  std::unordered_multimap<void*, void*>& waiting = waiting_by_key_;
   t.waiting_ = &waiting;
   struct Reset {
     Tracer& t;
@@ -319,11 +323,16 @@ void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& read
 }
 
 template <class Model>
+void MarkSweep<Model>::forget_ephemerons(Tracer& t) noexcept {
+  t.ephemerons_.clear();
+  waiting_by_key_.clear();
+}
+
+template <class Model>
 void MarkSweep<Model>::finish_weak(Tracer& t) {
   for (void** slot : t.weak_slots_)
     if (*slot != nullptr && t.is_gc_block(*slot) && !t.is_marked(*slot)) *slot = nullptr;
   t.weak_slots_.clear();
-  t.ephemerons_.clear();  // keys still unmarked: their values stay unmarked
 }
 
 // After a minor collection's or an incremental cycle's marking: everything
