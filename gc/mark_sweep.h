@@ -366,6 +366,7 @@ class MarkSweep {
     stats.roots_conservative += t.conservative_hits_;
     stats.marked_bytes_by_marker[std::min(marker, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
   }
+  unsigned make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept;
   static void mark_job(void* context, unsigned marker) noexcept;
   void mark_from_roots(Tracer& t, MarkJob& job);
   void drain(Tracer& t);

@@ -47,11 +47,7 @@ Node* g_root;
 
 struct Model {
   void roots(tagheap::gc::Tracer& t) { t.mark(g_root); }
-  void trace(void* obj, tagheap::gc::Tracer& t) {
-    auto* n = static_cast<Node*>(obj);
-    t.mark(n->left);
-    t.mark(n->right);
-  }
+  void trace(void* obj, tagheap::gc::Tracer& t) { gcb::trace_tree_node(obj, t); }
 };
 
 struct Env {

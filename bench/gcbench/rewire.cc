@@ -64,11 +64,7 @@ struct Model {
     t.mark(g_root);
     for (void* p : g_pinned) t.mark(p);
   }
-  void trace(void* obj, tagheap::gc::Tracer& t) {
-    auto* n = static_cast<Node*>(obj);
-    t.mark(n->left);
-    t.mark(n->right);
-  }
+  void trace(void* obj, tagheap::gc::Tracer& t) { gcb::trace_tree_node(obj, t); }
 };
 
 struct Env {

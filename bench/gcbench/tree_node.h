@@ -15,6 +15,15 @@ struct TreeNode {
 };
 static_assert(sizeof(TreeNode) == 24);
 
+// What a collector model's trace does with a TreeNode (Tracer: anything
+// with mark(void*)).
+template <class Tracer>
+void trace_tree_node(void* obj, Tracer& t) {
+  auto* n = static_cast<TreeNode*>(obj);
+  t.mark(n->left);
+  t.mark(n->right);
+}
+
 inline long count_nodes(const TreeNode* root) {
   std::vector<const TreeNode*> stack{root};
   long n = 0;

@@ -27,14 +27,12 @@ struct Run {
   std::string out, err;
 };
 
-inline bool generational() {
-  const char* g = std::getenv("TVM_TEST_GENERATIONAL");
-  return g != nullptr && std::string(g) == "1";
+inline bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string(v) == "1";
 }
-inline bool incremental() {
-  const char* g = std::getenv("TVM_TEST_INCREMENTAL");
-  return g != nullptr && std::string(g) == "1";
-}
+inline bool generational() { return env_flag("TVM_TEST_GENERATIONAL"); }
+inline bool incremental() { return env_flag("TVM_TEST_INCREMENTAL"); }
 
 inline Run run_tvm(const std::vector<std::string>& args, const std::string& stdin_text = "") {
   std::vector<const char*> argv{"tvm"};

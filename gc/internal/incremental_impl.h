@@ -76,24 +76,11 @@ CollectStats MarkSweep<Model>::collect_increment() {
   // 100 MiB, 2 cores: steps of 0.4 ms overran to 3-6 ms with two markers,
   // never past 1.2 ms with one).
   // An explicit Options::markers is honoured.
-  unsigned n = options_.markers != 0 || options_.mark_step_ns >= Options::kParallelStepNs ? markers_ : 1;
+  const unsigned n = options_.markers != 0 || options_.mark_step_ns >= Options::kParallelStepNs ? markers_ : 1;
   first_state_.stack.clear();
+  for (MarkerState& m : helper_states_) m.stack.clear();
   cycle_first_.emplace(Tracer(&runtime_.core(), gc_tags_, first_state_.stack, stack_limit_));
-  cycle_helpers_.clear();
-  if (n > 1) {
-    try {
-      if (helper_states_.size() < n - 1) helper_states_.resize(n - 1);
-      cycle_helpers_.reserve(n - 1);
-      for (unsigned i = 1; i < n; ++i) {
-        helper_states_[i - 1].stack.clear();
-        cycle_helpers_.push_back(Tracer(&runtime_.core(), gc_tags_, helper_states_[i - 1].stack, stack_limit_));
-      }
-    } catch (const std::bad_alloc&) {
-      cycle_helpers_.clear();
-      n = 1;
-    }
-  }
-  cycle_markers_ = n;
+  cycle_markers_ = make_helper_tracers(n, cycle_helpers_);
   {
     std::lock_guard lock(remembered_mu_);
     remembered_.clear();

@@ -46,22 +46,10 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   const std::uint64_t t1 = internal::now_ns();
   emit(GcPhase::kSweepCompleted);
 
-  // Helpers need memory for their state: short of it, marker 0 marks alone
-  // (a collection must work when memory has run out).
-  unsigned n = markers_;
   std::vector<Tracer> helpers;
   Tracer first(&runtime_.core(), gc_tags_, first_state_.stack, stack_limit_);
-  if (n > 1) {
-    try {
-      if (helper_states_.size() < n - 1) helper_states_.resize(n - 1);
-      helpers.reserve(n - 1);
-      for (unsigned i = 1; i < n; ++i)
-        helpers.push_back(Tracer(&runtime_.core(), gc_tags_, helper_states_[i - 1].stack, stack_limit_));
-      n = threads_.start(n);  // fewer when the OS refuses threads
-    } catch (const std::bad_alloc&) {
-      n = 1;
-    }
-  }
+  unsigned n = make_helper_tracers(markers_, helpers);
+  if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
   stats.markers = n;
   MarkJob job{this, &first, &helpers, nullptr};
   std::vector<void*> ready;  // objects whose finalizers are due
@@ -144,6 +132,25 @@ void MarkSweep<Model>::after_marking(CollectStats& stats, const std::vector<void
   if constexpr (HasFinalize<Model>) finalize_dead();
   if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
   count_dead(stats);
+}
+
+// Helpers need memory for their state: short of it, marker 0 marks alone
+// (a collection must work when memory has run out). Returns the markers
+// that have a tracer: n, or 1.
+template <class Model>
+unsigned MarkSweep<Model>::make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept {
+  helpers.clear();
+  if (n <= 1) return 1;
+  try {
+    if (helper_states_.size() < n - 1) helper_states_.resize(n - 1);
+    helpers.reserve(n - 1);
+    for (unsigned i = 1; i < n; ++i)
+      helpers.push_back(Tracer(&runtime_.core(), gc_tags_, helper_states_[i - 1].stack, stack_limit_));
+    return n;
+  } catch (const std::bad_alloc&) {
+    helpers.clear();
+    return 1;
+  }
 }
 
 template <class Model>
