@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
 
 #include "alloc/internal/segment.h"
 #include "alloc/internal/segment_map.h"
@@ -68,6 +69,12 @@ void unmap_segment_memory(Segment* seg) noexcept {
   // The last lookup may have left between our count read and the push,
   // seeing no deferred segment: then nobody else will drain.
   drain_if_quiet();
+}
+
+void lookups_after_fork_child() noexcept {
+  new (&g_deferred_mu) std::mutex();
+  g_lookups.store(t_lookup_depth > 0 ? 1 : 0, std::memory_order_seq_cst);
+  if (g_deferred.load(std::memory_order_seq_cst) != nullptr) drain_if_quiet();
 }
 
 }  // namespace tagheap::internal

@@ -6,6 +6,7 @@
 
 #include "alloc/heap.h"
 #include "alloc/heap_walk.h"
+#include "alloc/internal/lookup_guard.h"
 #include "alloc/internal/runtime_core.h"
 #include "alloc/thread_state.h"
 
@@ -269,6 +270,7 @@ void Runtime::after_fork_child(ThreadState& survivor) {
   new (&core_->threads_mu) std::mutex();
   for (auto& shard : core_->shards) new (&shard.mu) std::mutex();
   core_->segments.reset_lock_after_fork();
+  internal::lookups_after_fork_child();  // process-wide: any runtime's call will do
   std::vector<ThreadState*> orphans;
   for (internal::ThreadNode& node : core_->threads)
     if (node.self != &survivor) orphans.push_back(node.self);

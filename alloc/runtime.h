@@ -66,7 +66,8 @@ class Runtime {
   // In a fork() child, before anything else: every thread state but
   // `survivor` belonged to a thread that no longer exists; abandon them all
   // (their pages go to the pool, reclaimable by tag). Locks held by vanished
-  // threads are reset.
+  // threads are reset, and so are the block-lookup scopes they held
+  // (BlockLookupScope), which would otherwise defer the child's unmaps forever.
   void after_fork_child(ThreadState& survivor);
 
   // World stopped: statistics for every tag, by a walk.

@@ -2,8 +2,13 @@
 // 5, 6 and 8; abandonment from another thread and after fork(); invalid tags.
 #include <doctest/doctest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <memory>
 #include <condition_variable>
 #include <mutex>
@@ -359,6 +364,52 @@ TEST_SUITE("alloc.tags") {
     survivor.detach();
     CHECK(rt.stats().total.blocks == 0);
     rt.verify();
+  }
+
+  TEST_CASE("a block-lookup scope held by another thread at fork() does not keep the child's memory mapped") {
+    // A thread sits inside a conservative lookup (BlockLookupScope) when the
+    // main thread forks. In the child that thread is gone; its scope must
+    // not defer the child's unmaps forever.
+    Runtime rt;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool holding = false, release = false;
+    std::thread holder([&] {
+      BlockLookupScope scope;
+      std::unique_lock lock(mu);
+      holding = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    });
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return holding; });
+    }
+    ThreadState survivor(rt);
+    survivor.attach();
+    const test::ChildResult r = test::run_in_child([&] {
+      test::ChildChecks c;
+      rt.after_fork_child(survivor);
+      const std::size_t size = std::size_t{8} << 20;  // a huge block: a segment of its own
+      void* p = survivor.heap(0).allocate(size);
+      c.expect(p != nullptr, "the child allocates a huge block");
+      tagheap::free(p);
+      rt.trim();  // the huge-segment cache lets go too
+      unsigned char vec = 0;
+      const long page = sysconf(_SC_PAGESIZE);
+      void* first = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~static_cast<std::uintptr_t>(page - 1));
+      c.expect(mincore(first, static_cast<std::size_t>(page), &vec) != 0 && errno == ENOMEM,
+               "the freed huge segment is unmapped in the child");
+      c.finish();
+    });
+    CHECK_MESSAGE((r.exited && r.exit_code == 0), r.describe());
+    {
+      std::lock_guard lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+    holder.join();
+    survivor.detach();
   }
 
   TEST_CASE("an invalid tag is rejected with std::invalid_argument") {

@@ -45,4 +45,11 @@ void leave_lookups() noexcept;
 // any lookup is in progress, once none is.
 void unmap_segment_memory(Segment* seg) noexcept;
 
+// In a fork() child (Runtime::after_fork_child): scopes that other threads
+// held at the fork are gone with them, so the count becomes this thread's
+// own, the lock is made anew, and what was deferred is unmapped if no scope
+// is left. Without it, one scope held by any thread at the fork kept every
+// later unmap of the child deferred forever.
+void lookups_after_fork_child() noexcept;
+
 }  // namespace tagheap::internal
