@@ -22,6 +22,7 @@
 #include "alloc/heap_walk.h"
 #include "alloc/tagheap.h"
 #include "gc/mark_sweep.h"
+#include "gc/test_graph.h"
 #include "gc/visit.h"
 
 using namespace tagheap;
@@ -30,24 +31,10 @@ namespace {
 
 constexpr Tag kData = 0, kGcA = 1, kOther = 2, kGcB = 3;
 
-// A GC object: an id (index into the model's tables) and n child pointers.
-struct Node {
-  std::uint32_t id;
-  std::uint32_t n;
-  std::uint64_t pad;
-  Node* child[];
-};
-static_assert(sizeof(Node) == 16);
-
-Node* make_node(Heap& heap, std::uint32_t id, std::uint32_t n) {
-  auto* node = static_cast<Node*>(heap.allocate(sizeof(Node) + n * sizeof(Node*)));
-  REQUIRE(node != nullptr);
-  node->id = id;
-  node->n = n;
-  node->pad = 0;
-  for (std::uint32_t i = 0; i < n; ++i) node->child[i] = nullptr;
-  return node;
-}
+using test::gc_blocks;
+using test::make_node;
+using test::Node;
+using test::reachable;
 
 // The collector's model: precise roots, optional conservative words, and a
 // finalizer that counts calls per id.
@@ -75,29 +62,6 @@ struct GraphModel {
   }
 };
 
-// Reachable set by the test's own graph search (never the collector's).
-std::unordered_set<Node*> reachable(const std::vector<Node*>& roots) {
-  std::unordered_set<Node*> seen;
-  std::vector<Node*> todo;
-  for (Node* r : roots)
-    if (r && seen.insert(r).second) todo.push_back(r);
-  while (!todo.empty()) {
-    Node* n = todo.back();
-    todo.pop_back();
-    for (std::uint32_t i = 0; i < n->n; ++i)
-      if (Node* c = n->child[i]; c && seen.insert(c).second) todo.push_back(c);
-  }
-  return seen;
-}
-
-std::unordered_set<void*> gc_blocks(Runtime& rt) {
-  std::unordered_set<void*> all;
-  visit_gc_blocks(rt, [&](const BlockRef& b) {
-    CHECK(all.insert(b.block).second);  // each block exactly once
-  });
-  return all;
-}
-
 // The collection's verdict against the model: the survivors are exactly the
 // reachable set, every other GC block was freed and finalized exactly once.
 struct Checker {
@@ -108,8 +72,8 @@ struct Checker {
 
   gc::CollectStats collect_and_check() {
     const std::unordered_set<void*> before = gc_blocks(rt);
-    const std::unordered_set<Node*> live = reachable(model.root_set);
-    for (Node* n : live) REQUIRE(before.count(n) == 1);
+    const std::unordered_set<void*> live = reachable(model.root_set);
+    for (void* n : live) REQUIRE(before.count(n) == 1);
     std::vector<int> fin_before = model.finalized;
     fin_before.resize(everything.size());
 
@@ -121,7 +85,7 @@ struct Checker {
     CHECK(stats.freed_blocks == before.size() - live.size());
     const std::unordered_set<void*> after = gc_blocks(rt);
     CHECK(after.size() == live.size());
-    for (Node* n : live) CHECK(after.count(n) == 1);
+    for (void* n : live) CHECK(after.count(n) == 1);
     model.finalized.resize(everything.size());
     std::size_t newly_finalized = 0;
     for (std::size_t id = 0; id < everything.size(); ++id) {
