@@ -70,7 +70,7 @@ def run_one(bindir, binary, env_extra, args, log_path):
         except ValueError:
             run[k] = v
     with open(log_path) as f:
-        pauses = [tuple(map(float, l.split(","))) for l in f if l.strip()]
+        pauses = [tuple(map(float, l.split(",")[:2])) for l in f if l.strip() and not l.startswith("#")]
     return run, pauses
 
 

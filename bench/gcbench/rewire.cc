@@ -27,9 +27,20 @@
 //
 // Prints: rewire_<live>MiB <variant> <wall_ms> <peak_rss_kib> ops=.. pauses=..
 //         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. [tagheap: calls=.. cycles=..]
-// With GCB_PAUSE_LOG=FILE, every pause as "t_ms,pause_ms" (t from the start
-// of the operations) for the timeline plot.
+// With GCB_PAUSE_LOG=FILE, every pause as "t_ms,pause_ms,collect_ms" (t from
+// the start of the operations; collect_ms: the part inside tagheap's
+// collect(), so a stall in allocation shows as pause_ms - collect_ms; 0 for
+// Boehm) for the timeline plot; a first line "# start_ns=N" gives the
+// operations' start on CLOCK_MONOTONIC, to line the log up with a profile
+// (perf record -k CLOCK_MONOTONIC).
+// With GCB_STALL_DIAG=1, every operation of 3 ms or more is told on stderr
+// with what the thread did meanwhile (getrusage: CPU time, page faults,
+// voluntary and involuntary context switches), which says whether a stall
+// was work, faults or waiting for a CPU. Costs two system calls per
+// operation: not for timed runs.
 #define GC_THREADS 1  // before gc.h (through variant.h)
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -95,13 +106,17 @@ struct Env {
     return p;
   }
   void barrier(Node* obj) { ms.write_barrier(obj); }
+  // The collector's own share of the last poll(), in ms (0 if it did not collect).
+  double last_collect_ms = 0;
   void poll() {
+    last_collect_ms = 0;
     if (!ms.collection_due()) return;
     const tagheap::gc::CollectStats s = ms.collect();
     ++calls;
     cycles += s.cycle_done;
     at_limit += s.finished_at_limit;
     const double ms_taken = static_cast<double>(s.pause_ns) / 1e6;
+    last_collect_ms = ms_taken;
     double& worst = !s.incremental ? max_whole : s.cycle_done ? max_last : s.cycle_pauses == 1 ? max_first : max_step;
     worst = std::max(worst, ms_taken);
     if (s.cycle_done) max_sweep_in_pause = std::max(max_sweep_in_pause, static_cast<double>(s.sweep_ns) / 1e6);
@@ -135,6 +150,7 @@ struct Env {
   void* alloc_garbage(std::size_t n) { return GC_MALLOC_ATOMIC(n); }
   void barrier(Node*) {}  // Boehm finds dirty pages itself
   void poll() {}
+  static constexpr double last_collect_ms = 0;  // inside GC_MALLOC: not told apart
   void pin(Node*, void*) {}  // locals are on the stack, scanned
   void begin_build() { GC_disable(); }
   void end_build() { GC_enable(); }
@@ -160,6 +176,33 @@ Node* walk(Node* root, int depth, std::mt19937_64& rng, int* reached) {
   *reached = d;
   return x;
 }
+
+// GCB_STALL_DIAG: the thread's resource use around one operation.
+class StallDiag {
+ public:
+  StallDiag() : on_(std::getenv("GCB_STALL_DIAG") != nullptr) {}
+  void before() {
+    if (on_) getrusage(RUSAGE_THREAD, &r0_);
+  }
+  void after(std::uint64_t t0, std::uint64_t dt, double collect_ms) {
+    if (!on_ || dt < 3'000'000) return;
+    rusage r1{};
+    getrusage(RUSAGE_THREAD, &r1);
+    auto us = [](timeval a, timeval b) {
+      return static_cast<double>(b.tv_sec - a.tv_sec) * 1e6 + static_cast<double>(b.tv_usec - a.tv_usec);
+    };
+    std::fprintf(stderr,
+                 "stall t0_ns=%llu %.2f ms, collect %.2f ms: user %.0f us, sys %.0f us, minflt %ld, vcsw %ld, "
+                 "ivcsw %ld\n",
+                 static_cast<unsigned long long>(t0), static_cast<double>(dt) / 1e6, collect_ms,
+                 us(r0_.ru_utime, r1.ru_utime), us(r0_.ru_stime, r1.ru_stime), r1.ru_minflt - r0_.ru_minflt,
+                 r1.ru_nvcsw - r0_.ru_nvcsw, r1.ru_nivcsw - r0_.ru_nivcsw);
+  }
+
+ private:
+  bool on_;
+  rusage r0_{};
+};
 
 double quantile(std::vector<double>& v, double q) {
   if (v.empty()) return 0;
@@ -203,21 +246,27 @@ int main(int argc, char** argv) {
 
   std::mt19937_64 rng(42);
   std::vector<double> pauses;
-  std::vector<std::pair<double, double>> timeline;
+  struct Stall {
+    double t_ms, stall_ms, collect_ms;
+  };
+  std::vector<Stall> timeline;
   double gc_ms = 0;
+  StallDiag diag;
   const std::uint64_t start = now_ns();
   for (long op = 0; op < ops; ++op) {
     int x_depth = 0;
     Node* x = walk(g_root, walk_depth, rng, &x_depth);
+    diag.before();
     const std::uint64_t t0 = now_ns();
     Node* n = env.alloc_node();
     void* g = env.alloc_garbage(garbage);
     env.pin(n, g);
     env.poll();
     const std::uint64_t dt = now_ns() - t0;
+    diag.after(t0, dt, env.last_collect_ms);
     if (dt >= kPauseNs) {
       pauses.push_back(static_cast<double>(dt) / 1e6);
-      timeline.emplace_back(static_cast<double>(t0 - start) / 1e6, static_cast<double>(dt) / 1e6);
+      timeline.push_back({static_cast<double>(t0 - start) / 1e6, static_cast<double>(dt) / 1e6, env.last_collect_ms});
       gc_ms += static_cast<double>(dt) / 1e6;
     }
     Node*& slot = (rng() & 1) ? x->left : x->right;
@@ -256,7 +305,8 @@ int main(int argc, char** argv) {
   std::printf("\n");
   if (const char* path = std::getenv("GCB_PAUSE_LOG")) {
     if (FILE* f = std::fopen(path, "w")) {
-      for (auto [t, d] : timeline) std::fprintf(f, "%.3f,%.4f\n", t, d);
+      std::fprintf(f, "# start_ns=%llu\n", static_cast<unsigned long long>(start));
+      for (const Stall& st : timeline) std::fprintf(f, "%.3f,%.4f,%.4f\n", st.t_ms, st.stall_ms, st.collect_ms);
       std::fclose(f);
     }
   }
