@@ -152,11 +152,7 @@ int main(int argc, char** argv) {
       std::memset(b, 0x5a, 16);
     }
   }
-  for (std::size_t i = 0; i < nodes; ++i) {
-    if (2 * i + 1 < nodes) order[i]->left = order[2 * i + 1];
-    if (2 * i + 2 < nodes) order[i]->right = order[2 * i + 2];
-  }
-  env.set_root(order[0]);
+  env.set_root(gcb::link_complete_tree(order, nodes));
   std::memset(order, 0, map_bytes);
   munmap(order, map_bytes);
   env.end_build();

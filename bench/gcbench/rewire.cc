@@ -232,11 +232,7 @@ int main(int argc, char** argv) {
       order[i]->left = order[i]->right = nullptr;
       order[i]->payload = i;
     }
-    for (std::size_t i = 0; i < nodes; ++i) {
-      if (2 * i + 1 < nodes) order[i]->left = order[2 * i + 1];
-      if (2 * i + 2 < nodes) order[i]->right = order[2 * i + 2];
-    }
-    g_root = order[0];
+    g_root = gcb::link_complete_tree(order.data(), nodes);
     std::fill(order.begin(), order.end(), nullptr);
   }
   env.end_build();
