@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import svgplot
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = [
     ("tagheap", "rewire_tagheap", {}),
@@ -77,8 +79,7 @@ def run_one(bindir, binary, env_extra, args, log_path):
 def svg(pauses_by_variant, path, live):
     w, h, pad = 980, 380, 50
     half = w // 2
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
-             'font-size="11"><rect width="100%%" height="100%%" fill="white"/>' % (w, h)]
+    parts = []
     # Histogram: log2 buckets of pause ms from 1/64 ms to 512 ms.
     edges = [2.0 ** k for k in range(-6, 10)]
     maxc = 1
@@ -108,27 +109,13 @@ def svg(pauses_by_variant, path, live):
     parts.append('<text x="%d" y="%d" text-anchor="middle">pause ms (bucket start)</text>' % ((x0 + x1) // 2, y0 + 30))
     parts.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (x0, y0, x1, y0))
     # Timeline: pause length (log) against time.
-    tx0, tx1 = half + 30, w - 20
     tmax = max((t for ps in pauses_by_variant.values() for t, _ in ps), default=1) or 1
-    lo, hi = math.log10(0.01), math.log10(1000)
-    parts.append('<text x="%d" y="20" font-size="13">Timeline (last round): pause ms, log scale</text>' % tx0)
-    for v, ps in pauses_by_variant.items():
-        for t, d in ps:
-            x = tx0 + (tx1 - tx0) * t / tmax
-            y = y0 - (y0 - y1) * (math.log10(max(d, 0.01)) - lo) / (hi - lo)
-            parts.append('<circle cx="%.1f" cy="%.1f" r="1.6" fill="%s" fill-opacity="0.6"/>' % (x, y, COLOURS[v]))
-    for ms in (0.1, 1, 10, 100):
-        y = y0 - (y0 - y1) * (math.log10(ms) - lo) / (hi - lo)
-        parts.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ccc"/>' % (tx0, y, tx1, y))
-        parts.append('<text x="%d" y="%.1f" text-anchor="end">%g</text>' % (tx0 - 4, y + 4, ms))
-    parts.append('<text x="%d" y="%d" text-anchor="middle">time since the operations began, ms (0 to %.0f)</text>' %
-                 ((tx0 + tx1) // 2, y0 + 30, tmax))
-    for j, v in enumerate(pauses_by_variant):
-        parts.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>' %
-                     (x0 + 10 + j * 200, h - 12, COLOURS[v], x0 + 24 + j * 200, h - 3, v))
-    parts.append("</svg>")
+    parts += svgplot.timeline((half + 30, y1, w - 20, y0), [(COLOURS[v], ps) for v, ps in pauses_by_variant.items()],
+                              tmax, "Timeline (last round): pause ms, log scale",
+                              "time since the operations began, ms (0 to %.0f)" % tmax, title_y=20)
+    parts += svgplot.legend(x0 + 10, h - 12, [(COLOURS[v], v) for v in pauses_by_variant])
     with open(path, "w") as f:
-        f.write("\n".join(parts))
+        f.write(svgplot.document(w, h, parts))
 
 
 def main():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The collector policy's trade-off curve, pauses and generations, measured.
 
-    bench/policy_curve.py [--rounds=3] [--parts=curve,pause,generational,barrier]
+    bench/policy_curve.py [--rounds=3] [--parts=curve,pause,generational,barrier,minor]
                           [--growth=0.25,0.5,1,2,3] [--min-mib=1,4,8]
                           [--depths=18,19,20] [--gen-depths=18,19,20,21] [--gen-growth=G,...]
                           [--full-grid=gcbench,mt_gcbench,binarytrees_18] [--other-min-mib=4]
@@ -23,6 +23,11 @@ A benchmark, not a test. Parts:
                 (single-threaded programs), mimalloc, and for --incremental
                 Boehm with GC_ENABLE_INCREMENTAL=1.
   barrier       barrier_tagheap: ns per store of the write barrier's paths.
+  minor         minor_pause_tagheap 100 1 8 20 16 3: minor collections with
+                100 MiB old and 1 MiB of young survivors (plus 8 MiB of young
+                garbage) per collection, then 3 full ones on the same heap,
+                with GCB_MARKERS=1 and the default markers (one per hardware
+                thread). Not in the default --parts.
 
 Each round runs every job once, in a rotated order (A B C, B C A, ...), so
 load from other work spreads over all jobs instead of hitting one. Per run
@@ -133,7 +138,18 @@ def barrier_jobs(opts):
     return [Job("barrier", "barrier", "tagheap", "tagheap", "barrier_tagheap")]
 
 
-PARTS = {"curve": curve_jobs, "pause": pause_jobs, "generational": generational_jobs, "barrier": barrier_jobs}
+def minor_jobs(opts):
+    args = [str(PAUSE_LIVE_MIB), "1", "8", "20", "16", "3"]
+    bench = "minor_pause_%dMiB" % PAUSE_LIVE_MIB
+    return [
+        Job("minor", bench, "tagheap", "tagheap generational markers=1", "minor_pause_tagheap", args,
+            {"GCB_MARKERS": 1}),
+        Job("minor", bench, "tagheap", "tagheap generational markers=default", "minor_pause_tagheap", args),
+    ]
+
+
+PARTS = {"curve": curve_jobs, "pause": pause_jobs, "generational": generational_jobs, "barrier": barrier_jobs,
+         "minor": minor_jobs}
 
 
 def bazel(opts, *args):
@@ -156,13 +172,13 @@ def parse_output(job, text):
         if not line.strip() or line.startswith("#"):
             if "minor of" in line:  # tagheap's detail line
                 out["detail"] = line[2:].strip()
-            elif "helper markers" in line:
+            elif "helper markers" in line or "minor phases" in line:
                 out["detail"] = line[2:].strip()
             continue
         f = line.split()
         if job.part == "barrier":
             out["barrier " + f[1]] = float(f[2])
-        elif job.part == "pause":
+        elif job.part in ("pause", "minor"):
             out["program_ms"] = float(f[2])
             for kv in f[4:]:
                 k, _, v = kv.partition("=")
@@ -207,14 +223,14 @@ def summarize(jobs):
             continue
         row = {"part": j.part, "bench": j.bench, "label": j.label, "peer": j.peer, "growth": j.growth,
                "min_mib": j.min_mib, "rounds": len(j.runs)}
-        for k in ["wall_s", "cpu_s", "user_s", "sys_s", "minflt", "peak_rss_mib", "program_ms"]:
+        for k in ["wall_s", "cpu_s", "user_s", "sys_s", "minflt", "peak_rss_mib", "program_ms", "load1"]:
             vals = [float(r[k]) for r in j.runs if r.get(k, "") != ""]
             row[k] = median(vals)
         for k, spread in [("wall_s", "spread"), ("cpu_s", "cpu_spread")]:
             vals = [float(r[k]) for r in j.runs]
             row[spread] = (max(vals) - min(vals)) / median(vals) if len(vals) > 1 else 0.0
         for k in j.runs[0]:
-            if k.startswith("barrier ") or k in ("collections", "max_pause_ms", "min_ms", "max_ms"):
+            if k.startswith("barrier ") or k in ("collections", "max_pause_ms", "min_ms", "max_ms", "full_ms"):
                 vals = [float(r[k]) for r in j.runs if r.get(k, "") != ""]
                 row[k] = median(vals)
         row["detail"] = j.runs[-1].get("detail", "")
@@ -264,9 +280,17 @@ def markdown(rows, part):
             "cpu / Boehm | RSS / Boehm | wall / Boehm | cpu / mimalloc | collections |")
     if part == "pause":
         head = "| benchmark | run | pause ms (median) | min ms | max ms | sys s | minor faults | peak RSS MiB | note |"
+    if part == "minor":
+        head = ("| benchmark | run | minor pause ms (median) | min ms | max ms | full pause ms | wall s | user+sys s | "
+                "sys s | minor faults | peak RSS MiB | load | phases (last round) |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in sel:
-        if part == "pause":
+        if part == "minor":
+            lines.append("| %s | %s | %s | %s | %s | %s | %.2f | %.2f | %.3f | %d | %.1f | %.1f | %s |" % (
+                r["bench"], r["label"], fmt(r.get("program_ms"), ".3f"), fmt(r.get("min_ms"), ".3f"),
+                fmt(r.get("max_ms"), ".3f"), fmt(r.get("full_ms"), ".1f"), r["wall_s"], r["cpu_s"], r["sys_s"],
+                r["minflt"], r["peak_rss_mib"], r["load1"], r.get("detail", "")))
+        elif part == "pause":
             lines.append("| %s | %s | %s | %s | %s | %.3f | %d | %.1f | %s |" % (
                 r["bench"], r["label"], fmt(r.get("program_ms"), ".1f"), fmt(r.get("min_ms"), ".1f"),
                 fmt(r.get("max_ms"), ".1f"), r["sys_s"], r["minflt"], r["peak_rss_mib"], r.get("detail", "")))

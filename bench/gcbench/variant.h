@@ -14,7 +14,11 @@
 //                 store of a node pointer into a node that existed before the
 //                 store's allocation (a no-op in the other variants and in
 //                 non-generational mode). BENCH_HUGE_OS_PAGES (0 or 1)
-//                 overrides RuntimeOptions::huge_os_pages.
+//                 overrides RuntimeOptions::huge_os_pages. GCB_PAUSE_LOG=FILE
+//                 writes every collection, at exit (print_detail), as
+//                 "t_ms,pause_ms,minor|full" (t: from init() to the
+//                 collection's start; the collector's own pause_ns), for
+//                 bench/generational_pauses.py's timeline.
 //   GCB_BOEHM     Debian's libgc: GC_MALLOC for nodes, GC_MALLOC_ATOMIC for
 //                 the array; roots found conservatively. libgc 8.2 starts its
 //                 helper marker threads only when a second thread is created
@@ -34,6 +38,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "bench/common.h"
 
@@ -113,7 +118,9 @@ class Collector {
   // After storing a node pointer into obj (generational mode).
   void write_barrier(void* obj) noexcept { ms_.write_barrier(obj); }
   void collect() {
+    const std::uint64_t t0 = log_ ? bench::now_ns() : 0;
     const tagheap::gc::CollectStats s = ms_.collect();
+    if (log_) pauses_.push_back({t0 - start_ns_, s.pause_ns, s.minor});
     ++collections_;
     minors_ += s.minor;
     max_pause_ns_ = std::max(max_pause_ns_, s.pause_ns);
@@ -140,6 +147,14 @@ class Collector {
   double max_pause_ms() const { return max_pause_ns_ / 1e6; }
   double mark_ms() const { return mark_ns_ / 1e6; }
   double sweep_ms() const { return sweep_ns_ / 1e6; }
+  void write_pause_log() const {
+    if (log_ == nullptr) return;
+    std::FILE* f = std::fopen(log_, "w");
+    if (f == nullptr) return;
+    for (const Pause& p : pauses_)
+      std::fprintf(f, "%.3f,%.4f,%s\n", p.at_ns / 1e6, p.pause_ns / 1e6, p.minor ? "minor" : "full");
+    std::fclose(f);
+  }
 
  private:
   tagheap::Runtime rt_{runtime_options(kGcTag)};
@@ -149,6 +164,13 @@ class Collector {
   unsigned until_check_ = 64;
   std::size_t collections_ = 0, minors_ = 0;
   std::uint64_t mark_ns_ = 0, sweep_ns_ = 0, max_pause_ns_ = 0;
+  struct Pause {
+    std::uint64_t at_ns, pause_ns;
+    bool minor;
+  };
+  const char* log_ = std::getenv("GCB_PAUSE_LOG");
+  const std::uint64_t start_ns_ = bench::now_ns();
+  std::vector<Pause> pauses_;
   void** slots_[256];
   int depth_ = 0;
   void* atomic_ = nullptr;
@@ -167,6 +189,7 @@ inline void print_detail() {
               "%zu mmap, %zu munmap, %zu madvise calls\n",
               g_gc->mark_ms(), g_gc->sweep_ms(), g_gc->minors(), g_gc->collections(), g_gc->max_pause_ms(), os.maps,
               os.unmaps, os.decommits);
+  g_gc->write_pause_log();
 }
 // Registers a local Node* as a root for its scope.
 template <class T>
