@@ -4,22 +4,24 @@
 //   minor_pause_tagheap <old_mib> [young_mib] [garbage_mib] [collections] [per_store] [fulls]
 //   defaults:            100       1           8             20            16          3
 //
-// Builds a complete binary tree of 24-byte GC nodes (left, right, payload)
-// holding <old_mib> MiB, makes it old with collect_full(), then runs
-// <collections> rounds. Each round allocates <young_mib> MiB of young nodes
-// that survive, as small trees of <per_store> nodes each hung off an old
-// leaf (a store into the old leaf and write_barrier(leaf), as a VM would;
-// the leaves are picked at random, so the stores spread over the old
-// pages), interleaved with <garbage_mib> MiB of young garbage nodes, then
-// times collect(): a minor one (one the policy makes full, when the old
-// bytes pass its threshold, is counted apart as fulls_due). Last, 3 collect_full() on the same
-// heap. The checks: every collect() of a round was minor; at the end the
-// tree holds exactly the old nodes and every round's survivors, each once
-// and with its own payload (a survivor freed and reused by garbage or by a
-// later survivor fails the run, exit 1). GCB_VERIFY_MINOR=1 also turns on
-// Options::verify_minor (a mark from the roots after each minor collection,
-// inside the timed pause: for checking, not for timing). GCB_OMIT_BARRIER=1
-// leaves out the write barrier, to see the checks fail.
+// Builds a complete binary tree of 24-byte GC nodes (left, right, payload;
+// 32-byte blocks) holding <old_mib> MiB of nodes, makes it old with
+// collect_full(), then runs <collections> rounds. Each round allocates
+// <young_mib> MiB of young nodes that survive, as small trees of
+// <per_store> nodes each hung off an old leaf (a store into the old leaf and
+// write_barrier(leaf), as a VM would; the leaves are picked at random, so
+// the stores spread over the old pages), interleaved with <garbage_mib> MiB
+// of young garbage nodes, then times collect(): a minor one (one the policy
+// makes full, when the old bytes pass its threshold, is counted apart as
+// fulls_due). Last, <fulls> collect_full() on the same heap (0 for a profile
+// of the minor ones alone).
+// The check, at the end: the tree holds exactly the old nodes and every
+// round's survivors, each once, each a live block (find_block) with its own
+// payload; a survivor freed (reused by garbage or a later survivor, or not)
+// fails the run, exit 1. GCB_OMIT_BARRIER=1 leaves out the write barrier,
+// to see the check fail. GCB_VERIFY_MINOR=1 turns on Options::verify_minor
+// (a mark from the roots after each minor collection, inside the timed
+// pause: for checking, not for timing).
 //
 // Options: gc::Options{} with generational = true and the GCB_* overrides
 // of variant.h (GCB_MARKERS, GCB_GROWTH, GCB_MIN_MIB).
@@ -138,9 +140,11 @@ Node* young_tree(Env& env, std::size_t count, std::uintptr_t round, std::uintptr
   return gcb::link_complete_tree(nodes.data(), count);
 }
 
-// Every node of the tree once: old ones by index, survivors by round and
-// index. Returns false (after saying why) on anything else.
-bool check_tree(std::size_t old_nodes, int rounds, std::size_t per_round) {
+// Every node of the tree once, each a live block: old ones by index,
+// survivors by round and index. Returns false (after saying why) on
+// anything else: a survivor freed and not reused is no longer a live block,
+// one reused holds another payload.
+bool check_tree(const tagheap::Runtime& rt, std::size_t old_nodes, int rounds, std::size_t per_round) {
   std::vector<char> seen_old(old_nodes, 0), seen_young(static_cast<std::size_t>(rounds) * per_round, 0);
   std::vector<const Node*> stack{g_root};
   while (!stack.empty()) {
@@ -155,6 +159,11 @@ bool check_tree(std::size_t old_nodes, int rounds, std::size_t per_round) {
     if (seen == nullptr || (*seen)++ != 0) {
       std::printf("# failed: node %p holds payload %#lx (%s): a survivor was freed and its block reused\n",
                   static_cast<const void*>(x), static_cast<unsigned long>(p), seen ? "seen twice" : "not a survivor's");
+      return false;
+    }
+    if (tagheap::find_block(x, rt) != x) {
+      std::printf("# failed: node %p (payload %#lx) is not a live block: it was freed while reachable\n",
+                  static_cast<const void*>(x), static_cast<unsigned long>(p));
       return false;
     }
     if (x->left) stack.push_back(x->left);
@@ -259,7 +268,7 @@ int main(int argc, char** argv) {
     if (log) std::fprintf(log, "full,%.4f\n", full.back());
   }
   if (log) std::fclose(log);
-  if (!check_tree(old_nodes, rounds, per_round)) return 1;
+  if (!check_tree(env.rt, old_nodes, rounds, per_round)) return 1;
   if (pause.empty()) {
     std::printf("# failed: no minor collection (every one was full: the old heap is too small for the rounds)\n");
     return 1;
