@@ -5,8 +5,9 @@
                                  [--results_dir=bench/results/generational/binary_trees]
 
 A benchmark, not a test. Runs bench/gcbench/binary_trees_tagheap DEPTH with
-gc::Options{} (stop-the-world, every collection full) and with
-GCB_GENERATIONAL=1 (minor collections unless a full one is due), each with
+gc::Options{} (stop-the-world, every collection full), with
+GCB_GENERATIONAL=1 (minor collections unless a full one is due) and with
+GCB_GENERATIONAL=1 GCB_MARKERS=1 (one marker thread), each with
 GCB_PAUSE_LOG (gcbench/variant.h: every collection's start time, its own
 pause_ns and its kind). Rounds interleaved, order rotated. Per run: wall
 time, user and sys CPU, minor faults and peak RSS (os.wait4, through
@@ -28,7 +29,10 @@ import time
 import policy_curve
 import svgplot
 
-MODES = [("generational", {"GCB_GENERATIONAL": 1}), ("non-generational", {"GCB_GENERATIONAL": 0})]
+# The default markers are one per hardware thread; "1marker" sets one, which
+# decides small minor pauses on a loaded machine (bench/README.md).
+MODES = [("generational", {"GCB_GENERATIONAL": 1}), ("generational-1marker", {"GCB_GENERATIONAL": 1, "GCB_MARKERS": 1}),
+         ("non-generational", {"GCB_GENERATIONAL": 0})]
 KIND_COLOURS = {"minor": "#2ca02c", "full": "#d62728"}
 
 

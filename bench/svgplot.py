@@ -39,7 +39,8 @@ def timeline(box, series, tmax, title, xlabel, lo_ms=0.01, hi_ms=1000, grid=(0.1
     for k in range(5):  # time ticks
         x = x0 + (x1 - x0) * k / 4
         parts.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black"/>' % (x, y0, x, y0 + 4))
-        parts.append('<text x="%.1f" y="%d" text-anchor="middle">%.0f</text>' % (x, y0 + 15, tmax * k / 4))
+        parts.append('<text x="%.1f" y="%d" text-anchor="%s">%.0f</text>' %
+                     (x, y0 + 15, "end" if k == 4 else "middle", tmax * k / 4))
     parts.append('<text x="%d" y="%d" text-anchor="middle">%s</text>' % ((x0 + x1) // 2, y0 + 30, xlabel))
     return parts
 
