@@ -33,7 +33,7 @@ void copy_stats(const tagheap::gc::CollectStats& s, tagheap_collect_stats* out) 
   if (out == nullptr) return;
   *out = tagheap_collect_stats{s.live_blocks, s.live_bytes, s.freed_blocks,      s.freed_bytes, s.pause_ns,
                                s.mark_ns,     s.sweep_ns,   s.markers,           s.minor,       s.finalizers_queued,
-                               s.incremental, s.cycle_done, s.cycle_pauses};
+                               s.incremental, s.cycle_done, s.cycle_pauses, s.markers_took_part};
 }
 
 }  // namespace

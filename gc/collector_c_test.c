@@ -77,6 +77,7 @@ int main(void) {
   EXPECT(tagheap_collect(c, &s) == 0);
   EXPECT(s.live_blocks == 1000);
   EXPECT(s.freed_blocks == 501);
+  EXPECT(s.markers >= 1 && s.markers_took_part >= 1 && s.markers_took_part <= s.markers);
   EXPECT(v.root->weak == NULL);
   long n = 0;
   tagheap_visit_gc_blocks(rt, count_fn, &n);

@@ -122,6 +122,8 @@ TEST_SUITE("gc.parallel_marking") {
         const gc::CollectStats s = ms.collect();
         CHECK(s.markers >= 1);
         CHECK(s.markers <= markers);
+        CHECK(s.markers_took_part >= 1);  // the caller always; a helper when scheduled in time
+        CHECK(s.markers_took_part <= s.markers);
         CHECK(s.live_blocks == live.size());
         CHECK(s.freed_blocks == before.size() - live.size());
         std::size_t per_marker = 0;

@@ -149,7 +149,9 @@ struct CollectStats {
   std::size_t roots_conservative = 0; // words that hit a GC block
   std::size_t finalizers_queued = 0;  // unreachable finalizable objects queued for run_finalizers
   std::size_t finalizers_waiting = 0; // unreachable, but reached by another one not finalized yet (or a cycle)
-  unsigned markers = 0;               // markers that ran
+  unsigned markers = 0;               // markers it ran with: the caller and the helpers offered work
+  unsigned markers_took_part = 0;     // of those, the ones that marked: a helper the OS had not
+                                      // scheduled when marking ended takes no part (marks 0 bytes)
   bool minor = false;                 // generational: a minor collection (live_* count young survivors)
   std::size_t remembered = 0;         // minor: old objects a write barrier logged, traced again
   std::size_t old_bytes = 0;          // generational: bytes of old (marked) objects after it
@@ -313,6 +315,7 @@ class MarkSweep {
   struct MarkerState {
     std::vector<void*> stack;
     std::uint64_t start_ns = 0, end_ns = 0;
+    bool took_part = false;  // this collection's (or step's): helpers scheduled too late do not
   };
   struct MarkJob {
     MarkSweep* self;
@@ -367,6 +370,7 @@ class MarkSweep {
     stats.marked_bytes_by_marker[std::min(marker, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
   }
   unsigned make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept;
+  unsigned run_markers(unsigned n, MarkJob& job);
   static void mark_job(void* context, unsigned marker) noexcept;
   void mark_from_roots(Tracer& t, MarkJob& job);
   void drain(Tracer& t);

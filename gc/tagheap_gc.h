@@ -51,6 +51,7 @@ typedef struct tagheap_collect_stats {
   int incremental;     /* a pause of an incremental cycle */
   int cycle_done;      /* the cycle (or the whole collection) is over and the sweep began */
   size_t cycle_pauses; /* incremental: pauses of this cycle so far */
+  unsigned markers_took_part; /* of markers, those that marked (a helper scheduled too late does not) */
 } tagheap_collect_stats;
 
 /* NULL on a missing roots/trace callback, incremental with generational, or out of memory. options may be

@@ -116,9 +116,8 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
   for (unsigned i = 0; i < cycle_markers_; ++i) marked_before += job.tracer(i).marked_bytes_;
   deadline_ns_ = to_the_end ? 0 : internal::now_ns() + pacer_.step_ns();
   try {
-    worklist_.reset(n);
     for (unsigned i = 0; i < cycle_markers_; ++i) job.tracer(i).parallel_ = n > 1;
-    threads_.run(n, &MarkSweep::mark_job, &job);
+    stats.markers_took_part = run_markers(n, job);
     deadline_ns_ = 0;
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     // What is left goes to marker 0's stack: the next step starts there,
@@ -169,7 +168,7 @@ void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::
   Tracer& first = *cycle_first_;
   std::vector<void*> ready;  // objects whose finalizers are due
   try {
-    worklist_.reset(1);  // no step's stop left behind: settle's drains run to the end
+    worklist_.reset();  // no step's stop left behind: settle's drains run to the end
     for (Tracer& t : cycle_helpers_) {
       for (void** slot : t.weak_slots_) first.mark_weak(slot);
       t.weak_slots_.clear();

@@ -54,10 +54,9 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   MarkJob job{this, &first, &helpers, nullptr};
   std::vector<void*> ready;  // objects whose finalizers are due
   try {
-    worklist_.reset(n);
     first.parallel_ = n > 1;
     for (Tracer& t : helpers) t.parallel_ = n > 1;
-    threads_.run(n, &MarkSweep::mark_job, &job);
+    stats.markers_took_part = run_markers(n, job);
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     first.parallel_ = false;
     for (unsigned i = 1; i < n; ++i) {
@@ -153,6 +152,23 @@ unsigned MarkSweep<Model>::make_helper_tracers(unsigned n, std::vector<Tracer>& 
   }
 }
 
+// Marks with n markers (the caller first); returns how many took part.
+// A helper that came too late, or never, gets an empty slice at the end.
+template <class Model>
+unsigned MarkSweep<Model>::run_markers(unsigned n, MarkJob& job) {
+  for (unsigned i = 0; i < n; ++i) state(i).took_part = false;
+  worklist_.reset();
+  threads_.run(n, &MarkSweep::mark_job, &job);
+  const std::uint64_t now = internal::now_ns();
+  unsigned took_part = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    MarkerState& m = state(i);
+    if (m.took_part) ++took_part;
+    else m.start_ns = m.end_ns = now;
+  }
+  return took_part;
+}
+
 template <class Model>
 void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   auto& job = *static_cast<MarkJob*>(context);
@@ -160,6 +176,13 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   Tracer& t = job.tracer(marker);
   MarkerState& state = self.state(marker);
   state.start_ns = internal::now_ns();
+  // A helper that comes after marking ended takes no part (and must not
+  // touch the job again: the collector may be past this round).
+  state.took_part = marker == 0 || self.worklist_.join();
+  if (!state.took_part) {
+    state.end_ns = state.start_ns;
+    return;
+  }
   try {
     if (marker == 0) {
       for (void* obj : self.tracing_) {  // remembered old objects: traced again

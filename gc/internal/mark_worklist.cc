@@ -5,14 +5,21 @@
 
 namespace tagheap::gc::internal {
 
-void MarkWorklist::reset(unsigned markers) noexcept {
+void MarkWorklist::reset() noexcept {
   std::lock_guard lock(mu_);
   chunks_.clear();
   idle_.store(0, std::memory_order_relaxed);
   aborted_.store(false, std::memory_order_relaxed);
   stopped_.store(false, std::memory_order_relaxed);
-  markers_ = markers;
+  joined_.store(1, std::memory_order_relaxed);
   done_ = false;
+}
+
+bool MarkWorklist::join() noexcept {
+  std::lock_guard lock(mu_);
+  if (done_ || aborted_.load(std::memory_order_relaxed) || stopped_.load(std::memory_order_relaxed)) return false;
+  joined_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void MarkWorklist::share(std::vector<void*>& stack) noexcept {
@@ -45,7 +52,7 @@ bool MarkWorklist::take(std::vector<void*>& stack) {
       idle_.fetch_sub(1, std::memory_order_relaxed);
       return true;
     }
-    if (idle_.load(std::memory_order_relaxed) == markers_) {
+    if (idle_.load(std::memory_order_relaxed) == joined_.load(std::memory_order_relaxed)) {
       done_ = true;
       cv_.notify_all();
       return false;

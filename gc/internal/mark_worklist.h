@@ -12,10 +12,14 @@
 //   is taken rarely (Boehm's and cppgc's marking share work in the same
 //   coarse way).
 //
+//   Marker 0 takes part from reset(); a helper joins when it starts
+//   (join()), and not at all once marking is over: the collecting thread
+//   never waits for a helper the OS has not scheduled yet.
+//
 // Invariants
 //   idle == markers waiting in take(); marking is over exactly when every
-//   marker is idle and no chunk is left (then `done` is set and every
-//   waiter returns false). An object is on exactly one stack or chunk until
+//   joined marker is idle and no chunk is left (then `done` is set, every
+//   waiter returns false and join() refuses). An object is on exactly one stack or chunk until
 //   traced, so each marked object is traced once.
 //   abort() (an exception in a marker) wakes everybody; take() then returns
 //   false at once and the collector undoes the marks.
@@ -34,8 +38,13 @@ namespace tagheap::gc::internal {
 
 class MarkWorklist {
  public:
-  // A collection of `markers` markers begins.
-  void reset(unsigned markers) noexcept;
+  // A collection begins, with marker 0 taking part.
+  void reset() noexcept;
+  // A helper starts: true if it takes part (it must then take() until
+  // false), false if marking is already over, aborted or stopped.
+  bool join() noexcept;
+  // Markers that took part in this collection (or step), 0 included.
+  unsigned joined() const noexcept { return joined_.load(std::memory_order_relaxed); }
 
   // Somebody waits for work (relaxed; a hint).
   bool wants_work() const noexcept { return idle_.load(std::memory_order_relaxed) != 0; }
@@ -63,7 +72,7 @@ class MarkWorklist {
   std::atomic<unsigned> idle_{0};
   std::atomic<bool> aborted_{false};
   std::atomic<bool> stopped_{false};
-  unsigned markers_ = 1;
+  std::atomic<unsigned> joined_{1};
   bool done_ = false;
 };
 

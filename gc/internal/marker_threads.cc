@@ -40,7 +40,8 @@ void MarkerThreads::helper_loop(unsigned marker) noexcept {
     cv_.wait(lock, [&] { return quit_ || round_ != seen; });
     if (quit_) return;
     seen = round_;
-    if (marker >= active_) continue;  // this round needs fewer markers
+    if (marker >= active_ || !open_) continue;  // fewer markers, or marker 0 already finished
+    ++running_;
     Job job = job_;
     void* context = context_;
     lock.unlock();
@@ -86,7 +87,8 @@ void MarkerThreads::run(unsigned n, Job job, void* context) noexcept {
       job_ = job;
       context_ = context;
       active_ = n;
-      running_ = n - 1;
+      running_ = 0;
+      open_ = true;
       ++round_;
     }
     cv_.notify_all();
@@ -94,6 +96,7 @@ void MarkerThreads::run(unsigned n, Job job, void* context) noexcept {
   job(context, 0);
   if (n > 1) {
     std::unique_lock lock(mu_);
+    open_ = false;
     cv_.wait(lock, [&] { return running_ == 0; });
   }
 }
