@@ -19,6 +19,7 @@ SegmentPool::~SegmentPool() {
   for (std::size_t k = 0; k < 3; ++k) {
     young_[k].clear();
     old_[k].clear();
+    due_[k].clear();
     avail_[k].clear();
     empty_[k].clear();
   }
@@ -29,11 +30,10 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
   const auto k = static_cast<std::size_t>(kind);
   std::unique_lock lock(mu_);
   Page* page;
-  if (PageList& list = !young_[k].empty() ? young_[k] : old_[k]; !list.empty()) {
+  if (PageList& list = !young_[k].empty() ? young_[k] : !old_[k].empty() ? old_[k] : due_[k]; !list.empty()) {
     // The most recently freed page: still committed, likely still cached.
     page = &list.front();
-    list.pop_front();
-    dirty_bytes_ -= page->area_size;
+    unlist_dirty(*page);
   } else {
     Segment* seg = segment_with_free_page(k, lock);
     if (seg == nullptr) return nullptr;
@@ -184,11 +184,7 @@ void SegmentPool::evict_empty_segments(std::size_t keep) noexcept {
 void SegmentPool::forget_dirty_pages(Segment* seg) noexcept {
   for (std::size_t i = 0; i < seg->page_count; ++i) {
     Page& page = seg->pages[i];
-    if (!page.dirty) continue;
-    PageList& list = (page.dirty == 1 ? young_ : old_)[static_cast<std::size_t>(page.kind)];
-    list.erase(list.iterator_to(page));
-    dirty_bytes_ -= page.area_size;
-    page.dirty = 0;
+    if (page.dirty) unlist_dirty(page);
   }
 }
 
@@ -197,15 +193,25 @@ void SegmentPool::forget_dirty_pages(Segment* seg) noexcept {
 // lazily (MADV_FREE: measured on binary-trees depth 21, 40% fewer page
 // faults than MADV_DONTNEED for the same peak RSS, since the kernel keeps
 // the pages while it has memory to spare); trim() decommits at once.
+PageList& SegmentPool::dirty_list(const Page& page) noexcept {
+  PageList* lists = page.dirty == 1 ? young_ : page.dirty == 2 ? old_ : due_;
+  return lists[static_cast<std::size_t>(page.kind)];
+}
+
+void SegmentPool::unlist_dirty(Page& page) noexcept {
+  PageList& list = dirty_list(page);
+  list.erase(list.iterator_to(page));
+  dirty_bytes_ -= page.area_size;
+  if (page.dirty == 3) due_bytes_ -= page.area_size;
+  page.dirty = 0;
+}
+
 void SegmentPool::purge_dirty(Page& page, Purge how) noexcept {
-  PageList& list = (page.dirty == 1 ? young_ : old_)[static_cast<std::size_t>(page.kind)];
   if (how == Purge::kLazily)
     os::release_lazily(reinterpret_cast<void*>(page.area), page.area_size);
   else
     os::decommit(reinterpret_cast<void*>(page.area), page.area_size);
-  list.erase(list.iterator_to(page));
-  dirty_bytes_ -= page.area_size;
-  page.dirty = 0;
+  unlist_dirty(page);
 }
 
 std::int64_t SegmentPool::now_ms() const noexcept {
@@ -221,8 +227,9 @@ void SegmentPool::set_clock_for_testing(Clock clock) noexcept {
 }
 
 // Every kPurgeDelayMs: the page peaks start again from what is in use now,
-// the pages still in old_ are released and young_ becomes old_. Every
-// kSegmentWindowMs the segment peak moves on to a new window.
+// the pages still in old_ become due (released a step at a time by
+// purge_aged_and_excess) and young_ becomes old_. Every kSegmentWindowMs the
+// segment peak moves on to a new window.
 void SegmentPool::rotate_if_due(std::int64_t now) noexcept {
   if (now - segment_window_ms_ >= kSegmentWindowMs) {
     // Two windows or more since the last rotation: nothing happened in the
@@ -237,7 +244,11 @@ void SegmentPool::rotate_if_due(std::int64_t now) noexcept {
   in_use_peak_ = committed_in_use_;
   huge_in_use_peak_ = huge_in_use_;
   for (std::size_t k = 0; k < 3; ++k) {
-    while (!old_[k].empty()) purge_dirty(old_[k].back(), Purge::kLazily);
+    for (Page& page : old_[k]) {
+      page.dirty = 3;
+      due_bytes_ += page.area_size;
+    }
+    due_[k].splice(due_[k].end(), old_[k]);
     for (Page& page : young_[k]) page.dirty = 2;
     old_[k].splice(old_[k].end(), young_[k]);
   }
@@ -248,17 +259,23 @@ void SegmentPool::purge_aged_and_excess() noexcept {
   evict_huge(now);
   rotate_if_due(now);
   evict_empty_segments(empty_segments_allowed());
-  purge_oldest_until(std::max(kDirtyBytesMin, in_use_peak_), Purge::kLazily);
+  // Due pages, then whatever passes the recent peak: one step per call.
+  const std::size_t keep = std::min(dirty_bytes_ - std::min(due_bytes_, kReleaseStepBytes),
+                                    std::max(kDirtyBytesMin, in_use_peak_));
+  purge_oldest_until(keep, Purge::kLazily, kReleaseStepBytes);
 }
 
-void SegmentPool::purge_oldest_until(std::size_t keep, Purge how) noexcept {
-  while (dirty_bytes_ > keep) {
+void SegmentPool::purge_oldest_until(std::size_t keep, Purge how, std::size_t most) noexcept {
+  std::size_t released = 0;
+  while (dirty_bytes_ > keep && released < most) {
     // The oldest generation first; within it, the kind holding the most.
-    PageList* lists = old_;
-    if (old_[0].empty() && old_[1].empty() && old_[2].empty()) lists = young_;
+    PageList* lists = young_;
+    for (PageList* older : {old_, due_})
+      if (!older[0].empty() || !older[1].empty() || !older[2].empty()) lists = older;
     std::size_t k = 0;
     for (std::size_t j = 1; j < 3; ++j)
       if (lists[j].size() > lists[k].size()) k = j;
+    released += lists[k].back().area_size;
     purge_dirty(lists[k].back(), how);
   }
 }

@@ -2,13 +2,16 @@
 // refills many segments over and over (as a collector's sweeps make it)
 // keeps them mapped instead of unmapping and mapping them again; once fewer
 // segments have been in use for a while the extra empty ones go back; and
-// trim() gives back every empty one at once. The pool's clock is a manual
-// one here, so no test depends on how fast the machine runs.
+// trim() gives back every empty one at once. Free pages that aged are
+// released a bounded step at a time. The pool's clock is a manual one here,
+// so no test depends on how fast the machine runs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "alloc/internal/config.h"
@@ -55,6 +58,7 @@ void free_all(std::vector<void*>& blocks) {
 }
 
 std::size_t os_map_calls() { return os::call_counts().maps + os::call_counts().unmaps; }
+std::size_t os_release_calls() { return os::call_counts().decommits; }
 
 // A runtime on the manual clock whose heap filled 32 segments and freed
 // every block: they are all empty now, and kept.
@@ -110,6 +114,34 @@ TEST_SUITE("alloc.segment_reuse") {
     CHECK(s.segments_unmapped_total + 1 >= kept - internal::kSegmentCacheMax);  // one serves the medium page
     CHECK(os::mapped_bytes() <= base + (internal::kSegmentCacheMax + 3) * internal::kSegmentSize);
     tagheap::free(p);
+    rt.verify();
+  }
+
+  TEST_CASE_FIXTURE(EmptiedSegments, "aged free pages go back to the OS a bounded step per page taken or given back") {
+    // About 128 MiB of free pages, committed. Once they have aged, no single
+    // allocation releases them all (it once took 290 ms for 305 MiB): each
+    // call into the pool releases at most one step, and the steps go on
+    // until only the allowance is left.
+    constexpr std::size_t kPage = 64 * 1024;  // a small page: one release call each
+    constexpr std::size_t kStepPages = internal::kReleaseStepBytes / kPage;
+    clock.advance_ms(150);
+    std::size_t released = 0, most_in_one_round = 0;
+    for (int round = 0; round < 400; ++round) {
+      if (round == 1) clock.advance_ms(150);  // the pages become due
+      const std::size_t before = os_release_calls();
+      std::thread([&] {  // a medium page taken, and given back as its thread state goes: two pool calls
+        AttachedState other(rt);
+        void* p = other.heap(0).allocate(20'000);
+        CHECK(p != nullptr);
+        tagheap::free(p);
+      }).join();
+      const std::size_t now = os_release_calls() - before;
+      most_in_one_round = std::max(most_in_one_round, now);
+      released += now;
+    }
+    CHECK(most_in_one_round <= 2 * (kStepPages + 1));
+    // 128 MiB less the 8 MiB allowance: all of it, over the rounds.
+    CHECK(released * kPage >= (kept - 2) * internal::kSegmentSize - (std::size_t{8} << 20));
     rt.verify();
   }
 

@@ -54,6 +54,9 @@ inline constexpr std::size_t kSegmentCacheMax = 4;
 // Freed huge segments kept whole for reuse, per runtime: at least this many
 // bytes, more while more was in use just before (SegmentPool).
 inline constexpr std::size_t kHugeCacheBytes = std::size_t{64} << 20;
+// Aged free pages released to the OS per page taken or given back
+// (SegmentPool): 1-2 ms of madvise at most on a slow VM.
+inline constexpr std::size_t kReleaseStepBytes = std::size_t{256} << 10;
 
 #if defined(TAGHEAP_CHECKED)
 inline constexpr bool kChecked = true;
