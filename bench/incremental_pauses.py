@@ -36,6 +36,7 @@ VARIANTS = [
     ("boehm", "rewire_boehm", {}),
     ("boehm_incremental", "rewire_boehm", {"GCB_BOEHM_INCREMENTAL": "1"}),
 ]
+TIMELINE_DOTS = 4000
 COLOURS = {"tagheap": "#1f77b4", "tagheap_incremental": "#2ca02c", "boehm": "#d62728",
            "boehm_incremental": "#ff7f0e"}
 
@@ -108,9 +109,11 @@ def svg(pauses_by_variant, path, live):
             parts.append('<text x="%.1f" y="%d" text-anchor="middle">%g</text>' % (x0 + i * bw, y0 + 14, e))
     parts.append('<text x="%d" y="%d" text-anchor="middle">pause ms (bucket start)</text>' % ((x0 + x1) // 2, y0 + 30))
     parts.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (x0, y0, x1, y0))
-    # Timeline: pause length (log) against time.
+    # Timeline: pause length (log) against time; of a variant with more than
+    # TIMELINE_DOTS pauses, the longest (the plot stays a few hundred KiB).
     tmax = max((t for ps in pauses_by_variant.values() for t, _ in ps), default=1) or 1
-    parts += svgplot.timeline((half + 30, y1, w - 20, y0), [(COLOURS[v], ps) for v, ps in pauses_by_variant.items()],
+    dots = {v: sorted(sorted(ps, key=lambda p: -p[1])[:TIMELINE_DOTS]) for v, ps in pauses_by_variant.items()}
+    parts += svgplot.timeline((half + 30, y1, w - 20, y0), [(COLOURS[v], ps) for v, ps in dots.items()],
                               tmax, "Timeline (last round): pause ms, log scale",
                               "time since the operations began, ms (0 to %.0f)" % tmax, title_y=20)
     parts += svgplot.legend(x0 + 10, h - 12, [(COLOURS[v], v) for v in pauses_by_variant])
