@@ -13,10 +13,10 @@ out="${1:-/tmp/tagheap-fuzz/fuzz_ops}"
 CXX="${CXX_FUZZ:-clang++}"
 mkdir -p "$(dirname "$out")"
 srcs=()
-for f in "$root"/alloc/*.cc; do
+for f in "$root"/alloc/*.cc "$root"/gc/internal/*.cc; do
   case "$f" in *_test.cc) ;; *) srcs+=("$f") ;; esac
 done
-srcs+=("$root/gc/mark_sweep.cc" "$root"/gc/internal/*.cc "$root/tests/fuzz/ops.cc" "$root/tests/fuzz/fuzz_main.cc")
+srcs+=("$root/gc/mark_sweep.cc" "$root/tests/fuzz/ops.cc" "$root/tests/fuzz/fuzz_main.cc")
 "$CXX" -std=c++20 -O1 -g -fno-omit-frame-pointer -mpopcnt -fno-strict-aliasing \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -DTAGHEAP_ASAN=1 -DTAGHEAP_CHECKED=1 -I"$root" \

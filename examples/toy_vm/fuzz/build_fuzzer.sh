@@ -13,11 +13,10 @@ out="${1:-/tmp/tagheap-fuzz/fuzz_reader}"
 CXX="${CXX_FUZZ:-clang++}"
 mkdir -p "$(dirname "$out")"
 srcs=()
-for f in "$root"/alloc/*.cc "$root"/examples/toy_vm/*.cc; do
+for f in "$root"/alloc/*.cc "$root"/gc/internal/*.cc "$root"/examples/toy_vm/*.cc; do
   case "$f" in *_test.cc | */main.cc) ;; *) srcs+=("$f") ;; esac
 done
 srcs+=("$root/gc/heap_map.cc" "$root/gc/mark_sweep.cc" "$root/gc/world.cc" "$root/gc/chrome_trace.cc"
-       "$root"/gc/internal/*.cc
        "$root/examples/toy_vm/fuzz/read_input.cc" "$root/examples/toy_vm/fuzz/fuzz_main.cc")
 "$CXX" -std=c++20 -O1 -g -fno-omit-frame-pointer -mpopcnt -fno-strict-aliasing \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
