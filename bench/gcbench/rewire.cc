@@ -43,7 +43,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,11 +58,7 @@ using Node = gcb::TreeNode;
 
 constexpr std::uint64_t kPauseNs = 20'000;
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
+using bench::now_ns;
 
 #if defined(GCB_TAGHEAP)
 constexpr tagheap::Tag kGcTag = 1;
