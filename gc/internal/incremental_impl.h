@@ -114,7 +114,9 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
   MarkJob job{this, &first, &cycle_helpers_, nullptr};
   std::size_t marked_before = 0;
   for (unsigned i = 0; i < cycle_markers_; ++i) marked_before += job.tracer(i).marked_bytes_;
-  deadline_ns_ = to_the_end ? 0 : internal::now_ns() + pacer_.step_ns();
+  // The step's time counts from the pause's start: the first pause's walk
+  // of the pages is part of it (but a quarter of a step marks anyway).
+  deadline_ns_ = to_the_end ? 0 : std::max(t0 + pacer_.step_ns(), internal::now_ns() + pacer_.step_ns() / 4);
   try {
     for (unsigned i = 0; i < cycle_markers_; ++i) job.tracer(i).parallel_ = n > 1;
     stats.markers_took_part = run_markers(n, job);

@@ -17,11 +17,16 @@
 //   64 KiB flushes; and the mutators get long stretches between pauses). A
 //   window too short for that many steps is widened, up to half the bytes
 //   in use: a large heap under a small budget (the first cycle, before any
-//   live size is known) or a late start (mutators that allocated past the
-//   half-way mark without polling) then lets the heap outgrow the
-//   stop-the-world budget once, rather than pause for long. Past that
-//   bound the steps get longer instead (a slow marker, as under a
-//   sanitizer), so the heap stays within 1.5x of what the live size needs.
+//   live size is known), a late start (mutators that allocated past the
+//   half-way mark without polling) or a marker slower than the estimate
+//   (the first marking of a freshly built heap runs 3x slower on a VM than
+//   the next: measured on rewire, 100 MiB) then lets the heap outgrow the
+//   stop-the-world budget once, rather than pause for long. Every step
+//   re-plans the same way, so the window follows the rate measured. Past
+//   that bound the steps get up to kMaxStretch times longer, then the
+//   window widens to the whole of the bytes in use, and only past both do
+//   the steps get longer still (a slow marker, as under a sanitizer): the
+//   heap stays within twice what the live size needs.
 //   A cycle still marking when the allocation reaches the limit finishes in
 //   the next pause, whatever that costs: the heap never grows past the
 //   window because the marker fell behind.
@@ -45,6 +50,7 @@ class IncrementalPacer {
   static constexpr double kStartShare = 0.5;
   static constexpr std::uint64_t kMinStepBytes = 64 * 1024;
   static constexpr std::uint64_t kMaxSteps = 4096;
+  static constexpr double kMaxStretch = 2.0;  // steps up to this much longer before the window widens again
 
   // No cycle runs: the next one starts once `allocated` (the GC tags' total)
   // passes the last collection's mark plus kStartShare of its budget.
@@ -60,14 +66,17 @@ class IncrementalPacer {
     base_step_ns_ = step_ns;
     // The window holds the steps kMinStepBytes apart (the allocation count
     // moves in 64 KiB flushes anyway): at least what is left of the budget
-    // (half of it, if the cycle starts late), widened up to half the live
-    // estimate for a large heap under a small budget (the first cycle,
-    // whose budget knows no live size yet), never further: past that the
-    // steps take longer instead of the heap growing more.
-    const std::uint64_t needed = static_cast<std::uint64_t>(steps_wanted(2.0)) * kMinStepBytes;
-    const std::uint64_t widest = std::max(limit_ > allocated ? limit_ - allocated : 0,
-                                          std::max(half_budget_, static_cast<std::uint64_t>(live_estimate / 2)));
-    limit_ = std::max({limit_, allocated + half_budget_, allocated + std::min(needed, widest)});
+    // (half of it, if the cycle starts late). It may widen, as the steps
+    // need, to half the live estimate past the start (the first cycle,
+    // whose budget knows no live size yet, or a marker slower than
+    // planned); past that the steps take up to kMaxStretch times
+    // mark_step_ns, then the window widens to the whole live estimate, and
+    // only then do the steps get longer still (a slow marker, as under a
+    // sanitizer): the heap stays within twice what the live size needs.
+    const std::uint64_t least = std::max(limit_, allocated + half_budget_);
+    wide_limit_ = std::max(least, allocated + std::max(half_budget_, static_cast<std::uint64_t>(live_estimate / 2)));
+    widest_limit_ = std::max(wide_limit_, allocated + live_estimate);
+    limit_ = least;
     schedule(allocated, 2.0);
   }
   // A step marked `bytes` in `ns` of marking. The schedule follows: the
@@ -99,11 +108,19 @@ class IncrementalPacer {
   }
   void schedule(std::uint64_t allocated, double margin) noexcept {
     const double wanted = steps_wanted(margin);
+    widen_to(allocated, wanted, wide_limit_);
+    widen_to(allocated, std::ceil(wanted / kMaxStretch), widest_limit_);
     const double window = limit_ > allocated ? static_cast<double>(limit_ - allocated) : 0.0;
     const double steps = std::clamp(std::floor(window / kMinStepBytes), 1.0, wanted);
     step_bytes_ = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(window / steps));
     step_ns_ = static_cast<std::uint64_t>(static_cast<double>(base_step_ns_) * wanted / steps);
     plan_next(allocated);
+  }
+  // Moves the limit out, up to `bound`, until `steps` fit kMinStepBytes apart.
+  void widen_to(std::uint64_t allocated, double steps, std::uint64_t bound) noexcept {
+    const double room = static_cast<double>(bound > allocated ? bound - allocated : 0);
+    const double want = std::min(steps * static_cast<double>(kMinStepBytes), room);
+    limit_ = std::max(limit_, allocated + static_cast<std::uint64_t>(want));
   }
   void plan_next(std::uint64_t allocated) noexcept {
     last_allocated_ = allocated;
@@ -112,6 +129,8 @@ class IncrementalPacer {
 
   std::atomic<std::uint64_t> next_{0};
   std::uint64_t limit_ = 0;
+  std::uint64_t wide_limit_ = 0;     // the window may widen this far first,
+  std::uint64_t widest_limit_ = 0;   // and this far once the steps are kMaxStretch long
   std::uint64_t half_budget_ = 0;  // the allocation a cycle marks during
   std::uint64_t step_bytes_ = kMinStepBytes;
   std::uint64_t step_ns_ = 0;
