@@ -117,7 +117,7 @@ int main(void) {
 
   /* Incremental: a cycle of pauses; a node stored into a traced one
    * between pauses survives through the barrier. 1 ns steps: a pause
-   * traces 64 objects. */
+   * traces 16 to 64 objects. */
   tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1};
   c = tagheap_collector_new(rt, &model, &io);
   EXPECT(c != NULL);

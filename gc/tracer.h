@@ -130,6 +130,7 @@ class Tracer {
   // MarkSweep::settle: ephemeron values waiting for their key to be traced.
   std::unordered_multimap<void*, void*>* waiting_ = nullptr;
   bool overflowed_ = false;
+  unsigned clock_every_ = 16;  // MarkSweep::drain: objects traced between clock reads in a timed step
   std::size_t marked_blocks_ = 0, marked_bytes_ = 0;
   std::size_t conservative_hits_ = 0;
   std::vector<void**> weak_slots_;
