@@ -3,7 +3,7 @@
 
     bench/policy_curve.py [--rounds=3] [--parts=curve,pause,generational,barrier,minor]
                           [--growth=0.25,0.5,1,2,3] [--min-mib=1,4,8]
-                          [--depths=18,19,20] [--gen-depths=18,19,20,21] [--gen-growth=G,...]
+                          [--depths=18,19,20] [--gen-depths=18,19,20,21] [--gen-growth=G,...] [--gen-nursery=N,...]
                           [--full-grid=gcbench,mt_gcbench,binarytrees_18] [--other-min-mib=4]
                           [--no-build] [--bindir=DIR] [--output_base=DIR] [--results_dir=DIR]
 
@@ -19,7 +19,7 @@ A benchmark, not a test. Parts:
                 GCB_BOEHM_MARKER_THREADS=1, see gcbench/variant.h).
   generational  GCBench, mt-GCBench and binary-trees at --gen-depths: tagheap
                 (gc::Options{}), tagheap with GCB_GENERATIONAL=1 (and at
-                --gen-growth), Boehm, Boehm with 2 marker threads
+                --gen-growth, and at --gen-nursery), Boehm, Boehm with 2 marker threads
                 (single-threaded programs), mimalloc, and for --incremental
                 Boehm with GC_ENABLE_INCREMENTAL=1.
   barrier       barrier_tagheap: ns per store of the write barrier's paths.
@@ -125,6 +125,9 @@ def generational_jobs(opts):
         for growth in opts.gen_growth:
             jobs.append(Job("generational", bench, "tagheap", "tagheap generational g=%g" % growth,
                             stem + "_tagheap", args, {"GCB_GENERATIONAL": 1, "GCB_GROWTH": growth}, growth))
+        for nursery in opts.gen_nursery:
+            jobs.append(Job("generational", bench, "tagheap", "tagheap generational n=%g" % nursery,
+                            stem + "_tagheap", args, {"GCB_GENERATIONAL": 1, "GCB_NURSERY": nursery}, nursery))
         if bench != "mt_gcbench":  # its threads start Boehm's helper markers anyway
             jobs.append(Job("generational", bench, "boehm", "boehm 2 markers", stem + "_boehm", args,
                             {"GCB_BOEHM_MARKER_THREADS": 1, "GC_MARKERS": 2}))
@@ -442,6 +445,8 @@ def main():
                     help="benchmarks also run with Boehm's incremental mode (about twice its default time)")
     ap.add_argument("--gen-growth", dest="gen_growth", type=floats, default=[],
                     help="generational runs also at these heap_growth values")
+    ap.add_argument("--gen-nursery", dest="gen_nursery", type=floats, default=[],
+                    help="generational runs also at these nursery_growth values (GCB_NURSERY)")
     ap.add_argument("--benchmarks", default="", help="only these benchmarks (e.g. gcbench,mt_gcbench)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--bindir", default="", help="run the binaries from here (a copy, so a rebuild meanwhile "

@@ -97,7 +97,7 @@ int main(void) {
   tagheap_collector_delete(c);
 
   /* Generational: the barrier keeps a young node stored into an old one. */
-  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0};
+  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0, 0.25};
   c = tagheap_collector_new(rt, &model, &go);
   EXPECT(tagheap_collect(c, &s) == 0); /* full: the root is old */
   EXPECT(!s.minor);
@@ -112,13 +112,13 @@ int main(void) {
   tagheap_collector_delete(c);
 
   /* Incremental with generational: refused. */
-  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0};
+  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0, 0};
   EXPECT(tagheap_collector_new(rt, &model, &both) == NULL);
 
   /* Incremental: a cycle of pauses; a node stored into a traced one
    * between pauses survives through the barrier. 1 ns steps: a pause
    * traces 16 to 64 objects. */
-  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1};
+  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1, 0};
   c = tagheap_collector_new(rt, &model, &io);
   EXPECT(c != NULL);
   node* chain = NULL;

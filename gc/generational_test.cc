@@ -160,6 +160,41 @@ TEST_SUITE("gc.generational") {
     CHECK(gc_blocks(rt) == reachable(model.roots_));
   }
 
+  TEST_CASE("minor collections come every nursery_growth x old bytes of allocation, full ones by heap_growth") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Model model;
+    gc::Options o = generational(1);
+    o.heap_growth = 1.0;
+    o.nursery_growth = 0.25;
+    o.min_budget_bytes = 64 << 10;
+    gc::MarkSweep<Model> ms(rt, model, o);
+    Node* list = nullptr;
+    for (std::uint32_t i = 0; i < 50'000; ++i) {
+      Node* n = make_node(ts.heap(kGc), i, 1);
+      n->child[0] = list;
+      list = n;
+    }
+    model.roots_ = {list};
+    const gc::CollectStats first = ms.collect();
+    REQUIRE(!first.minor);  // the first is full
+    const std::size_t old = first.old_bytes;
+    REQUIRE(old > (1 << 20));
+    CHECK(ms.budget_bytes() == old / 4);
+    // Garbage until a collection is due: a quarter of the old bytes, within
+    // one 64 KiB flush of the allocation count.
+    const TagSet gc_tags = rt.options().gc_tags;
+    const std::uint64_t start = rt.allocated_bytes(gc_tags);
+    while (!ms.collection_due()) make_node(ts.heap(kGc), 0, 1);
+    const std::uint64_t nursery = rt.allocated_bytes(gc_tags) - start;
+    CHECK(nursery >= old / 4);
+    CHECK(nursery <= old / 4 + (64 << 10));
+    const gc::CollectStats minor = ms.collect();
+    CHECK(minor.minor);
+    CHECK(minor.old_bytes == old);  // the garbage died young
+    CHECK(ms.budget_bytes() == old / 4);
+  }
+
   TEST_CASE("an old object freed by hand leaves no old bit to the next object in its place") {
     Runtime rt({.gc_tags = {kGc}});
     test::AttachedState ts(rt);

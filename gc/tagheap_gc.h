@@ -40,6 +40,7 @@ typedef struct tagheap_gc_options {
   int incremental;          /* nonzero: full collections as cycles of short pauses (not with generational) */
   uint64_t mark_step_ns;    /* incremental: marking time of one pause; 0: the default */
   int verify_incremental;   /* nonzero: check every incremental cycle (debugging) */
+  double nursery_growth;    /* generational: minor collections every this x old bytes; <= 0: the default */
 } tagheap_gc_options;
 
 typedef struct tagheap_collect_stats {

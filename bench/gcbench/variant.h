@@ -77,6 +77,7 @@ inline tagheap::gc::Options bench_options() {
   o.min_budget_bytes = static_cast<std::size_t>(env_or("GCB_MIN_MIB", static_cast<double>(o.min_budget_bytes) / (1 << 20)) * (1 << 20));
   o.markers = static_cast<unsigned>(env_or("GCB_MARKERS", o.markers));
   o.generational = env_or("GCB_GENERATIONAL", 0) != 0;
+  o.nursery_growth = env_or("GCB_NURSERY", o.nursery_growth);
   return o;
 }
 #endif
