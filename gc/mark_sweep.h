@@ -310,7 +310,10 @@ class MarkSweep {
   // object, traced again by the next pause of the cycle. Any mutator
   // thread, any object of this runtime; a no-op otherwise, and for
   // unmarked or already logged objects (one bitmap test, no atomic write).
-  void write_barrier(void* obj) noexcept {
+  // The test is inlined at each store; logging (rare: once per object
+  // per collection) is out of line, so the fast path needs no registers
+  // saved (measured: barrier_tagheap).
+  [[gnu::always_inline]] void write_barrier(void* obj) noexcept {
     if (obj == nullptr || !barrier_on_.load(std::memory_order_relaxed)) return;
     const PageView page = PageView::of(obj);
     const std::uint32_t i = page.index_of(obj);
@@ -359,7 +362,7 @@ class MarkSweep {
     return force_full_ || !had_full_ || remembered_overflow_.load(std::memory_order_relaxed) ||
            old_bytes_ >= full_threshold_;
   }
-  void remember(void* obj) noexcept {
+  [[gnu::noinline, gnu::cold]] void remember(void* obj) noexcept {
     std::lock_guard lock(remembered_mu_);
     try {
       remembered_.push_back(obj);
