@@ -1,9 +1,11 @@
 // Heaps: the allocation slow path, retiring pages, abandoning them.
 #include "alloc/heap.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "alloc/runtime.h"
+#include "alloc/tagheap.h"
 #include "alloc/thread_state.h"
 
 namespace tagheap {
@@ -252,6 +254,26 @@ void* Heap::allocate_zeroed(std::size_t size) noexcept {
   void* p = allocate(size);
   if (p != nullptr) std::memset(p, 0, size);
   return p;
+}
+
+void* Heap::reallocate(void* p, std::size_t size) noexcept {
+  if (p == nullptr) return allocate(size);
+  const std::size_t old = usable_size(p);  // fatal for a pointer that is not tagheap's
+  internal::Segment* seg = internal::Segment::of(p);
+  if (seg->runtime != runtime_) [[unlikely]]
+    internal::fatal("tagheap: reallocate(%p): a block of another runtime", p);
+  internal::Page* page = seg->kind == internal::PageKind::kHuge ? &seg->pages[0] : seg->page_of(p);
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (a < page->blocks_start || a - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size ||
+      page->block_at(page->block_index_containing(a)) != a) [[unlikely]]
+    internal::fatal("tagheap: reallocate(%p): not the start of a block (tag %u, block size %zu)", p, page->tag,
+                    page->block_size);
+  if (page->tag == tag_ && size <= old && size > old / 2) return p;
+  void* q = allocate(size);
+  if (q == nullptr) return nullptr;
+  std::memcpy(q, p, std::min(size, old));
+  tagheap::free(p);
+  return q;
 }
 
 void* Heap::allocate_aligned(std::size_t size, std::size_t alignment) noexcept {

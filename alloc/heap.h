@@ -55,6 +55,14 @@ class Heap {
   void* allocate_zeroed(std::size_t size) noexcept;
   // alignment: a power of two; nullptr otherwise.
   void* allocate_aligned(std::size_t size, std::size_t alignment) noexcept;
+  // realloc: p is nullptr (then allocate(size)) or a live block of this
+  // runtime, any tag, any thread's. The result is a block of this heap's
+  // tag holding p's first min(size, old usable size) bytes; p itself when
+  // it has this tag and size fits it without wasting more than half of it,
+  // otherwise a new block, and p is freed. nullptr (size absurd, memory
+  // short) leaves p intact. A pointer that is not a block of this runtime
+  // is a clear fatal error, as for free().
+  void* reallocate(void* p, std::size_t size) noexcept;
 
   Tag tag() const noexcept { return tag_; }
   ThreadState& thread_state() const noexcept { return *thread_state_; }

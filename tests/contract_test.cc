@@ -32,6 +32,27 @@ static_assert(std::is_same_v<decltype(th::tag_of(nullptr)), th::Tag>);
 static_assert(std::is_same_v<decltype(th::BlockRef{}.block), void*> && std::is_same_v<decltype(th::BlockRef{}.size), std::size_t> &&
               std::is_same_v<decltype(th::BlockRef{}.tag), th::Tag>);
 
+// "Collector, second part": the names outside code is written against.
+static_assert(th::TagSet::all().contains(0) && th::TagSet::all().contains(15));
+static_assert(std::is_nothrow_invocable_r_v<th::ThreadState*, decltype(&th::ThreadState::current)>);
+static_assert(std::is_nothrow_invocable_r_v<void*, decltype(&th::Heap::allocate_aligned), th::Heap&, std::size_t,
+                                            std::size_t>);
+static_assert(std::is_nothrow_invocable_r_v<void*, decltype(&th::Heap::reallocate), th::Heap&, void*, std::size_t>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.heap_growth), double>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.min_budget_bytes), std::size_t>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.markers), unsigned>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.generational), bool>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.nursery_growth), double>);
+static_assert(th::gc::Options{}.markers == 0 && !th::gc::Options{}.generational);
+static_assert(th::gc::Options{}.min_budget_bytes > 0 && th::gc::Options{}.heap_growth > 0, "never a zero budget");
+static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark), th::gc::Tracer&, void*>);
+static_assert(std::is_invocable_r_v<bool, decltype(&th::gc::Tracer::mark_conservative), th::gc::Tracer&,
+                                    std::uintptr_t>);
+static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark_weak), th::gc::Tracer&, void**>);
+static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark_ephemeron), th::gc::Tracer&, void*, void*>);
+static_assert(std::is_invocable_r_v<bool, decltype(&th::gc::Liveness::is_live), const th::gc::Liveness&,
+                                    const void*>);
+
 namespace {
 struct ListModel {
   std::vector<void*> roots_;
@@ -81,6 +102,10 @@ TEST_SUITE("contract") {
     ListModel model;
     model.roots_ = {a};
     th::gc::MarkSweep<ListModel> collector(rt, model);
+    static_assert(noexcept(collector.collection_due()) && noexcept(collector.write_barrier(nullptr)));
+    static_assert(std::is_same_v<decltype(collector.collect()), th::gc::CollectStats> &&
+                  std::is_same_v<decltype(collector.collect_full()), th::gc::CollectStats>);
+    CHECK(th::ThreadState::current() == &ts);
     th::gc::CollectStats s = collector.collect();
     CHECK(s.live_blocks == 2);
     CHECK(s.freed_blocks == 1);
