@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <thread>
 #include <unordered_set>
@@ -193,6 +194,31 @@ TEST_SUITE("gc.generational") {
     CHECK(minor.minor);
     CHECK(minor.old_bytes == old);  // the garbage died young
     CHECK(ms.budget_bytes() == old / 4);
+  }
+
+  TEST_CASE("a nursery_growth that is not positive (0, negative, NaN) sizes the nursery by heap_growth") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Model model;
+    for (double bad : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN()}) {
+      CAPTURE(bad);
+      gc::Options o = generational(1);
+      o.heap_growth = 2.0;
+      o.nursery_growth = bad;
+      o.min_budget_bytes = 64 << 10;
+      gc::MarkSweep<Model> ms(rt, model, o);
+      Node* list = nullptr;
+      for (std::uint32_t i = 0; i < 40'000; ++i) {
+        Node* n = make_node(ts.heap(kGc), i, 1);
+        n->child[0] = list;
+        list = n;
+      }
+      model.roots_ = {list};
+      const gc::CollectStats s = ms.collect();
+      CHECK(ms.budget_bytes() == 2 * s.old_bytes);
+      model.roots_.clear();
+      ms.collect_full();
+    }
   }
 
   TEST_CASE("an old object freed by hand leaves no old bit to the next object in its place") {
