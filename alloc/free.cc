@@ -17,7 +17,7 @@ using internal::SegmentMap;
 
 namespace internal {
 constinit thread_local std::uintptr_t t_current_owner __attribute__((tls_model("initial-exec"))) = 1;
-constinit thread_local int t_walks_on_this_thread = 0;
+constinit thread_local int t_walks_on_this_thread __attribute__((tls_model("initial-exec"))) = 0;
 
 void RuntimeCore::free_during_walk(std::uintptr_t p) noexcept {
   fatal("tagheap: free(%p) from a thread that is not walking, while a walk or collection of the block's runtime "

@@ -12,7 +12,7 @@
 
 namespace tagheap::internal {
 
-constinit thread_local unsigned t_lookup_depth = 0;
+constinit thread_local unsigned t_lookup_depth __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
 std::atomic<long> g_lookups{0};             // outermost lookup scopes open, all threads

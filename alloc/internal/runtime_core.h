@@ -87,7 +87,7 @@ struct TagShard {
 
 // Walks (of any runtime) in progress on this OS thread: frees from it during
 // a walk are the visitor's or a finalizer's, which the walking rules allow.
-extern constinit thread_local int t_walks_on_this_thread;
+extern constinit thread_local int t_walks_on_this_thread __attribute__((tls_model("initial-exec")));
 
 // A thread state's link in its runtime's list (the ThreadState embeds it).
 struct ThreadNode {
