@@ -244,6 +244,10 @@ inline void begin_lazy_sweep(Runtime& runtime, TagSet tags, bool keep_marks) noe
 // on (a generational collector's sticky mark bits): every free of such a
 // block clears its mark and log bits.
 inline void make_marks_sticky(Runtime& runtime, TagSet tags) noexcept { runtime.core().make_marks_sticky(tags); }
+// Whether any collection has left marks to sweep on this runtime (the
+// first begin_lazy_sweep): until then no page is pending, and a collector
+// that would finish the pending sweep with a walk needs none.
+inline bool lazy_sweep_ever_began(Runtime& runtime) noexcept { return runtime.core().sweep_tags != 0; }
 // Whether the page still holds the marks of a collection to be swept.
 inline bool sweep_pending(Runtime& runtime, PageView page) noexcept {
   return runtime.core().sweep_pending(*page.raw());

@@ -422,6 +422,26 @@ TEST_SUITE("gc.incremental") {
     CHECK(cycles >= 3);
   }
 
+  TEST_CASE("the first cycle on a runtime that never swept starts without a walk; later ones finish the sweep first") {
+    Fixture f(incremental());
+    auto& [rt, ts, model, ms] = f;
+    std::vector<Node*> all;
+    for (std::uint32_t i = 0; i < 5000; ++i) all.push_back(make_node(ts.heap(kGc), i, 2));
+    for (std::size_t i = 0; i + 1 < all.size(); ++i) all[i]->child[0] = all[i + 1];
+    model.roots_ = {all[0]};
+    const gc::CollectStats first = ms.collect();
+    CHECK(first.cycle_pauses == 1);
+    CHECK(first.pages_swept == 0);  // nothing can be pending yet
+    finish_cycle(ms);
+    all[2500]->child[0] = nullptr;  // the tail dies
+    ms.write_barrier(all[2500]);
+    const gc::CollectStats again = ms.collect();
+    CHECK(again.cycle_pauses == 1);
+    CHECK(again.pages_swept > 0);  // the last cycle's marks are swept before new ones are set
+    finish_cycle(ms);
+    CHECK(gc_blocks(rt) == reachable(model.roots_));
+  }
+
   TEST_CASE("a step over objects slow to trace reads the clock more often, so it stops near its time") {
     // Each trace takes 30 us or more; steps of 1 ns. A step reads the clock
     // first after 16 objects; each reading that finds more than 20 us gone

@@ -5,7 +5,9 @@
 //   A cycle is a full collection cut into pauses, each a collect() call with
 //   the world stopped:
 //     first   finishes the previous lazy sweep (every mark bit is then
-//             zero), turns the write barrier on, then runs a step;
+//             zero; a walk of every page, skipped when no collection has
+//             ended on the runtime yet), turns the write barrier on, then
+//             runs a step;
 //     step    marks the roots, traces again the objects the barrier logged
 //             since the last pause, and marks (on every marker thread) until
 //             mark_step_ns is up; what is left waits on the mark stacks,
@@ -62,11 +64,19 @@ CollectStats MarkSweep<Model>::collect_increment() {
   // may have to mark: the pacer plans for that much (the first cycle has no
   // earlier count, and a bound errs on the side of finishing early).
   std::size_t in_use_bytes = 0;
-  for_each_page(runtime_, gc_tags_, [&](PageView page) {
-    ++stats.pages_swept;
-    in_use_bytes += page.live_blocks() * page.block_size();
-    return true;
-  });
+  if (lazy_sweep_ever_began(runtime_)) {
+    for_each_page(runtime_, gc_tags_, [&](PageView page) {
+      ++stats.pages_swept;
+      in_use_bytes += page.live_blocks() * page.block_size();
+      return true;
+    });
+  } else {
+    // No collection has ended on this runtime: nothing to sweep, so no
+    // walk (a freshly built heap's pages are cold: 1.0-1.4 ms at 100 MiB,
+    // 2.9-5.4 ms at 1 GiB, on rewire), and everything allocated so far
+    // bounds what the cycle may mark.
+    in_use_bytes = static_cast<std::size_t>(runtime_.allocated_bytes(gc_tags_));
+  }
   const std::uint64_t t1 = internal::now_ns();
   emit(GcPhase::kSweepCompleted);
 
