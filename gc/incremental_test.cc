@@ -4,9 +4,8 @@
 // cycle, weak slots and ephemerons. Verdicts are checked against the test's
 // own graph search (gc/test_graph.h).
 //
-// mark_step_ns = 1 makes every step stop at its first time check (after 16
-// to 64 traced objects per marker): many pauses per cycle, whatever the
-// machine.
+// mark_step_ns = 1 makes every step stop at its first time check (after 64
+// traced objects per marker): many pauses per cycle, whatever the machine.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -443,9 +442,12 @@ TEST_SUITE("gc.incremental") {
   }
 
   TEST_CASE("a step over objects slow to trace reads the clock more often, so it stops near its time") {
-    // Each trace takes 30 us or more; steps of 1 ns. A step reads the clock
-    // first after 16 objects; each reading that finds more than 20 us gone
-    // halves the interval, so the steps trace 16, 8, 4, 2, then 1 object.
+    // Each trace takes 30 us or more; steps of 1 ms. A step reads the clock
+    // first after 16 objects, and each reading that finds more than 20 us
+    // gone, with time left, halves the interval: readings after 16, 24, 28,
+    // 30, 31, 32, 33 and 34 objects, by when 1.02 ms or more has passed. So
+    // no step traces more than 34 objects, where reading the clock every 64
+    // would trace 64 (1.9 ms).
     struct SlowModel : Model {
       void trace(void* obj, gc::Tracer& t) {
         std::this_thread::sleep_for(std::chrono::microseconds(30));
@@ -455,9 +457,9 @@ TEST_SUITE("gc.incremental") {
     Runtime rt({.gc_tags = {kGc}});
     test::AttachedState ts(rt);
     SlowModel model;
-    gc::MarkSweep<SlowModel> ms(rt, model, incremental(1, 1));
+    gc::MarkSweep<SlowModel> ms(rt, model, incremental(1, 1'000'000));
     Node* head = make_node(ts.heap(kGc), 0, 2);
-    hang_chain(ts.heap(kGc), head, 0, 200, 1);
+    hang_chain(ts.heap(kGc), head, 0, 300, 1);
     model.roots_ = {head};
     std::vector<std::size_t> per_pause;
     gc::CollectStats s;
@@ -466,13 +468,13 @@ TEST_SUITE("gc.incremental") {
       s = ms.collect();
       per_pause.push_back(model.traced.load() - before);
     } while (!s.cycle_done);
-    REQUIRE(per_pause.size() > 6);
-    CHECK(per_pause[0] == 16);
-    CHECK(per_pause[1] == 8);
-    CHECK(per_pause[2] == 4);
-    CHECK(per_pause[3] == 2);
-    for (std::size_t i = 4; i + 1 < per_pause.size(); ++i) CHECK(per_pause[i] == 1);
-    CHECK(gc_blocks(rt).size() == 201);
+    REQUIRE(per_pause.size() > 3);
+    for (std::size_t i = 0; i + 1 < per_pause.size(); ++i) {
+      CAPTURE(i);
+      CHECK(per_pause[i] >= 1);
+      CHECK(per_pause[i] <= 34);
+    }
+    CHECK(gc_blocks(rt).size() == 301);
   }
 
   TEST_CASE("collect() from inside a model callback is refused with a clear error, and the collection is undone") {
