@@ -40,6 +40,17 @@ gc::Options generational(unsigned markers = 0) {
   return o;
 }
 
+// A list of n one-child nodes; returns its head.
+Node* make_list(Heap& heap, std::uint32_t n) {
+  Node* list = nullptr;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    Node* node = make_node(heap, i, 1);
+    node->child[0] = list;
+    list = node;
+  }
+  return list;
+}
+
 }  // namespace
 
 TEST_SUITE("gc.generational") {
@@ -170,13 +181,7 @@ TEST_SUITE("gc.generational") {
     o.nursery_growth = 0.25;
     o.min_budget_bytes = 64 << 10;
     gc::MarkSweep<Model> ms(rt, model, o);
-    Node* list = nullptr;
-    for (std::uint32_t i = 0; i < 50'000; ++i) {
-      Node* n = make_node(ts.heap(kGc), i, 1);
-      n->child[0] = list;
-      list = n;
-    }
-    model.roots_ = {list};
+    model.roots_ = {make_list(ts.heap(kGc), 50'000)};
     const gc::CollectStats first = ms.collect();
     REQUIRE(!first.minor);  // the first is full
     const std::size_t old = first.old_bytes;
@@ -207,13 +212,7 @@ TEST_SUITE("gc.generational") {
       o.nursery_growth = bad;
       o.min_budget_bytes = 64 << 10;
       gc::MarkSweep<Model> ms(rt, model, o);
-      Node* list = nullptr;
-      for (std::uint32_t i = 0; i < 40'000; ++i) {
-        Node* n = make_node(ts.heap(kGc), i, 1);
-        n->child[0] = list;
-        list = n;
-      }
-      model.roots_ = {list};
+      model.roots_ = {make_list(ts.heap(kGc), 40'000)};
       const gc::CollectStats s = ms.collect();
       CHECK(ms.budget_bytes() == 2 * s.old_bytes);
       model.roots_.clear();
