@@ -17,7 +17,9 @@ nothing but that both libraries give the same output.
 
     bench/libgc_bench.py [--rounds=N] [--output_base=DIR] [--only=w3m,guile]
                          [--env=NAME=VALUE ...]   (tagheap's runs only)
-                         [--libgc=PATH]  (a libgc.so.1 built earlier, for before/after)
+                         [--libgc=PATH]  (a libgc.so.1 built earlier, instead of the workspace's)
+                         [--before=PATH] (a libgc.so.1 built earlier, run as a third library
+                                          "before", interleaved with the others)
     ./bazelw run //bench:libgc -- [--rounds=N]
 """
 import argparse
@@ -62,6 +64,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated programs (default: all)")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for tagheap's runs")
     ap.add_argument("--libgc", default="", help="use this libgc.so.1 instead of the workspace's")
+    ap.add_argument("--before", default="", help="also run this libgc.so.1, as the library 'before'")
     args = ap.parse_args()
     tagheap_env = dict(e.split("=", 1) for e in args.env)
     bin_dir = build(args.output_base)
@@ -70,6 +73,11 @@ def main():
     os.mkdir(libdir)
     lib = os.path.abspath(args.libgc) if args.libgc else os.path.join(bin_dir, "examples/libgc/libgc.so.1")
     os.symlink(lib, os.path.join(libdir, "libgc.so.1"))
+    libs = {"debian": None, "tagheap": libdir}
+    if args.before:
+        libs["before"] = os.path.join(work, "before")
+        os.mkdir(libs["before"])
+        os.symlink(os.path.abspath(args.before), os.path.join(libs["before"], "libgc.so.1"))
     doc = os.path.join(work, "mixed.html")
     subprocess.run([sys.executable, os.path.join(ROOT, "examples/libgc/tests/gen_html.py"), "mixed", doc], check=True)
     home = {"HOME": work, "GUILE_AUTO_COMPILE": "0"}
@@ -81,7 +89,6 @@ def main():
     }
     if args.only:
         programs = {p: programs[p] for p in args.only.split(",")}
-    libs = {"debian": None, "tagheap": libdir}
     results = {(p, l): [] for p in programs for l in libs}
     outputs = {}
     pairs = [(p, l) for p in programs for l in libs]
@@ -90,7 +97,7 @@ def main():
         for i in range(len(pairs)):
             prog, lib = pairs[(i + r) % len(pairs)]
             argv, env = programs[prog]
-            env = dict(env, **tagheap_env) if lib == "tagheap" else env
+            env = dict(env, **tagheap_env) if lib != "debian" else env
             wall, cpu, kib, out = run(argv, libs[lib], env)
             results[(prog, lib)].append((wall, cpu, kib))
             if prog != "gcbench":  # gcbench prints its own timing

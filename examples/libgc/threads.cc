@@ -1,8 +1,11 @@
 // threads.cc: the thread registry and the signal-based stop (threads.h).
 #include "examples/libgc/threads.h"
 
+#include <linux/membarrier.h>
 #include <semaphore.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <climits>  // PTHREAD_DESTRUCTOR_ITERATIONS
 #include <cerrno>
@@ -17,7 +20,8 @@ namespace tagheap::libgc {
 
 thread_local ThreadRecord* t_self __attribute__((tls_model("initial-exec"))) = nullptr;
 namespace detail {
-std::atomic<int> g_lookup_pending{0};
+// Symmetric until init_threads() has registered for membarrier.
+std::atomic<int> g_lookup_state{kSymmetric};
 }  // namespace detail
 
 namespace {
@@ -28,6 +32,17 @@ pthread_key_t g_exit_key;
 sem_t g_acks;                                // one post per stopped thread
 std::atomic<unsigned> g_resume_epoch{0};     // moves once per resume_world()
 std::size_t g_stopped = 0;
+
+// The lookup's side of the asymmetric handshake (threads.h).
+bool membarrier_call(int cmd) noexcept { return syscall(SYS_membarrier, cmd, 0, 0) == 0; }
+// Makes the handshake asymmetric if this process can use membarrier and
+// the user did not ask otherwise; symmetric if not. No lookup is on (the
+// registry lock is held, or the process has a single thread).
+void choose_handshake() noexcept {
+  const bool asymmetric = std::getenv("TAGHEAP_LIBGC_NO_MEMBARRIER") == nullptr &&
+                          membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
+  detail::g_lookup_state.store(asymmetric ? 0 : detail::kSymmetric, std::memory_order_seq_cst);
+}
 
 // Waits (in sigsuspend, so only kResumeSignal gets through) until the epoch
 // moves past `epoch`. The caller has kResumeSignal blocked, so a resume sent
@@ -108,6 +123,7 @@ void after_fork_parent() { unlock_registry(); }
 // pages go to the abandoned pool) and start the acknowledgements afresh.
 void after_fork_child() {
   sem_init(&g_acks, 0, 0);
+  choose_handshake();  // the child is a new process: register it anew
   ThreadRecord* self = t_self;
   if (self != nullptr) {
     runtime().after_fork_child(self->state);
@@ -148,6 +164,7 @@ void init_threads() {
   sigemptyset(&ra.sa_mask);
   if (sigaction(kResumeSignal, &ra, nullptr) != 0) std::abort();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  choose_handshake();
 }
 
 char* stack_base_of_current_thread() noexcept {
@@ -203,18 +220,21 @@ ThreadRecord& register_implicitly() {
   return *t_self;
 }
 
-// A lookup is on: step out of tagheap until it ends. A suspend request that
-// came while we were in (suspend_pending) is honoured here, out of tagheap:
-// the collector may be waiting for it.
-void wait_for_lookup(ThreadRecord& t) noexcept {
-  do {
+// A lookup is on, or the handshake is symmetric: enter with seq_cst store
+// and load; while a lookup is on, step out of tagheap until it ends. A
+// suspend request that came while we were in (suspend_pending) is honoured
+// here, out of tagheap: the collector may be waiting for it.
+void enter_allocator_slow(ThreadRecord& t) noexcept {
+  using detail::g_lookup_state;
+  for (;;) {
+    t.in_allocator.store(1, std::memory_order_seq_cst);
+    if ((g_lookup_state.load(std::memory_order_seq_cst) & detail::kLookupPending) == 0) return;
     t.in_allocator.store(0, std::memory_order_seq_cst);
-    while (detail::g_lookup_pending.load(std::memory_order_acquire) != 0) {
+    while ((g_lookup_state.load(std::memory_order_acquire) & detail::kLookupPending) != 0) {
       if (t.suspend_pending) suspend_self(t);
       sched_yield();
     }
-    t.in_allocator.store(1, std::memory_order_seq_cst);
-  } while (detail::g_lookup_pending.load(std::memory_order_seq_cst) != 0);
+  }
 }
 
 // Registry lock held (so no collection stops anyone meanwhile, and the
@@ -222,15 +242,27 @@ void wait_for_lookup(ThreadRecord& t) noexcept {
 // a nested one (finalization.cc looks up under the lock) only counts.
 int g_lookup_depth = 0;  // registry lock held
 void begin_lookup() noexcept {
+  using detail::g_lookup_state;
   if (g_lookup_depth++ != 0) return;
-  detail::g_lookup_pending.store(1, std::memory_order_seq_cst);
+  const int state = g_lookup_state.fetch_or(detail::kLookupPending, std::memory_order_seq_cst);
   ThreadRecord* self = t_self;
+  bool others = false;
+  for (ThreadRecord* t = g_threads; t != nullptr; t = t->next) others |= t != self;
+  if (!others) return;
+  if ((state & detail::kSymmetric) == 0 && !membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
+    // Not expected once registered. Go symmetric for good; stopping and
+    // resuming the others is this once the barrier (each passes through
+    // the kernel, and sees the flags when it next enters).
+    g_lookup_state.fetch_or(detail::kSymmetric, std::memory_order_seq_cst);
+    stop_world();
+    resume_world();
+  }
   for (ThreadRecord* t = g_threads; t != nullptr; t = t->next)
     if (t != self)
       while (t->in_allocator.load(std::memory_order_seq_cst) != 0) sched_yield();
 }
 void end_lookup() noexcept {
-  if (--g_lookup_depth == 0) detail::g_lookup_pending.store(0, std::memory_order_release);
+  if (--g_lookup_depth == 0) detail::g_lookup_state.fetch_and(~detail::kLookupPending, std::memory_order_release);
 }
 
 void suspend_self(ThreadRecord& t) noexcept {

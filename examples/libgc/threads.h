@@ -24,10 +24,20 @@
 // free bitmap, which its owner writes as it allocates (alloc/'s find_block is
 // exact only while the world is stopped). A lookup therefore runs with the
 // owners out of tagheap (lookup_with_owners_out): under the registry lock it
-// raises `g_lookup_pending`, waits until no other thread is `in_allocator`,
-// looks, and lowers the flag; a thread entering tagheap meanwhile steps back
-// out and waits (a Dekker handshake: both sides store, then load, seq_cst).
-// The owners' fast path pays one seq_cst store and one load.
+// raises kLookupPending in `g_lookup_state`, waits until no other thread is
+// `in_allocator`, looks, and lowers the flag; a thread entering tagheap
+// meanwhile steps back out and waits. It is a Dekker handshake (each side
+// stores, then loads what the other stored), made asymmetric because the
+// owners enter on every allocation and lookups are rare: an owner's store
+// and load are plain (relaxed, with only a compiler barrier between), and
+// the lookup, between its store and its loads, makes every running thread of
+// the process execute a full memory barrier (membarrier(2),
+// PRIVATE_EXPEDITED, registered at init and again in a forked child). After
+// that barrier, either the lookup sees the owner's in_allocator = 1, or the
+// owner's load (not yet made) sees the flag. Where membarrier is missing (an
+// old kernel, a seccomp filter) or TAGHEAP_LIBGC_NO_MEMBARRIER is set,
+// kSymmetric stays raised in `g_lookup_state`: every entry then takes the
+// slow path, where both sides store and load seq_cst.
 //
 // Invariants
 //   registry lock held  <=>  no thread joins or leaves the registry, and no
@@ -127,14 +137,24 @@ template <class F>
 void for_each_thread(F&& f);
 
 namespace detail {
-extern std::atomic<int> g_lookup_pending;  // a lookup wants the owners out (see the file comment)
+// Bits of g_lookup_state (see the file comment).
+inline constexpr int kLookupPending = 1;  // a lookup wants the owners out
+inline constexpr int kSymmetric = 2;      // no membarrier: entries take the seq_cst path
+extern std::atomic<int> g_lookup_state;
 }  // namespace detail
-void wait_for_lookup(ThreadRecord& t) noexcept;
+// The slow path of enter_allocator: a lookup is on, or the handshake is
+// symmetric.
+void enter_allocator_slow(ThreadRecord& t) noexcept;
 
-// Around every call into tagheap (see the file comment).
+// Around every call into tagheap (see the file comment). The signal fence
+// keeps the compiler from moving the load above the store; the lookup's
+// membarrier orders them for the processor. The load acquires: when it
+// reads the 0 that ended a lookup, the lookup's reads of our pages come
+// before the writes we are about to make (a plain load on x86).
 inline void enter_allocator(ThreadRecord& t) noexcept {
-  t.in_allocator.store(1, std::memory_order_seq_cst);
-  if (detail::g_lookup_pending.load(std::memory_order_seq_cst) != 0) [[unlikely]] wait_for_lookup(t);
+  t.in_allocator.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (detail::g_lookup_state.load(std::memory_order_acquire) != 0) [[unlikely]] enter_allocator_slow(t);
 }
 void suspend_self(ThreadRecord& t) noexcept;
 inline void leave_allocator(ThreadRecord& t) noexcept {
