@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "examples/libgc/heap.h"
+#include "examples/libgc/policy.h"
 
 namespace tagheap::libgc {
 
@@ -35,13 +36,36 @@ std::size_t g_stopped = 0;
 
 // The lookup's side of the asymmetric handshake (threads.h).
 bool membarrier_call(int cmd) noexcept { return syscall(SYS_membarrier, cmd, 0, 0) == 0; }
+bool g_membarrier_usable = false;  // registered, and not refused by the user
 // Makes the handshake asymmetric if this process can use membarrier and
 // the user did not ask otherwise; symmetric if not. No lookup is on (the
 // registry lock is held, or the process has a single thread).
 void choose_handshake() noexcept {
-  const bool asymmetric = std::getenv("TAGHEAP_LIBGC_NO_MEMBARRIER") == nullptr &&
-                          membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
-  detail::g_lookup_state.store(asymmetric ? 0 : detail::kSymmetric, std::memory_order_seq_cst);
+  g_membarrier_usable = std::getenv("TAGHEAP_LIBGC_NO_MEMBARRIER") == nullptr &&
+                        membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
+  detail::g_lookup_state.store(g_membarrier_usable ? 0 : detail::kSymmetric, std::memory_order_seq_cst);
+}
+
+// Which side pays follows how often lookups come (threads.h): a membarrier
+// costs about 1.5 us here, a locked store about 5 ns per allocation, and an
+// allocation is 32 bytes or so; so one lookup per 8 KiB allocated is where
+// they break even. Guile looks up once per ~430 bytes (GC_is_heap_ptr on
+// every set-car!), w3m and GCBench never. Decided every kLookupWindow
+// lookups made while other threads exist. Registry lock held.
+constexpr std::size_t kLookupWindow = 256;
+constexpr std::size_t kBreakEvenBytesPerLookup = 8 << 10;
+std::size_t g_window_lookups = 0;
+std::size_t g_window_start_bytes = 0;
+void follow_lookup_rate() noexcept {
+  if (!g_membarrier_usable || ++g_window_lookups < kLookupWindow) return;
+  const std::size_t now = total_allocated();
+  const bool frequent = now - g_window_start_bytes < kLookupWindow * kBreakEvenBytesPerLookup;
+  if (frequent)
+    detail::g_lookup_state.fetch_or(detail::kSymmetric, std::memory_order_seq_cst);
+  else
+    detail::g_lookup_state.fetch_and(~detail::kSymmetric, std::memory_order_seq_cst);
+  g_window_lookups = 0;
+  g_window_start_bytes = now;
 }
 
 // Waits (in sigsuspend, so only kResumeSignal gets through) until the epoch
@@ -244,15 +268,26 @@ int g_lookup_depth = 0;  // registry lock held
 void begin_lookup() noexcept {
   using detail::g_lookup_state;
   if (g_lookup_depth++ != 0) return;
-  const int state = g_lookup_state.fetch_or(detail::kLookupPending, std::memory_order_seq_cst);
   ThreadRecord* self = t_self;
   bool others = false;
   for (ThreadRecord* t = g_threads; t != nullptr; t = t->next) others |= t != self;
-  if (!others) return;
-  if ((state & detail::kSymmetric) == 0 && !membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
+  if (!others) {  // no owner to keep out
+    g_lookup_state.fetch_or(detail::kLookupPending, std::memory_order_seq_cst);
+    return;
+  }
+  // Only a lookup changes kSymmetric (registry lock held), so `before` is
+  // what the owners have seen up to now.
+  const int before = g_lookup_state.load(std::memory_order_relaxed);
+  follow_lookup_rate();
+  const int now = g_lookup_state.fetch_or(detail::kLookupPending, std::memory_order_seq_cst);
+  // An owner that entered on the fast path (kSymmetric clear, before or
+  // after a switch) may hold its in_allocator store in its store buffer:
+  // the barrier makes it visible, or makes the owner see our flag.
+  if ((before & now & detail::kSymmetric) == 0 && !membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
     // Not expected once registered. Go symmetric for good; stopping and
     // resuming the others is this once the barrier (each passes through
     // the kernel, and sees the flags when it next enters).
+    g_membarrier_usable = false;
     g_lookup_state.fetch_or(detail::kSymmetric, std::memory_order_seq_cst);
     stop_world();
     resume_world();
