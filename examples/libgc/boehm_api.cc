@@ -75,7 +75,7 @@ int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 
 // No incremental mode: collects when a collection is due, and says no work is left.
 int GC_collect_a_little(void) {
   lg::init();
-  if (lg::bytes_since_collection() > lg::heap_size() - lg::live_bytes()) lg::collect("GC_collect_a_little");
+  if (lg::collection_due()) lg::collect("GC_collect_a_little");
   return 0;
 }
 void GC_enable(void) { lg::enable(); }

@@ -15,8 +15,6 @@ constexpr std::size_t kMinBudget = std::size_t{1} << 20;
 struct Settings {
   std::atomic<std::size_t> divisor{3};        // bdwgc's GC_FREE_SPACE_DIVISOR default
   double growth = 0;                          // TAGHEAP_GC_GROWTH: gc::Options' rule when > 0
-  std::size_t min_budget = kMinBudget;        // max(GC_INITIAL_HEAP_SIZE, 1 MiB)
-  std::size_t expanded = 0;                   // GC_expand_hp
   std::atomic<std::size_t> max_heap{SIZE_MAX};
 };
 
@@ -24,6 +22,10 @@ Settings g_settings;
 LiveHeap g_last;                                // registry lock held
 std::atomic<std::size_t> g_since{0};            // bytes allocated since the last collection
 std::atomic<std::size_t> g_budget{kMinBudget};
+// The heap bdwgc would have: it grows by GC_expand_hp, and whenever live +
+// the rule's budget pass it; it never shrinks (policy.h). Written under the
+// registry lock (or by init).
+std::atomic<std::size_t> g_heap{kMinBudget};
 std::atomic<std::size_t> g_live{0};
 std::atomic<std::size_t> g_total{0};
 
@@ -39,8 +41,9 @@ std::size_t env_size(const char* name, std::size_t dflt) {
   return static_cast<std::size_t>(n) * mult;
 }
 
-// bdwgc's GC_min_bytes_allocd, or gc::Options' rule under TAGHEAP_GC_GROWTH.
-std::size_t budget_for(const LiveHeap& live) noexcept {
+// bdwgc's GC_min_bytes_allocd, or gc::Options' rule under TAGHEAP_GC_GROWTH;
+// never below kMinBudget.
+std::size_t rule_budget(const LiveHeap& live) noexcept {
   double wanted;
   if (g_settings.growth > 0) {
     wanted = g_settings.growth * static_cast<double>(live.scanned + live.atomic);
@@ -49,14 +52,28 @@ std::size_t budget_for(const LiveHeap& live) noexcept {
                              static_cast<double>(live.roots);
     wanted = scan_cost / static_cast<double>(g_settings.divisor.load(std::memory_order_relaxed));
   }
-  const std::size_t floor = g_settings.min_budget + g_settings.expanded;
-  return wanted > static_cast<double>(floor) ? static_cast<std::size_t>(wanted) : floor;
+  return wanted > static_cast<double>(kMinBudget) ? static_cast<std::size_t>(wanted) : kMinBudget;
+}
+
+// The budget after a collection that left `live`, and the heap grown to
+// hold it (registry lock held): bdwgc's rule, but never less than the free
+// part of the heap it already has. Under TAGHEAP_GC_GROWTH the rule alone.
+std::size_t budget_for(const LiveHeap& live) noexcept {
+  std::size_t budget = rule_budget(live);
+  const std::size_t in_use = live.scanned + live.atomic;
+  const std::size_t heap = g_heap.load(std::memory_order_relaxed);
+  if (g_settings.growth <= 0 && heap > in_use) budget = std::max(budget, heap - in_use);
+  // bdwgc grows by at least a divisor-th of the heap (GC_collect_or_expand).
+  if (in_use + budget > heap)
+    g_heap.store(std::max(in_use + budget, heap + heap / g_settings.divisor.load(std::memory_order_relaxed)),
+                 std::memory_order_relaxed);
+  return budget;
 }
 
 }  // namespace
 
 void init_policy() {
-  g_settings.min_budget = std::max(env_size("GC_INITIAL_HEAP_SIZE", 0), kMinBudget);
+  g_heap.store(std::max(env_size("GC_INITIAL_HEAP_SIZE", 0), kMinBudget), std::memory_order_relaxed);
   if (const std::size_t max = env_size("GC_MAXIMUM_HEAP_SIZE", 0); max != 0) g_settings.max_heap.store(max);
   if (const std::size_t d = env_size("GC_FREE_SPACE_DIVISOR", 0); d != 0) g_settings.divisor.store(d);
   if (const char* g = std::getenv("TAGHEAP_GC_GROWTH"); g != nullptr && std::atof(g) > 0)
@@ -100,13 +117,13 @@ void set_max_heap_size(std::size_t bytes) noexcept {
 
 void expand_heap(std::size_t bytes) noexcept {
   RegistryLock lock;
-  g_settings.expanded += bytes;
+  g_heap.fetch_add(bytes, std::memory_order_relaxed);
   g_budget.store(budget_for(g_last), std::memory_order_relaxed);
 }
 
 std::size_t heap_size() noexcept {
-  return g_live.load(std::memory_order_relaxed) +
-         std::max(g_budget.load(std::memory_order_relaxed), g_since.load(std::memory_order_relaxed));
+  return std::max(g_heap.load(std::memory_order_relaxed),
+                  g_live.load(std::memory_order_relaxed) + g_since.load(std::memory_order_relaxed));
 }
 std::size_t bytes_since_collection() noexcept { return g_since.load(std::memory_order_relaxed); }
 std::size_t live_bytes() noexcept { return g_live.load(std::memory_order_relaxed); }

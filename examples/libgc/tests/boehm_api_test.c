@@ -9,12 +9,15 @@
  * the stack scrubbed, and must hold for most of them; "stays alive" and
  * "never out of order" are exact.
  *
- * Usage: boehm_api_test [all | oom | oom_set | divisor | exact_sizes]
+ * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
  *                GC_FREE_SPACE_DIVISOR), then checks that a larger divisor
  *                collects more often
+ *   high_water   once the heap has grown for a large live set, collections
+ *                come only when its free part is used up, even after the
+ *                live set shrank (the heap never shrinks)
  *   exact_sizes  GC_set_all_interior_pointers(0) before GC_INIT: objects
  *                take no extra byte (GC_size of a 16-byte object is 16)
  */
@@ -376,6 +379,11 @@ typedef struct Cell {
   long value;
 } Cell;
 
+/* Garbage blocks of 4 KiB each thread allocates per 1000 cells, so that
+   together they pass the heap the earlier parts left (set by threads()):
+   a collection comes once the heap's free part is used up. */
+static long garbage_per_1000_cells = 1;
+
 static void* build_lists(void* arg) {
   long seed = (long)(intptr_t)arg;
   long bad = 0;
@@ -386,7 +394,8 @@ static void* build_lists(void* arg) {
       c->next = head;
       c->value = seed * 100000 + i;
       head = c;
-      if (i % 1000 == 0) (void)GC_MALLOC_ATOMIC(4096);  /* garbage, to make collections happen */
+      if (i % 1000 == 0)  /* garbage, to make collections happen */
+        for (long g = 0; g < garbage_per_1000_cells; ++g) (void)GC_MALLOC_ATOMIC(4096);
     }
     long expect = 4999;
     for (Cell* c = head; c != NULL; c = c->next, --expect)
@@ -409,6 +418,8 @@ static void threads(void) {
   enum { kThreads = 4 };
   pthread_t ids[kThreads];
   const GC_word gc0 = GC_get_gc_no();
+  /* 30 rounds of 5 x 1000 cells in each of kThreads + 1 threads: twice the heap. */
+  garbage_per_1000_cells = 1 + (long)(2 * GC_get_heap_size() / (4096 * 30 * 5 * (kThreads + 1)));
   GC_allow_register_threads();
   for (long i = 0; i < kThreads; ++i) {
     int rc = (i % 2 == 0) ? GC_pthread_create(&ids[i], NULL, build_lists, (void*)(intptr_t)(i + 1))
@@ -473,6 +484,25 @@ static int divisor(void) {
   return failures ? 1 : 0;
 }
 
+/* ---- the heap keeps its high-water mark --------------------------------- */
+static Node* high_water_live;  /* in the data segment: a root */
+static int high_water(void) {
+  high_water_live = make_tree(18); /* 16 to 24 MiB of scanned live data */
+  GC_gcollect();
+  high_water_live = NULL;
+  GC_gcollect();
+  const size_t heap = GC_get_heap_size();
+  CHECK(heap >= (16u << 20), "the heap is %zu bytes after holding 16 MiB", heap);
+  /* Half the heap, with almost nothing live: bdwgc's GC_min_bytes_allocd
+     alone would collect every MiB or so, about 10 times here. */
+  const GC_word gc0 = GC_get_gc_no();
+  for (size_t i = 0; i < heap / 2 / 64; ++i) (void)GC_MALLOC(48);
+  CHECK(GC_get_gc_no() - gc0 <= 1, "%lu collections while half of the %zu-byte heap was used",
+        (unsigned long)(GC_get_gc_no() - gc0), heap);
+  CHECK(GC_get_heap_size() >= heap, "the heap shrank from %zu to %zu bytes", heap, GC_get_heap_size());
+  return failures ? 1 : 0;
+}
+
 static int exact_sizes(void) {
   void* small = GC_MALLOC(16);
   void* atomic = GC_MALLOC_ATOMIC(48);
@@ -494,6 +524,7 @@ int main(int argc, char** argv) {
     return oom();
   }
   if (argc > 1 && strcmp(argv[1], "divisor") == 0) return divisor();
+  if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   settings();
   gcbench();
   finalizers_ordered();

@@ -27,4 +27,6 @@ for lib in "" "$LIBDIR"; do
   out=$(GC_FREE_SPACE_DIVISOR=5 LD_LIBRARY_PATH=$lib "$bin" divisor)
   [[ "$out" == "divisor 5" ]] || { echo "FAILED: GC_FREE_SPACE_DIVISOR=5 (${lib:-the Debian libgc}): $out"; exit 1; }
 done
+echo "--- the heap keeps its high-water mark"
+run_on_both "$bin" high_water
 run_on_both "$bin" exact_sizes
