@@ -28,6 +28,12 @@ struct RuntimeOptions {
   // raised peak RSS by 1-12 MiB on the benchmarks and saved no CPU time
   // (README.md, "Memory and the operating system").
   bool huge_os_pages = false;
+  // The same for segments mapped (or laid out anew) once this many bytes of
+  // segments of small and medium pages are in use (0: never): a large heap
+  // gets huge pages, a small program does not pay 2 MiB per segment for
+  // them. Ignored when huge_os_pages is on. libgc.so.1 sets 8 MiB
+  // (examples/libgc/README.md).
+  std::size_t huge_os_pages_above = 0;
 };
 
 // Figures for one tag, taken by a walk (the world must be stopped).

@@ -30,11 +30,11 @@ bool Segment::is_valid() const noexcept {
   return true;
 }
 
-Segment* SegmentPool::map_segment(PageKind kind, std::size_t size) noexcept {
+Segment* SegmentPool::map_segment(PageKind kind, std::size_t size, bool huge_os_pages) noexcept {
   void* mem = os::map_aligned(size, kSegmentSize);
   if (mem == nullptr) return nullptr;
   // Before the header is written: the first touch of each 2 MiB decides.
-  const bool huge_os_pages = kind == PageKind::kSmall && runtime_->options.huge_os_pages;
+  huge_os_pages = huge_os_pages && kind == PageKind::kSmall;
   if (huge_os_pages) os::advise_huge_pages(mem, size);
   auto* seg = new (mem) Segment;  // default-init: the bitmaps are fresh zero pages, left untouched
   seg->huge_os_pages = huge_os_pages;

@@ -70,8 +70,9 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   if (!avail_[k].empty()) return &avail_[k].front();
   if (!empty_[k].empty()) return &empty_[k].back();
   if (Segment* seg = reuse_empty_of_other_kind(k)) return seg;
+  const bool huge_os_pages = wants_huge_os_pages(static_cast<PageKind>(k));
   lock.unlock();
-  Segment* fresh = map_segment(static_cast<PageKind>(k), kSegmentSize);
+  Segment* fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
   lock.lock();
   if (fresh == nullptr) return nullptr;
   all_.push_back(*fresh);
@@ -80,6 +81,12 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   empty_[k].push_back(*fresh);
   ++empty_count_;
   return fresh;
+}
+
+bool SegmentPool::wants_huge_os_pages(PageKind kind) const noexcept {
+  if (kind != PageKind::kSmall) return false;
+  const RuntimeOptions& o = runtime_->options;
+  return o.huge_os_pages || (o.huge_os_pages_above != 0 && segments_in_use_ * kSegmentSize >= o.huge_os_pages_above);
 }
 
 // The huge-page advice follows the segment's kind when it is laid out anew:
@@ -107,7 +114,7 @@ Segment* SegmentPool::reuse_empty_of_other_kind(std::size_t k) noexcept {
     // Out of the map while its geometry changes: a lookup from another
     // runtime (find_block) meanwhile finds nothing, as it would after.
     SegmentMap::set(seg->base(), seg->size, false);
-    set_huge_os_pages(seg, static_cast<PageKind>(k) == PageKind::kSmall && runtime_->options.huge_os_pages);
+    set_huge_os_pages(seg, wants_huge_os_pages(static_cast<PageKind>(k)));
     lay_out(seg, static_cast<PageKind>(k));
     SegmentMap::set(seg->base(), seg->size, true, seg->page_shift);
     empty_[k].push_back(*seg);

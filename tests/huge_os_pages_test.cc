@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -66,6 +67,29 @@ TEST_SUITE("alloc.huge_os_pages") {
       tagheap::free(small);
       tagheap::free(medium);
     }
+  }
+
+  TEST_CASE("with huge_os_pages_above, only segments mapped once that many bytes are in use ask for huge pages") {
+    RuntimeOptions o;
+    o.huge_os_pages_above = 2 * internal::kSegmentSize;
+    Runtime rt(o);
+    AttachedState ts(rt);
+    const std::size_t before = os::call_counts().huge_page_advices;
+    std::vector<void*> blocks;
+    std::vector<std::uintptr_t> segments;  // in the order they were first used
+    while (segments.size() < 4) {
+      void* p = ts.heap(0).allocate(kBlock);
+      REQUIRE(p != nullptr);
+      blocks.push_back(p);
+      const std::uintptr_t seg = reinterpret_cast<std::uintptr_t>(p) >> internal::kSegmentShift;
+      if (std::find(segments.begin(), segments.end(), seg) == segments.end()) {
+        segments.push_back(seg);
+        // The first two were mapped with fewer than two segments in use.
+        CHECK(os::call_counts().huge_page_advices - before == (segments.size() <= 2 ? 0u : segments.size() - 2));
+      }
+    }
+    for (void* p : blocks) tagheap::free(p);
+    rt.verify();
   }
 
   TEST_CASE("with huge OS pages, free pages of a segment in use stay committed until trim()") {

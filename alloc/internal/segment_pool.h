@@ -108,7 +108,10 @@ class SegmentPool {
   void set_clock_for_testing(Clock clock) noexcept;
 
  private:
-  Segment* map_segment(PageKind kind, std::size_t size) noexcept;
+  Segment* map_segment(PageKind kind, std::size_t size, bool huge_os_pages = false) noexcept;
+  // Whether a segment of kind k mapped or laid out now is advised huge
+  // (RuntimeOptions::huge_os_pages, huge_os_pages_above). mu_ held.
+  bool wants_huge_os_pages(PageKind kind) const noexcept;
   void lay_out(Segment* seg, PageKind kind) noexcept;
   void unmap_segment(Segment* seg) noexcept;
   Segment* segment_with_free_page(std::size_t k, std::unique_lock<std::mutex>& lock) noexcept;
