@@ -29,17 +29,6 @@ std::atomic<std::size_t> g_heap{kMinBudget};
 std::atomic<std::size_t> g_live{0};
 std::atomic<std::size_t> g_total{0};
 
-std::size_t env_size(const char* name, std::size_t dflt) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return dflt;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v, &end, 10);
-  std::size_t mult = 1;
-  if (end != nullptr && (*end == 'k' || *end == 'K')) mult = 1 << 10;
-  if (end != nullptr && (*end == 'm' || *end == 'M')) mult = 1 << 20;
-  if (end != nullptr && (*end == 'g' || *end == 'G')) mult = std::size_t{1} << 30;
-  return static_cast<std::size_t>(n) * mult;
-}
 
 // bdwgc's GC_min_bytes_allocd, or gc::Options' rule under TAGHEAP_GC_GROWTH;
 // never below kMinBudget.
@@ -71,6 +60,18 @@ std::size_t budget_for(const LiveHeap& live) noexcept {
 }
 
 }  // namespace
+
+std::size_t env_size(const char* name, std::size_t dflt) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return dflt;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  std::size_t mult = 1;
+  if (end != nullptr && (*end == 'k' || *end == 'K')) mult = 1 << 10;
+  if (end != nullptr && (*end == 'm' || *end == 'M')) mult = 1 << 20;
+  if (end != nullptr && (*end == 'g' || *end == 'G')) mult = std::size_t{1} << 30;
+  return static_cast<std::size_t>(n) * mult;
+}
 
 void init_policy() {
   g_heap.store(std::max(env_size("GC_INITIAL_HEAP_SIZE", 0), kMinBudget), std::memory_order_relaxed);

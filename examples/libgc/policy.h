@@ -50,6 +50,10 @@ struct LiveHeap {
   std::size_t roots = 0;    // bytes of roots scanned (data, stacks, uncollectable objects)
 };
 
+// A size from the environment: digits with an optional k, M or G suffix;
+// dflt when unset or empty.
+std::size_t env_size(const char* name, std::size_t dflt);
+
 // Once, from init: reads GC_FREE_SPACE_DIVISOR, GC_INITIAL_HEAP_SIZE,
 // GC_MAXIMUM_HEAP_SIZE and TAGHEAP_GC_GROWTH.
 void init_policy();
