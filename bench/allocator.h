@@ -36,11 +36,16 @@ namespace bench {
 
 #if defined(BENCH_TAGHEAP)
 inline constexpr const char* kAllocatorName = "tagheap";
-// The library's default options, unless BENCH_HUGE_OS_PAGES (0 or 1) says
-// otherwise, for A/B runs.
+// The library's default options, unless BENCH_HUGE_OS_PAGES says otherwise,
+// for A/B runs: 0 no huge pages at all, 1 huge pages for every segment of
+// small pages, N > 1 huge pages past N MiB in use (huge_os_pages_above).
 inline tagheap::RuntimeOptions runtime_options() {
   tagheap::RuntimeOptions o;
-  if (const char* v = std::getenv("BENCH_HUGE_OS_PAGES")) o.huge_os_pages = std::atoi(v) != 0;
+  if (const char* v = std::getenv("BENCH_HUGE_OS_PAGES")) {
+    const long n = std::atol(v);
+    o.huge_os_pages = n == 1;
+    o.huge_os_pages_above = n > 1 ? static_cast<std::size_t>(n) << 20 : 0;
+  }
   return o;
 }
 struct Process {

@@ -60,10 +60,18 @@ void free_all(std::vector<void*>& blocks) {
 std::size_t os_map_calls() { return os::call_counts().maps + os::call_counts().unmaps; }
 std::size_t os_release_calls() { return os::call_counts().decommits; }
 
+RuntimeOptions without_huge_os_pages() {
+  RuntimeOptions o;
+  o.huge_os_pages_above = 0;
+  return o;
+}
+
 // A runtime on the manual clock whose heap filled 32 segments and freed
-// every block: they are all empty now, and kept.
+// every block: they are all empty now, and kept. Without huge OS pages: the
+// free pages of huge-page segments are not aged and released one by one
+// (huge_os_pages_test has those).
 struct EmptiedSegments {
-  Runtime rt;
+  Runtime rt{without_huge_os_pages()};
   ManualClock clock{rt};
   AttachedState ts{rt};
   std::size_t base = os::mapped_bytes();

@@ -86,11 +86,17 @@ inline tagheap::gc::Options bench_options() {
 inline constexpr const char* kVariant = "tagheap";
 
 // The runtime's options: GC tag `gc_tag`, everything else the library's
-// defaults unless BENCH_HUGE_OS_PAGES (0 or 1) says otherwise, for A/B runs.
+// defaults unless BENCH_HUGE_OS_PAGES says otherwise, for A/B runs: 0 no
+// huge pages at all, 1 huge pages for every segment of small pages, N > 1
+// huge pages past N MiB in use (huge_os_pages_above).
 inline tagheap::RuntimeOptions runtime_options(tagheap::Tag gc_tag) {
   tagheap::RuntimeOptions o;
   o.gc_tags = {gc_tag};
-  o.huge_os_pages = env_or("BENCH_HUGE_OS_PAGES", o.huge_os_pages ? 1 : 0) != 0;
+  if (std::getenv("BENCH_HUGE_OS_PAGES") != nullptr) {
+    const long n = static_cast<long>(env_or("BENCH_HUGE_OS_PAGES", 0));
+    o.huge_os_pages = n == 1;
+    o.huge_os_pages_above = n > 1 ? static_cast<std::size_t>(n) << 20 : 0;
+  }
   return o;
 }
 
