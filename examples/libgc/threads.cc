@@ -141,10 +141,23 @@ void on_thread_exit(void*) {
   unregister_current_thread();
 }
 
+void init_registry_mutex() noexcept {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&g_registry_mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
 void before_fork() { lock_registry(); }
 void after_fork_parent() { unlock_registry(); }
 // Only the forking thread lives on in the child: forget the others (their
 // pages go to the abandoned pool) and start the acknowledgements afresh.
+// The registry lock is made anew, not unlocked: a recursive mutex records
+// its owner's thread id, and the forking thread has another one in the
+// child, so pthread_mutex_unlock would refuse (EPERM) and leave it locked
+// for good (every collection, lookup and thread registration in the child
+// hung).
 void after_fork_child() {
   sem_init(&g_acks, 0, 0);
   choose_handshake();  // the child is a new process: register it anew
@@ -156,7 +169,7 @@ void after_fork_child() {
   }
   g_threads = self;  // the others' records are leaked: their thread states are
                      // marked attached to threads that no longer exist
-  unlock_registry();
+  init_registry_mutex();
 }
 
 }  // namespace
@@ -167,11 +180,7 @@ void lock_registry() noexcept { pthread_mutex_lock(&g_registry_mutex); }
 void unlock_registry() noexcept { pthread_mutex_unlock(&g_registry_mutex); }
 
 void init_threads() {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-  pthread_mutex_init(&g_registry_mutex, &attr);
-  pthread_mutexattr_destroy(&attr);
+  init_registry_mutex();
   sem_init(&g_acks, 0, 0);
   pthread_key_create(&g_exit_key, on_thread_exit);
 

@@ -9,7 +9,7 @@
  * the stack scrubbed, and must hold for most of them; "stays alive" and
  * "never out of order" are exact.
  *
- * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | exact_sizes]
+ * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | fork | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
@@ -18,6 +18,8 @@
  *   high_water   once the heap has grown for a large live set, collections
  *                come only when its free part is used up, even after the
  *                live set shrank (the heap never shrinks)
+ *   fork         a child forked while another thread allocates collects,
+ *                looks up, and starts and joins a thread of its own
  *   exact_sizes  GC_set_all_interior_pointers(0) before GC_INIT: objects
  *                take no extra byte (GC_size of a 16-byte object is 16)
  */
@@ -25,10 +27,13 @@
 #define GC_NO_THREAD_REDIRECTS 1 /* pthread_create stays pthread_create */
 #include <gc/gc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int failures = 0;
 #define CHECK(cond, ...)                                   \
@@ -503,6 +508,46 @@ static int high_water(void) {
   return failures ? 1 : 0;
 }
 
+/* ---- fork: the child keeps a working collector ------------------------- */
+static Node* fork_live;  /* in the data segment: a root */
+static atomic_int fork_stop;
+static void* fork_allocator(void* arg) {
+  (void)arg;
+  while (!atomic_load(&fork_stop)) (void)make_tree(6);
+  return NULL;
+}
+static int fork_child(void) {
+  pthread_t t;
+  atomic_store(&fork_stop, 0);
+  CHECK(GC_pthread_create(&t, NULL, fork_allocator, NULL) == 0, "child: thread creation failed");
+  for (int i = 0; i < 1000; ++i) CHECK(GC_base((char*)fork_live + 8) == fork_live, "child: GC_base of a live node");
+  const GC_word gc0 = GC_get_gc_no();
+  GC_gcollect();
+  CHECK(GC_get_gc_no() > gc0, "child: GC_gcollect did not collect");
+  CHECK(count_nodes(fork_live) == (2L << 10) - 1, "child: the live tree was damaged");
+  atomic_store(&fork_stop, 1);
+  GC_pthread_join(t, NULL);
+  return failures;
+}
+static int fork_test(void) {
+  fork_live = make_tree(10);
+  GC_allow_register_threads();
+  pthread_t t;
+  atomic_store(&fork_stop, 0);
+  CHECK(GC_pthread_create(&t, NULL, fork_allocator, NULL) == 0, "thread creation failed");
+  for (int i = 0; i < 1000; ++i) (void)GC_base((char*)fork_live + 8);  /* lookups while it allocates */
+  const pid_t pid = fork();
+  if (pid == 0) _exit(fork_child() == 0 ? 0 : 1);
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork or waitpid failed");
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %d)", status);
+  atomic_store(&fork_stop, 1);
+  GC_pthread_join(t, NULL);
+  GC_gcollect();
+  CHECK(count_nodes(fork_live) == (2L << 10) - 1, "the live tree was damaged");
+  return failures ? 1 : 0;
+}
+
 static int exact_sizes(void) {
   void* small = GC_MALLOC(16);
   void* atomic = GC_MALLOC_ATOMIC(48);
@@ -525,6 +570,7 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && strcmp(argv[1], "divisor") == 0) return divisor();
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
+  if (argc > 1 && strcmp(argv[1], "fork") == 0) return fork_test();
   settings();
   gcbench();
   finalizers_ordered();
