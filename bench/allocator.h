@@ -21,6 +21,7 @@
 #include <cstdlib>
 
 #include "alloc/tagheap.h"
+#include "bench/common.h"
 #elif defined(BENCH_MIMALLOC)
 #include <mimalloc.h>
 #elif defined(BENCH_JEMALLOC)
@@ -36,16 +37,11 @@ namespace bench {
 
 #if defined(BENCH_TAGHEAP)
 inline constexpr const char* kAllocatorName = "tagheap";
-// The library's default options, unless BENCH_HUGE_OS_PAGES says otherwise,
-// for A/B runs: 0 no huge pages at all, 1 huge pages for every segment of
-// small pages, N > 1 huge pages past N MiB in use (huge_os_pages_above).
+// The library's default options, unless BENCH_HUGE_OS_PAGES says otherwise
+// (common.h), for A/B runs.
 inline tagheap::RuntimeOptions runtime_options() {
   tagheap::RuntimeOptions o;
-  if (const char* v = std::getenv("BENCH_HUGE_OS_PAGES")) {
-    const long n = std::atol(v);
-    o.huge_os_pages = n == 1;
-    o.huge_os_pages_above = n > 1 ? static_cast<std::size_t>(n) << 20 : 0;
-  }
+  bench::apply_huge_os_pages_env(o);
   return o;
 }
 struct Process {

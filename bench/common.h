@@ -19,6 +19,19 @@
 
 namespace bench {
 
+// BENCH_HUGE_OS_PAGES, for A/B runs of tagheap's huge-page options (a
+// tagheap::RuntimeOptions; a template so this header needs no allocator):
+// unset keeps the library's defaults, 0 no huge pages at all, 1 huge pages
+// for every segment of small pages, N > 1 huge pages past N MiB in use.
+template <class RuntimeOptions>
+void apply_huge_os_pages_env(RuntimeOptions& o) {
+  const char* v = std::getenv("BENCH_HUGE_OS_PAGES");
+  if (v == nullptr) return;
+  const long n = std::atol(v);
+  o.huge_os_pages = n == 1;
+  o.huge_os_pages_above = n > 1 ? static_cast<std::size_t>(n) << 20 : 0;
+}
+
 // Pins the calling thread to the k-th CPU (mod their number) this process may
 // run on. The multi-threaded benchmarks pin worker k to CPU k, for every
 // peer alike: on 2 cores, two spinning threads the scheduler put on one CPU

@@ -13,8 +13,8 @@
 //                 bits): the programs call write_barrier(obj) after every
 //                 store of a node pointer into a node that existed before the
 //                 store's allocation (a no-op in the other variants and in
-//                 non-generational mode). BENCH_HUGE_OS_PAGES (0 or 1)
-//                 overrides RuntimeOptions::huge_os_pages. GCB_PAUSE_LOG=FILE
+//                 non-generational mode). BENCH_HUGE_OS_PAGES (common.h)
+//                 overrides the huge-page options. GCB_PAUSE_LOG=FILE
 //                 writes every collection, at exit (print_detail), as
 //                 "t_ms,pause_ms,minor|full" (t: from init() to the
 //                 collection's start; the collector's own pause_ns), for
@@ -86,17 +86,12 @@ inline tagheap::gc::Options bench_options() {
 inline constexpr const char* kVariant = "tagheap";
 
 // The runtime's options: GC tag `gc_tag`, everything else the library's
-// defaults unless BENCH_HUGE_OS_PAGES says otherwise, for A/B runs: 0 no
-// huge pages at all, 1 huge pages for every segment of small pages, N > 1
-// huge pages past N MiB in use (huge_os_pages_above).
+// defaults unless BENCH_HUGE_OS_PAGES says otherwise (bench/common.h), for
+// A/B runs.
 inline tagheap::RuntimeOptions runtime_options(tagheap::Tag gc_tag) {
   tagheap::RuntimeOptions o;
   o.gc_tags = {gc_tag};
-  if (std::getenv("BENCH_HUGE_OS_PAGES") != nullptr) {
-    const long n = static_cast<long>(env_or("BENCH_HUGE_OS_PAGES", 0));
-    o.huge_os_pages = n == 1;
-    o.huge_os_pages_above = n > 1 ? static_cast<std::size_t>(n) << 20 : 0;
-  }
+  bench::apply_huge_os_pages_env(o);
   return o;
 }
 

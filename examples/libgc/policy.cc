@@ -29,7 +29,6 @@ std::atomic<std::size_t> g_heap{kMinBudget};
 std::atomic<std::size_t> g_live{0};
 std::atomic<std::size_t> g_total{0};
 
-
 // bdwgc's GC_min_bytes_allocd, or gc::Options' rule under TAGHEAP_GC_GROWTH;
 // never below kMinBudget.
 std::size_t rule_budget(const LiveHeap& live) noexcept {
