@@ -27,6 +27,7 @@
 #define GC_NO_THREAD_REDIRECTS 1 /* pthread_create stays pthread_create */
 #include <gc/gc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -511,9 +512,13 @@ static int high_water(void) {
 /* ---- fork: the child keeps a working collector ------------------------- */
 static Node* fork_live;  /* in the data segment: a root */
 static atomic_int fork_stop;
+static atomic_int fork_allocating; /* set once the thread has allocated */
 static void* fork_allocator(void* arg) {
   (void)arg;
-  while (!atomic_load(&fork_stop)) (void)make_tree(6);
+  while (!atomic_load(&fork_stop)) {
+    (void)make_tree(6);
+    atomic_store(&fork_allocating, 1);
+  }
   return NULL;
 }
 static int fork_child(void) {
@@ -535,6 +540,11 @@ static int fork_test(void) {
   pthread_t t;
   atomic_store(&fork_stop, 0);
   CHECK(GC_pthread_create(&t, NULL, fork_allocator, NULL) == 0, "thread creation failed");
+  /* Fork only once the thread is past its start-up: a thread still starting
+   * may hold the C library's (or a sanitizer's) allocator locks, and the
+   * child of a fork at that moment can hang in malloc whatever collector it
+   * uses (GCC 12's ASan runtime has no fork handlers for its allocator). */
+  while (!atomic_load(&fork_allocating)) sched_yield();
   for (int i = 0; i < 1000; ++i) (void)GC_base((char*)fork_live + 8);  /* lookups while it allocates */
   const pid_t pid = fork();
   if (pid == 0) _exit(fork_child() == 0 ? 0 : 1);
