@@ -65,6 +65,7 @@ GC_ROUNDS = 3              # at most this many rounds for the collection groups
 DEFAULT_DEPTH = 21         # binary-trees, as the Benchmarks Game runs it (Boehm ~13 s per run here)
 PAUSE_LIVE_MIB = [1, 10, 100]
 PAUSE_OTHER_MIB = 500
+WALK_LAYOUTS = ["half", "all", "sparse", "mixed"]
 
 
 def groups(depths):
@@ -75,7 +76,8 @@ def groups(depths):
         "xfree": [(a, "xfree_" + a, []) for a in ALLOCATORS],
         "thread_churn": [(a, "thread_churn_" + a, []) for a in ALLOCATORS],
         "large": [(a, "large_" + a, []) for a in ALLOCATORS],
-        "walk": [(m, "walk", [m]) for m in ["tagheap", "tagheap_c", "mimalloc"]],
+        # Every layout of walk.cc: half (reported as "walk"), all, sparse, mixed.
+        "walk": [(f"{m} {l}", "walk", [m, "--layout=" + l]) for l in WALK_LAYOUTS for m in ["tagheap", "tagheap_c", "mimalloc"]],
         "isolation": [("isolation", "walk", ["isolation"])],
         "gcbench": [(v, "gcbench/gcbench_" + v, []) for v in COLLECTORS],
         "mt_gcbench": [(v, "gcbench/mt_gcbench_" + v, ["2"]) for v in COLLECTORS],
@@ -102,7 +104,7 @@ UNITS = {"churn": "ns/op", "larson": "ns/op", "xfree": "ns/block", "thread_churn
 def unit_of(workload):
     if "ratio" in workload:
         return "ratio"
-    if workload.startswith("walk_gc"):
+    if workload.startswith("walk"):
         return "ns/block"
     if workload.startswith("binarytrees"):
         return "ms"
