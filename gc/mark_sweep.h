@@ -239,6 +239,12 @@ class MarkSweep {
   void set_listener(GcListener* listener) noexcept { listener_ = listener; }
   const Options& options() const noexcept { return options_; }
   unsigned markers() const noexcept { return markers_; }
+  // Starts the helper marker threads now rather than in the first
+  // collection that wants them (and again in a fork() child), for a caller
+  // that must not create threads while its world is stopped (a stopped
+  // thread may hold a lock pthread_create takes). The helpers inherit the
+  // calling thread's signal mask. Returns the markers that can run.
+  unsigned start_markers() noexcept { return markers_ > 1 ? threads_.start(markers_) : 1; }
 
   // Any mutator thread, no lock: GC bytes allocated since the last
   // collection have passed the budget.

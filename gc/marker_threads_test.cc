@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -14,6 +16,31 @@
 
 using tagheap::gc::internal::MarkerThreads;
 using tagheap::gc::internal::MarkWorklist;
+
+// This binary's operator new counts its calls (a collector may allocate in
+// its pause only at a cost; libgc maps every block then). Every unaligned
+// form is replaced, so that none pairs with a sanitizer's own.
+namespace {
+std::atomic<long> g_news{0};
+void* counted_malloc(std::size_t n) noexcept {
+  g_news.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n != 0 ? n : 1);
+}
+void* counted_malloc_or_throw(std::size_t n) {
+  if (void* p = counted_malloc(n)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+void* operator new(std::size_t n) { return counted_malloc_or_throw(n); }
+void* operator new[](std::size_t n) { return counted_malloc_or_throw(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 TEST_SUITE("gc.marker_threads") {
   TEST_CASE("marking ends when marker 0 runs dry and no helper has joined; a helper coming later takes no part") {
@@ -50,6 +77,24 @@ TEST_SUITE("gc.marker_threads") {
     std::vector<void*> more;
     CHECK_FALSE(w.take(more));  // over only once the helper is idle again
     helper.join();
+  }
+
+  TEST_CASE("sharing reuses the buffer a take emptied: no allocation once the markers have traded a chunk") {
+    MarkWorklist w;
+    w.reset();
+    std::vector<void*> giver(4 * MarkWorklist::kMinShare, nullptr);
+    std::vector<void*> taker;
+    taker.reserve(4 * MarkWorklist::kMinShare);  // a drained stack keeps its capacity
+    w.share(giver);                              // the first chunk is allocated
+    REQUIRE(w.take(taker));                      // the taker's empty buffer becomes a spare
+    REQUIRE(giver.size() == 2 * MarkWorklist::kMinShare);
+    const long before = g_news.load();
+    w.share(giver);  // refills the spare (it used to allocate a chunk per share)
+    CHECK(g_news.load() == before);
+    CHECK(giver.size() == MarkWorklist::kMinShare);
+    std::vector<void*> next;
+    REQUIRE(w.take(next));
+    CHECK(next.size() == MarkWorklist::kMinShare);
   }
 
   TEST_CASE("run() returns when job 0 does, after every helper job that started, and never during one") {

@@ -183,6 +183,10 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
     state.end_ns = state.start_ns;
     return;
   }
+  // Conservative words (Tracer::mark_conservative) look blocks up: one
+  // lookup scope for the job, not one per word (two process-wide atomic
+  // updates each; a helper has no scope of the caller's around it).
+  BlockLookupScope lookups;
   try {
     if (marker == 0) {
       for (void* obj : self.tracing_) {  // remembered old objects: traced again

@@ -25,8 +25,16 @@ bool MarkWorklist::join() noexcept {
 void MarkWorklist::share(std::vector<void*>& stack) noexcept {
   if (stack.size() < 2 * kMinShare) return;
   const std::size_t n = stack.size() / 2;
+  std::vector<void*> chunk;
   try {
-    std::vector<void*> chunk(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(n));
+    {
+      std::lock_guard lock(mu_);
+      if (!spare_.empty()) {  // a buffer an earlier take() emptied: no allocation
+        chunk.swap(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    chunk.assign(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(n));
     {
       std::lock_guard lock(mu_);
       chunks_.push_back(std::move(chunk));
@@ -47,7 +55,12 @@ bool MarkWorklist::take(std::vector<void*>& stack) {
       return false;
     }
     if (!chunks_.empty()) {
-      stack.swap(chunks_.back());
+      stack.swap(chunks_.back());  // the chunk's slot now holds the taker's empty buffer
+      try {
+        spare_.push_back(std::move(chunks_.back()));
+      } catch (const std::bad_alloc&) {
+        // freed with the slot below: the next share allocates
+      }
       chunks_.pop_back();
       idle_.fetch_sub(1, std::memory_order_relaxed);
       return true;

@@ -69,6 +69,10 @@ class MarkWorklist {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::vector<void*>> chunks_;  // kept across collections
+  // Emptied chunk buffers, capacity kept: share() refills one instead of
+  // allocating (a collector may allocate in its pause only at a cost: libgc
+  // maps every block then). Kept across collections.
+  std::vector<std::vector<void*>> spare_;
   std::atomic<unsigned> idle_{0};
   std::atomic<bool> aborted_{false};
   std::atomic<bool> stopped_{false};
