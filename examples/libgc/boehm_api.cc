@@ -69,7 +69,7 @@ void GC_init(void) {
 int GC_is_init_called(void) { return lg::initialized() ? 1 : 0; }
 void GC_gcollect(void) { lg::collect("GC_gcollect"); }
 // One marker (collector.cc): no marker threads to start.
-void GC_start_mark_threads(void) { lg::init(); }
+void GC_start_mark_threads(void) { lg::start_mark_threads(); }
 void GC_gcollect_and_unmap(void) { lg::collect("GC_gcollect_and_unmap"); }
 int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 1 : 0; }
 // No incremental mode: collects when a collection is due, and says no work is left.

@@ -6,9 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <csetjmp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+
+#include <pthread.h>
 
 #include "examples/libgc/boehm_hooks.h"
 #include "examples/libgc/finalization.h"
@@ -20,18 +23,34 @@
 #include "gc/mark_sweep.h"
 
 namespace tagheap::libgc {
+
+// Bytes of scanned objects a marker traced and has not yet added to
+// Model::scanned_bytes. Initial-exec, and outside the anonymous namespace
+// on purpose (as t_mark_sink: gold drops the offset of an initial-exec
+// relocation against an internal-linkage variable).
+extern thread_local std::size_t t_scanned_unflushed __attribute__((tls_model("initial-exec")));
+thread_local std::size_t t_scanned_unflushed __attribute__((tls_model("initial-exec"))) = 0;
+
 namespace {
 
 
 // The Model: roots and tracing for gc::MarkSweep. Everything conservative.
+// trace runs on every marker thread at once (gc::Options::markers), roots
+// on the collecting thread.
 struct Model {
+  // A marker adds what it scanned every kScannedFlushBytes (one shared
+  // counter per traced object would bounce a cache line between markers);
+  // the collecting thread adds its rest after marking, a helper's rest (less
+  // than the flush size) counts in a later collection. For the policy, an
+  // estimate either way.
+  static constexpr std::size_t kScannedFlushBytes = std::size_t{64} << 10;
   const std::vector<Range>* statics = nullptr;
   const char* collector_sp = nullptr;
-  // For the policy (policy.h); one marker, so plain counts.
-  std::size_t scanned_bytes = 0, root_bytes = 0;
+  std::atomic<std::size_t> scanned_bytes{0};
+  std::size_t root_bytes = 0;  // the collecting thread's
 
   void roots(gc::Tracer& t) {
-    set_mark_sink(MarkSink{&t, [](void* c, std::uintptr_t w) { mark_heap_word(*static_cast<gc::Tracer*>(c), w); }});
+    set_mark_sink(MarkSink{&t, &sink_mark});
     for_each_root_range(*statics, collector_sp, [this, &t](const char* lo, const char* hi, bool is_stack) {
       root_bytes += static_cast<std::size_t>(hi - lo);
       if (is_stack) {
@@ -44,7 +63,13 @@ struct Model {
   }
   void process_weak(const gc::Liveness& liveness) { finalization_process_weak(liveness); }
   void trace(void* obj, gc::Tracer& t) {
-    scanned_bytes += scan_object(obj, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
+    set_mark_sink(MarkSink{&t, &sink_mark});  // for a mark procedure, on this marker
+    t_scanned_unflushed += scan_object(obj, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
+    if (t_scanned_unflushed >= kScannedFlushBytes) [[unlikely]] flush_scanned();
+  }
+  void flush_scanned() noexcept {
+    scanned_bytes.fetch_add(t_scanned_unflushed, std::memory_order_relaxed);
+    t_scanned_unflushed = 0;
   }
 
   // A word in the heap or static data (object_scan.h's rule).
@@ -55,6 +80,7 @@ struct Model {
       t.mark(b);
     }
   }
+  static void sink_mark(void* tracer, std::uintptr_t w) { mark_heap_word(*static_cast<gc::Tracer*>(tracer), w); }
 };
 
 std::atomic<std::uint64_t> g_collections{0};
@@ -68,6 +94,38 @@ alignas(gc::MarkSweep<Model>) unsigned char g_collector_storage[sizeof(gc::MarkS
 Model* g_model = nullptr;
 gc::MarkSweep<Model>* g_collector = nullptr;
 std::vector<Range>* g_statics = nullptr;
+
+// GC_MARKERS as bdwgc reads it: the marker threads, the collecting one
+// included. Unset: one. bdwgc's default is one per hardware thread;
+// here a second marker did not pay (2 cores, bench/libgc_bench.py, 3
+// rounds: GCBench 0.28 s wall either way for 1.3x the CPU, Guile's
+// weak.scm 0.32 s against 0.39 s, w3m level), as gc/'s parallel marking
+// pays a locked OR per newly marked block (bench/README.md).
+// A value outside 1..64 (or not a number) is reported and ignored.
+unsigned markers_from_env() {
+  const char* v = std::getenv("GC_MARKERS");
+  if (v == nullptr || *v == '\0') return 1;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < 1 || n > static_cast<long>(gc::CollectStats::kMarkersReported)) {
+    std::fprintf(stderr, "tagheap libgc: GC_MARKERS=%s ignored (1 to %u markers); using 1\n", v,
+                 gc::CollectStats::kMarkersReported);
+    return 1;
+  }
+  return static_cast<unsigned>(n);
+}
+
+// The helpers are made outside any pause (pthread_create may wait for a lock
+// a stopped thread holds) with every signal blocked, so that neither this
+// library's suspend signal nor the program's signals land on them.
+void start_marker_threads() noexcept {
+  if (g_collector->markers() == 1) return;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  (void)g_collector->start_markers();  // fewer when the OS refuses threads: slower, never wrong
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
 
 void print_summary() {
   std::fprintf(stderr,
@@ -100,9 +158,10 @@ void init_collector() {
   init_policy();
   g_print_stats = std::getenv("GC_PRINT_STATS") != nullptr;
   g_model = new (g_model_storage) Model();
-  // One marker (see above). The policy is policy.h's, so MarkSweep's is
-  // unused (its Options cannot follow GC_set_free_space_divisor).
-  g_collector = new (g_collector_storage) gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = 1});
+  // The policy is policy.h's, so MarkSweep's is unused (its Options cannot
+  // follow GC_set_free_space_divisor).
+  g_collector =
+      new (g_collector_storage) gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = markers_from_env()});
   g_statics = new std::vector<Range>();
   if (g_print_stats) std::atexit(print_summary);
 }
@@ -112,6 +171,12 @@ void note_allocation(ThreadRecord& t, std::size_t bytes) {
   if (t.unflushed_bytes < kFlushBytes) return;
   flush_allocation_count(t);
   if (collection_due() && g_disabled.load(std::memory_order_relaxed) == 0) collect("budget");
+}
+
+void start_mark_threads() {
+  init();
+  RegistryLock lock;  // as a collection starts them: one caller at a time
+  start_marker_threads();
 }
 
 bool collect(const char* reason) {
@@ -129,12 +194,16 @@ bool collect(const char* reason) {
     run_start_callback();
     read_static_roots(*g_statics);
     finalization_before_stop();
+    start_marker_threads();  // made once (and again in a fork child), never in the pause
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t stopped = stop_world();
     begin_pause_allocation();  // MarkSweep's operator new: no malloc until resumed
     const std::size_t allocated = take_allocated_since();
-    g_model->scanned_bytes = g_model->root_bytes = 0;
+    g_model->scanned_bytes.store(0, std::memory_order_relaxed);
+    g_model->root_bytes = 0;
     const gc::CollectStats stats = collect_stopped(*g_statics);
+    g_model->flush_scanned();  // this thread's rest; the helpers finished their round before it returned
+    const std::size_t scanned = g_model->scanned_bytes.load(std::memory_order_relaxed);
     end_pause_allocation();
     resume_world();
     free_deferred_after_pause();
@@ -142,8 +211,8 @@ bool collect(const char* reason) {
     const auto pause = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     const std::uint64_t n = g_collections.fetch_add(1, std::memory_order_relaxed) + 1;
-    after_collection(LiveHeap{.scanned = g_model->scanned_bytes,
-                              .atomic = stats.live_bytes - std::min(stats.live_bytes, g_model->scanned_bytes),
+    after_collection(LiveHeap{.scanned = scanned,
+                              .atomic = stats.live_bytes - std::min(stats.live_bytes, scanned),
                               .roots = g_model->root_bytes - std::min(g_model->root_bytes, sanitizer_runtime_bytes())});
     g_total_pause_ns += pause;
     g_max_pause_ns = std::max(g_max_pause_ns, pause);
@@ -153,10 +222,10 @@ bool collect(const char* reason) {
       std::fprintf(stderr,
                    "tagheap libgc: collection %llu (%s): %zu bytes allocated since, live %zu bytes in %zu objects "
                    "(%zu scanned), %zu bytes of roots, freed %zu bytes, next in %zu bytes, %zu threads stopped, "
-                   "pause %.3f ms; links %zu (%zu cleared), finalizers %zu (%zu queued)\n",
+                   "pause %.3f ms, %u markers (%u took part); links %zu (%zu cleared), finalizers %zu (%zu queued)\n",
                    static_cast<unsigned long long>(n), reason, allocated, stats.live_bytes, stats.live_blocks,
-                   g_model->scanned_bytes, g_model->root_bytes, stats.freed_bytes, budget(), stopped, pause / 1e6,
-                   f.links, f.links_cleared, f.finalizers, f.finalizers_queued);
+                   scanned, g_model->root_bytes, stats.freed_bytes, budget(), stopped, pause / 1e6, stats.markers,
+                   stats.markers_took_part, f.links, f.links_cleared, f.finalizers, f.finalizers_queued);
     }
     run_finalizers = finalizers_ready();
   }

@@ -23,6 +23,10 @@ void init_collector();
 // when due. Cheap: a thread-local add, the global count every 64 KiB.
 void note_allocation(ThreadRecord& t, std::size_t bytes);
 
+// GC_start_mark_threads: the helper markers (GC_MARKERS > 1) start now
+// instead of at the first collection.
+void start_mark_threads();
+
 // A full collection now (unless disabled: returns false then).
 bool collect(const char* reason);
 

@@ -10,7 +10,6 @@ namespace {
 constexpr unsigned kMaxMarkProcs = 64;  // bdwgc's GC_MAX_MARK_PROCS
 MarkProc g_procs[kMaxMarkProcs];
 unsigned g_proc_count = 0;
-MarkSink g_sink;
 
 // A mark procedure may push onto bdwgc's mark stack only through
 // GC_mark_and_push (the entry layout is private to bdwgc), so it is handed a
@@ -22,6 +21,7 @@ struct FakeMarkStackEntry {
 thread_local FakeMarkStackEntry t_fake_stack[4];
 
 }  // namespace
+
 
 namespace detail {
 bool g_all_interior_pointers = true;
@@ -37,10 +37,14 @@ void register_displacement(std::size_t offset) noexcept {
   if (offset < kMaxDisplacement) detail::g_displacements[offset / 64] |= std::uint64_t{1} << (offset % 64);
 }
 
-void set_mark_sink(MarkSink sink) noexcept { g_sink = sink; }
+// The collector runs mark procedures on every marker thread. External
+// linkage, as t_self in threads.h: gold drops the offset of an initial-exec
+// relocation against an internal-linkage variable.
+thread_local MarkSink t_mark_sink __attribute__((tls_model("initial-exec")));
 
 void mark_from_procedure(std::uintptr_t word) noexcept {
-  if (g_sink.mark != nullptr) g_sink.mark(g_sink.context, word);
+  const MarkSink sink = t_mark_sink;
+  if (sink.mark != nullptr) sink.mark(sink.context, word);
 }
 
 unsigned new_mark_proc(MarkProc proc) {

@@ -3,7 +3,7 @@
 //   not scanned (atomic kinds)   nothing
 //   a mark procedure (custom)    the procedure, which calls GC_mark_and_push
 //                                for each pointer it finds: that lands in the
-//                                current MarkSink
+//                                MarkSink of the marker thread running it
 //   otherwise                    every word of the block, conservatively
 //
 //   explicitly typed             the words its descriptor's bitmap names
@@ -49,7 +49,9 @@ struct MarkSink {
   void* context = nullptr;
   void (*mark)(void* context, std::uintptr_t word) = nullptr;
 };
-void set_mark_sink(MarkSink sink) noexcept;
+// Per marker thread (initial-exec: a plain store per traced object).
+extern thread_local MarkSink t_mark_sink __attribute__((tls_model("initial-exec")));
+inline void set_mark_sink(MarkSink sink) noexcept { t_mark_sink = sink; }
 void mark_from_procedure(std::uintptr_t word) noexcept;  // for GC_mark_and_push
 
 using MarkProc = void* (*)(std::uintptr_t* addr, void* msp, void* msp_limit, std::uintptr_t env);

@@ -3,18 +3,13 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
 
 namespace tagheap::libgc {
-
-// External linkage on purpose (as t_self in threads.h): gold drops the
-// offset of an initial-exec relocation against an internal-linkage
-// variable, and the thread would read another one.
-extern thread_local bool t_in_pause __attribute__((tls_model("initial-exec")));
-thread_local bool t_in_pause __attribute__((tls_model("initial-exec"))) = false;
 
 namespace {
 
@@ -24,7 +19,14 @@ struct Header {  // the 16 bytes right before every block
 };
 static_assert(sizeof(Header) == 16);
 
-void* g_deferred = nullptr;  // malloc'd blocks freed in the pause, linked through their first word
+// Set from the stop to the resume. Process-wide, not per thread: the
+// collector's helper marker threads allocate in the pause too (mark stacks,
+// weak slot lists). Any other thread that runs this library's code then is
+// one the stop does not cover; it maps and defers too, which is only slower.
+std::atomic<bool> g_in_pause{false};
+// malloc'd blocks freed in the pause, linked through their first word; any
+// marker may push.
+std::atomic<void*> g_deferred{nullptr};
 
 Header* header_of(void* p) noexcept { return static_cast<Header*>(p) - 1; }
 
@@ -35,7 +37,7 @@ void* raw_allocate(std::size_t n, std::size_t align) noexcept {
   if (raw_bytes < n) return nullptr;
   void* raw;
   std::size_t mapped = 0;
-  if (t_in_pause) [[unlikely]] {
+  if (g_in_pause.load(std::memory_order_relaxed)) [[unlikely]] {
     mapped = (raw_bytes + 4095) & ~std::size_t{4095};
     raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
@@ -54,9 +56,11 @@ void raw_release(void* p) noexcept {
   const Header h = *header_of(p);
   if (h.mapped_bytes != 0) {
     munmap(h.base, h.mapped_bytes);
-  } else if (t_in_pause) [[unlikely]] {
-    *static_cast<void**>(p) = g_deferred;
-    g_deferred = p;
+  } else if (g_in_pause.load(std::memory_order_relaxed)) [[unlikely]] {
+    void* head = g_deferred.load(std::memory_order_relaxed);
+    do {
+      *static_cast<void**>(p) = head;
+    } while (!g_deferred.compare_exchange_weak(head, p, std::memory_order_release, std::memory_order_relaxed));
   } else {
     std::free(h.base);
   }
@@ -70,13 +74,16 @@ void* raw_allocate_or_throw(std::size_t n, std::size_t align) {
 
 }  // namespace
 
-void begin_pause_allocation() noexcept { t_in_pause = true; }
-void end_pause_allocation() noexcept { t_in_pause = false; }
+// The helpers start and finish each marking round under their pool's
+// mutex, which orders their reads of the flag after begin and before end.
+void begin_pause_allocation() noexcept { g_in_pause.store(true, std::memory_order_relaxed); }
+void end_pause_allocation() noexcept { g_in_pause.store(false, std::memory_order_relaxed); }
 void free_deferred_after_pause() noexcept {
-  while (g_deferred != nullptr) {
-    void* p = g_deferred;
-    g_deferred = *static_cast<void**>(p);
+  void* p = g_deferred.exchange(nullptr, std::memory_order_acquire);
+  while (p != nullptr) {
+    void* next = *static_cast<void**>(p);
     std::free(header_of(p)->base);
+    p = next;
   }
 }
 

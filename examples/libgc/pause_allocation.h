@@ -14,16 +14,18 @@
 // So this library defines operator new and delete for its own code,
 // tagheap's and gc/'s included (the version script keeps them local: the
 // host program's operators are untouched). Outside a pause they are malloc
-// and free behind a 16-byte header. On the collecting thread during a pause
-// (begin_pause_allocation .. end_pause_allocation): a new block is an
-// anonymous mapping of its own (mmap takes no user-space lock), and a free
-// of a malloc'd block is deferred, linked through the block, until
+// and free behind a 16-byte header. During a pause (begin_pause_allocation
+// .. end_pause_allocation), on the collecting thread and on the collector's
+// helper marker threads alike: a new block is an anonymous mapping of its
+// own (mmap takes no user-space lock), and a free of a malloc'd block is
+// deferred, pushed on a lock-free list through the block, until
 // free_deferred_after_pause(); a mapped block is unmapped at once.
 //
 // Invariants
 //   header(p).mapped_bytes != 0  <=>  p lies in an mmap of that many bytes at header(p).base
-//   t_in_pause only on the collecting thread, between stop and resume
-//   (others are stopped, so the deferred list needs no lock).
+//   The pause flag is set only between stop_world and resume_world, when
+//   the registered threads are stopped and only the collector's threads
+//   run this library's code.
 #pragma once
 
 namespace tagheap::libgc {

@@ -35,4 +35,18 @@ run_both guile-c -c '(display (length (let loop ((i 0) (acc (list))) (if (= i 30
 for program in "$@"; do
   run_both "$(basename "$program" .scm)" --no-auto-compile "$program"
 done
+# Weak tables, guardians and Guile's mark procedures again with two markers
+# (GC_MARKERS=2, which stock bdwgc reads too): a helper thread then runs
+# mark procedures and marks in the pauses.
+for program in "$@"; do
+  case "$(basename "$program")" in
+    weak.scm | closures.scm)
+      name="$(basename "$program" .scm)-2markers"
+      GC_MARKERS=2 run_both "$name" --no-auto-compile "$program"
+      if ! grep -q ', 2 markers' "$WORK/$name.err"; then
+        echo "FAILED $name: no collection ran with 2 markers"; failed=1
+      fi
+      ;;
+  esac
+done
 exit $failed

@@ -14,3 +14,6 @@ hang_is_failure() {
   return $rc
 }
 run_on_both hang_is_failure "$2"
+# With a helper marker thread too: it must not malloc in the pause either.
+echo "--- with tagheap's libgc.so.1, GC_MARKERS=2"
+GC_MARKERS=2 LD_LIBRARY_PATH=$LIBDIR hang_is_failure "$2"
