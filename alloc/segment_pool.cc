@@ -177,9 +177,10 @@ std::size_t SegmentPool::empty_segments_allowed() const noexcept {
   return std::max(kSegmentCacheMax, peak > segments_in_use_ ? peak - segments_in_use_ : 0);
 }
 
-// Unmaps the segments empty the longest until at most `keep` are left.
-void SegmentPool::evict_empty_segments(std::size_t keep) noexcept {
-  while (empty_count_ > keep) {
+// Unmaps the segments empty the longest until at most `keep` are left, or
+// `most` of them.
+void SegmentPool::evict_empty_segments(std::size_t keep, std::size_t most) noexcept {
+  for (std::size_t unmapped = 0; empty_count_ > keep && unmapped < most; ++unmapped) {
     Segment* oldest = nullptr;
     for (SegmentList& list : empty_)
       if (!list.empty() && (oldest == nullptr || list.front().emptied_at_ms < oldest->emptied_at_ms))
@@ -265,7 +266,7 @@ void SegmentPool::purge_aged_and_excess() noexcept {
   const std::int64_t now = now_ms();
   evict_huge(now);
   rotate_if_due(now);
-  evict_empty_segments(empty_segments_allowed());
+  evict_empty_segments(empty_segments_allowed(), kSegmentUnmapStep);
   // Due pages, then whatever passes the recent peak: one step per call.
   const std::size_t keep = std::min(dirty_bytes_ - std::min(due_bytes_, kReleaseStepBytes),
                                     std::max(kDirtyBytesMin, in_use_peak_));

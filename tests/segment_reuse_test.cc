@@ -1,7 +1,8 @@
 // Segment memory follows the program's recent peak: a heap that empties and
 // refills many segments over and over (as a collector's sweeps make it)
 // keeps them mapped instead of unmapping and mapping them again; once fewer
-// segments have been in use for a while the extra empty ones go back; and
+// segments have been in use for a while the extra empty ones go back, a
+// bounded number per page taken or given back; and
 // trim() gives back every empty one at once. Free pages that aged are
 // released a bounded step at a time. The pool's clock is a manual one here,
 // so no test depends on how fast the machine runs.
@@ -112,15 +113,34 @@ TEST_SUITE("alloc.segment_reuse") {
     std::vector<void*> blocks = fill_segments(ts.heap(0), 1);
     free_all(blocks);
     CHECK(rt.stats().empty_segments >= kept - 1);
-    // Two segment windows with the program using one segment: the next page
-    // taken or given back lets the extra empty segments go.
+    // Two segment windows with the program using one segment: the pages
+    // taken or given back next let the extra empty segments go, a bounded
+    // step each (unmapping them all in one call stalled that allocation).
     clock.advance_ms(1100);
+    const std::size_t unmapped_before = rt.stats().segments_unmapped_total;
     void* p = ts.heap(0).allocate(20'000);  // a medium page: the pool runs its aging
     REQUIRE(p != nullptr);
+    CHECK(rt.stats().segments_unmapped_total - unmapped_before <= internal::kSegmentUnmapStep);
+    CHECK(rt.stats().empty_segments > internal::kSegmentCacheMax);  // the rest wait for later calls
+    // Each first block of another medium size class takes a page: one call.
+    std::vector<void*> more;
+    std::size_t size = 9'000;
+    while (rt.stats().empty_segments > internal::kSegmentCacheMax && more.size() < kept) {
+      const std::size_t before = rt.stats().segments_unmapped_total;
+      more.push_back(ts.heap(0).allocate(size));
+      REQUIRE(more.back() != nullptr);
+      CHECK(rt.stats().segments_unmapped_total - before <= internal::kSegmentUnmapStep);
+      size += size / 4;
+    }
     const RuntimeStats s = rt.stats();
     CHECK(s.empty_segments <= internal::kSegmentCacheMax);
-    CHECK(s.segments_unmapped_total + 1 >= kept - internal::kSegmentCacheMax);  // one serves the medium page
-    CHECK(os::mapped_bytes() <= base + (internal::kSegmentCacheMax + 3) * internal::kSegmentSize);
+    CHECK(more.size() <= kept / internal::kSegmentUnmapStep + 1);
+    // Every other emptied segment was unmapped, or serves the medium pages.
+    const std::size_t in_use = s.segments - s.empty_segments;
+    CHECK(in_use <= 8);
+    CHECK(s.segments_unmapped_total + in_use >= kept - internal::kSegmentCacheMax);
+    CHECK(os::mapped_bytes() <= base + (internal::kSegmentCacheMax + in_use + 2) * internal::kSegmentSize);
+    for (void* q : more) tagheap::free(q);
     tagheap::free(p);
     rt.verify();
   }

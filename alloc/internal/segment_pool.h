@@ -21,8 +21,9 @@
 //   segments  An empty segment (no page in use) stays mapped while the
 //             segments in use plus the empty ones stay within
 //             max(in use + kSegmentCacheMax, the most segments in use over
-//             the last 0.5-1 s); beyond that the one empty the longest is
-//             unmapped. A program whose heap breathes (a collector sweeping
+//             the last 0.5-1 s); beyond that the ones empty the longest are
+//             unmapped, kSegmentUnmapStep (config.h) per page taken or
+//             given back. A program whose heap breathes (a collector sweeping
 //             most of it each cycle) keeps its segments and refills them
 //             without mmap, munmap or (while pages stay dirty) page faults;
 //             one that shrinks for good gives them back within a second of
@@ -118,7 +119,7 @@ class SegmentPool {
   Segment* reuse_empty_of_other_kind(std::size_t k) noexcept;
   void mark_empty(Segment* seg) noexcept;
   void unmap_empty(Segment* seg) noexcept;
-  void evict_empty_segments(std::size_t keep) noexcept;
+  void evict_empty_segments(std::size_t keep, std::size_t most = SIZE_MAX) noexcept;
   std::size_t empty_segments_allowed() const noexcept;
   void forget_dirty_pages(Segment* seg) noexcept;
   void purge_aged_and_excess() noexcept;
