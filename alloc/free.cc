@@ -49,15 +49,15 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
 }
 
 // A free from a thread that does not own the page. Reads only the segment's
-// copies of owner and geometry and the page's thread-free line, not the line
-// the owner keeps writing.
+// copies of owner and geometry, the page's thread-free count and its
+// thread-free bitmap, not the line the owner keeps writing nor the block.
 [[gnu::noinline]] void free_not_local(Segment* seg, std::size_t index, std::uintptr_t p) noexcept {
   if constexpr (kChecked) seg->runtime->check_free_outside_walk(p);
   Page* page = &seg->pages[index];
   if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
     const BlockGeometry& g = seg->geometry[index];
     if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
-    if (page->push_thread_free(p, g.block_size)) [[likely]] return;
+    if (page->push_thread_free(p, g.block_size) == Page::RemoteFree::kDone) [[likely]] return;
     // Closed: abandoned since we read the owner. Free under the pool's lock.
   }
   seg->runtime->free_in_abandoned(page, p);
@@ -116,12 +116,7 @@ void* internal::find_block_in(const void* ptr, const RuntimeCore* runtime) noexc
   // Found dead by the last collection, not swept yet.
   if (seg->runtime->sweep_pending(*page) && !page->is_marked_bit(i)) return nullptr;
   const std::uintptr_t block = page->block_at(i);
-  // At most `used` links: a block freed twice by other threads makes a cycle.
-  std::uint32_t links = page->used;
-  for (std::uintptr_t b = page->thread_free.load(std::memory_order_acquire) & ~Page::kThreadFreeClosed;
-       b != 0 && links-- > 0;
-       b = *reinterpret_cast<std::uintptr_t*>(b))
-    if (b == block) return nullptr;
+  if (page->is_thread_freed(i)) return nullptr;  // freed by another thread, not collected yet
   return reinterpret_cast<void*>(block);
 }
 

@@ -31,6 +31,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
     free_word(static_cast<std::uint32_t>(w)) = valid_mask(static_cast<std::uint32_t>(w));
     mark_word(static_cast<std::uint32_t>(w)) = 0;
     log_word(static_cast<std::uint32_t>(w)) = 0;
+    std::atomic_ref<std::uint64_t>(thread_free_word(static_cast<std::uint32_t>(w))).store(0, std::memory_order_relaxed);
   }
   Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv, reserved};
   asan::poison(area, area_size);  // every block is free, slack never used
@@ -115,55 +116,72 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
   --used;
 }
 
-bool Page::free_block_remote(std::uintptr_t p) noexcept {
+Page::RemoteFree Page::free_block_remote(std::uintptr_t p) noexcept {
   check_block_start(p);
   return push_thread_free(p, block_size);
 }
 
-bool Page::push_thread_free(std::uintptr_t p, std::size_t size) noexcept {
-  std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
-  if (head & kThreadFreeClosed) [[unlikely]] return false;
+Page::RemoteFree Page::push_thread_free(std::uintptr_t p, std::size_t size) noexcept {
+  // Announce, unless closed: from here the page cannot be released until
+  // our bit is collected (our block keeps `used` above zero until then).
+  // One locked add, no compare-exchange loop; on a closed page, taken back
+  // (the count is then only read under the pool's lock, which we take next).
+  if (thread_free.fetch_add(kThreadFreeOne, std::memory_order_relaxed) & kThreadFreeClosed) [[unlikely]] {
+    thread_free.fetch_sub(kThreadFreeOne, std::memory_order_relaxed);
+    return RemoteFree::kClosed;
+  }
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, size);
-  asan::poison(p + sizeof(std::uintptr_t), size - sizeof(std::uintptr_t));  // the link stays readable
-  do {
-    if (head & kThreadFreeClosed) [[unlikely]] {  // abandoned meanwhile: the caller frees under the lock
-      asan::unpoison(p + sizeof(std::uintptr_t), size - sizeof(std::uintptr_t));
-      return false;
-    }
-    *reinterpret_cast<std::uintptr_t*>(p) = head;
-  } while (!thread_free.compare_exchange_weak(head, p, std::memory_order_release,
-                                              std::memory_order_relaxed));
-  return true;
+  asan::poison(p, size);
+  const std::uint32_t i = block_index(p);
+  const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+  // Publishes the fill and the block's last use to whoever collects it.
+  // Nothing of the page is touched after this.
+  if (std::atomic_ref<std::uint64_t>(thread_free_word(i >> 6)).fetch_or(bit, std::memory_order_release) & bit)
+      [[unlikely]]
+    fatal("tagheap: double free of %p (freed twice from other threads; tag %u, block size %zu)",
+          reinterpret_cast<void*>(p), tag, block_size);
+  return RemoteFree::kDone;
 }
 
-std::uint32_t Page::collect_thread_free() noexcept {
-  const std::uintptr_t head = thread_free.load(std::memory_order_relaxed);
-  if ((head & ~kThreadFreeClosed) == 0) return 0;
-  // The closed bit changes only under the pool lock, never while a collector
-  // (the owner, the lock holder, a walk) runs: keeping it is race-free.
-  return take_thread_free(head & kThreadFreeClosed);
-}
-
-std::uint32_t Page::take_thread_free(std::uintptr_t state) noexcept {
-  std::uintptr_t b = thread_free.exchange(state, std::memory_order_acquire) & ~kThreadFreeClosed;
+std::uint32_t Page::take_thread_free() noexcept {
+  // Every bit set now was announced before: the count covers it. A free
+  // that announced and has not set its bit yet stays counted, for the next
+  // collection.
   std::uint32_t n = 0;
-  while (b != 0) {
-    const std::uint32_t i = block_index(b);
-    // Before reading the link: a block pushed twice is already free (and, in
-    // ASan builds, poisoned) the second time round.
-    if (is_free_bit(i)) [[unlikely]]
+  for (std::uint32_t w = 0; w < bitmap_words; ++w) {
+    std::atomic_ref<std::uint64_t> remote(thread_free_word(w));
+    if (remote.load(std::memory_order_relaxed) == 0) continue;
+    const std::uint64_t bits = remote.exchange(0, std::memory_order_acquire);
+    std::uint64_t& free = free_word(w);
+    if (bits & free) [[unlikely]] {
+      const std::uintptr_t b = block_at(w * 64 + static_cast<std::uint32_t>(std::countr_zero(bits & free)));
       fatal("tagheap: double free of %p (freed from another thread; tag %u, block size %zu)",
             reinterpret_cast<void*>(b), tag, block_size);
-    const std::uintptr_t next = *reinterpret_cast<std::uintptr_t*>(b);
-    if (debug_fill) std::memset(reinterpret_cast<void*>(b), kFillFreed, sizeof(std::uintptr_t));
-    asan::poison(b, sizeof(std::uintptr_t));
-    free_word(i >> 6) |= std::uint64_t{1} << (i & 63);
-    if (slow_free & kSlowFreeSticky) clear_gc_bits(i);
-    ++n;
-    b = next;
+    }
+    free |= bits;
+    if (slow_free & kSlowFreeSticky) {
+      std::atomic_ref<std::uint64_t>(mark_word(w)).fetch_and(~bits, std::memory_order_relaxed);
+      std::atomic_ref<std::uint64_t>(log_word(w)).fetch_and(~bits, std::memory_order_relaxed);
+    }
+    n += static_cast<std::uint32_t>(std::popcount(bits));
   }
+  if (n == 0) return 0;
   if (n > used) fatal("tagheap: page %p: %u thread frees but only %u blocks used", static_cast<void*>(this), n, used);
   used -= n;
+  thread_free.fetch_sub(n * kThreadFreeOne, std::memory_order_relaxed);
+  return n;
+}
+
+std::uint32_t Page::close_thread_free() noexcept {
+  // seq_cst both: a free that announced before the close is counted, and
+  // one after it sees the bit (the compare-exchange reads the same word).
+  thread_free.fetch_or(kThreadFreeClosed, std::memory_order_seq_cst);
+  return take_thread_free();
+}
+
+std::uint32_t Page::open_thread_free() noexcept {
+  const std::uint32_t n = take_thread_free();
+  thread_free.fetch_and(~kThreadFreeClosed, std::memory_order_release);
   return n;
 }
 
@@ -185,13 +203,15 @@ bool Page::is_valid() const noexcept {
   if (used + free_count != reserved)
     fatal("page %p: used %u + free %zu != %u blocks", static_cast<const void*>(this), used, free_count, reserved);
   std::size_t remote = 0;
-  for (std::uintptr_t b = thread_free.load(std::memory_order_acquire) & ~kThreadFreeClosed; b != 0;
-       b = *reinterpret_cast<std::uintptr_t*>(b)) {
-    if (b - blocks_start >= std::uint64_t{reserved} * block_size || block_at(block_index(b)) != b)
-      fatal("page %p: thread-free list holds %p, not a block", static_cast<const void*>(this), reinterpret_cast<void*>(b));
-    if (is_free_bit(block_index(b))) fatal("page %p: block %p is free and on thread-free", static_cast<const void*>(this), reinterpret_cast<void*>(b));
-    if (++remote > used) fatal("page %p: thread-free list longer than used", static_cast<const void*>(this));
+  for (std::uint32_t w = 0; w < bitmap_words; ++w) {
+    const std::uint64_t bits = std::atomic_ref<std::uint64_t>(thread_free_word(w)).load(std::memory_order_acquire);
+    if (bits & ~valid_mask(w)) fatal("page %p: thread-free bit beyond the last block", static_cast<const void*>(this));
+    if (bits & free_word(w)) fatal("page %p: a block is free and thread-freed", static_cast<const void*>(this));
+    remote += static_cast<std::size_t>(std::popcount(bits));
   }
+  if (remote > thread_frees_pending() || thread_frees_pending() > used)
+    fatal("page %p: %zu thread-free bits, %zu announced, %u blocks used", static_cast<const void*>(this), remote,
+          static_cast<std::size_t>(thread_frees_pending()), used);
   return true;
 }
 

@@ -2,6 +2,7 @@
 #include "alloc/runtime.h"
 
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "alloc/heap.h"
@@ -70,10 +71,19 @@ void RuntimeCore::abandon_page_locked(TagShard& shard, Page* page) noexcept {
   page->heap = nullptr;
   page->set_in_full(false);
   sweep_if_pending(page);
-  // Frees that read the owner before the store above and pushed since are
-  // collected here; later pushes find the list closed and take our lock
-  // (Page::kThreadFreeClosed), so none is stranded on an unowned page.
+  // Frees that read the owner before the store above and announced since
+  // are collected here; later ones find the page closed and take our lock
+  // (Page::kThreadFreeClosed), so none is stranded on an unowned page. An
+  // announced free sets its bit a few instructions later: wait for it, a
+  // bounded while (its thread may be descheduled there, or stopped by a
+  // collector), so that the page goes back to the OS at once if it is
+  // empty. Past the bound the page waits in a bin (TagShard::add), where
+  // reclaim collects it.
   page->close_thread_free();
+  for (int spins = 0; page->thread_frees_pending() != 0 && spins < kAnnouncedFreeWaitSpins; ++spins) {
+    std::this_thread::yield();
+    page->collect_thread_free();
+  }
   if (page->used == 0) {
     release_page(page);
     return;
@@ -88,14 +98,24 @@ Page* RuntimeCore::reclaim(Tag tag, std::size_t c, Heap* heap, std::uintptr_t ow
   std::lock_guard lock(shard.mu);
   PageList& bin = shard.bins[c];
   Page* page = nullptr;
+  internal::PageList waiting;  // thread frees announced, bits not set yet: back to the bin after
   while (!bin.empty()) {
     page = &bin.front();
     shard.remove(*page);
     sweep_if_pending(page);  // a page the last collection left to sweep lazily
     page->collect_thread_free();
     if (page->has_free_in_bits()) break;
-    shard.add(*page);  // every block still live: to the full list
+    if (page->thread_frees_pending() != 0) {
+      waiting.push_back(*page);
+    } else {
+      shard.add(*page);  // every block still live: to the full list
+    }
     page = nullptr;
+  }
+  while (!waiting.empty()) {
+    Page& w = waiting.front();
+    waiting.pop_front();
+    shard.add(w);
   }
   if (page == nullptr) return nullptr;
   ++shard.reclaimed_total;
@@ -115,7 +135,7 @@ void RuntimeCore::free_in_abandoned(Page* page, std::uintptr_t p) noexcept {
     // block keeps the page in use, so it cannot go away meanwhile. The push
     // fails only if the page was abandoned again since: then under the lock.
     lock.unlock();
-    if (page->free_block_remote(p)) return;
+    if (page->free_block_remote(p) == Page::RemoteFree::kDone) return;
     lock.lock();
   }
   if (!page->in_pool)
@@ -349,17 +369,20 @@ std::size_t Runtime::verify() {
           if (page.heap != heap || page.owner_token().load() != node.self->owner_token())
             fatal("verify: page %p in a heap's queue is not owned by it", static_cast<void*>(&page));
           if (page.thread_free.load() & internal::Page::kThreadFreeClosed)
-            fatal("verify: owned page %p has its thread-free list closed", static_cast<void*>(&page));
+            fatal("verify: owned page %p is closed to thread frees", static_cast<void*>(&page));
           return true;
         });
       }
     }
   }
-  // An abandoned page's thread-free list is closed, hence empty: no block
-  // waits where nobody collects.
+  // An abandoned page is closed to thread frees, and one with some pending
+  // sits in a bin, where reclaim collects them: no block waits where nobody
+  // collects.
   auto check_closed = [](internal::Page& page) {
-    if (page.thread_free.load() != internal::Page::kThreadFreeClosed)
-      fatal("verify: abandoned page %p: thread-free list not closed and empty", static_cast<void*>(&page));
+    if (!(page.thread_free.load() & internal::Page::kThreadFreeClosed))
+      fatal("verify: abandoned page %p is open to thread frees", static_cast<void*>(&page));
+    if (page.pool_full && page.thread_frees_pending() != 0)
+      fatal("verify: full abandoned page %p has thread frees pending", static_cast<void*>(&page));
   };
   for (unsigned tag = 0; tag < kTagCount; ++tag) {
     internal::TagShard& shard = core.shards[tag];

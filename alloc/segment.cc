@@ -61,7 +61,7 @@ void SegmentPool::lay_out(Segment* seg, PageKind kind) noexcept {
                               : kind == PageKind::kMedium ? std::size_t{1} << kMediumPageShift
                                                           : size;
   // The mark table ends the segment: the pages are those with room left
-  // before it (a small segment's table fills its whole last page).
+  // before it (a small segment's 96 KiB table leaves its last page 32 KiB).
   const std::size_t marks = mark_table_size(kind);
   seg->page_count = static_cast<std::uint16_t>((size - marks + page_size - 1) / page_size);
   seg->free_pages = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;

@@ -6,13 +6,17 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "alloc/internal/asan.h"
 #include "alloc/internal/config.h"
+#include "alloc/internal/page.h"
+#include "alloc/internal/segment.h"
 #include "alloc/os.h"
 #include "alloc/tagheap.h"
 #include "gc/visit.h"
@@ -381,6 +385,65 @@ TEST_SUITE("alloc.cross_thread") {
     freer.join();
     CHECK(stranded.load() == 0);
     CHECK(rt.stats().total.pages == 0);
+    rt.verify();
+  }
+
+  TEST_CASE("a free from another thread leaves the block's bytes alone until the owner reuses it") {
+    // The free sets a bit in the page's thread-free bitmap: it does not
+    // link the block through its first word (a cache miss on memory the
+    // owner wrote last, and a chain the owner would chase block by block).
+    if constexpr (internal::asan::kEnabled) return;  // the block is poisoned: not readable
+    Runtime rt;
+    AttachedState ts(rt);
+    auto* p = static_cast<unsigned char*>(ts.heap(0).allocate(64));
+    void* keep = ts.heap(0).allocate(64);
+    std::memset(p, 0x5A, 64);
+    std::thread([&] { tagheap::free(p); }).join();
+    CHECK(std::all_of(p, p + 64, [](unsigned char c) { return c == 0x5A; }));
+    CHECK(find_block(p) == nullptr);  // freed, though not collected yet
+    tagheap::free(keep);
+  }
+
+  TEST_CASE("a free announced before abandonment that lands after it is collected by reclaim") {
+    // A free announces itself (the page's count), then sets its bit. If the
+    // owner abandons the page in between and the bit comes late, the page
+    // must wait in its class bin, where reclaim looks, and not in the full
+    // list, where nothing would find the freed block.
+    Runtime rt;
+    std::vector<void*> blocks;
+    internal::Page* page = nullptr;
+    {
+      ThreadState owner(rt);
+      std::thread([&] {
+        owner.attach();
+        void* first = owner.heap(0).allocate(256);
+        page = internal::Segment::of(first)->page_of(first);
+        blocks.push_back(first);
+        while (page->has_free_in_bits()) blocks.push_back(owner.heap(0).allocate(256));  // the page full
+        owner.detach();
+      }).join();
+      REQUIRE(!page->has_free_in_bits());
+      // The late free, first half: announced, no bit yet.
+      page->thread_free.fetch_add(internal::Page::kThreadFreeOne);
+      owner.abandon();  // waits a bounded while for the bit, then gives up
+    }
+    internal::TagShard& shard = rt.core().shards[0];
+    {
+      std::lock_guard lock(shard.mu);
+      CHECK(page->in_pool == 1);
+      CHECK(page->pool_full == 0);
+    }
+    // Second half: the bit, as push_thread_free sets it.
+    void* late = blocks[7];
+    const std::uint32_t i = page->block_index(reinterpret_cast<std::uintptr_t>(late));
+    internal::asan::poison(reinterpret_cast<std::uintptr_t>(late), 256);
+    std::atomic_ref<std::uint64_t>(page->thread_free_word(i >> 6)).fetch_or(std::uint64_t{1} << (i & 63));
+    rt.verify();
+    AttachedState ts(rt);
+    void* again = ts.heap(0).allocate(256);
+    CHECK(again == late);  // reclaimed, and the late free collected
+    blocks[7] = again;
+    for (void* b : blocks) tagheap::free(b);
     rt.verify();
   }
 

@@ -30,7 +30,7 @@ bool resident(const void* p) {
 }
 
 constexpr std::size_t kBlock = 8 * 1024;
-constexpr std::size_t kBlocks = internal::kSegmentSize / kBlock - 16;  // most of one segment
+constexpr std::size_t kBlocks = internal::kSegmentSize / kBlock - 24;  // most of one segment
 
 RuntimeOptions with_huge_os_pages() {
   RuntimeOptions o;

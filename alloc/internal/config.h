@@ -57,6 +57,11 @@ inline constexpr std::size_t kSegmentCacheMax = 4;
 // dozens would otherwise stall one allocation (and the pool's lock) for all
 // of them. trim() unmaps every empty segment at once.
 inline constexpr std::size_t kSegmentUnmapStep = 2;
+// Yields an abandoning thread spends waiting for frees that announced
+// themselves to a page before it was closed and have not set their bit yet
+// (RuntimeCore::abandon_page_locked): a few instructions, unless that
+// thread is descheduled between them.
+inline constexpr int kAnnouncedFreeWaitSpins = 1000;
 // Freed huge segments kept whole for reuse, per runtime: at least this many
 // bytes, more while more was in use just before (SegmentPool).
 inline constexpr std::size_t kHugeCacheBytes = std::size_t{64} << 20;

@@ -7,15 +7,21 @@
 //   free_bits  one bit per block, 1 = free. Local frees set the bit directly
 //   cache word the bitmap word allocation pops from, in place (alloc_word,
 //              word cache_base / 64); a local free into it is reused at once
-//   thread-free  an atomic list of blocks freed by threads that do not own
-//              the page, linked through each block's first word
+//   thread-free  blocks freed by threads that do not own the page: a bit
+//              each in the page's thread-free bitmap (thread_free_word, in
+//              the segment's mark table, away from the owner's lines), and
+//              a count in `thread_free` of those announced and not yet
+//              collected. A free never touches the block itself, and the
+//              owner collects a word at a time, not a block at a time
 //   used       blocks not free in free_bits: allocated, or freed by another
 //              thread and not yet collected
 //
 // Invariants (Page::is_valid checks them):
 //   used + popcount(free_bits) == reserved; no bit at or above `reserved`
 //   alloc_word is g_no_word or points at free_bits word cache_base / 64
-//   |thread_free| <= used, and no block is both on thread_free and free
+//   popcount(thread-free bitmap) <= announced count <= used, and no block is
+//   both thread-freed and free (the count may run ahead of the bitmap: a
+//   free announces itself, then sets its bit)
 //   tag never changes while used > 0 (invariant 1)
 //   swept_epoch != the runtime's epoch (of a lazily swept tag) => the mark
 //   bits are the last collection's: block i is dead iff live and unmarked
@@ -24,14 +30,14 @@
 //   free        in its segment, not in use: the runtime's segment pool
 //   owned       in a heap's queue (or its full queue): only the thread the
 //               owner ThreadState is attached to, except the atomic
-//               thread_free push from any thread
+//               thread-free announcement and bit from any thread
 //   abandoned   owner == nullptr, in the runtime's pool for its tag: only
 //               under that pool's lock (frees take the lock too: the
-//               thread-free list is closed, kThreadFreeClosed)
+//               page is closed to thread frees, kThreadFreeClosed)
 //   reclaimed   owned again, by a heap of the same tag and runtime
 //   huge        one block; owner == nullptr; held in the runtime's huge list
 //               for its tag; freed from any thread under that list's lock
-// A walk (world stopped) may read any page and collect its thread_free.
+// A walk (world stopped) may read any page and collect its thread frees.
 #pragma once
 
 #include <atomic>
@@ -87,7 +93,8 @@ struct alignas(64) Page {
   // owner_token().)
 
   // --- cross-thread and life-cycle state ---
-  std::atomic<std::uintptr_t> thread_free{0};    // blocks freed by other threads
+  // kThreadFreeClosed | thread frees announced, not collected * kThreadFreeOne
+  std::atomic<std::uintptr_t> thread_free{0};
   Heap* heap = nullptr;          // owning heap; only its thread or a stopped world
   std::uint8_t in_use = 0;       // carved from its segment
   std::uint8_t in_walk = 0;      // a walk stands here: emptying must not release it
@@ -142,6 +149,15 @@ struct alignas(64) Page {
     const std::size_t rows = kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
     return mark_bits[rows * kBitmapRowWords + bitmap_offset(w)];
   }
+  // The thread-free bitmap (blocks freed by other threads, not collected
+  // yet), behind the log rows. Set and taken only atomically.
+  std::uint64_t& thread_free_word(std::uint32_t w) const noexcept {
+    const std::size_t rows = kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
+    return mark_bits[2 * rows * kBitmapRowWords + bitmap_offset(w)];
+  }
+  bool is_thread_freed(std::uint32_t i) const noexcept {
+    return (std::atomic_ref<std::uint64_t>(thread_free_word(i >> 6)).load(std::memory_order_acquire) >> (i & 63)) & 1;
+  }
   // Bits of word w that stand for real blocks.
   std::uint64_t valid_mask(std::uint32_t w) const noexcept {
     const std::uint32_t first = w * 64;
@@ -179,8 +195,6 @@ struct alignas(64) Page {
     return refill_cache_scan();
   }
   bool refill_cache_scan() noexcept;
-  // Collects thread_free and leaves `state` (0 or kThreadFreeClosed) there.
-  std::uint32_t take_thread_free(std::uintptr_t state) noexcept;
   // Leaves no cache word (when the page changes hands or goes back).
   void drop_cache() noexcept { alloc_word = &g_no_word; }
 
@@ -188,28 +202,43 @@ struct alignas(64) Page {
   // The caller owns the page (or holds its pool lock, or the world is
   // stopped). Sets the block free; fatal on an interior pointer or double free.
   void free_block_owned(std::uintptr_t p) noexcept;
-  // thread_free's low bit (block addresses are 16-aligned): set while the
-  // page is abandoned. A push then fails, and the free goes through the
-  // pool's lock instead (RuntimeCore::free_in_abandoned): nothing can land
-  // on the list of a page that no thread owns, where no one would collect
-  // it (the page would wait in the pool, maybe in its full list, for a trim
-  // or a walk). Abandonment closes the list in the same exchange that
-  // collects it, so a free that saw the owner just before abandonment either
-  // pushed in time to be collected or finds the list closed.
+  // thread_free's low bit: set while the page is abandoned. An announcement
+  // then fails, and the free goes through the pool's lock instead
+  // (RuntimeCore::free_in_abandoned). A free announces itself (count + 1,
+  // in the compare-exchange that reads the closed bit), then sets its
+  // block's bit, and touches the page no more: once its bit is set, the
+  // block may be collected and the page released at any moment.
+  // Abandonment closes, then collects: a free that announced in time stays
+  // counted until its bit is collected, and while the count is not zero the
+  // page waits in its pool bin (never the full list), where reclaim
+  // collects it; a later free finds the page closed and takes the lock.
   static constexpr std::uintptr_t kThreadFreeClosed = 1;
-  // From any thread: push onto thread_free. Fatal on an interior pointer.
-  // False, nothing done, when the list is closed (the page was abandoned).
-  [[nodiscard]] bool free_block_remote(std::uintptr_t p) noexcept;
-  // The push itself, for a block already checked (`size`: its block size).
-  [[nodiscard]] bool push_thread_free(std::uintptr_t p, std::size_t size) noexcept;
-  // Owner (or pool lock or stopped world): move thread_free into free_bits,
-  // leaving the list open or closed as it was. Returns the blocks collected.
-  std::uint32_t collect_thread_free() noexcept;
-  // Collect and close (abandonment, under the pool lock) or open (reclaim,
-  // under the pool lock, before the new owner is published).
-  std::uint32_t close_thread_free() noexcept { return take_thread_free(kThreadFreeClosed); }
-  std::uint32_t open_thread_free() noexcept { return take_thread_free(0); }
+  static constexpr std::uintptr_t kThreadFreeOne = 2;
+  enum class RemoteFree { kDone, kClosed };
+  // From any thread: a thread free of block p. Fatal on an interior pointer
+  // or a block freed twice by other threads. kClosed, nothing done, when the
+  // page is abandoned.
+  [[nodiscard]] RemoteFree free_block_remote(std::uintptr_t p) noexcept;
+  // The free itself, for a block already checked (`size`: its block size).
+  [[nodiscard]] RemoteFree push_thread_free(std::uintptr_t p, std::size_t size) noexcept;
+  // Thread frees announced and not collected (some may not have set their
+  // bit yet).
+  std::uintptr_t thread_frees_pending() const noexcept {
+    return thread_free.load(std::memory_order_acquire) / kThreadFreeOne;
+  }
+  // Owner (or pool lock or stopped world): moves the thread-free bits into
+  // free_bits and takes their number off the count, leaving the page open or
+  // closed as it was. Returns the blocks collected.
+  std::uint32_t collect_thread_free() noexcept {
+    if (thread_free.load(std::memory_order_acquire) < kThreadFreeOne) return 0;
+    return take_thread_free();
+  }
+  // Close then collect (abandonment, under the pool lock), or collect then
+  // open (reclaim, under the pool lock, before the new owner is published).
+  std::uint32_t close_thread_free() noexcept;
+  std::uint32_t open_thread_free() noexcept;
   void check_block_start(std::uintptr_t p) const noexcept;
+  std::uint32_t take_thread_free() noexcept;
 
   // --- lazy sweeping (the caller may modify the page: owner, pool lock or
   // stopped world) ---

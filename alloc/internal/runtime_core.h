@@ -57,9 +57,11 @@ struct TagShard {
 
   // The pool's bookkeeping, all under mu: a page with free blocks sits in
   // its class's bin (and counts in `available`), a full one in `full`.
+  // A page with thread frees announced but not collected goes to its bin:
+  // they free blocks (reclaim collects them).
   void add(Page& page) noexcept {
     page.in_pool = 1;
-    page.pool_full = !page.has_free_in_bits();
+    page.pool_full = !page.has_free_in_bits() && page.thread_frees_pending() == 0;
     if (page.pool_full) {
       full.push_back(page);
     } else {

@@ -109,12 +109,14 @@ static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
 // Small pages need up to kBitmapWords words each (kBitmapWords /
 // kBitmapLineWords rows); medium and large pages hold at most 64 blocks, one
 // word, so their segments need one row. Behind the mark rows, as many rows
-// of log bits (gc/'s remembered set: Page::log_word).
+// of log bits (gc/'s remembered set: Page::log_word), then as many of
+// thread-free bits (Page::thread_free_word: other threads set them, so they
+// live apart from the free bitmaps the owner writes).
 constexpr std::size_t mark_table_rows(PageKind kind) {
   return kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
 }
 constexpr std::size_t mark_table_size(PageKind kind) {
-  return (2 * mark_table_rows(kind) * kBitmapRowWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
+  return (3 * mark_table_rows(kind) * kBitmapRowWords * sizeof(std::uint64_t) + 4095) & ~std::size_t{4095};
 }
 static_assert((std::size_t{1} << kMediumPageShift) / kSmallBlockMax <= 64,
               "a medium page's blocks (over kSmallBlockMax) fit one bitmap word");
