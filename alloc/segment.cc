@@ -1,5 +1,6 @@
 // Segments: mapping, laying out pages, unmapping. (Taking pages and giving
 // them back: segment_pool.cc; freed huge segments: segment_huge_cache.cc.)
+#include <algorithm>
 #include <new>
 
 #include "alloc/internal/lookup_guard.h"
@@ -14,7 +15,9 @@ namespace tagheap::internal {
 bool Segment::is_valid() const noexcept {
   if (!cookie_ok()) fatal("segment %p: bad cookie", static_cast<const void*>(this));
   std::size_t in_use = 0;
-  for (std::size_t i = 0; i < page_count; ++i) {
+  if (free_pages & ((std::uint64_t{1} << first_page) - 1))
+    fatal("segment %p: a page under the header or mark table is free", static_cast<const void*>(this));
+  for (std::size_t i = first_page; i < page_count; ++i) {
     const bool page_free = (free_pages >> i) & 1;
     if (pages[i].in_use == page_free)
       fatal("segment %p: page %zu in_use %u but free mask says %d", static_cast<const void*>(this), i,
@@ -60,26 +63,28 @@ void SegmentPool::lay_out(Segment* seg, PageKind kind) noexcept {
   const std::size_t page_size = kind == PageKind::kSmall    ? std::size_t{1} << kSmallPageShift
                               : kind == PageKind::kMedium ? std::size_t{1} << kMediumPageShift
                                                           : size;
-  // The mark table ends the segment: the pages are those with room left
-  // before it (a small segment's 96 KiB table leaves its last page 32 KiB).
+  // The mark table follows the header; the pages' areas follow the table.
+  // A page whose region they cover, or leave less than an eighth of, is
+  // never used.
   const std::size_t marks = mark_table_size(kind);
-  seg->page_count = static_cast<std::uint16_t>((size - marks + page_size - 1) / page_size);
-  seg->free_pages = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;
-  const std::size_t last_page_cut = seg->page_count * page_size + marks - size;
-  auto* mark_table = reinterpret_cast<std::uint64_t*>(seg->base() + size - marks);
+  const std::size_t used_by_tables = kSegmentHeaderSize + marks;
+  seg->page_count = static_cast<std::uint16_t>(kind == PageKind::kHuge ? 1 : size / page_size);
+  std::size_t first = used_by_tables / page_size;
+  if (kind != PageKind::kHuge && (first + 1) * page_size - used_by_tables < page_size / 8) ++first;
+  seg->first_page = static_cast<std::uint16_t>(first);
+  const std::uint64_t all = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;
+  seg->free_pages = all & ~((std::uint64_t{1} << first) - 1);
+  auto* mark_table = reinterpret_cast<std::uint64_t*>(seg->base() + kSegmentHeaderSize);
   for (std::size_t i = 0; i < seg->page_count; ++i) {
     Page& page = seg->pages[i];
     page.kind = kind;
     page.page_index = static_cast<std::uint8_t>(i);
-    page.area = seg->base() + i * page_size;
-    page.area_size = page_size;
     page.free_bits = &seg->free_words[0][i][0];
     page.mark_bits = mark_table + i * kBitmapLineWords;
-    if (i == 0) {
-      page.area += kSegmentHeaderSize;
-      page.area_size -= kSegmentHeaderSize;
-    }
-    if (i + 1 == seg->page_count) page.area_size -= last_page_cut;
+    const std::uintptr_t start = std::max(seg->base() + i * page_size, seg->base() + used_by_tables);
+    const std::uintptr_t end = std::min(seg->base() + (i + 1) * page_size, seg->base() + size);
+    page.area = i < first ? 0 : start;
+    page.area_size = i < first ? 0 : end - start;
   }
 }
 

@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "alloc/internal/config.h"
+#include "alloc/internal/page.h"
+#include "alloc/internal/segment.h"
 #include "alloc/os.h"
 #include "alloc/tagheap.h"
 #include "tests/test_util.h"
@@ -51,6 +54,29 @@ std::vector<void*> fill_most_of_a_segment(Heap& heap) {
 }  // namespace
 
 TEST_SUITE("alloc.huge_os_pages") {
+  TEST_CASE("a segment's bitmaps lie in its first 2 MiB, so touching them never faults in its second half") {
+    // Marks, log bits and thread-free bits are written for a page in use
+    // (a collection, a free from another thread). Were they at the segment's
+    // end, on huge OS pages the first such write would fault in the last
+    // 2 MiB whole, pages unused or not.
+    Runtime rt(with_huge_os_pages());
+    AttachedState ts(rt);
+    void* p = ts.heap(0).allocate(64);
+    void* keep = ts.heap(0).allocate(64);
+    internal::Segment* seg = internal::Segment::of(p);
+    const std::uintptr_t half = seg->base() + internal::kSegmentSize / 2;
+    for (std::size_t i = seg->first_page; i < seg->page_count; ++i) {
+      const internal::Page& page = seg->pages[i];
+      CHECK(reinterpret_cast<std::uintptr_t>(&page.mark_word(0)) < seg->pages[seg->first_page].area);
+      CHECK(reinterpret_cast<std::uintptr_t>(&page.log_word(internal::kBitmapWords - 1)) < half);
+      CHECK(reinterpret_cast<std::uintptr_t>(&page.thread_free_word(internal::kBitmapWords - 1)) < half);
+    }
+    std::thread([&] { tagheap::free(p); }).join();  // sets a thread-free bit
+    CHECK(!resident(reinterpret_cast<void*>(half + internal::kSegmentSize / 4)));
+    tagheap::free(keep);
+    rt.verify();
+  }
+
   TEST_CASE("segments of small pages ask for huge OS pages only with the option") {
     for (const bool on : {false, true}) {
       CAPTURE(on);

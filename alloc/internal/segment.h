@@ -3,7 +3,12 @@
 //
 // A pointer finds its segment by masking (p & ~kSegmentMask) and its page by
 // an index: (p - segment) >> page_shift. The header (this struct, padded to
-// kSegmentHeaderSize) sits at the start of the segment, before page 0's area.
+// kSegmentHeaderSize) sits at the start of the segment, then the mark table
+// (mark_table_size), then the pages' areas: pages below first_page lie
+// wholly under the two and are never used (a small segment's first two).
+// Both are in the segment's first 2 MiB, which the header's first write
+// faults in anyway: on huge OS pages, a bitmap touched in a segment whose
+// later pages are unused does not fault in another 2 MiB page.
 //
 // A segment belongs to one runtime for its whole life (runtimes never share a
 // page). Its pages may be owned by different heaps, of different tags and
@@ -13,7 +18,8 @@
 // owner writes on every allocation; see Page::owner_token).
 //
 // Invariants (Segment::is_valid): cookie == address ^ kCookieKey;
-// pages_in_use == number of pages with in_use, == page_count - popcount(free_pages);
+// pages_in_use == number of pages with in_use, == page_count - first_page - popcount(free_pages);
+// pages below first_page are never free nor in use;
 // geometry[i] == page i's blocks_start, block_size, block_inv, reserved while it is in use.
 #pragma once
 
@@ -67,6 +73,7 @@ struct Segment {
   // from it advises again.
   bool huge_advice_withdrawn = false;
   std::uint16_t page_count = 0;
+  std::uint16_t first_page = 0;   // the pages before lie under the header and mark table
   std::uint16_t pages_in_use = 0;
   std::uint64_t free_pages = 0;   // bit i: page i is free
   std::int64_t emptied_at_ms = 0; // when its last page in use went back (while empty)
@@ -105,7 +112,7 @@ inline std::atomic<std::uintptr_t>& Page::owner_token() const noexcept {
 
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
 static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
-// The mark table at the end of a segment: rows of kBitmapRowWords words.
+// The mark table, after the header: rows of kBitmapRowWords words.
 // Small pages need up to kBitmapWords words each (kBitmapWords /
 // kBitmapLineWords rows); medium and large pages hold at most 64 blocks, one
 // word, so their segments need one row. Behind the mark rows, as many rows
