@@ -263,9 +263,7 @@ void* Heap::reallocate(void* p, std::size_t size) noexcept {
   if (seg->runtime != runtime_) [[unlikely]]
     internal::fatal("tagheap: reallocate(%p): a block of another runtime", p);
   internal::Page* page = seg->kind == internal::PageKind::kHuge ? &seg->pages[0] : seg->page_of(p);
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  if (a < page->blocks_start || a - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size ||
-      page->block_at(page->block_index_containing(a)) != a) [[unlikely]]
+  if (!page->is_block_start(reinterpret_cast<std::uintptr_t>(p))) [[unlikely]]
     internal::fatal("tagheap: reallocate(%p): not the start of a block (tag %u, block size %zu)", p, page->tag,
                     page->block_size);
   if (page->tag == tag_ && size <= old && size > old / 2) return p;

@@ -31,9 +31,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 // The child must abort with a message that names `p` and says `what`.
 void expect_abort(const ChildResult& r, const void* p, const char* what) {
   INFO(r.describe());
-  CHECK(r.aborted());
-  CHECK(contains(r.err, ptr_str(p)));
-  CHECK(contains(r.err, what));
+  CHECK(r.aborted_naming(p, what));
 }
 
 }  // namespace

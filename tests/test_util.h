@@ -74,6 +74,10 @@ struct ChildResult {
   std::string err;
 
   bool aborted() const { return signaled && signal == SIGABRT; }
+  // Aborted with a message that names p and says `what` (bad input's rule).
+  bool aborted_naming(const void* p, const char* what) const {
+    return aborted() && err.find(ptr_str(p)) != std::string::npos && err.find(what) != std::string::npos;
+  }
   std::string describe() const {
     std::string s = exited ? "exited with " + std::to_string(exit_code)
                   : signaled ? "killed by signal " + std::to_string(signal)

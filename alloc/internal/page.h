@@ -129,6 +129,11 @@ struct alignas(64) Page {
     return static_cast<std::uint32_t>(((p - blocks_start) * std::uint64_t{block_inv}) >> 32);
   }
   std::uintptr_t block_at(std::uint32_t index) const noexcept { return blocks_start + index * block_size; }
+  // p is the start of block i < reserved (as BlockGeometry::is_block_start).
+  bool is_block_start(std::uintptr_t p) const noexcept {
+    return p >= blocks_start && p - blocks_start < std::uint64_t{reserved} * block_size &&
+           block_at(block_index_containing(p)) == p;
+  }
   // Index of the block containing p (blocks_start <= p < the last block's
   // end): exact for any byte, where block_index may round up inside blocks
   // over 1 KiB.

@@ -222,9 +222,7 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
 // stop on time: every 64 objects while they are quick, down to every one
 // while they are slow (the first marking of a freshly built heap took 2-8 us
 // an object on a VM, measured on rewire: 64 of them overran a 0.4 ms step
-// by a millisecond). The tracer keeps the interval from step to step. A
-// step too short for that to matter (mark_step_ns = 1, as the tests use)
-// reads the clock every 64 objects, so it marks 64.
+// by a millisecond). The tracer keeps the interval from step to step.
 template <class Model>
 void MarkSweep<Model>::drain(Tracer& t) {
   constexpr std::size_t kAhead = 64;  // a power of two
