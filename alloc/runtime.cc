@@ -243,6 +243,7 @@ std::size_t RuntimeCore::trim_pool() noexcept {
         Page& page = *it++;
         if (page.in_walk) continue;
         sweep_if_pending(&page);
+        page.collect_thread_free();  // a free that announced before the page was closed, and landed after
         if (page.used == 0) {
           shard.remove(page);
           release_page(&page);

@@ -447,6 +447,38 @@ TEST_SUITE("alloc.cross_thread") {
     rt.verify();
   }
 
+  TEST_CASE("trim() collects a free that landed on an abandoned page after it was closed") {
+    // As above, but the page's only block is the late one: once collected,
+    // the page is empty and trim() must give it back.
+    Runtime rt;
+    void* block = nullptr;
+    internal::Page* page = nullptr;
+    {
+      ThreadState owner(rt);
+      std::thread([&] {
+        owner.attach();
+        block = owner.heap(0).allocate(256);
+        page = internal::Segment::of(block)->page_of(block);
+        owner.detach();
+      }).join();
+      page->thread_free.fetch_add(internal::Page::kThreadFreeOne);  // announced in time
+      owner.abandon();
+    }
+    const std::uint32_t i = page->block_index(reinterpret_cast<std::uintptr_t>(block));
+    internal::asan::poison(reinterpret_cast<std::uintptr_t>(block), 256);
+    std::atomic_ref<std::uint64_t>(page->thread_free_word(i >> 6)).fetch_or(std::uint64_t{1} << (i & 63));
+    rt.trim();
+    internal::TagShard& shard = rt.core().shards[0];
+    std::size_t in_pool = 0;
+    {
+      std::lock_guard lock(shard.mu);
+      in_pool = shard.full.size();
+      for (auto& bin : shard.bins) in_pool += bin.size();
+    }
+    CHECK(in_pool == 0);
+    rt.verify();
+  }
+
   TEST_CASE("an abandoned page that empties goes back to its segment and the OS") {
     Runtime rt({.gc_tags = {1}});
     const std::size_t mapped_before = os::mapped_bytes();
