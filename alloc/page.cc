@@ -174,7 +174,7 @@ std::uint32_t Page::take_thread_free() noexcept {
 
 std::uint32_t Page::close_thread_free() noexcept {
   // seq_cst both: a free that announced before the close is counted, and
-  // one after it sees the bit (the compare-exchange reads the same word).
+  // one after it sees the bit (the announcing add reads the same word).
   thread_free.fetch_or(kThreadFreeClosed, std::memory_order_seq_cst);
   return take_thread_free();
 }

@@ -150,15 +150,16 @@ struct alignas(64) Page {
   std::uint64_t& free_word(std::uint32_t w) const noexcept { return free_bits[bitmap_offset(w)]; }
   std::uint64_t& mark_word(std::uint32_t w) const noexcept { return mark_bits[bitmap_offset(w)]; }
   // gc/'s log bits (a remembered set), the same layout behind the mark rows.
-  std::uint64_t& log_word(std::uint32_t w) const noexcept {
-    const std::size_t rows = kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
-    return mark_bits[rows * kBitmapRowWords + bitmap_offset(w)];
-  }
+  std::uint64_t& log_word(std::uint32_t w) const noexcept { return mark_bits[table_words() + bitmap_offset(w)]; }
   // The thread-free bitmap (blocks freed by other threads, not collected
   // yet), behind the log rows. Set and taken only atomically.
   std::uint64_t& thread_free_word(std::uint32_t w) const noexcept {
-    const std::size_t rows = kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1;
-    return mark_bits[2 * rows * kBitmapRowWords + bitmap_offset(w)];
+    return mark_bits[2 * table_words() + bitmap_offset(w)];
+  }
+  // Words in each of the table's three parts (marks, logs, thread frees):
+  // segment.h's mark_table_rows rows.
+  std::size_t table_words() const noexcept {
+    return (kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1) * kBitmapRowWords;
   }
   bool is_thread_freed(std::uint32_t i) const noexcept {
     return (std::atomic_ref<std::uint64_t>(thread_free_word(i >> 6)).load(std::memory_order_acquire) >> (i & 63)) & 1;
@@ -210,7 +211,7 @@ struct alignas(64) Page {
   // thread_free's low bit: set while the page is abandoned. An announcement
   // then fails, and the free goes through the pool's lock instead
   // (RuntimeCore::free_in_abandoned). A free announces itself (count + 1,
-  // in the compare-exchange that reads the closed bit), then sets its
+  // in the locked add that reads the closed bit), then sets its
   // block's bit, and touches the page no more: once its bit is set, the
   // block may be collected and the page released at any moment.
   // Abandonment closes, then collects: a free that announced in time stays

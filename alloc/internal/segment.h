@@ -92,7 +92,7 @@ struct Segment {
   // line: row r holds words 8r..8r+7 of every page, one line each. A walk
   // reads eight words per line; pages with at most eight words (blocks of
   // 128 bytes and more) sit in one 4 KiB row. The mark bitmaps (gc/'s) are
-  // a table of the same shape at the segment's end.
+  // a table of the same shape right after the header.
   std::uint64_t free_words[kBitmapWords / kBitmapLineWords][kMaxPagesPerSegment][kBitmapLineWords];
 
   static Segment* of(const void* p) noexcept {
