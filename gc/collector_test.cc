@@ -89,6 +89,19 @@ std::vector<Node*> random_graph(Heap& heap, std::mt19937& rng, std::uint32_t cou
   return nodes;
 }
 
+// A runtime holding one random graph, its roots the model's.
+struct RandomGraphHeap {
+  Runtime rt{{.gc_tags = {kGc}}};
+  test::AttachedState ts{rt};
+  Graph g;
+  GraphModel model{&g};
+  RandomGraphHeap(unsigned seed, std::uint32_t nodes) {
+    std::mt19937 rng(seed);
+    g.roots = random_graph(ts.heap(kGc), rng, nodes, 0);
+  }
+  gc::MarkSweep<GraphModel> collector(gc::Options options) { return gc::MarkSweep<GraphModel>(rt, model, options); }
+};
+
 }  // namespace
 
 TEST_SUITE("gc.parallel_marking") {
@@ -159,17 +172,34 @@ TEST_SUITE("gc.parallel_marking") {
       }
       return n;
     };
-    Runtime rt({.gc_tags = {kGc}});
-    test::AttachedState ts(rt);
-    Graph g;
-    GraphModel model{&g};
-    std::mt19937 rng(3);
-    g.roots = random_graph(ts.heap(kGc), rng, 2000, 0);
-    gc::MarkSweep<GraphModel> ms(rt, model, gc::Options{.markers = 4});
+    RandomGraphHeap heap(3, 2000);
+    auto ms = heap.collector({.markers = 4});
     ms.collect();
     const std::size_t after_first = threads_now();
     for (int i = 0; i < 20; ++i) ms.collect();
     CHECK(threads_now() == after_first);
+  }
+
+  TEST_CASE("with markers = 0, a collection expected to mark less than parallel_mark_bytes marks on the caller alone") {
+    if (gc::internal::default_markers() < 2) return;  // one hardware thread: one marker whatever the size
+    RandomGraphHeap heap(11, 4000);
+    const std::size_t live = heap.collector({.markers = 1}).collect().live_bytes;
+    {
+      auto ms = heap.collector({.parallel_mark_bytes = std::size_t{1} << 40});
+      CHECK(ms.markers() >= 2);               // the helpers exist...
+      CHECK(ms.collect().markers == 1);       // ...but a small heap is marked by the caller
+      CHECK(ms.collect_full().markers == 1);  // the same after a collection said how much it marks
+    }
+    {
+      auto ms = heap.collector({.parallel_mark_bytes = live / 2});
+      // Before its first collection everything allocated counts: above the bar.
+      CHECK(ms.collect().markers >= 2);
+      CHECK(ms.collect().markers >= 2);  // the last collection marked `live` bytes
+    }
+    {
+      auto ms = heap.collector({.markers = 2, .parallel_mark_bytes = std::size_t{1} << 40});
+      CHECK(ms.collect().markers == 2);  // an explicit count is used as it is
+    }
   }
 }
 

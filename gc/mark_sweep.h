@@ -111,6 +111,14 @@ struct Options {
   double heap_growth = 1.5;
   std::size_t min_budget_bytes = std::size_t{8} << 20;
   unsigned markers = 0;       // marking threads incl. the caller; 0: one per hardware thread
+  // With markers = 0, a stop-the-world collection marks on every marker
+  // thread only when it is expected to mark at least this many bytes (what
+  // the last collection of its kind marked), on the collecting thread alone
+  // below: a small heap's marking stays in the cache and one core marks it
+  // faster than two (1 vs 2 markers on 2 cores: 10.1 vs 12.3 ms at 43 MiB
+  // marked, 24.0 vs 17.6 ms at 64 MiB; bench/README.md, "Parallel
+  // marking"). An explicit markers count is used as it is.
+  std::size_t parallel_mark_bytes = std::size_t{24} << 20;
   bool generational = false;  // sticky mark bits: collect() is minor unless a full one is due
   // Generational mode: a minor collection is due when GC-tag bytes
   // allocated since the last collection pass max(min_budget_bytes,
@@ -389,6 +397,7 @@ class MarkSweep {
     stats.roots_conservative += t.conservative_hits_;
     stats.marked_bytes_by_marker[std::min(marker, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
   }
+  unsigned markers_for(bool minor) const noexcept;
   unsigned make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept;
   unsigned run_markers(unsigned n, MarkJob& job);
   static void mark_job(void* context, unsigned marker) noexcept;
@@ -424,6 +433,9 @@ class MarkSweep {
   std::atomic<bool> remembered_overflow_{false};
   bool sticky_ = false, had_full_ = false, force_full_ = false;
   std::size_t old_bytes_ = 0, old_blocks_ = 0, full_threshold_ = 0;
+  // Bytes the last full [0] and minor [1] stop-the-world collection marked
+  // (SIZE_MAX: none yet), for markers_for.
+  std::size_t last_marked_bytes_[2] = {SIZE_MAX, SIZE_MAX};
   // write_barrier logs marked objects: always in generational mode, during
   // a cycle in incremental mode.
   std::atomic<bool> barrier_on_;

@@ -41,6 +41,7 @@ static_assert(std::is_nothrow_invocable_r_v<void*, decltype(&th::Heap::reallocat
 static_assert(std::is_same_v<decltype(th::gc::Options{}.heap_growth), double>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.min_budget_bytes), std::size_t>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.markers), unsigned>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.parallel_mark_bytes), std::size_t>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.generational), bool>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.nursery_growth), double>);
 static_assert(th::gc::Options{}.markers == 0 && !th::gc::Options{}.generational);

@@ -48,7 +48,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
 
   std::vector<Tracer> helpers;
   Tracer first(&runtime_.core(), gc_tags_, first_state_.stack, stack_limit_);
-  unsigned n = make_helper_tracers(markers_, helpers);
+  unsigned n = make_helper_tracers(markers_for(minor), helpers);
   if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
   stats.markers = n;
   MarkJob job{this, &first, &helpers, nullptr};
@@ -113,6 +113,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
                                                                                     static_cast<double>(old_bytes_)));
     }
   }
+  last_marked_bytes_[minor ? 1 : 0] = stats.live_bytes;
   policy_.after_collection(runtime_.allocated_bytes(gc_tags_), options_.generational ? old_bytes_ : stats.live_bytes);
   const std::uint64_t t3 = internal::now_ns();
   stats.sweep_ns = (t1 - t0) + (t3 - t2);
@@ -131,6 +132,18 @@ void MarkSweep<Model>::after_marking(CollectStats& stats, const std::vector<void
   if constexpr (HasFinalize<Model>) finalize_dead();
   if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
   count_dead(stats);
+}
+
+// Markers for a stop-the-world collection: with Options::markers = 0, the
+// helpers only when the collection is expected to mark at least
+// parallel_mark_bytes (what the last collection of its kind marked; before
+// the first, everything allocated), the collecting thread alone below.
+template <class Model>
+unsigned MarkSweep<Model>::markers_for(bool minor) const noexcept {
+  if (options_.markers != 0 || markers_ <= 1) return markers_;
+  std::size_t expected = last_marked_bytes_[minor ? 1 : 0];
+  if (expected == SIZE_MAX) expected = static_cast<std::size_t>(runtime_.allocated_bytes(gc_tags_));
+  return expected >= options_.parallel_mark_bytes ? markers_ : 1;
 }
 
 // Helpers need memory for their state: short of it, marker 0 marks alone
