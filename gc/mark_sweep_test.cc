@@ -69,6 +69,7 @@ struct Checker {
   GraphModel& model;
   std::vector<Node*> everything;  // every GC object ever made (by id)
   std::size_t mark_stack_limit = SIZE_MAX;
+  unsigned markers = 0;
 
   gc::CollectStats collect_and_check() {
     const std::unordered_set<void*> before = gc_blocks(rt);
@@ -77,7 +78,7 @@ struct Checker {
     std::vector<int> fin_before = model.finalized;
     fin_before.resize(everything.size());
 
-    gc::MarkSweep<GraphModel> ms(rt, model);
+    gc::MarkSweep<GraphModel> ms(rt, model, gc::Options{.markers = markers});
     ms.limit_mark_stack(mark_stack_limit);
     const gc::CollectStats stats = ms.collect();
 
@@ -229,6 +230,14 @@ TEST_SUITE("gc.mark_sweep") {
     for (int i = 0; i < 5; ++i) model.root_set.push_back(check.everything[rng() % check.everything.size()]);
     SUBCASE("a limit of one entry") { check.mark_stack_limit = 1; }
     SUBCASE("a limit of 64 entries") { check.mark_stack_limit = 64; }
+    SUBCASE("a limit of 64 entries, two markers: a helper's overflow is rescanned too") {
+      check.mark_stack_limit = 64;
+      check.markers = 2;
+    }
+    SUBCASE("a limit of 200 entries, four markers") {
+      check.mark_stack_limit = 200;
+      check.markers = 4;
+    }
     const gc::CollectStats s = check.collect_and_check();
     CHECK(s.live_blocks > 1000);  // the graph is big enough to overflow
     for (Node* n : check.everything)

@@ -60,9 +60,13 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     first.parallel_ = false;
     for (unsigned i = 1; i < n; ++i) {
-      // Weak slots and ephemerons the helpers met: settled by marker 0.
+      // Weak slots and ephemerons the helpers met: settled by marker 0, and
+      // so is a helper's mark stack overflow (its marked objects that were
+      // never traced: settle's rescan traces them).
       Tracer& t = helpers[i - 1];
       t.parallel_ = false;
+      first.overflowed_ = first.overflowed_ || t.overflowed_;
+      t.overflowed_ = false;
       for (void** slot : t.weak_slots_) first.mark_weak(slot);
       t.weak_slots_.clear();
       for (auto& [k, v] : t.ephemerons_) first.mark_ephemeron(k, v);
