@@ -68,8 +68,14 @@ PAUSE_OTHER_MIB = 500
 WALK_LAYOUTS = ["half", "all", "sparse", "mixed"]
 
 
+def GENERATIONAL(program, args, suffix=""):
+    """tagheap's generational mode (Options::generational, the programs'
+    write barriers on) as a peer of its own: tagheap_gen."""
+    return ("tagheap_gen" + suffix, program + "_tagheap", args, {"GCB_GENERATIONAL": "1"})
+
+
 def groups(depths):
-    """group -> list of (label, binary under bazel-bin/bench, args)."""
+    """group -> list of (label, binary under bazel-bin/bench, args[, extra environment])."""
     g = {
         "churn": [(a, "churn_" + a, []) for a in ALLOCATORS],
         "larson": [(a, "larson_" + a, []) for a in ALLOCATORS],
@@ -79,10 +85,13 @@ def groups(depths):
         # Every layout of walk.cc: half (reported as "walk"), all, sparse, mixed.
         "walk": [(f"{m} {l}", "walk", [m, "--layout=" + l]) for l in WALK_LAYOUTS for m in ["tagheap", "tagheap_c", "mimalloc"]],
         "isolation": [("isolation", "walk", ["isolation"])],
-        "gcbench": [(v, "gcbench/gcbench_" + v, []) for v in COLLECTORS],
-        "mt_gcbench": [(v, "gcbench/mt_gcbench_" + v, ["2"]) for v in COLLECTORS],
+        "gcbench": [(v, "gcbench/gcbench_" + v, []) for v in COLLECTORS] + [GENERATIONAL("gcbench/gcbench", [])],
+        "mt_gcbench": [(v, "gcbench/mt_gcbench_" + v, ["2"]) for v in COLLECTORS]
+                      + [GENERATIONAL("gcbench/mt_gcbench", ["2"])],
         "binarytrees": [(v if len(depths) == 1 else f"{v} d{d}", "gcbench/binary_trees_" + v, [str(d)])
-                        for d in depths for v in COLLECTORS],
+                        for d in depths for v in COLLECTORS]
+                       + [GENERATIONAL("gcbench/binary_trees", [str(d)], "" if len(depths) == 1 else f" d{d}")
+                          for d in depths],
         "pause": [],
     }
     for live in PAUSE_LIVE_MIB:
@@ -169,11 +178,12 @@ def thp_mode():
     return ", ".join(modes)
 
 
-def run_child(cmd, pinned):
+def run_child(cmd, pinned, env=None):
     """Runs cmd to the end; returns (returncode, stdout, stderr, usage) with usage from wait4()."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=pin_to_last_cpu if pinned else None)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=pin_to_last_cpu if pinned else None,
+                             env={**os.environ, **env} if env else None)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
@@ -184,8 +194,8 @@ def run_child(cmd, pinned):
         return p.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), usage
 
 
-def run_one(bindir, binary, args, pinned=False):
-    code, stdout, stderr, usage = run_child([os.path.join(bindir, binary)] + args, pinned)
+def run_one(bindir, binary, args, pinned=False, env=None):
+    code, stdout, stderr, usage = run_child([os.path.join(bindir, binary)] + args, pinned, env)
     if code != 0:
         raise SystemExit(f"{binary} {' '.join(args)} failed ({code}):\n{stdout}\n{stderr}")
     rows = []
@@ -466,10 +476,10 @@ def main():
                 continue
             jobs = all_groups[g]
             k = r % len(jobs)
-            for label, binary, args in jobs[k:] + jobs[:k]:  # rotated: A B C D, B C D A, ...
+            for label, binary, args, *env in jobs[k:] + jobs[:k]:  # rotated: A B C D, B C D A, ...
                 done += 1
                 t0 = time.time()
-                rows = run_one(bindir, binary, args, pinned=g not in MULTI_THREADED)
+                rows = run_one(bindir, binary, args, pinned=g not in MULTI_THREADED, env=env[0] if env else None)
                 dt = time.time() - t0
                 shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _, _, _ in rows)
                 if rows:
@@ -546,8 +556,9 @@ def main():
             "multi-threaded ones one thread per CPU; "
             "lower is better; `/best peer` is the "
             "value over the best other peer's (below 1.0: ahead). binary-trees at depth "
-            f"{opts.depth}; transparent huge pages: {thp}. GC peers: tagheap `MarkSweep`, Boehm (libgc), mimalloc with explicit free "
-            "(the floor, no collector). `pause_*`: one full collection of that much live data; `+other`: "
+            f"{opts.depth}; transparent huge pages: {thp}. GC peers: tagheap `MarkSweep` (defaults; "
+            "`tagheap_gen`: `Options::generational`, the programs calling `write_barrier`), Boehm (libgc), mimalloc "
+            "with explicit free (the floor, no collector). `pause_*`: one full collection of that much live data; `+other`: "
             f"beside {PAUSE_OTHER_MIB} MiB of live non-GC-tag blocks (Boehm: `GC_MALLOC_ATOMIC_UNCOLLECTABLE` blocks). "
             "Chart: `bench/results/results.svg`; details: `bench/README.md`.",
             "",

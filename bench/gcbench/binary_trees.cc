@@ -89,6 +89,6 @@ int main(int argc, char** argv) {
   }
   const double ms = gcb::ms_since(t0);
   gcb::print_detail();
-  std::printf("binarytrees %s %.1f %ld %zu\n", gcb::kVariant, ms, gcb::peak_rss_kib(), gcb::collections());
+  std::printf("binarytrees %s %.1f %ld %zu\n", gcb::variant_name(), ms, gcb::peak_rss_kib(), gcb::collections());
   return 0;
 }

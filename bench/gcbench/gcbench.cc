@@ -29,6 +29,6 @@ int main() {
   }
   const double ms = gcb::ms_since(t0);
   gcb::print_detail();
-  std::printf("gcbench %s %.1f %ld %zu\n", gcb::kVariant, ms, gcb::peak_rss_kib(), gcb::collections());
+  std::printf("gcbench %s %.1f %ld %zu\n", gcb::variant_name(), ms, gcb::peak_rss_kib(), gcb::collections());
   return 0;
 }

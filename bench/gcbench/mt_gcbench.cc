@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   print_detail();
-  std::printf("mt_gcbench %s %.1f %ld gcs=%zu", gcb::kVariant, ms, gcb::peak_rss_kib(), collections());
+  std::printf("mt_gcbench %s %.1f %ld gcs=%zu", gcb::variant_name(), ms, gcb::peak_rss_kib(), collections());
   print_extra();
   std::printf("\n");
   return 0;

@@ -84,6 +84,9 @@ inline tagheap::gc::Options bench_options() {
 
 #if defined(GCB_TAGHEAP)
 inline constexpr const char* kVariant = "tagheap";
+// The peer name the programs print: tagheap's generational mode is a peer
+// of its own in bench/run.py's tables.
+inline const char* variant_name() { return env_or("GCB_GENERATIONAL", 0) != 0 ? "tagheap_gen" : kVariant; }
 
 // The runtime's options: GC tag `gc_tag`, everything else the library's
 // defaults unless BENCH_HUGE_OS_PAGES says otherwise (bench/common.h), for
@@ -203,6 +206,7 @@ struct RootScope {
 
 #elif defined(GCB_BOEHM)
 inline constexpr const char* kVariant = "boehm";
+inline const char* variant_name() { return kVariant; }
 inline void init_boehm() {
   GC_INIT();
   if (env_or("GCB_BOEHM_MARKER_THREADS", 0) != 0) GC_start_mark_threads();
@@ -221,6 +225,7 @@ struct RootScope {
 
 #else
 inline constexpr const char* kVariant = "mimalloc";
+inline const char* variant_name() { return kVariant; }
 inline void init() {}
 inline void* alloc_node(std::size_t size) { return mi_malloc(size); }
 inline void* alloc_atomic(std::size_t size) { return mi_malloc(size); }
