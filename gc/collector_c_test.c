@@ -3,6 +3,7 @@
  * a weak slot, an ordered finalizer, and generational mode with its write
  * barrier. Exits non-zero (with a message) on the first wrong verdict. */
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include "gc/tagheap_gc.h"
@@ -96,8 +97,16 @@ int main(void) {
   EXPECT(s.live_blocks == 1);
   tagheap_collector_delete(c);
 
+  /* parallel_mark_bytes: a bar of one byte puts every hardware thread on
+   * even this tiny heap (the default leaves it to the caller alone). */
+  tagheap_gc_options po = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  c = tagheap_collector_new(rt, &model, &po);
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(sysconf(_SC_NPROCESSORS_ONLN) < 2 || s.markers >= 2);
+  tagheap_collector_delete(c);
+
   /* Generational: the barrier keeps a young node stored into an old one. */
-  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0, 0.25};
+  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0, 0.25, 0};
   c = tagheap_collector_new(rt, &model, &go);
   EXPECT(tagheap_collect(c, &s) == 0); /* full: the root is old */
   EXPECT(!s.minor);
@@ -112,13 +121,13 @@ int main(void) {
   tagheap_collector_delete(c);
 
   /* Incremental with generational: refused. */
-  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0, 0};
+  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0, 0, 0};
   EXPECT(tagheap_collector_new(rt, &model, &both) == NULL);
 
   /* Incremental: a cycle of pauses; a node stored into a traced one
    * between pauses survives through the barrier. 1 ns steps: a pause
    * traces 16 to 64 objects. */
-  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1, 0};
+  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1, 0, 0};
   c = tagheap_collector_new(rt, &model, &io);
   EXPECT(c != NULL);
   node* chain = NULL;

@@ -41,6 +41,8 @@ typedef struct tagheap_gc_options {
   uint64_t mark_step_ns;    /* incremental: marking time of one pause; 0: the default */
   int verify_incremental;   /* nonzero: check every incremental cycle (debugging) */
   double nursery_growth;    /* generational: minor collections every this x old bytes; <= 0: the default */
+  size_t parallel_mark_bytes; /* markers 0: a collection expected to mark less marks on the caller alone;
+                                 0: the default */
 } tagheap_gc_options;
 
 typedef struct tagheap_collect_stats {
