@@ -397,6 +397,7 @@ class MarkSweep {
     stats.roots_conservative += t.conservative_hits_;
     stats.marked_bytes_by_marker[std::min(marker, CollectStats::kMarkersReported - 1)] += t.marked_bytes_;
   }
+  static void hand_to_first(Tracer& first, Tracer& helper);
   unsigned markers_for(bool minor) const noexcept;
   unsigned make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept;
   unsigned run_markers(unsigned n, MarkJob& job);

@@ -181,14 +181,7 @@ void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::
   std::vector<void*> ready;  // objects whose finalizers are due
   try {
     worklist_.reset();  // no step's stop left behind: settle's drains run to the end
-    for (Tracer& t : cycle_helpers_) {
-      for (void** slot : t.weak_slots_) first.mark_weak(slot);
-      t.weak_slots_.clear();
-      for (auto& [k, v] : t.ephemerons_) first.mark_ephemeron(k, v);
-      t.ephemerons_.clear();
-      first.overflowed_ = first.overflowed_ || t.overflowed_;
-      t.overflowed_ = false;
-    }
+    for (Tracer& t : cycle_helpers_) hand_to_first(first, t);
     if (cycle_overflowed_) first.overflowed_ = true;
     settle(first);
     finish_weak(first);

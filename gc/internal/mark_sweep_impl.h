@@ -60,17 +60,8 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     first.parallel_ = false;
     for (unsigned i = 1; i < n; ++i) {
-      // Weak slots and ephemerons the helpers met: settled by marker 0, and
-      // so is a helper's mark stack overflow (its marked objects that were
-      // never traced: settle's rescan traces them).
-      Tracer& t = helpers[i - 1];
-      t.parallel_ = false;
-      first.overflowed_ = first.overflowed_ || t.overflowed_;
-      t.overflowed_ = false;
-      for (void** slot : t.weak_slots_) first.mark_weak(slot);
-      t.weak_slots_.clear();
-      for (auto& [k, v] : t.ephemerons_) first.mark_ephemeron(k, v);
-      t.ephemerons_.clear();
+      helpers[i - 1].parallel_ = false;
+      hand_to_first(first, helpers[i - 1]);
     }
     settle(first);
     finish_weak(first);  // weak slots do not see objects kept only for their finalizers
@@ -136,6 +127,19 @@ void MarkSweep<Model>::after_marking(CollectStats& stats, const std::vector<void
   if constexpr (HasFinalize<Model>) finalize_dead();
   if constexpr (tagheap::internal::asan::kEnabled) internal::poison_dead(runtime_, gc_tags_);
   count_dead(stats);
+}
+
+// After marking: what a helper met and marker 0 settles (weak slots,
+// ephemerons) and its mark stack overflow (marked objects never traced:
+// settle's rescan traces them) go to marker 0.
+template <class Model>
+void MarkSweep<Model>::hand_to_first(Tracer& first, Tracer& helper) {
+  for (void** slot : helper.weak_slots_) first.mark_weak(slot);
+  helper.weak_slots_.clear();
+  for (auto& [k, v] : helper.ephemerons_) first.mark_ephemeron(k, v);
+  helper.ephemerons_.clear();
+  first.overflowed_ = first.overflowed_ || helper.overflowed_;
+  helper.overflowed_ = false;
 }
 
 // Markers for a stop-the-world collection: with Options::markers = 0, the
