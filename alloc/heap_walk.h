@@ -18,6 +18,8 @@
 // reaches the caller: the runtime is as it was (PageWalkGuard, WalkScope).
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -72,6 +74,29 @@ class PageView {
   // The side log bitmap (gc/'s remembered set), same layout.
   std::uint64_t& log_word(std::uint32_t w) const noexcept { return page_->log_word(w); }
   std::uint32_t bitmap_words() const noexcept { return page_->bitmap_words; }
+  // gc/'s unlogged bits (internal/segment.h), for a generational write
+  // barrier: the word and bit of the block starting at obj, and every
+  // block of the page at once (a full collection's over-approximation).
+  static std::uint64_t& unlogged_word(const void* obj) noexcept { return internal::Segment::unlogged_word(obj); }
+  static std::uint64_t unlogged_bit(const void* obj) noexcept { return internal::Segment::unlogged_bit(obj); }
+  void set_all_unlogged() const noexcept { page_->set_unlogged_range(true); }
+  // The bits of obj's unlogged word that stand for the start of a marked
+  // block (a word covers 1 KiB, within one page): what the word keeps
+  // when a barrier clears the bits over young blocks and free space.
+  std::uint64_t unlogged_bits_of_marked(const void* obj) const noexcept {
+    constexpr std::uintptr_t kWordBytes = internal::kMinBlockSize * 64;
+    const std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(obj) & ~(kWordBytes - 1);
+    const std::uint32_t end = first_block_from(lo + kWordBytes);
+    std::uint64_t keep = 0;
+    for (std::uint32_t i = first_block_from(lo); i < end;) {
+      const std::uint32_t w = i >> 6, next = std::min(end, (w + 1) * 64);
+      const std::uint64_t upto = next - w * 64 == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (next - w * 64)) - 1;
+      for (std::uint64_t m = page_->mark_word(w) & upto & (~std::uint64_t{0} << (i & 63)); m; m &= m - 1)
+        keep |= unlogged_bit(block(w * 64 + static_cast<std::uint32_t>(std::countr_zero(m))));
+      i = next;
+    }
+    return keep;
+  }
 
   // Frees every live block i with bit i of `dead` set, calling before(block)
   // first; page-at-a-time, without the free() path. Returns blocks freed.
@@ -109,6 +134,16 @@ class PageView {
   }
 
  private:
+  // Index of the first block that starts at or after address a (reserved
+  // when none does).
+  std::uint32_t first_block_from(std::uintptr_t a) const noexcept {
+    const internal::Page& p = *page_;
+    if (p.reserved == 0 || a <= p.blocks_start) return 0;
+    if (a > p.block_at(p.reserved - 1)) return p.reserved;
+    const std::uint32_t i = p.block_index_containing(a);
+    return p.block_at(i) == a ? i : i + 1;
+  }
+
   internal::Page* page_;
 };
 

@@ -1,5 +1,6 @@
 #include "alloc/internal/page.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "alloc/internal/runtime_core.h"
@@ -34,6 +35,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
     std::atomic_ref<std::uint64_t>(thread_free_word(static_cast<std::uint32_t>(w))).store(0, std::memory_order_relaxed);
   }
   Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv, reserved};
+  set_unlogged_range(false);  // a generational barrier on a new block goes by its mark bit
   asan::poison(area, area_size);  // every block is free, slack never used
   alloc_word = &g_no_word;
   cache_base = ~0u & ~63u;  // no word: refill starts at word 0
@@ -44,6 +46,15 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
                                         (((core->sticky_tags >> t) & 1u) ? kSlowFreeSticky : 0));
   in_walk = in_pool = pool_full = 0;
   swept_epoch = core->sweep_epoch;  // no marks: nothing to sweep
+}
+
+void Page::set_unlogged_range(bool set) const noexcept {
+  if (reserved == 0) return;
+  Segment* seg = Segment::of(this);
+  const std::uintptr_t first = blocks_start & kSegmentMask;
+  const std::uintptr_t last = std::min<std::uintptr_t>(block_at(reserved - 1) - seg->base(), kSegmentMask);
+  constexpr std::size_t kWordBytes = kMinBlockSize * 64;  // bytes one word of unlogged bits covers
+  std::memset(&seg->unlogged[first / kWordBytes], set ? 0xFF : 0, (last / kWordBytes - first / kWordBytes + 1) * 8);
 }
 
 std::uint32_t Page::sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcept {

@@ -40,10 +40,18 @@
 //   last full one) more than that) clears every mark first. A collection
 //   is due when the allocation since the last one passes
 //   max(min_budget_bytes, nursery_growth * old bytes). write_barrier
-//   logs an old object in a side bitmap (Page::log_word) the first time it
-//   is written after a collection and remembers it; the minor collection
-//   traces it again. A freed block's mark and log bits are cleared
-//   (alloc/'s sticky free path), so a new block is born young.
+//   remembers an old object the first time it is written after a
+//   collection; the minor collection traces it again. It tests one bit,
+//   the object's unlogged bit (an address-keyed side bitmap per segment,
+//   alloc/internal/segment.h), and clears it when it remembers the object.
+//   Invariant: every old object not remembered since the last collection
+//   has its unlogged bit set. A minor collection sets the bits of what it
+//   marks (young survivors, and the remembered objects it traces again);
+//   a full one sets the bits of every GC page (its survivors are not
+//   known before it ends; a bit over a young or dead block costs one slow
+//   barrier, which finds the mark bit clear and clears it). A freed
+//   block's mark and log bits are cleared (alloc/'s sticky free path), so
+//   a new block is born young.
 //   Weak slots and ephemerons in old objects see young referents die when
 //   the VM calls write_barrier after storing them (a weak store is a store).
 //
@@ -225,7 +233,7 @@ class MarkSweep {
         policy_(options.generational && options.nursery_growth > 0 ? options.nursery_growth : options.heap_growth,
                 options.min_budget_bytes),
         markers_(options.markers != 0 ? options.markers : internal::default_markers()),
-        barrier_on_(options.generational) {
+        barrier_(options.generational ? kBarrierUnlogged : kBarrierOff) {
     if (options.incremental && options.generational)
       throw std::invalid_argument("gc::Options: incremental and generational together are not supported yet");
     pacer_.idle(0, policy_.budget());
@@ -318,17 +326,47 @@ class MarkSweep {
   std::size_t finalizers_registered() const { return finalizers_.registered(); }
 
   // Generational mode: after storing a GC pointer into GC object obj. When
-  // obj is old (marked) and not yet logged, logs it (a side bit) and
-  // remembers it: the next minor collection traces it again. Incremental
-  // mode, while a cycle marks: the same for a marked (black or grey)
-  // object, traced again by the next pause of the cycle. Any mutator
-  // thread, any object of this runtime; a no-op otherwise, and for
-  // unmarked or already logged objects (one bitmap test, no atomic write).
-  // The test is inlined at each store; logging (rare: once per object
-  // per collection) is out of line, so the fast path needs no registers
-  // saved (measured: barrier_tagheap).
+  // obj is old (marked) and not remembered since the last collection,
+  // remembers it: the next minor collection traces it again. The test
+  // inlined at each store is one bit, obj's unlogged bit, found from obj's
+  // address alone (a mask, two shifts, a load); remembering (once per old
+  // object per collection) is out of line. Incremental mode, while a cycle
+  // marks: the same for a marked (black or grey) object, traced again by
+  // the next pause of the cycle (out of line: the mark and log bits are
+  // tested). Any mutator thread, any object of this runtime; a no-op
+  // otherwise. Measured: barrier_tagheap.
   [[gnu::always_inline]] void write_barrier(void* obj) noexcept {
-    if (obj == nullptr || !barrier_on_.load(std::memory_order_relaxed)) return;
+    const std::uint8_t mode = barrier_.load(std::memory_order_relaxed);
+    if (mode == kBarrierOff || obj == nullptr) return;
+    if (mode == kBarrierUnlogged) [[likely]] {
+      if (std::atomic_ref<std::uint64_t>(PageView::unlogged_word(obj)).load(std::memory_order_relaxed) &
+          PageView::unlogged_bit(obj)) [[unlikely]]
+        remember_old(obj);
+      return;
+    }
+    log_marked(obj);
+  }
+
+ private:
+  // The generational barrier's slow path. obj old: takes its unlogged bit
+  // and remembers it (the thread that took the bit). obj young (the bit was
+  // set over it by a full collection): clears every bit of the word that
+  // is not over an old object, so that the young objects near obj do not
+  // come here one by one. (Bits go only from set to clear while mutators
+  // run, and only over objects that are not old or are remembered.)
+  [[gnu::noinline]] void remember_old(void* obj) noexcept {
+    std::atomic_ref<std::uint64_t> word(PageView::unlogged_word(obj));
+    const std::uint64_t bit = PageView::unlogged_bit(obj);
+    const PageView page = PageView::of(obj);
+    const std::uint32_t i = page.index_of(obj);
+    if ((std::atomic_ref<std::uint64_t>(page.mark_word(i >> 6)).load(std::memory_order_relaxed) >> (i & 63)) & 1) {
+      if (word.fetch_and(~bit, std::memory_order_relaxed) & bit) remember(obj);  // else another thread took it
+      return;
+    }
+    word.fetch_and(page.unlogged_bits_of_marked(obj), std::memory_order_relaxed);
+  }
+  // The incremental barrier: logs a marked object (once per pause).
+  [[gnu::noinline]] void log_marked(void* obj) noexcept {
     const PageView page = PageView::of(obj);
     const std::uint32_t i = page.index_of(obj);
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
@@ -339,7 +377,6 @@ class MarkSweep {
     remember(obj);
   }
 
- private:
   struct MarkerState {
     std::vector<void*> stack;
     std::uint64_t start_ns = 0, end_ns = 0;
@@ -437,9 +474,10 @@ class MarkSweep {
   // Bytes the last full [0] and minor [1] stop-the-world collection marked
   // (SIZE_MAX: none yet), for markers_for.
   std::size_t last_marked_bytes_[2] = {SIZE_MAX, SIZE_MAX};
-  // write_barrier logs marked objects: always in generational mode, during
-  // a cycle in incremental mode.
-  std::atomic<bool> barrier_on_;
+  // What write_barrier tests: unlogged bits (generational mode), mark and
+  // log bits (during a cycle in incremental mode), or nothing.
+  static constexpr std::uint8_t kBarrierOff = 0, kBarrierUnlogged = 1, kBarrierLog = 2;
+  std::atomic<std::uint8_t> barrier_;
   // Incremental state: the cycle's tracers (kept across its pauses, with
   // their stacks, weak slots and ephemerons), and whether some marked
   // object may have missed its trace (a stack or the remembered set ran

@@ -50,6 +50,7 @@ class Tracer {
     }
     ++marked_blocks_;
     marked_bytes_ += page.block_size();
+    if (set_unlogged_) set_unlogged(obj);
     if (stack_.size() < stack_.capacity()) [[likely]] {
       stack_.push_back(obj);  // never allocates
     } else {
@@ -106,6 +107,14 @@ class Tracer {
   // unpushed and `overflowed_` asks the collector to rescan.
   void push_growing(void* obj) noexcept;
   bool is_gc_block(const void* obj) const noexcept;
+  // A minor collection's mark makes obj old: the write barrier must see it
+  // (MarkSweep's unlogged-bit invariant).
+  void set_unlogged(void* obj) noexcept {
+    std::atomic_ref<std::uint64_t> word(PageView::unlogged_word(obj));
+    const std::uint64_t bit = PageView::unlogged_bit(obj);
+    if (parallel_) word.fetch_or(bit, std::memory_order_relaxed);
+    else word.store(word.load(std::memory_order_relaxed) | bit, std::memory_order_relaxed);
+  }
   // Traces obj again though it is marked (a remembered old object).
   void push_for_trace(void* obj) {
     if (stack_.size() < stack_.capacity()) stack_.push_back(obj);
@@ -125,6 +134,7 @@ class Tracer {
   std::vector<void*>& stack_;  // the collector's, kept across collections
   std::size_t stack_limit_;    // entries the stack may grow to
   bool parallel_ = false;      // other markers run: set mark bits atomically
+  bool set_unlogged_ = false;  // a minor collection's: marked objects get their unlogged bits
   void* ignore_ = nullptr;     // finalization: the object whose referents are being marked
   Verifier* verifier_ = nullptr;
   // MarkSweep::settle: ephemeron values waiting for their key to be traced.

@@ -161,6 +161,9 @@ struct alignas(64) Page {
   std::size_t table_words() const noexcept {
     return (kind == PageKind::kSmall ? kBitmapWords / kBitmapLineWords : 1) * kBitmapRowWords;
   }
+  // Clears, or sets, the segment's unlogged bits (segment.h) of every
+  // granule where a block of this page may start.
+  void set_unlogged_range(bool set) const noexcept;
   bool is_thread_freed(std::uint32_t i) const noexcept {
     return (std::atomic_ref<std::uint64_t>(thread_free_word(i >> 6)).load(std::memory_order_acquire) >> (i & 63)) & 1;
   }

@@ -94,6 +94,20 @@ struct Segment {
   // 128 bytes and more) sit in one 4 KiB row. The mark bitmaps (gc/'s) are
   // a table of the same shape right after the header.
   std::uint64_t free_words[kBitmapWords / kBitmapLineWords][kMaxPagesPerSegment][kBitmapLineWords];
+  // gc/'s unlogged bits, for a generational collector's write barrier: bit
+  // g stands for the segment's 16-byte granule g (no two blocks start in
+  // one), set when the block starting there is old and has not been logged
+  // since the last collection, or may be so: a bit set over anything else
+  // only sends one barrier to its slow path, which clears it. Keyed by
+  // address, not block index, so the barrier needs neither the page nor a
+  // division. Only gc/ sets them; Page::init clears those of its blocks.
+  std::uint64_t unlogged[kSegmentSize / kMinBlockSize / 64];
+  static std::uint64_t& unlogged_word(const void* p) noexcept {
+    return of(p)->unlogged[(reinterpret_cast<std::uintptr_t>(p) & kSegmentMask) / (kMinBlockSize * 64)];
+  }
+  static std::uint64_t unlogged_bit(const void* p) noexcept {
+    return std::uint64_t{1} << ((reinterpret_cast<std::uintptr_t>(p) / kMinBlockSize) & 63);
+  }
 
   static Segment* of(const void* p) noexcept {
     return reinterpret_cast<Segment*>(reinterpret_cast<std::uintptr_t>(p) & ~kSegmentMask);
@@ -111,7 +125,10 @@ inline std::atomic<std::uintptr_t>& Page::owner_token() const noexcept {
 }
 
 inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
-static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 3 / 4);
+// Under two small pages: a medium segment's first page keeps most of its
+// 512 KiB, and a small one loses its first two pages and most of its third
+// to the header and the mark table.
+static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 2);
 // The mark table, after the header: rows of kBitmapRowWords words.
 // Small pages need up to kBitmapWords words each (kBitmapWords /
 // kBitmapLineWords rows); medium and large pages hold at most 64 blocks, one

@@ -8,11 +8,12 @@
 // barrier on it (as a VM's field store would):
 //   plain        the store alone, no barrier call: the baseline
 //   young        store + barrier on young nodes (allocated after the last
-//                collection: mark bit clear, the barrier returns at once)
+//                collection: unlogged bit clear, the barrier returns at once)
 //   old_logged   store + barrier on old nodes that a barrier already logged
-//                since the last collection (mark bit set, log bit set)
+//                since the last collection (unlogged bit clear again)
 //   old_first    store + barrier on old nodes not logged yet: the slow path
-//                (atomic OR of the log bit, remembered-set push), for scale
+//                (mark bit test, atomic AND of the unlogged bit,
+//                remembered-set push), for scale
 //   off          store + barrier with Options::generational off (returns on
 //                the first test)
 // The nodes are visited in allocation order (the bitmap words stay in

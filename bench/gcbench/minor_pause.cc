@@ -73,7 +73,7 @@ struct Model {
 struct Phases {
   std::uint64_t start = 0, swept = 0, roots = 0, markers_end = 0, marked = 0, end = 0;
   double sweep_ms() const { return (swept - start) / 1e6; }          // previous lazy sweep (a walk of every page)
-  double roots_ms() const { return (roots - swept) / 1e6; }          // remembered set's log bits, helpers' start, roots
+  double roots_ms() const { return (roots - swept) / 1e6; }          // remembered set's unlogged bits, helpers' start, roots
   double mark_ms() const { return (markers_end - roots) / 1e6; }     // tracing, until the last marker stopped
   double after_ms() const { return (marked - markers_end) / 1e6; }   // weak, finalizers, counting the dead
   double handoff_ms() const { return (end - marked) / 1e6; }         // begin_lazy_sweep, policy

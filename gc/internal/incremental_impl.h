@@ -100,7 +100,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   cycle_ = true;
   cycle_overflowed_ = false;
   cycle_pauses_ = 0;
-  barrier_on_.store(true, std::memory_order_relaxed);  // the mutators see it once the world resumes
+  barrier_.store(kBarrierLog, std::memory_order_relaxed);  // the mutators see it once the world resumes
   pacer_.start(runtime_.allocated_bytes(gc_tags_), in_use_bytes, options_.mark_step_ns);
   return run_step(stats, t0, t1);
 }
@@ -204,7 +204,7 @@ void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::
   policy_.after_collection(allocated, stats.live_bytes);
   pacer_.idle(allocated, policy_.budget());
   cycle_ = false;
-  barrier_on_.store(false, std::memory_order_relaxed);
+  barrier_.store(kBarrierOff, std::memory_order_relaxed);
   cycle_first_.reset();
   cycle_helpers_.clear();
   const std::uint64_t t3 = internal::now_ns();
@@ -231,7 +231,7 @@ void MarkSweep<Model>::abandon_cycle() noexcept {
   }
   internal::clear_marks(runtime_, gc_tags_, /*logs_too=*/true);
   cycle_ = false;
-  barrier_on_.store(false, std::memory_order_relaxed);
+  barrier_.store(kBarrierOff, std::memory_order_relaxed);
   pacer_.idle(policy_.allocated_at_last(), policy_.budget());  // a new cycle is due at once if it was
 }
 

@@ -21,8 +21,13 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
 
   // The previous collection's marks must be swept before new ones are set.
-  for_each_page(runtime_, gc_tags_, [&](PageView) {
+  // A full generational collection sets every unlogged bit of the pages
+  // (its survivors are known only at its end; before it the old objects
+  // remembered and not).
+  const bool all_unlogged = options_.generational && !minor;
+  for_each_page(runtime_, gc_tags_, [&](PageView page) {
     ++stats.pages_swept;
+    if (all_unlogged) page.set_all_unlogged();
     return true;
   });
   if (options_.generational) {
@@ -33,7 +38,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     std::lock_guard lock(remembered_mu_);
     tracing_.clear();
     if (minor) {
-      tracing_.swap(remembered_);  // their log bits are cleared as they are traced
+      tracing_.swap(remembered_);  // their unlogged bits are set again as they are traced
     } else {
       // A full collection marks everything afresh: old objects, logs and the
       // remembered set go.
@@ -55,7 +60,11 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   std::vector<void*> ready;  // objects whose finalizers are due
   try {
     first.parallel_ = n > 1;
-    for (Tracer& t : helpers) t.parallel_ = n > 1;
+    first.set_unlogged_ = minor;
+    for (Tracer& t : helpers) {
+      t.parallel_ = n > 1;
+      t.set_unlogged_ = minor;
+    }
     stats.markers_took_part = run_markers(n, job);
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     first.parallel_ = false;
@@ -210,14 +219,23 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   BlockLookupScope lookups;
   try {
     if (marker == 0) {
-      for (void* obj : self.tracing_) {  // remembered old objects: traced again
+      // Remembered objects, traced again: old ones (a minor collection;
+      // they stay old, so their unlogged bits are set again), or marked ones
+      // the barrier logged (a pause of an incremental cycle; their log bits
+      // are cleared).
+      const bool logged = self.barrier_.load(std::memory_order_relaxed) == kBarrierLog;
+      for (void* obj : self.tracing_) {
         const PageView page = PageView::of(obj);
         const std::uint32_t i = page.index_of(obj);
-        std::atomic_ref<std::uint64_t>(page.log_word(i >> 6)).fetch_and(~(std::uint64_t{1} << (i & 63)),
-                                                                        std::memory_order_relaxed);
+        if (logged)
+          std::atomic_ref<std::uint64_t>(page.log_word(i >> 6))
+              .fetch_and(~(std::uint64_t{1} << (i & 63)), std::memory_order_relaxed);
         // Freed since (and maybe reused: then young, or white in a cycle,
         // found from the roots if live): not traced again.
-        if (page.is_live(i) && t.is_marked(obj)) t.push_for_trace(obj);
+        if (!page.is_live(i) || !t.is_marked(obj)) continue;
+        if (!logged) std::atomic_ref<std::uint64_t>(PageView::unlogged_word(obj))
+                         .fetch_or(PageView::unlogged_bit(obj), std::memory_order_relaxed);
+        t.push_for_trace(obj);
       }
       self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
       self.model_.roots(t);
