@@ -203,6 +203,25 @@ TEST_SUITE("gc.generational") {
       for (Node* holder : holders) h.check_young_kept(holder, field);
   }
 
+  TEST_CASE("a barrier on another runtime's old object changes neither collector's state") {
+    BarrierHeap theirs;
+    Node* their_old = theirs.node(1, 1);
+    theirs.model.roots_ = {their_old};
+    theirs.ms.collect();  // full: their_old is old, its unlogged bit set
+    theirs.ts.ts.detach();  // one attached thread state per OS thread
+    {
+      BarrierHeap mine;
+      mine.ms.collect();
+      mine.ms.write_barrier(their_old);  // the wrong collector: ignored
+      CHECK((PageView::unlogged_word(their_old) & PageView::unlogged_bit(their_old)) != 0);
+      const gc::CollectStats s = mine.ms.collect();
+      CHECK(s.minor);
+      CHECK(s.remembered == 0);
+    }
+    theirs.ts.ts.attach();
+    theirs.check_young_kept(their_old);  // their own barrier still remembers it
+  }
+
   TEST_CASE("a missing write barrier is caught by the verification, naming the holder") {
     const test::ChildResult r = test::run_in_child([] {
       Runtime rt({.gc_tags = {kGc}});

@@ -354,10 +354,13 @@ class MarkSweep {
   // is not over an old object, so that the young objects near obj do not
   // come here one by one. (Bits go only from set to clear while mutators
   // run, and only over objects that are not old or are remembered.)
+  // Another runtime's object is left alone: its bit is its collector's.
   [[gnu::noinline]] void remember_old(void* obj) noexcept {
     std::atomic_ref<std::uint64_t> word(PageView::unlogged_word(obj));
     const std::uint64_t bit = PageView::unlogged_bit(obj);
     const PageView page = PageView::of(obj);
+    if (page.runtime() != &runtime_.core()) [[unlikely]]
+      return;
     const std::uint32_t i = page.index_of(obj);
     if ((std::atomic_ref<std::uint64_t>(page.mark_word(i >> 6)).load(std::memory_order_relaxed) >> (i & 63)) & 1) {
       if (word.fetch_and(~bit, std::memory_order_relaxed) & bit) remember(obj);  // else another thread took it
