@@ -71,7 +71,7 @@ class PageView {
   }
   // The side mark bitmap: word w (bit i of word i / 64 stands for block i).
   std::uint64_t& mark_word(std::uint32_t w) const noexcept { return page_->mark_word(w); }
-  // The side log bitmap (gc/'s remembered set), same layout.
+  // The side log bitmap (gc/'s incremental barrier: objects logged in a cycle), same layout.
   std::uint64_t& log_word(std::uint32_t w) const noexcept { return page_->log_word(w); }
   std::uint32_t bitmap_words() const noexcept { return page_->bitmap_words; }
   // gc/'s unlogged bits (internal/segment.h), for a generational write

@@ -67,14 +67,14 @@ void SegmentPool::lay_out(Segment* seg, PageKind kind) noexcept {
   // A page whose region they cover, or leave less than an eighth of, is
   // never used.
   const std::size_t marks = mark_table_size(kind);
-  const std::size_t used_by_tables = kSegmentHeaderSize + marks;
+  const std::size_t used_by_tables = header_size(kind) + marks;
   seg->page_count = static_cast<std::uint16_t>(kind == PageKind::kHuge ? 1 : size / page_size);
   std::size_t first = used_by_tables / page_size;
   if (kind != PageKind::kHuge && (first + 1) * page_size - used_by_tables < page_size / 8) ++first;
   seg->first_page = static_cast<std::uint16_t>(first);
   const std::uint64_t all = seg->page_count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << seg->page_count) - 1;
   seg->free_pages = all & ~((std::uint64_t{1} << first) - 1);
-  auto* mark_table = reinterpret_cast<std::uint64_t*>(seg->base() + kSegmentHeaderSize);
+  auto* mark_table = reinterpret_cast<std::uint64_t*>(seg->base() + header_size(kind));
   for (std::size_t i = 0; i < seg->page_count; ++i) {
     Page& page = seg->pages[i];
     page.kind = kind;

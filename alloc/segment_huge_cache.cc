@@ -13,7 +13,7 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
   TAGHEAP_DASSERT(size <= kMaxAllocation && align < kSegmentSize);  // allocate_huge rejects the rest
   // Header, alignment slack, the block, the mark table.
   const std::size_t total =
-      ((kSegmentHeaderSize + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(PageKind::kHuge);
+      ((header_size(PageKind::kHuge) + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(PageKind::kHuge);
   if (Page* page = take_cached_huge(total)) return page;
   Segment* seg = map_segment(PageKind::kHuge, total);
   if (seg == nullptr) return nullptr;
@@ -21,7 +21,7 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
   seg->free_pages = 0;
   seg->pages_in_use = 1;
   seg->pages[0].in_use = 1;
-  seg->pages[0].area_size = total - kSegmentHeaderSize - mark_table_size(PageKind::kHuge);
+  seg->pages[0].area_size = total - header_size(PageKind::kHuge) - mark_table_size(PageKind::kHuge);
   std::lock_guard lock(mu_);
   all_.push_back(*seg);
   ++mapped_total_;

@@ -110,7 +110,9 @@ Segment* SegmentPool::reuse_empty_of_other_kind(std::size_t k) noexcept {
     // Its dirty pages are of the old layout; their memory stays committed
     // and serves the new pages as it is (uncounted in dirty_bytes_).
     forget_dirty_pages(seg);
-    asan::unpoison(seg->base() + kSegmentHeaderSize, seg->size - kSegmentHeaderSize);  // as fresh
+    // As fresh, from the end of the shortest header (the old layout's page
+    // areas may lie under the new one's header).
+    asan::unpoison(seg->base() + header_size(PageKind::kMedium), seg->size - header_size(PageKind::kMedium));
     // Out of the map while its geometry changes: a lookup from another
     // runtime (find_block) meanwhile finds nothing, as it would after.
     SegmentMap::set(seg->base(), seg->size, false);

@@ -3,8 +3,9 @@
 //
 // A pointer finds its segment by masking (p & ~kSegmentMask) and its page by
 // an index: (p - segment) >> page_shift. The header (this struct, padded to
-// kSegmentHeaderSize) sits at the start of the segment, then the mark table
-// (mark_table_size), then the pages' areas: pages below first_page lie
+// header_size(kind); other kinds' headers stop short of the free bitmaps'
+// rows they never use) sits at the start of the segment, then the mark
+// table (mark_table_size), then the pages' areas: pages below first_page lie
 // wholly under the two and are never used (a small segment's first two).
 // Both are in the segment's first 2 MiB, which the header's first write
 // faults in anyway: on huge OS pages, a bitmap touched in a segment whose
@@ -86,22 +87,25 @@ struct Segment {
   // from another thread checks the pointer against.
   std::atomic<std::uintptr_t> page_owner[kMaxPagesPerSegment];
   BlockGeometry geometry[kMaxPagesPerSegment];
-  // Free bitmaps of the pages, in the header rather than at each page's
-  // start (64 KiB-aligned page starts all map to the same few cache sets, and
-  // free() touches one of these words every time), interleaved by cache
-  // line: row r holds words 8r..8r+7 of every page, one line each. A walk
-  // reads eight words per line; pages with at most eight words (blocks of
-  // 128 bytes and more) sit in one 4 KiB row. The mark bitmaps (gc/'s) are
-  // a table of the same shape right after the header.
-  std::uint64_t free_words[kBitmapWords / kBitmapLineWords][kMaxPagesPerSegment][kBitmapLineWords];
   // gc/'s unlogged bits, for a generational collector's write barrier: bit
   // g stands for the segment's 16-byte granule g (no two blocks start in
   // one), set when the block starting there is old and has not been logged
   // since the last collection, or may be so: a bit set over anything else
   // only sends one barrier to its slow path, which clears it. Keyed by
   // address, not block index, so the barrier needs neither the page nor a
-  // division. Only gc/ sets them; Page::init clears those of its blocks.
+  // division. Only gc/ sets them; Page::init clears those of its blocks
+  // on the tags of a generational collector (other pages never touch them).
   std::uint64_t unlogged[kSegmentSize / kMinBlockSize / 64];
+  // Free bitmaps of the pages, in the header rather than at each page's
+  // start (64 KiB-aligned page starts all map to the same few cache sets, and
+  // free() touches one of these words every time), interleaved by cache
+  // line: row r holds words 8r..8r+7 of every page, one line each. A walk
+  // reads eight words per line; pages with at most eight words (blocks of
+  // 128 bytes and more) sit in one 4 KiB row. The mark bitmaps (gc/'s) are
+  // a table of the same shape right after the header. Last: a segment of
+  // bigger pages (at most 64 blocks a page, one word) has only the first
+  // row, and its header ends there (header_size).
+  std::uint64_t free_words[kBitmapWords / kBitmapLineWords][kMaxPagesPerSegment][kBitmapLineWords];
   static std::uint64_t& unlogged_word(const void* p) noexcept {
     return of(p)->unlogged[(reinterpret_cast<std::uintptr_t>(p) & kSegmentMask) / (kMinBlockSize * 64)];
   }
@@ -124,16 +128,25 @@ inline std::atomic<std::uintptr_t>& Page::owner_token() const noexcept {
   return Segment::of(this)->page_owner[page_index];
 }
 
-inline constexpr std::size_t kSegmentHeaderSize = (sizeof(Segment) + 4095) & ~std::size_t{4095};
-// Under two small pages: a medium segment's first page keeps most of its
-// 512 KiB, and a small one loses its first two pages and most of its third
-// to the header and the mark table.
+// The header's size: a small segment's holds every row of free_words (the
+// largest, kSegmentHeaderSize); the others' end after the first row.
+constexpr std::size_t header_size(PageKind kind) {
+  const std::size_t bytes = kind == PageKind::kSmall
+                                ? sizeof(Segment)
+                                : sizeof(Segment) - sizeof(Segment::free_words) + sizeof(Segment::free_words[0]);
+  return (bytes + 4095) & ~std::size_t{4095};
+}
+inline constexpr std::size_t kSegmentHeaderSize = header_size(PageKind::kSmall);
+// Under two small pages: a small segment loses its first two pages and
+// most of its third to the header and the mark table; a medium or large
+// segment, 48 KiB and its mark table.
 static_assert(kSegmentHeaderSize < (std::size_t{1} << kSmallPageShift) * 2);
+static_assert(header_size(PageKind::kMedium) <= 48 * 1024);
 // The mark table, after the header: rows of kBitmapRowWords words.
 // Small pages need up to kBitmapWords words each (kBitmapWords /
 // kBitmapLineWords rows); medium and large pages hold at most 64 blocks, one
 // word, so their segments need one row. Behind the mark rows, as many rows
-// of log bits (gc/'s remembered set: Page::log_word), then as many of
+// of log bits (gc/'s incremental barrier: Page::log_word), then as many of
 // thread-free bits (Page::thread_free_word: other threads set them, so they
 // live apart from the free bitmaps the owner writes).
 constexpr std::size_t mark_table_rows(PageKind kind) {
