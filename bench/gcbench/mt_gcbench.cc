@@ -13,7 +13,9 @@
 //                 MarkSweep::collection_due() (the product's policy,
 //                 gc::Options{}); the thread that sees it due stops the
 //                 world, collects (unless another thread just did) and
-//                 resumes.
+//                 resumes. GCB_GC_TRACE=1 prints a line per collection on
+//                 stderr: minor or full, bytes marked, old bytes, the next
+//                 budget.
 //   GCB_BOEHM     Debian's libgc with GC_THREADS: threads come from
 //                 GC_pthread_create (gc.h redirects pthread_create), roots are
 //                 found conservatively. GC_set_free_space_divisor(2): Boehm
@@ -118,6 +120,10 @@ class Shared {
       mark_ns_ += s.mark_ns;
       sweep_ns_ += s.sweep_ns;
       max_pause_ms_ = std::max(max_pause_ms_, gcb::ms_since(t0));
+      if (trace_)
+        std::fprintf(stderr, "gc %zu %s live_kib=%zu old_kib=%zu budget_kib=%llu\n", collections_,
+                     s.minor ? "minor" : "full", s.live_bytes >> 10, s.old_bytes >> 10,
+                     static_cast<unsigned long long>(ms_.budget_bytes() >> 10));
     }
     world_.resume();
   }
@@ -138,6 +144,7 @@ class Shared {
   // Written only with the world stopped.
   std::size_t collections_ = 0;
   std::uint64_t mark_ns_ = 0, sweep_ns_ = 0;
+  const bool trace_ = gcb::env_or("GCB_GC_TRACE", 0) != 0;  // a line per collection on stderr
   double max_pause_ms_ = 0;
 };
 
