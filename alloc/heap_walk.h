@@ -84,9 +84,8 @@ class PageView {
   // block (a word covers 1 KiB, within one page): what the word keeps
   // when a barrier clears the bits over young blocks and free space.
   std::uint64_t unlogged_bits_of_marked(const void* obj) const noexcept {
-    constexpr std::uintptr_t kWordBytes = internal::kMinBlockSize * 64;
-    const std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(obj) & ~(kWordBytes - 1);
-    const std::uint32_t end = first_block_from(lo + kWordBytes);
+    const std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(obj) & ~(internal::kUnloggedWordBytes - 1);
+    const std::uint32_t end = first_block_from(lo + internal::kUnloggedWordBytes);
     std::uint64_t keep = 0;
     for (std::uint32_t i = first_block_from(lo); i < end;) {
       const std::uint32_t w = i >> 6, next = std::min(end, (w + 1) * 64);

@@ -57,8 +57,8 @@ void Page::set_unlogged_range(bool set) const noexcept {
   Segment* seg = Segment::of(this);
   const std::uintptr_t first = blocks_start & kSegmentMask;
   const std::uintptr_t last = std::min<std::uintptr_t>(block_at(reserved - 1) - seg->base(), kSegmentMask);
-  constexpr std::size_t kWordBytes = kMinBlockSize * 64;  // bytes one word of unlogged bits covers
-  std::memset(&seg->unlogged[first / kWordBytes], set ? 0xFF : 0, (last / kWordBytes - first / kWordBytes + 1) * 8);
+  std::memset(&seg->unlogged[first / kUnloggedWordBytes], set ? 0xFF : 0,
+              (last / kUnloggedWordBytes - first / kUnloggedWordBytes + 1) * sizeof(std::uint64_t));
 }
 
 std::uint32_t Page::sweep_unmarked(std::uint32_t epoch, bool keep_marks) noexcept {

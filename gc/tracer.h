@@ -107,8 +107,9 @@ class Tracer {
   // unpushed and `overflowed_` asks the collector to rescan.
   void push_growing(void* obj) noexcept;
   bool is_gc_block(const void* obj) const noexcept;
-  // A minor collection's mark makes obj old: the write barrier must see it
-  // (MarkSweep's unlogged-bit invariant).
+  // obj is old after this minor collection (marked by it, or remembered and
+  // traced again): the write barrier must see it (MarkSweep's unlogged-bit
+  // invariant). Atomic while other markers run.
   void set_unlogged(void* obj) noexcept {
     std::atomic_ref<std::uint64_t> word(PageView::unlogged_word(obj));
     const std::uint64_t bit = PageView::unlogged_bit(obj);

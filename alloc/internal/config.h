@@ -36,6 +36,9 @@ inline constexpr std::size_t kBitmapWords = (std::size_t{1} << kSmallPageShift) 
 // share one line, and line k of every page of a segment sit side by side.
 inline constexpr std::size_t kBitmapLineWords = 8;
 inline constexpr std::size_t kBitmapRowWords = kMaxPagesPerSegment * kBitmapLineWords;
+// Bytes of a segment that one word of gc/'s unlogged bits covers (a bit per
+// kMinBlockSize granule: Segment::unlogged).
+inline constexpr std::size_t kUnloggedWordBytes = kMinBlockSize * 64;
 inline constexpr std::size_t kSmallBlockMax = 8 * 1024;
 inline constexpr std::size_t kMediumBlockMax = 64 * 1024;
 inline constexpr std::size_t kLargeBlockMax = 512 * 1024;

@@ -95,7 +95,7 @@ struct Segment {
   // address, not block index, so the barrier needs neither the page nor a
   // division. Only gc/ sets them; Page::init clears those of its blocks
   // on the tags of a generational collector (other pages never touch them).
-  std::uint64_t unlogged[kSegmentSize / kMinBlockSize / 64];
+  std::uint64_t unlogged[kSegmentSize / kUnloggedWordBytes];
   // Free bitmaps of the pages, in the header rather than at each page's
   // start (64 KiB-aligned page starts all map to the same few cache sets, and
   // free() touches one of these words every time), interleaved by cache
@@ -107,7 +107,7 @@ struct Segment {
   // row, and its header ends there (header_size).
   std::uint64_t free_words[kBitmapWords / kBitmapLineWords][kMaxPagesPerSegment][kBitmapLineWords];
   static std::uint64_t& unlogged_word(const void* p) noexcept {
-    return of(p)->unlogged[(reinterpret_cast<std::uintptr_t>(p) & kSegmentMask) / (kMinBlockSize * 64)];
+    return of(p)->unlogged[(reinterpret_cast<std::uintptr_t>(p) & kSegmentMask) / kUnloggedWordBytes];
   }
   static std::uint64_t unlogged_bit(const void* p) noexcept {
     return std::uint64_t{1} << ((reinterpret_cast<std::uintptr_t>(p) / kMinBlockSize) & 63);

@@ -233,8 +233,7 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
         // Freed since (and maybe reused: then young, or white in a cycle,
         // found from the roots if live): not traced again.
         if (!page.is_live(i) || !t.is_marked(obj)) continue;
-        if (!logged) std::atomic_ref<std::uint64_t>(PageView::unlogged_word(obj))
-                         .fetch_or(PageView::unlogged_bit(obj), std::memory_order_relaxed);
+        if (!logged) t.set_unlogged(obj);
         t.push_for_trace(obj);
       }
       self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
