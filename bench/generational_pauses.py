@@ -15,7 +15,10 @@ policy_curve.run_one), the load average, and the pause figures of its log;
 medians over rounds. Writes into --results_dir: runs.csv, summary.md,
 pauses_<mode>.csv (the last round's log) and timeline.svg (one panel per
 mode, pause ms on a log scale against time in the run, minor and full
-collections in two colours).
+collections in two colours). The peers run the same program beside them,
+for time and memory only (their collectors give no pause log): Boehm in its
+default mode and with GC_enable_incremental() (GCB_BOEHM_INCREMENTAL=1,
+its generational mode), and mimalloc with explicit free (the floor).
 """
 import argparse
 import csv
@@ -33,6 +36,8 @@ import svgplot
 # decides small minor pauses on a loaded machine (bench/README.md).
 MODES = [("generational", {"GCB_GENERATIONAL": 1}), ("generational-1marker", {"GCB_GENERATIONAL": 1, "GCB_MARKERS": 1}),
          ("non-generational", {"GCB_GENERATIONAL": 0})]
+PEERS = [("boehm", "binary_trees_boehm", {}), ("boehm-incremental", "binary_trees_boehm", {"GCB_BOEHM_INCREMENTAL": 1}),
+         ("mimalloc", "binary_trees_mimalloc", {})]
 KIND_COLOURS = {"minor": "#2ca02c", "full": "#d62728"}
 
 
@@ -91,6 +96,9 @@ def main():
     opts = ap.parse_args()
     jobs = [policy_curve.Job("timeline", "binarytrees_%d" % opts.depth, "tagheap", mode, "binary_trees_tagheap",
                              [str(opts.depth)], env) for mode, env in MODES]
+    jobs += [policy_curve.Job("timeline", "binarytrees_%d" % opts.depth, peer, peer, binary, [str(opts.depth)], env)
+             for peer, binary, env in PEERS]
+    tagheap_modes = {mode for mode, _ in MODES}
     if opts.no_build:
         bindir = os.path.join(policy_curve.ROOT, "bazel-bin", policy_curve.GCBENCH_DIR)
     else:
@@ -101,6 +109,14 @@ def main():
     for r in range(opts.rounds):
         shift = r % len(jobs)
         for job in jobs[shift:] + jobs[:shift]:
+            if job.label not in tagheap_modes:
+                run = policy_curve.run_one(bindir, job)
+                run.update({"mode": job.label, "round": r})
+                runs.append(run)
+                print("# round %d %s: wall %.2f s, cpu %.2f s, rss %.0f MiB, load %.1f" % (
+                    r, job.label, run["wall_s"], run["cpu_s"], run["peak_rss_mib"], run["load1"]),
+                    file=sys.stderr, flush=True)
+                continue
             log_path = os.path.join(tmp, "pauses.csv")
             job.env["GCB_PAUSE_LOG"] = log_path
             run = policy_curve.run_one(bindir, job)
@@ -125,16 +141,21 @@ def main():
                          text=True).stdout.strip()
     lines = ["revision %s, %s UTC, binary-trees %d, %d rounds, medians over rounds" % (
                  rev, time.strftime("%Y-%m-%d %H:%M", time.gmtime()), opts.depth, opts.rounds), "",
-             "| mode | wall s | user+sys s | sys s | minor faults | peak RSS MiB | load | collections (minor) | "
-             "pause total ms | minor p50 ms | minor p99 ms | minor max ms | full p50 ms | full max ms |",
-             "|" + " --- |" * 14]
-    for mode, _ in MODES:
-        rs = [x for x in runs if x["mode"] == mode]
-        m = {k: statistics.median(x[k] for x in rs) for k in keys[2:]}
-        lines.append("| %s | %.2f | %.2f | %.3f | %.0f | %.1f | %.1f | %.0f (%.0f) | %.1f | %.3f | %.3f | %.3f | %.2f | "
-                     "%.2f |" % (mode, m["wall_s"], m["cpu_s"], m["sys_s"], m["minflt"], m["peak_rss_mib"],
-                                 m["load1"], m["collections"], m["minors"], m["pause_total_ms"], m["minor_p50_ms"],
-                                 m["minor_p99_ms"], m["minor_max_ms"], m["full_p50_ms"], m["full_max_ms"]))
+             "| mode | wall s | wall / Boehm | wall / mimalloc | user+sys s | sys s | minor faults | peak RSS MiB | load | "
+             "collections (minor) | pause total ms | minor p50 ms | minor p99 ms | minor max ms | full p50 ms | "
+             "full max ms |",
+             "|" + " --- |" * 16]
+    walls = {j.label: statistics.median(x["wall_s"] for x in runs if x["mode"] == j.label) for j in jobs}
+    for j in jobs:
+        rs = [x for x in runs if x["mode"] == j.label]
+        m = {k: statistics.median(float(x.get(k, "nan")) for x in rs) for k in keys[2:]}
+        pauses = ("%.0f (%.0f) | %.1f | %.3f | %.3f | %.3f | %.2f | %.2f" % (
+            m["collections"], m["minors"], m["pause_total_ms"], m["minor_p50_ms"], m["minor_p99_ms"],
+            m["minor_max_ms"], m["full_p50_ms"], m["full_max_ms"]) if j.label in tagheap_modes
+            else " | ".join(["-"] * 7))
+        lines.append("| %s | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.1f | %.1f | %s |" % (
+            j.label, m["wall_s"], m["wall_s"] / walls["boehm"], m["wall_s"] / walls["mimalloc"], m["cpu_s"],
+            m["sys_s"], m["minflt"], m["peak_rss_mib"], m["load1"], pauses))
     text = "\n".join(lines).replace("nan", "-") + "\n"
     with open(os.path.join(opts.results_dir, "summary.md"), "w") as f:
         f.write(text)

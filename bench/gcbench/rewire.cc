@@ -136,11 +136,8 @@ struct Env {
 Node* volatile g_root;  // in .bss: a Boehm root
 
 struct Env {
-  bool incremental = gcb::env_or("GCB_BOEHM_INCREMENTAL", 0) != 0;
-  Env() {
-    gcb::init_boehm();
-    if (incremental) GC_enable_incremental();
-  }
+  bool incremental = gcb::env_or("GCB_BOEHM_INCREMENTAL", 0) != 0;  // init_boehm enables it
+  Env() { gcb::init_boehm(); }
   Node* alloc_node() { return static_cast<Node*>(GC_MALLOC(sizeof(Node))); }
   void* alloc_garbage(std::size_t n) { return GC_MALLOC_ATOMIC(n); }
   void barrier(Node*) {}  // Boehm finds dirty pages itself

@@ -18,14 +18,21 @@
 //                 writes every collection, at exit (print_detail), as
 //                 "t_ms,pause_ms,minor|full" (t: from init() to the
 //                 collection's start; the collector's own pause_ns), for
-//                 bench/generational_pauses.py's timeline.
+//                 bench/generational_pauses.py's timeline. GCB_GC_TRACE=1
+//                 prints a line per collect() on stderr: its kind (minor,
+//                 full, or a pause of an incremental cycle), pause, sweep
+//                 and mark times, pages swept in it and left to the lazy
+//                 sweep, live and freed MiB.
 //   GCB_BOEHM     Debian's libgc: GC_MALLOC for nodes, GC_MALLOC_ATOMIC for
 //                 the array; roots found conservatively. libgc 8.2 starts its
 //                 helper marker threads only when a second thread is created
 //                 through it (mt_gcbench) or on GC_start_mark_threads():
 //                 single-threaded programs mark on one thread unless
 //                 GCB_BOEHM_MARKER_THREADS=1 asks for the helpers (GC_MARKERS
-//                 sets their number).
+//                 sets their number). GCB_BOEHM_INCREMENTAL=1 calls
+//                 GC_enable_incremental() (Boehm's incremental and
+//                 generational mode: dirty bits from mprotect or the
+//                 kernel's soft-dirty bits).
 //   GCB_MIMALLOC  mi_malloc / mi_free, every temporary tree freed by hand:
 //                 the floor a collector is measured against.
 //
@@ -126,6 +133,12 @@ class Collector {
     const std::uint64_t t0 = log_ ? bench::now_ns() : 0;
     const tagheap::gc::CollectStats s = ms_.collect();
     if (log_) pauses_.push_back({t0 - start_ns_, s.pause_ns, s.minor});
+    if (trace_)
+      std::fprintf(stderr, "gc %zu %s pause_ms=%.3f sweep_ms=%.3f mark_ms=%.3f pages_swept=%zu pages_to_sweep=%zu "
+                   "cycle_pause=%zu%s live_mib=%.1f freed_mib=%.1f\n",
+                   collections_ + 1, s.minor ? "minor" : s.incremental ? "cycle" : "full", s.pause_ns / 1e6,
+                   s.sweep_ns / 1e6, s.mark_ns / 1e6, s.pages_swept, s.pages_to_sweep, s.cycle_pauses,
+                   s.cycle_done ? " done" : "", s.live_bytes / 1048576.0, s.freed_bytes / 1048576.0);
     ++collections_;
     minors_ += s.minor;
     max_pause_ns_ = std::max(max_pause_ns_, s.pause_ns);
@@ -174,6 +187,7 @@ class Collector {
     bool minor;
   };
   const char* log_ = std::getenv("GCB_PAUSE_LOG");
+  const bool trace_ = env_or("GCB_GC_TRACE", 0) != 0;  // a line per collect() on stderr
   const std::uint64_t start_ns_ = bench::now_ns();
   std::vector<Pause> pauses_;
   void** slots_[256];
@@ -210,6 +224,7 @@ inline const char* variant_name() { return kVariant; }
 inline void init_boehm() {
   GC_INIT();
   if (env_or("GCB_BOEHM_MARKER_THREADS", 0) != 0) GC_start_mark_threads();
+  if (env_or("GCB_BOEHM_INCREMENTAL", 0) != 0) GC_enable_incremental();
 }
 inline void init() { init_boehm(); }
 inline void* alloc_node(std::size_t size) { return GC_MALLOC(size); }
