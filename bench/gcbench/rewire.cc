@@ -108,6 +108,7 @@ struct Env {
     if (!ms.collection_due()) return;
     const tagheap::gc::CollectStats s = ms.collect();
     ++calls;
+    if (trace) gcb::trace_collection(calls, s);
     cycles += s.cycle_done;
     at_limit += s.finished_at_limit;
     const double ms_taken = static_cast<double>(s.pause_ns) / 1e6;
@@ -116,6 +117,7 @@ struct Env {
     worst = std::max(worst, ms_taken);
     if (s.cycle_done) max_sweep_in_pause = std::max(max_sweep_in_pause, static_cast<double>(s.sweep_ns) / 1e6);
   }
+  const bool trace = gcb::env_or("GCB_GC_TRACE", 0) != 0;  // a line per collect() on stderr (variant.h)
   double max_whole = 0, max_first = 0, max_step = 0, max_last = 0, max_sweep_in_pause = 0;
   std::size_t at_limit = 0;
   void pin(Node* n, void* g) {

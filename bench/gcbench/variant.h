@@ -105,6 +105,15 @@ inline tagheap::RuntimeOptions runtime_options(tagheap::Tag gc_tag) {
   return o;
 }
 
+// GCB_GC_TRACE=1: a line per collect() on stderr.
+inline void trace_collection(std::size_t n, const tagheap::gc::CollectStats& s) {
+  std::fprintf(stderr, "gc %zu %s pause_ms=%.3f sweep_ms=%.3f mark_ms=%.3f pages_swept=%zu pages_to_sweep=%zu "
+               "cycle_pause=%zu%s live_mib=%.1f freed_mib=%.1f\n",
+               n, s.minor ? "minor" : s.incremental ? "cycle" : "full", s.pause_ns / 1e6, s.sweep_ns / 1e6,
+               s.mark_ns / 1e6, s.pages_swept, s.pages_to_sweep, s.cycle_pauses, s.cycle_done ? " done" : "",
+               s.live_bytes / 1048576.0, s.freed_bytes / 1048576.0);
+}
+
 class Collector {
  public:
   static constexpr tagheap::Tag kGcTag = 1;
@@ -133,12 +142,7 @@ class Collector {
     const std::uint64_t t0 = log_ ? bench::now_ns() : 0;
     const tagheap::gc::CollectStats s = ms_.collect();
     if (log_) pauses_.push_back({t0 - start_ns_, s.pause_ns, s.minor});
-    if (trace_)
-      std::fprintf(stderr, "gc %zu %s pause_ms=%.3f sweep_ms=%.3f mark_ms=%.3f pages_swept=%zu pages_to_sweep=%zu "
-                   "cycle_pause=%zu%s live_mib=%.1f freed_mib=%.1f\n",
-                   collections_ + 1, s.minor ? "minor" : s.incremental ? "cycle" : "full", s.pause_ns / 1e6,
-                   s.sweep_ns / 1e6, s.mark_ns / 1e6, s.pages_swept, s.pages_to_sweep, s.cycle_pauses,
-                   s.cycle_done ? " done" : "", s.live_bytes / 1048576.0, s.freed_bytes / 1048576.0);
+    if (trace_) trace_collection(collections_ + 1, s);
     ++collections_;
     minors_ += s.minor;
     max_pause_ns_ = std::max(max_pause_ns_, s.pause_ns);
