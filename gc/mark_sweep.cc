@@ -88,7 +88,7 @@ namespace internal {
 unsigned default_markers() noexcept { return std::max(1u, std::thread::hardware_concurrency()); }
 
 void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept {
-  for_each_page(runtime, tags, [&](PageView page) {
+  for_each_page_by_segment(runtime, tags, [&](PageView page) {
     for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) {
       page.mark_word(w) = 0;
       if (logs_too) page.log_word(w) = 0;
@@ -98,7 +98,7 @@ void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept {
 }
 
 void clear_logs(Runtime& runtime, TagSet tags) noexcept {
-  for_each_page(runtime, tags, [&](PageView page) {
+  for_each_page_by_segment(runtime, tags, [&](PageView page) {
     for (std::uint32_t w = 0; w < page.bitmap_words(); ++w) page.log_word(w) = 0;
     return true;
   });

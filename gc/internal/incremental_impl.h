@@ -5,9 +5,9 @@
 //   A cycle is a full collection cut into pauses, each a collect() call with
 //   the world stopped:
 //     first   finishes the previous lazy sweep (every mark bit is then
-//             zero; a walk of every page, skipped when no collection has
-//             ended on the runtime yet), turns the write barrier on, then
-//             runs a step;
+//             zero; a pass over every page, segment by segment, skipped
+//             when no collection has ended on the runtime yet), turns the
+//             write barrier on, then runs a step;
 //     step    marks the roots, traces again the objects the barrier logged
 //             since the last pause, and marks (on every marker thread) until
 //             mark_step_ns is up; what is left waits on the mark stacks,
@@ -65,7 +65,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   // earlier count, and a bound errs on the side of finishing early).
   std::size_t in_use_bytes = 0;
   if (lazy_sweep_ever_began(runtime_)) {
-    for_each_page(runtime_, gc_tags_, [&](PageView page) {
+    for_each_page_by_segment(runtime_, gc_tags_, [&](PageView page) {
       ++stats.pages_swept;
       in_use_bytes += page.live_blocks() * page.block_size();
       return true;

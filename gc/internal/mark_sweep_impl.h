@@ -25,7 +25,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   // (its survivors are known only at its end; before it the old objects
   // remembered and not).
   const bool all_unlogged = options_.generational && !minor;
-  for_each_page(runtime_, gc_tags_, [&](PageView page) {
+  for_each_page_by_segment(runtime_, gc_tags_, [&](PageView page) {
     ++stats.pages_swept;
     if (all_unlogged) page.set_all_unlogged();
     return true;
@@ -461,7 +461,7 @@ void MarkSweep<Model>::finalize_dead() {
 template <class Model>
 void MarkSweep<Model>::count_dead(CollectStats& stats) {
   std::size_t used_blocks = 0, used_bytes = 0, pages = 0;
-  for_each_page(runtime_, gc_tags_, [&](PageView page) {
+  for_each_page_by_segment(runtime_, gc_tags_, [&](PageView page) {
     ++pages;
     used_blocks += page.live_blocks();
     used_bytes += page.live_blocks() * page.block_size();
