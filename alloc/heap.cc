@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "alloc/runtime.h"
 #include "alloc/tagheap.h"
@@ -78,6 +79,7 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
     } else {
       page = find_page(c);
       if (page == nullptr) [[unlikely]] return nullptr;
+      sweep_ahead();
     }
   }
   void* block = page->pop_cache();
@@ -148,6 +150,54 @@ Page* Heap::find_page(std::size_t c) noexcept {
   }
   TAGHEAP_XASSERT(page->is_valid());
   return page;
+}
+
+// After a collection every page of the heap waits to be swept, and
+// allocation sweeps the pages of the classes it allocates from (find_page).
+// The pages of a class it no longer allocates from would wait for the next
+// collection, which sweeps them in its pause: at 1 GiB, 22,000 such pages
+// took 4.4-6.3 ms of an incremental cycle's first pause. So each page a
+// search takes also sweeps up to kSweepAheadPages pages from the backs of
+// the queues (where prepare_lazy_sweep left the pending ones), one class
+// after another, out of any pause. A swept page goes where a search would
+// put it: to the full queue, next after the front of its queue with free
+// blocks, or back to the segments when empty.
+constexpr int kSweepAheadPages = 2;
+
+void Heap::sweep_ahead() noexcept {
+  if (swept_ahead_epoch_ == runtime_->sweep_epoch || !((runtime_->sweep_tags >> tag_) & 1u)) return;
+  int swept = 0;
+  for (std::size_t looked = 0; swept < kSweepAheadPages;) {
+    internal::PageList& queue = queues_[sweep_ahead_class_];
+    if (queue.empty() || !runtime_->sweep_pending(queue.back())) {
+      // This class is done (or its back page was swept by a search):
+      // the next one; a round over every class with nothing found ends
+      // the sweeping ahead until the next collection.
+      if (++sweep_ahead_class_ == internal::kClassCount) sweep_ahead_class_ = 0;
+      if (++looked == internal::kClassCount) {
+        swept_ahead_epoch_ = runtime_->sweep_epoch;
+        return;
+      }
+      continue;
+    }
+    looked = 0;
+    Page& page = queue.back();
+    runtime_->sweep_if_pending(&page);
+    page.collect_thread_free();
+    ++swept;
+    queue.pop_back();
+    if (page.used == 0 && !page.in_walk) {
+      queue.push_back(page);
+      retire(&page);  // back to the segments, unless it is the queue's last page
+    } else if (page.has_free_in_bits()) {
+      // Next after the front (the current page, when the class has one):
+      // the page a search takes next.
+      queue.insert(queue.empty() ? queue.end() : std::next(queue.begin()), page);
+    } else {
+      page.set_in_full(true);
+      full_.push_back(page);
+    }
+  }
 }
 
 Page* Heap::fresh_page(std::size_t c) noexcept {

@@ -88,6 +88,7 @@ class Heap {
   internal::Page* fresh_page(std::size_t c) noexcept;
   void scan_full_queue() noexcept;
   void make_current(std::size_t c) noexcept;
+  void sweep_ahead() noexcept;
   void retire(internal::Page* page) noexcept;
   // Counts the blocks of a cache word just taken (the runtime's allocation
   // volume, for collection policies): a popcount per 64 blocks at most.
@@ -138,6 +139,12 @@ class Heap {
   bool debug_fill_;
   std::size_t fresh_since_full_scan_ = 0;
   std::size_t unflushed_bytes_ = 0;  // see note_taken
+  // Sweeping ahead (sweep_ahead): the class whose queue it works on, and
+  // the runtime's sweep epoch in which a round over every class found
+  // nothing left (kNoEpoch: not yet).
+  static constexpr std::uint64_t kNoEpoch = ~std::uint64_t{0};
+  std::size_t sweep_ahead_class_ = 0;
+  std::uint64_t swept_ahead_epoch_ = kNoEpoch;
 };
 
 }  // namespace tagheap
