@@ -88,7 +88,7 @@ class Heap {
   internal::Page* fresh_page(std::size_t c) noexcept;
   void scan_full_queue() noexcept;
   void make_current(std::size_t c) noexcept;
-  void sweep_ahead() noexcept;
+  void sweep_ahead(std::size_t allocating) noexcept;
   void retire(internal::Page* page) noexcept;
   // Counts the blocks of a cache word just taken (the runtime's allocation
   // volume, for collection policies): a popcount per 64 blocks at most.
