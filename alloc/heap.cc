@@ -166,17 +166,18 @@ Page* Heap::find_page(std::size_t c) noexcept {
 // put it: to the full queue, or next after the front of its queue when it
 // has free blocks (an emptied page too, reused in place or given back by
 // the next collection's pass).
-constexpr int kSweepAheadPages = 2;
+constexpr std::size_t kSweepAheadPages = 2;
 
 void Heap::sweep_ahead(std::size_t allocating) noexcept {
   if (swept_ahead_epoch_ == runtime_->sweep_epoch || !((runtime_->sweep_tags >> tag_) & 1u)) return;
-  // Two small pages' worth per page taken: a medium page counts for 8.
+  // Per small page's worth taken: a medium page counts for 8, a large one
+  // (a whole segment) for 64.
   const internal::PageKind kind = internal::page_kind_of_class(allocating);
-  const int budget = kSweepAheadPages * (kind == internal::PageKind::kSmall    ? 1
-                                         : kind == internal::PageKind::kMedium ? 1 << (internal::kMediumPageShift -
-                                                                                      internal::kSmallPageShift)
-                                                                               : internal::kMaxPagesPerSegment);
-  int swept = 0;
+  const std::size_t small_pages = kind == internal::PageKind::kLarge
+                                      ? internal::kMaxPagesPerSegment
+                                      : std::size_t{1} << (internal::page_shift_of(kind) - internal::kSmallPageShift);
+  const std::size_t budget = kSweepAheadPages * small_pages;
+  std::size_t swept = 0;
   for (std::size_t looked = 0; swept < budget;) {
     internal::PageList& queue = queues_[sweep_ahead_class_];
     if (sweep_ahead_class_ == allocating || queue.empty() || !runtime_->sweep_pending(queue.back())) {

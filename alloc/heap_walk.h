@@ -15,7 +15,7 @@
 // abandoned or huge page when it leaves it. f must not allocate. If f
 // throws, the page is left exactly as if f had returned (in_walk cleared,
 // an emptied page released), the walk count drops, and the exception
-// reaches the caller: the runtime is as it was (PageWalkGuard, WalkScope).
+// reaches the caller: the runtime is as it was (visit_page, WalkScope).
 #pragma once
 
 #include <algorithm>
@@ -155,38 +155,39 @@ namespace internal {
 // finds it. Out of line: not on any fast path.
 void after_walk(RuntimeCore& core, Page* page) noexcept;
 
-// Marks a page in_walk for its scope; on leaving, normally or by an
-// exception from the visitor, puts it back (after_walk), so a visitor that
-// throws leaves no page stuck in_walk (which nothing would then release).
-class PageWalkGuard {
- public:
-  PageWalkGuard(RuntimeCore& core, Page* page) noexcept : core_(core), page_(page) { page->in_walk = 1; }
-  ~PageWalkGuard() {
-    page_->in_walk = 0;
-    after_walk(core_, page_);
-  }
-  PageWalkGuard(const PageWalkGuard&) = delete;
-  PageWalkGuard& operator=(const PageWalkGuard&) = delete;
-
- private:
-  RuntimeCore& core_;
-  Page* page_;
-};
-
-// Brackets the visit of one page (see the header comment).
-template <class F>
-bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
-  // The last collection's dead blocks are not live. An empty page (a sweep
-  // may empty the next page too, as a heap picks its new current page) has
-  // nothing to show: it goes back at once, or stays with its heap.
+// Brackets the visit of one page (see the header comment): the last
+// collection's dead blocks are not live, so a pending page is swept first,
+// and its thread frees collected. An empty page (a sweep may empty the next
+// page too, as a heap picks its new current page) has nothing to show. A
+// page shown to f is in_walk meanwhile. Then, normally or by an exception
+// from f (so no page stays in_walk, where nothing would release it), the
+// page goes to put_back(page, used_before): after_walk at once for a walk,
+// later for a pass by segment.
+template <class F, class PutBack>
+bool visit_page(RuntimeCore& core, Page* page, F& f, PutBack&& put_back) {
+  const std::uint32_t used_before = page->used;
   core.sweep_if_pending(page);
   page->collect_thread_free();
   if (page->used == 0) {
-    after_walk(core, page);
+    put_back(page, used_before);
     return true;
   }
-  PageWalkGuard guard(core, page);
+  struct InWalk {
+    Page* page;
+    std::uint32_t used_before;
+    PutBack& put_back;
+    ~InWalk() {
+      page->in_walk = 0;
+      put_back(page, used_before);
+    }
+  } in_walk{page, used_before, put_back};
+  page->in_walk = 1;
   return f(PageView(page));
+}
+
+template <class F>
+bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
+  return visit_page(core, page, f, [&](Page* p, std::uint32_t) noexcept { after_walk(core, p); });
 }
 
 // The runtime this thread is walking (innermost), or nullptr: a thread state
@@ -333,24 +334,13 @@ class DeferredAfterWalk {
   bool overflowed_ = false;
 };
 
-// One page of a pass by segment, as walk_one_page; false stops the pass.
+// One page of a pass by segment, as walk_one_page, but put back only if the
+// pass or f freed blocks of it, or it is empty; false stops the pass.
 template <class F>
 bool visit_in_segment(RuntimeCore& core, Page* page, F& f, DeferredAfterWalk& deferred) {
-  const std::uint32_t used_before = page->used;
-  core.sweep_if_pending(page);
-  page->collect_thread_free();
-  if (page->used == 0) {
-    deferred.add(page);
-    return true;
-  }
-  struct InWalk {
-    Page* page;
-    ~InWalk() { page->in_walk = 0; }
-  } in_walk{page};
-  page->in_walk = 1;
-  const bool go_on = f(PageView(page));
-  if (page->used < used_before || page->used == 0) deferred.add(page);
-  return go_on;
+  return visit_page(core, page, f, [&](Page* p, std::uint32_t used_before) noexcept {
+    if (p->used < used_before || p->used == 0) deferred.add(p);
+  });
 }
 
 }  // namespace internal
