@@ -75,7 +75,7 @@ def GENERATIONAL(program, args, suffix=""):
 
 
 def groups(depths):
-    """group -> list of (label, binary under bazel-bin/bench, args[, extra environment])."""
+    """group -> list of (label, binary under bazel-bin/bench, args[, extra environment[, pinned]])."""
     g = {
         "churn": [(a, "churn_" + a, []) for a in ALLOCATORS],
         "larson": [(a, "larson_" + a, []) for a in ALLOCATORS],
@@ -101,6 +101,14 @@ def groups(depths):
             (f"boehm {live}M", "gcbench/pause_boehm", [str(live)]),
             (f"boehm {live}M+atomic", "gcbench/pause_boehm", [str(live), str(PAUSE_OTHER_MIB)]),
         ]
+    # Parallel marking: both collectors with two markers, not pinned (the
+    # other rows are pinned to one CPU, where the default is one marker).
+    g["pause"] += [
+        (f"tagheap {PAUSE_LIVE_MIB[-1]}M 2 markers", "gcbench/pause_tagheap", [str(PAUSE_LIVE_MIB[-1])],
+         {"GCB_MARKERS": "2"}, False),
+        (f"boehm {PAUSE_LIVE_MIB[-1]}M 2 markers", "gcbench/pause_boehm", [str(PAUSE_LIVE_MIB[-1])],
+         {"GCB_BOEHM_MARKER_THREADS": "1", "GC_MARKERS": "2"}, False),
+    ]
     return g
 
 
@@ -249,6 +257,9 @@ def summarize(results):
             near = min(runs, key=lambda r: abs(r[0] - med[a]))  # the run closest to the median
             use = lambda key: statistics.median(r[3][key] for r in runs)
             def ratio_to(name):
+                # A row with several markers against the same peer's (tagheap_2markers / boehm_2markers).
+                if "_" in a and a.split("+")[0].endswith("markers") and name == "boehm":
+                    name = "boehm_" + a.split("+")[0].split("_", 1)[1]
                 base = med.get(name)
                 return med[a] / base if base and not is_ratio and name != a else None
             summary.append({
@@ -476,10 +487,12 @@ def main():
                 continue
             jobs = all_groups[g]
             k = r % len(jobs)
-            for label, binary, args, *env in jobs[k:] + jobs[:k]:  # rotated: A B C D, B C D A, ...
+            for label, binary, args, *rest in jobs[k:] + jobs[:k]:  # rotated: A B C D, B C D A, ...
+                env = rest[0] if rest else None
+                pinned = rest[1] if len(rest) > 1 else g not in MULTI_THREADED
                 done += 1
                 t0 = time.time()
-                rows = run_one(bindir, binary, args, pinned=g not in MULTI_THREADED, env=env[0] if env else None)
+                rows = run_one(bindir, binary, args, pinned=pinned, env=env)
                 dt = time.time() - t0
                 shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _, _, _ in rows)
                 if rows:

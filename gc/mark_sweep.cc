@@ -1,5 +1,7 @@
 #include "gc/mark_sweep.h"
 
+#include "gc/internal/usable_cpus.h"
+
 #include <algorithm>
 #include <new>
 
@@ -85,7 +87,7 @@ bool Liveness::is_live(const void* obj) const {
 
 namespace internal {
 
-unsigned default_markers() noexcept { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned default_markers() noexcept { return usable_cpus(); }
 
 void clear_marks(Runtime& runtime, TagSet tags, bool logs_too) noexcept {
   for_each_page_by_segment(runtime, tags, [&](PageView page) {

@@ -118,7 +118,7 @@ struct Options {
   // under Boehm's (bench/README.md, "Collector policy").
   double heap_growth = 1.5;
   std::size_t min_budget_bytes = std::size_t{8} << 20;
-  unsigned markers = 0;       // marking threads incl. the caller; 0: one per hardware thread
+  unsigned markers = 0;       // marking threads incl. the caller; 0: one per CPU the process may use
   // With markers = 0, a stop-the-world collection marks on every marker
   // thread only when it is expected to mark at least this many bytes (what
   // the last collection of its kind marked), on the collecting thread alone
@@ -152,7 +152,7 @@ struct Options {
   // and the lazy sweep's leftovers within a 0.5 ms pause (bench/README.md,
   // "Incremental marking").
   std::uint64_t mark_step_ns = 400'000;
-  // With markers = 0 (one per hardware thread), steps of at least this long
+  // With markers = 0 (one per usable CPU), steps of at least this long
   // mark on every marker thread, shorter ones on the collecting thread
   // alone (gc/internal/incremental_impl.h says why); an explicit markers
   // count is used as it is.
@@ -208,7 +208,8 @@ template <class M>
 concept HasProcessWeak = requires(M& m, const Liveness& l) { m.process_weak(l); };
 
 namespace internal {
-// The default marker count: one per hardware thread.
+// The default marker count: one per CPU the process may use (its affinity
+// mask, capped by a cgroup CPU quota; internal/usable_cpus.h).
 unsigned default_markers() noexcept;
 // World stopped: zeroes every mark bit of the pages of `tags` (an aborted
 // collection leaves the runtime as before it).

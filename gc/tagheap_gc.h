@@ -34,7 +34,7 @@ typedef struct tagheap_gc_model {
 typedef struct tagheap_gc_options {
   double heap_growth;       /* <= 0: the default */
   size_t min_budget_bytes;  /* 0: the default */
-  unsigned markers;         /* 0: one per hardware thread */
+  unsigned markers;         /* 0: one per CPU the process may use */
   int generational;         /* nonzero: sticky mark bits, minor collections */
   int verify_minor;         /* nonzero: check every minor collection (debugging) */
   int incremental;          /* nonzero: full collections as cycles of short pauses (not with generational) */

@@ -64,7 +64,7 @@ class Tracer {
   // (alloc/internal/lookup_guard.h).
   bool mark_conservative(std::uintptr_t word) {
     BlockLookupScope scope;  // a thread-local increment inside mark_range_conservative's
-    void* block = internal::find_block_in(reinterpret_cast<const void*>(word), runtime_);
+    void* block = tagheap::internal::find_block_in(reinterpret_cast<const void*>(word), runtime_);
     if (block == nullptr) return false;
     PageView page = PageView::of(block);
     if (verifier_ != nullptr) [[unlikely]] {

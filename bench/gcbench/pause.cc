@@ -19,7 +19,7 @@
 //            GCB_BOEHM_MARKER_THREADS=1, variant.h; sweeping is mostly
 //            lazy, done later by allocation, so not in the pause).
 //
-// Prints: pause_<live>MiB <variant>[+<other>MiB_other or _atomic] <median_ms> <peak_rss_kib>
+// Prints: pause_<live>MiB <variant>[_<n>markers][+<other>MiB_other or _atomic] <median_ms> <peak_rss_kib>
 //         min_ms=.. max_ms=.. n=..
 #define GC_THREADS 1  // before gc.h (through variant.h): GC_get_parallel
 
@@ -82,6 +82,7 @@ struct Env {
     std::printf("\n");
   }
   tagheap::gc::CollectStats last;
+  unsigned markers() const { return ms.markers(); }
   const char* label() const { return "tagheap"; }
   const char* other_label() const { return "other"; }
 };
@@ -108,6 +109,7 @@ struct Env {
     GC_gcollect();
     return gcb::ms_since(t0);
   }
+  unsigned markers() const { return static_cast<unsigned>(GC_get_parallel()) + 1; }
   const char* label() const { return "boehm"; }
   const char* other_label() const { return "atomic"; }
 };
@@ -166,11 +168,16 @@ int main(int argc, char** argv) {
     std::printf("# failed: %ld of %zu nodes left after the collections\n", found, nodes);
     return 1;
   }
-  char peer[64];
+  // The peer names the markers when there are several (tagheap_2markers,
+  // boehm_2markers): what ran, not what was asked for.
+  char label[48];
+  if (env.markers() > 1) std::snprintf(label, sizeof label, "%s_%umarkers", env.label(), env.markers());
+  else std::snprintf(label, sizeof label, "%s", env.label());
+  char peer[96];
   if (others)
-    std::snprintf(peer, sizeof peer, "%s+%gMiB_%s", env.label(), other_mib, env.other_label());
+    std::snprintf(peer, sizeof peer, "%s+%gMiB_%s", label, other_mib, env.other_label());
   else
-    std::snprintf(peer, sizeof peer, "%s", env.label());
+    std::snprintf(peer, sizeof peer, "%s", label);
   std::printf("pause_%gMiB %s %.3f %ld min_ms=%.3f max_ms=%.3f n=%d\n", live_mib, peer, ms[ms.size() / 2],
               gcb::peak_rss_kib(), ms.front(), ms.back(), reps);
   env.report();

@@ -1,0 +1,113 @@
+// internal/usable_cpus.cc: affinity mask and cgroup v2 quota (usable_cpus.h).
+#include "gc/internal/usable_cpus.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace tagheap::gc::internal {
+namespace {
+
+// The first line of a small file, without its newline; empty if unreadable.
+std::string first_line(const std::string& path) noexcept {
+  std::FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) return {};
+  char buf[512];
+  std::string line;
+  if (std::fgets(buf, sizeof buf, f) != nullptr) line = buf;
+  std::fclose(f);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  return line;
+}
+
+std::optional<std::uint64_t> parse_u64(std::string_view s) noexcept {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+unsigned affinity_cpus() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;  // 0: unknown
+  return static_cast<unsigned>(CPU_COUNT(&set));
+}
+
+// The tightest quota from a cgroup directory up to the root of the
+// hierarchy the process can see (a container's view starts at its own).
+// quota_at(dir) reads one directory's limit.
+template <class QuotaAt>
+std::optional<unsigned> tightest_up_from(const std::string& root, std::string path, QuotaAt quota_at) {
+  std::optional<unsigned> best;
+  for (;;) {
+    if (const auto cpus = quota_at(root + (path == "/" ? std::string() : path)))
+      best = best ? std::min(*best, *cpus) : *cpus;
+    const auto slash = path.rfind('/');
+    if (path.empty() || path == "/" || slash == std::string::npos) return best;
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+}
+
+// cgroup v2 (cpu.max, Debian's default since 11) or v1 (cpu.cfs_quota_us
+// and cpu.cfs_period_us under the cpu controller's mount).
+std::optional<unsigned> cgroup_quota_cpus() noexcept {
+  try {
+    std::FILE* f = std::fopen("/proc/self/cgroup", "re");
+    if (f == nullptr) return std::nullopt;
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> close(f, &std::fclose);
+    std::optional<unsigned> best;
+    auto take = [&best](std::optional<unsigned> cpus) {
+      if (cpus) best = best ? std::min(*best, *cpus) : *cpus;
+    };
+    char buf[1024];
+    while (std::fgets(buf, sizeof buf, f) != nullptr) {
+      std::string_view line(buf);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+      const auto c1 = line.find(':');
+      const auto c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+      if (c2 == std::string_view::npos) continue;
+      const std::string controllers(line.substr(c1 + 1, c2 - c1 - 1));
+      const std::string path(line.substr(c2 + 1));
+      if (line.substr(0, c1) == "0" && controllers.empty()) {
+        take(tightest_up_from("/sys/fs/cgroup", path,
+                              [](const std::string& dir) { return cpus_from_cpu_max(first_line(dir + "/cpu.max")); }));
+      } else if (("," + controllers + ",").find(",cpu,") != std::string::npos) {
+        take(tightest_up_from("/sys/fs/cgroup/" + controllers, path, [](const std::string& dir) {
+          return cpus_from_cpu_max(first_line(dir + "/cpu.cfs_quota_us") + " " +
+                                   first_line(dir + "/cpu.cfs_period_us"));
+        }));
+      }
+    }
+    return best;
+  } catch (...) {  // out of memory for a path: no limit known
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::optional<unsigned> cpus_from_cpu_max(std::string_view line) noexcept {
+  const auto space = line.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const std::string_view quota = line.substr(0, space);
+  if (quota == "max") return std::nullopt;
+  const auto q = parse_u64(quota);
+  const auto period = parse_u64(line.substr(space + 1));
+  if (!q || !period || *period == 0 || *q == 0) return std::nullopt;
+  return static_cast<unsigned>(std::max<std::uint64_t>(1, (*q + *period - 1) / *period));
+}
+
+unsigned usable_cpus() noexcept {
+  unsigned n = std::thread::hardware_concurrency();
+  if (const unsigned affinity = affinity_cpus(); affinity != 0) n = n == 0 ? affinity : std::min(n, affinity);
+  if (const auto quota = cgroup_quota_cpus()) n = n == 0 ? *quota : std::min(n, *quota);
+  return std::max(1u, n);
+}
+
+}  // namespace tagheap::gc::internal
