@@ -2,8 +2,12 @@
 // some tags in segment order shows the same pages as for_each_page, sweeps
 // what a collection left pending, collects thread frees, and afterwards
 // puts back the pages whose blocks it freed (emptied pages released, full
-// ones refiled), even when its visitor throws.
+// ones refiled), even when its visitor throws or memory for its list of
+// pages to put back runs out.
 #include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <new>
 
 #include <map>
 #include <memory>
@@ -19,6 +23,31 @@
 using namespace tagheap;
 using tagheap::test::AttachedState;
 using tagheap::test::Rng;
+
+// Out of memory on demand: while g_refuse_new is set, operator new on this
+// thread throws std::bad_alloc (the pass's list of pages to put back is
+// the only thing it allocates).
+namespace {
+thread_local bool g_refuse_new = false;
+thread_local std::size_t g_refused = 0;
+}  // namespace
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // this new is malloc
+void* operator new(std::size_t size) {
+  if (g_refuse_new) {
+    ++g_refused;
+    throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace {
 
@@ -188,6 +217,44 @@ TEST_SUITE("alloc.walk_by_segment") {
     for (auto [page, n] : by_list(rt, TagSet{1})) blocks += n;
     CHECK(blocks == kept);
     CHECK(rt.stats().tags[1].blocks == kept);
+    rt.verify();
+  }
+
+  TEST_CASE("a pass by segment short of memory for its list still puts back every page it freed blocks of") {
+    Runtime rt({.gc_tags = {1}});
+    AttachedState main(rt);
+    std::vector<void*> exited;
+    std::set<void*> live = spread_heap(rt, main, &exited);
+    const std::set<void*> of_exited(exited.begin(), exited.end());
+    main.ts.detach();
+    // As above: a collection kept every third block, none of the exited
+    // thread's, so the pass empties abandoned pages and frees blocks of
+    // full ones; every page it frees blocks of needs putting back.
+    std::size_t kept = 0, k = 0;
+    for (void* p : live)
+      if (k++ % 3 == 0 && of_exited.count(p) == 0) {
+        PageView page = PageView::of(p);
+        const std::uint32_t i = page.index_of(p);
+        page.mark_word(i >> 6) |= std::uint64_t{1} << (i & 63);
+        ++kept;
+      }
+    begin_lazy_sweep(rt, TagSet{1}, /*keep_marks=*/false);
+    std::size_t blocks = 0;
+    g_refused = 0;
+    g_refuse_new = true;
+    for_each_page_by_segment(rt, TagSet{1}, [&](PageView page) {
+      blocks += page.live_blocks();
+      return true;
+    });
+    g_refuse_new = false;
+    CHECK(g_refused > 0);  // the list could not be kept: the fallback ran
+    CHECK(blocks == kept);
+    CHECK(misplaced_pages(rt, 1) == 0);
+    CHECK(rt.stats().tags[1].abandoned_pages == 0);
+    CHECK(rt.stats().tags[1].blocks == kept);
+    for_each_segment(rt, [&](SegmentView seg) {
+      for (std::size_t i = 0; i < seg.page_count(); ++i) CHECK(seg.page(i).raw()->in_walk == 0);
+    });
     rt.verify();
   }
 }
