@@ -121,6 +121,29 @@ std::set<void*> spread_heap(Runtime& rt, AttachedState& main, std::vector<void*>
   return live;
 }
 
+// spread_heap, then a collection that kept every third block and none of
+// the exited thread's (its abandoned pages empty), its marks left to be
+// swept lazily: a pass then empties pages and frees blocks of full ones,
+// all of which it must put back. Detaches `main`; returns the kept blocks.
+std::set<void*> kept_by_a_collection(Runtime& rt, AttachedState& main) {
+  std::vector<void*> exited;
+  const std::set<void*> live = spread_heap(rt, main, &exited);
+  const std::set<void*> of_exited(exited.begin(), exited.end());
+  main.ts.detach();
+  CHECK(misplaced_pages(rt, 1) == 0);
+  std::set<void*> kept;
+  std::size_t k = 0;
+  for (void* p : live)
+    if (k++ % 3 == 0 && of_exited.count(p) == 0) {
+      PageView page = PageView::of(p);
+      const std::uint32_t i = page.index_of(p);
+      page.mark_word(i >> 6) |= std::uint64_t{1} << (i & 63);
+      kept.insert(p);
+    }
+  begin_lazy_sweep(rt, TagSet{1}, /*keep_marks=*/false);
+  return kept;
+}
+
 }  // namespace
 
 TEST_SUITE("alloc.walk_by_segment") {
@@ -145,24 +168,7 @@ TEST_SUITE("alloc.walk_by_segment") {
   TEST_CASE("a pass by segment sweeps pending pages and then puts back those it freed blocks of") {
     Runtime rt({.gc_tags = {1}});
     AttachedState main(rt);
-    std::vector<void*> exited;
-    std::set<void*> live = spread_heap(rt, main, &exited);
-    const std::set<void*> of_exited(exited.begin(), exited.end());
-    main.ts.detach();
-    CHECK(misplaced_pages(rt, 1) == 0);
-    // A collection that kept every third block, none of the exited
-    // thread's (its abandoned pages empty): its marks, left to be swept
-    // lazily.
-    std::set<void*> kept;
-    std::size_t k = 0;
-    for (void* p : live)
-      if (k++ % 3 == 0 && of_exited.count(p) == 0) {
-        PageView page = PageView::of(p);
-        const std::uint32_t i = page.index_of(p);
-        page.mark_word(i >> 6) |= std::uint64_t{1} << (i & 63);
-        kept.insert(p);
-      }
-    begin_lazy_sweep(rt, TagSet{1}, /*keep_marks=*/false);
+    const std::set<void*> kept = kept_by_a_collection(rt, main);
     std::size_t blocks = 0;
     for (auto [page, n] : by_segment(rt, TagSet{1})) blocks += n;
     CHECK(blocks == kept.size());
@@ -223,22 +229,7 @@ TEST_SUITE("alloc.walk_by_segment") {
   TEST_CASE("a pass by segment short of memory for its list still puts back every page it freed blocks of") {
     Runtime rt({.gc_tags = {1}});
     AttachedState main(rt);
-    std::vector<void*> exited;
-    std::set<void*> live = spread_heap(rt, main, &exited);
-    const std::set<void*> of_exited(exited.begin(), exited.end());
-    main.ts.detach();
-    // As above: a collection kept every third block, none of the exited
-    // thread's, so the pass empties abandoned pages and frees blocks of
-    // full ones; every page it frees blocks of needs putting back.
-    std::size_t kept = 0, k = 0;
-    for (void* p : live)
-      if (k++ % 3 == 0 && of_exited.count(p) == 0) {
-        PageView page = PageView::of(p);
-        const std::uint32_t i = page.index_of(p);
-        page.mark_word(i >> 6) |= std::uint64_t{1} << (i & 63);
-        ++kept;
-      }
-    begin_lazy_sweep(rt, TagSet{1}, /*keep_marks=*/false);
+    const std::size_t kept = kept_by_a_collection(rt, main).size();
     std::size_t blocks = 0;
     g_refused = 0;
     g_refuse_new = true;
