@@ -39,7 +39,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
   alloc_word = &g_no_word;
   cache_base = ~0u & ~63u;  // no word: refill starts at word 0
   used = 0;
-  thread_free.store(0, std::memory_order_relaxed);
+  thread_free().store(0, std::memory_order_relaxed);
   const RuntimeCore* core = Segment::of(this)->runtime;
   slow_free = static_cast<std::uint8_t>((fill ? kSlowFreeFill : 0) |
                                         (((core->sticky_tags >> t) & 1u) ? kSlowFreeSticky : 0));
@@ -141,8 +141,8 @@ Page::RemoteFree Page::push_thread_free(std::uintptr_t p, std::size_t size) noex
   // our bit is collected (our block keeps `used` above zero until then).
   // One locked add, no compare-exchange loop; on a closed page, taken back
   // (the count is then only read under the pool's lock, which we take next).
-  if (thread_free.fetch_add(kThreadFreeOne, std::memory_order_relaxed) & kThreadFreeClosed) [[unlikely]] {
-    thread_free.fetch_sub(kThreadFreeOne, std::memory_order_relaxed);
+  if (thread_free().fetch_add(kThreadFreeOne, std::memory_order_relaxed) & kThreadFreeClosed) [[unlikely]] {
+    thread_free().fetch_sub(kThreadFreeOne, std::memory_order_relaxed);
     return RemoteFree::kClosed;
   }
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, size);
@@ -183,20 +183,20 @@ std::uint32_t Page::take_thread_free() noexcept {
   if (n == 0) return 0;
   if (n > used) fatal("tagheap: page %p: %u thread frees but only %u blocks used", static_cast<void*>(this), n, used);
   used -= n;
-  thread_free.fetch_sub(n * kThreadFreeOne, std::memory_order_relaxed);
+  thread_free().fetch_sub(n * kThreadFreeOne, std::memory_order_relaxed);
   return n;
 }
 
 std::uint32_t Page::close_thread_free() noexcept {
   // seq_cst both: a free that announced before the close is counted, and
   // one after it sees the bit (the announcing add reads the same word).
-  thread_free.fetch_or(kThreadFreeClosed, std::memory_order_seq_cst);
+  thread_free().fetch_or(kThreadFreeClosed, std::memory_order_seq_cst);
   return take_thread_free();
 }
 
 std::uint32_t Page::open_thread_free() noexcept {
   const std::uint32_t n = take_thread_free();
-  thread_free.fetch_and(~kThreadFreeClosed, std::memory_order_release);
+  thread_free().fetch_and(~kThreadFreeClosed, std::memory_order_release);
   return n;
 }
 

@@ -369,7 +369,7 @@ std::size_t Runtime::verify() {
           check_page(page, static_cast<Tag>(tag));
           if (page.heap != heap || page.owner_token().load() != node.self->owner_token())
             fatal("verify: page %p in a heap's queue is not owned by it", static_cast<void*>(&page));
-          if (page.thread_free.load() & internal::Page::kThreadFreeClosed)
+          if (page.thread_free().load() & internal::Page::kThreadFreeClosed)
             fatal("verify: owned page %p is closed to thread frees", static_cast<void*>(&page));
           return true;
         });
@@ -380,7 +380,7 @@ std::size_t Runtime::verify() {
   // sits in a bin, where reclaim collects them: no block waits where nobody
   // collects.
   auto check_closed = [](internal::Page& page) {
-    if (!(page.thread_free.load() & internal::Page::kThreadFreeClosed))
+    if (!(page.thread_free().load() & internal::Page::kThreadFreeClosed))
       fatal("verify: abandoned page %p is open to thread frees", static_cast<void*>(&page));
     if (page.pool_full && page.thread_frees_pending() != 0)
       fatal("verify: full abandoned page %p has thread frees pending", static_cast<void*>(&page));

@@ -424,7 +424,7 @@ TEST_SUITE("alloc.cross_thread") {
       }).join();
       REQUIRE(!page->has_free_in_bits());
       // The late free, first half: announced, no bit yet.
-      page->thread_free.fetch_add(internal::Page::kThreadFreeOne);
+      page->thread_free().fetch_add(internal::Page::kThreadFreeOne);
       owner.abandon();  // waits a bounded while for the bit, then gives up
     }
     internal::TagShard& shard = rt.core().shards[0];
@@ -461,7 +461,7 @@ TEST_SUITE("alloc.cross_thread") {
         page = internal::Segment::of(block)->page_of(block);
         owner.detach();
       }).join();
-      page->thread_free.fetch_add(internal::Page::kThreadFreeOne);  // announced in time
+      page->thread_free().fetch_add(internal::Page::kThreadFreeOne);  // announced in time
       owner.abandon();
     }
     const std::uint32_t i = page->block_index(reinterpret_cast<std::uintptr_t>(block));

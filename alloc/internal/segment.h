@@ -87,6 +87,10 @@ struct Segment {
   // from another thread checks the pointer against.
   std::atomic<std::uintptr_t> page_owner[kMaxPagesPerSegment];
   BlockGeometry geometry[kMaxPagesPerSegment];
+  // Each page's thread-free count (Page::thread_free()): written by every
+  // free from another thread, so kept off the page struct, whose lines the
+  // owner keeps in its cache, and off the read-mostly copies above.
+  alignas(64) std::atomic<std::uintptr_t> thread_free_counts[kMaxPagesPerSegment];
   // gc/'s unlogged bits, for a generational collector's write barrier: bit
   // g stands for the segment's 16-byte granule g (no two blocks start in
   // one), set when the block starting there is old and has not been logged
@@ -126,6 +130,9 @@ struct Segment {
 
 inline std::atomic<std::uintptr_t>& Page::owner_token() const noexcept {
   return Segment::of(this)->page_owner[page_index];
+}
+inline std::atomic<std::uintptr_t>& Page::thread_free() const noexcept {
+  return Segment::of(this)->thread_free_counts[page_index];
 }
 
 // The header's size: a small segment's holds every row of free_words (the
