@@ -1,4 +1,4 @@
-// internal/usable_cpus.cc: affinity mask and cgroup v2 quota (usable_cpus.h).
+// internal/usable_cpus.cc: affinity mask and cgroup CPU quota (usable_cpus.h).
 #include "gc/internal/usable_cpus.h"
 
 #include <sched.h>
@@ -14,13 +14,14 @@ namespace tagheap::gc::internal {
 namespace {
 
 // The first line of a small file, without its newline; empty if unreadable.
-std::string first_line(const std::string& path) noexcept {
+// May throw std::bad_alloc (the caller catches).
+std::string first_line(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) return {};
   char buf[512];
   std::string line;
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> close(f, &std::fclose);
   if (std::fgets(buf, sizeof buf, f) != nullptr) line = buf;
-  std::fclose(f);
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
   return line;
 }
