@@ -98,7 +98,6 @@ struct alignas(64) Page {
   // this line, next to the owner's, every free from another thread paid a
   // contended locked add: larson 47-49 ns an operation, 40-42 with the count
   // in the header.)
-  std::uintptr_t reserved_word_ = 0;
   Heap* heap = nullptr;          // owning heap; only its thread or a stopped world
   std::uint8_t in_use = 0;       // carved from its segment
   std::uint8_t in_walk = 0;      // a walk stands here: emptying must not release it

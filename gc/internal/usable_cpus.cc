@@ -13,6 +13,13 @@
 namespace tagheap::gc::internal {
 namespace {
 
+// The tighter of two limits, either of which may be unknown.
+std::optional<unsigned> tighter(std::optional<unsigned> a, std::optional<unsigned> b) noexcept {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
 // The first line of a small file, without its newline; empty if unreadable.
 // May throw std::bad_alloc (the caller catches).
 std::string first_line(const std::string& path) {
@@ -47,8 +54,7 @@ template <class QuotaAt>
 std::optional<unsigned> tightest_up_from(const std::string& root, std::string path, QuotaAt quota_at) {
   std::optional<unsigned> best;
   for (;;) {
-    if (const auto cpus = quota_at(root + (path == "/" ? std::string() : path)))
-      best = best ? std::min(*best, *cpus) : *cpus;
+    best = tighter(best, quota_at(root + (path == "/" ? std::string() : path)));
     const auto slash = path.rfind('/');
     if (path.empty() || path == "/" || slash == std::string::npos) return best;
     path = slash == 0 ? "/" : path.substr(0, slash);
@@ -63,9 +69,6 @@ std::optional<unsigned> cgroup_quota_cpus() noexcept {
     if (f == nullptr) return std::nullopt;
     const std::unique_ptr<std::FILE, int (*)(std::FILE*)> close(f, &std::fclose);
     std::optional<unsigned> best;
-    auto take = [&best](std::optional<unsigned> cpus) {
-      if (cpus) best = best ? std::min(*best, *cpus) : *cpus;
-    };
     char buf[1024];
     while (std::fgets(buf, sizeof buf, f) != nullptr) {
       std::string_view line(buf);
@@ -76,10 +79,11 @@ std::optional<unsigned> cgroup_quota_cpus() noexcept {
       const std::string controllers(line.substr(c1 + 1, c2 - c1 - 1));
       const std::string path(line.substr(c2 + 1));
       if (line.substr(0, c1) == "0" && controllers.empty()) {
-        take(tightest_up_from("/sys/fs/cgroup", path,
-                              [](const std::string& dir) { return cpus_from_cpu_max(first_line(dir + "/cpu.max")); }));
+        best = tighter(best, tightest_up_from("/sys/fs/cgroup", path, [](const std::string& dir) {
+          return cpus_from_cpu_max(first_line(dir + "/cpu.max"));
+        }));
       } else if (("," + controllers + ",").find(",cpu,") != std::string::npos) {
-        take(tightest_up_from("/sys/fs/cgroup/" + controllers, path, [](const std::string& dir) {
+        best = tighter(best, tightest_up_from("/sys/fs/cgroup/" + controllers, path, [](const std::string& dir) {
           return cpus_from_cpu_max(first_line(dir + "/cpu.cfs_quota_us") + " " +
                                    first_line(dir + "/cpu.cfs_period_us"));
         }));
@@ -105,10 +109,10 @@ std::optional<unsigned> cpus_from_cpu_max(std::string_view line) noexcept {
 }
 
 unsigned usable_cpus() noexcept {
-  unsigned n = std::thread::hardware_concurrency();
-  if (const unsigned affinity = affinity_cpus(); affinity != 0) n = n == 0 ? affinity : std::min(n, affinity);
-  if (const auto quota = cgroup_quota_cpus()) n = n == 0 ? *quota : std::min(n, *quota);
-  return std::max(1u, n);
+  auto known = [](unsigned n) { return n != 0 ? std::optional<unsigned>(n) : std::nullopt; };  // 0: unknown
+  const auto n = tighter(tighter(known(std::thread::hardware_concurrency()), known(affinity_cpus())),
+                         cgroup_quota_cpus());
+  return std::max(1u, n.value_or(1));
 }
 
 }  // namespace tagheap::gc::internal
