@@ -7,6 +7,7 @@
 //   fill / filled   a per-block byte pattern, written and checked on samples of
 //                   large blocks so stress tests stay fast
 //   RefuseGuard     os::refuse_after(n) for a scope, always undone
+//   pending_sweep   pages still holding a collection's marks, and their segments
 #pragma once
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -26,6 +27,7 @@
 #include <functional>
 #include <string>
 
+#include "alloc/heap_walk.h"
 #include "alloc/internal/config.h"
 #include "alloc/os.h"
 #include "alloc/tagheap.h"
@@ -223,6 +225,24 @@ struct RefuseGuard {
 inline constexpr std::size_t kSegment = internal::kSegmentSize;
 inline std::uintptr_t segment_of(const void* p) {
   return reinterpret_cast<std::uintptr_t>(p) & ~internal::kSegmentMask;
+}
+
+// World stopped: the in-use pages of the runtime still holding the last
+// collection's marks (RuntimeCore's "pending"), and how many segments they
+// lie in. Reads the headers only: nothing is swept.
+struct PendingSweep {
+  std::size_t pages = 0, segments = 0;
+};
+inline PendingSweep pending_sweep(Runtime& rt) {
+  PendingSweep p;
+  for_each_segment(rt, [&](SegmentView seg) {
+    std::size_t here = 0;
+    for (std::size_t i = 0; i < seg.page_count(); ++i)
+      if (seg.page(i).in_use() && sweep_pending(rt, seg.page(i))) ++here;
+    p.pages += here;
+    p.segments += here > 0;
+  });
+  return p;
 }
 
 }  // namespace tagheap::test

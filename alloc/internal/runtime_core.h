@@ -24,7 +24,8 @@
 //   page before sweeping it (Page::sweep_unmarked): the heap's page choice
 //   (Heap::make_current, find_page), reclaim, abandonment, trim, walks and
 //   find_block all go through sweep_if_pending or read the marks. A new
-//   collection first sweeps every pending page (a walk does).
+//   collection first sweeps every pending page (a walk does, or
+//   heap_walk.h's sweep_pending_pages, over several pauses if need be).
 #pragma once
 
 #include <atomic>

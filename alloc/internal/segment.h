@@ -76,6 +76,12 @@ struct Segment {
   std::uint16_t page_count = 0;
   std::uint16_t first_page = 0;   // the pages before lie under the header and mark table
   std::uint16_t pages_in_use = 0;
+  // The runtime's sweep epoch in which sweep_pending_pages (heap_walk.h)
+  // swept every pending page of this segment (and moved it to the back of
+  // the list of all segments): until the next epoch none of its pages is
+  // pending (a page laid out later is born swept), so later calls in the
+  // same epoch stop at it. Only that function reads or writes it.
+  std::uint32_t swept_epoch = 0;
   std::uint64_t free_pages = 0;   // bit i: page i is free
   std::int64_t emptied_at_ms = 0; // when its last page in use went back (while empty)
   ListHook avail_hook;            // in the pool's list of partly used or of empty segments

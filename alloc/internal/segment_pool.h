@@ -98,6 +98,22 @@ class SegmentPool {
   void for_each_segment(F&& f) {
     for (Segment& s : all_) f(s);
   }
+  // f(Segment&) -> bool, from the front of the list; false stops. f may
+  // move the segment it is shown to the back (move_to_back).
+  template <class F>
+  void for_each_segment_until(F&& f) {
+    for (auto it = all_.begin(); it != all_.end();) {
+      Segment& s = *it++;
+      if (!f(s)) return;
+    }
+  }
+  // World stopped (the list is not under mu_ for readers): the order of the
+  // list is the pool's to keep only in this: a pass may move the segments
+  // it is done with to the back and stop at the first one it did before.
+  void move_to_back(Segment& s) noexcept {
+    all_.erase(all_.iterator_to(s));
+    all_.push_back(s);
+  }
   std::size_t segment_count() const noexcept { return all_.size(); }
   // Non-huge segments with no page in use, kept mapped for reuse.
   std::size_t empty_segment_count() noexcept;
