@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "alloc/heap_walk.h"
 #include "alloc/tagheap.h"
 #include "gc/mark_sweep.h"
 #include "gc/test_graph.h"
@@ -438,6 +439,40 @@ TEST_SUITE("gc.incremental") {
     CHECK(again.cycle_pauses == 1);
     CHECK(again.pages_swept > 0);  // the last cycle's marks are swept before new ones are set
     finish_cycle(ms);
+    CHECK(gc_blocks(rt) == reachable(model.roots_));
+  }
+
+  TEST_CASE("a cycle finishes the last lazy sweep in pauses of mark_step_ns, the barrier off, then marks") {
+    Fixture f(incremental());  // 1 ns: each sweep pause sweeps one segment
+    auto& [rt, ts, model, ms] = f;
+    std::vector<Node*> all;  // a chain over several segments
+    for (std::uint32_t i = 0; i < 300'000; ++i) all.push_back(make_node(ts.heap(kGc), i, 1));
+    for (std::size_t i = 0; i + 1 < all.size(); ++i) all[i]->child[0] = all[i + 1];
+    model.roots_ = {all[0]};
+    finish_cycle(ms);
+    for (std::size_t i = 0; i + 2 < all.size(); i += 2) all[i]->child[0] = all[i + 2];  // odd nodes die
+    finish_cycle(ms);  // their blocks are left to the lazy sweep, on every segment
+    const auto [pages_before, segments_before] = test::pending_sweep(rt);
+    REQUIRE(segments_before >= 3);
+    std::size_t sweep_pauses = 0, swept = 0;
+    gc::CollectStats s = ms.collect();
+    while (!ms.is_marking()) {
+      CHECK(!s.cycle_done);
+      CHECK(s.mark_ns == 0);
+      CHECK(s.cycle_pauses == sweep_pauses + 1);
+      swept += s.pages_swept;
+      ++sweep_pauses;
+      CHECK(test::pending_sweep(rt).pages == pages_before - swept);
+      REQUIRE(sweep_pauses < 1000);
+      s = ms.collect();
+    }
+    swept += s.pages_swept;
+    CHECK(sweep_pauses >= segments_before);
+    CHECK(swept == pages_before);
+    CHECK(test::pending_sweep(rt).pages == 0);  // marking began on no pending page: every mark bit is this cycle's
+    CHECK(s.cycle_pauses == sweep_pauses + 1);
+    const gc::CollectStats last = finish_cycle(ms);
+    CHECK(last.cycle_pauses > sweep_pauses + 1);
     CHECK(gc_blocks(rt) == reachable(model.roots_));
   }
 

@@ -292,13 +292,20 @@ class MarkSweep {
     const OneCollection guard(collecting_);
     if (!options_.incremental) return collect_impl(false);
     if (cycle_) abandon_cycle();
+    if (sweeping_before_cycle_) {  // this collection is the one those pauses began
+      sweeping_before_cycle_ = false;
+      --collections_;
+    }
     CollectStats stats = collect_impl(false);
     pacer_.idle(policy_.allocated_at_last(), policy_.budget());
     return stats;
   }
-  // Incremental mode: a cycle has begun and not ended (the write barrier
-  // is on). Then tagheap::free() must not free a GC block that a mark step
-  // may have reached (trace would read it); free GC blocks outside cycles.
+  // Incremental mode: a cycle's marking has begun and not ended (the write
+  // barrier is on). Then tagheap::free() must not free a GC block that a
+  // mark step may have reached (trace would read it); free GC blocks
+  // outside cycles. A cycle's first pauses may only finish the previous
+  // lazy sweep (CollectStats::cycle_done is false, is_marking() too):
+  // marking begins in the pause after them.
   bool is_marking() const noexcept { return cycle_; }
 
   // Finalizers (gc/internal/finalizer_table.h for the order): once obj (a GC
@@ -488,6 +495,7 @@ class MarkSweep {
   // out of memory): the cycle's end then traces every marked object again.
   internal::IncrementalPacer pacer_;
   bool cycle_ = false, cycle_overflowed_ = false;
+  bool sweeping_before_cycle_ = false;  // pauses finishing the last lazy sweep; the cycle starts next
   unsigned cycle_markers_ = 1;
   std::size_t cycle_pauses_ = 0;
   std::optional<Tracer> cycle_first_;

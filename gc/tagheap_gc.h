@@ -71,7 +71,8 @@ int tagheap_collect(tagheap_collector* collector, tagheap_collect_stats* stats);
 int tagheap_collect_full(tagheap_collector* collector, tagheap_collect_stats* stats);
 /* After storing a GC pointer into GC object obj (generational and incremental modes; harmless otherwise). */
 void tagheap_write_barrier(tagheap_collector* collector, void* obj);
-/* Incremental mode: a cycle has begun and not ended. */
+/* Incremental mode: a cycle's marking has begun and not ended (the write barrier is on). A cycle's first
+ * pauses may only finish the last cycle's lazy sweep; marking begins in the pause after them. */
 int tagheap_collector_is_marking(const tagheap_collector* collector);
 
 /* From roots and trace. */

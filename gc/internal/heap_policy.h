@@ -37,6 +37,7 @@ class HeapPolicy {
         std::max<std::uint64_t>(min_budget_, grown >= 1.8e19 ? UINT64_MAX : static_cast<std::uint64_t>(grown));
     budget_.store(budget, std::memory_order_relaxed);
     allocated_at_last_.store(allocated, std::memory_order_relaxed);
+    live_at_last_ = live_bytes;
   }
   bool due(std::uint64_t allocated) const noexcept {
     return allocated - allocated_at_last_.load(std::memory_order_relaxed) >= budget_.load(std::memory_order_relaxed);
@@ -46,12 +47,17 @@ class HeapPolicy {
   std::uint64_t allocated_since(std::uint64_t allocated) const noexcept {
     return allocated - allocated_at_last_.load(std::memory_order_relaxed);
   }
+  // World stopped: the live bytes the last collection reported (0 before
+  // the first). With allocated_since, a bound on what is live now (what
+  // survived it, plus what was allocated since).
+  std::size_t live_at_last() const noexcept { return live_at_last_; }
 
  private:
   double growth_;
   std::uint64_t min_budget_;
   std::atomic<std::uint64_t> budget_;
   std::atomic<std::uint64_t> allocated_at_last_{0};
+  std::size_t live_at_last_ = 0;
 };
 
 }  // namespace tagheap::gc::internal

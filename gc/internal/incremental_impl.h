@@ -4,10 +4,14 @@
 // Design
 //   A cycle is a full collection cut into pauses, each a collect() call with
 //   the world stopped:
-//     first   finishes the previous lazy sweep (every mark bit is then
-//             zero; a pass over every page, segment by segment, skipped
-//             when no collection has ended on the runtime yet), turns the
-//             write barrier on, then runs a step;
+//     sweep   finishes the previous lazy sweep, what the mutators'
+//             allocation left of it: segment by segment, mark_step_ns per
+//             pause (alloc/heap_walk.h's sweep_pending_pages; a segment
+//             swept is skipped by the next pauses), kMinStepBytes of
+//             allocation apart; as many as that takes (none when nothing is
+//             pending: at 1 GiB the whole sweep took up to 4 ms in one);
+//     first   (the pause that finds nothing left to sweep: every mark bit
+//             is then zero) turns the write barrier on, then runs a step;
 //     step    marks the roots, traces again the objects the barrier logged
 //             since the last pause, and marks (on every marker thread) until
 //             mark_step_ns is up; what is left waits on the mark stacks,
@@ -39,9 +43,10 @@
 //   exist. Between pauses every marked object is traced or on a mark stack
 //   of the cycle (or cycle_overflowed_ is set and the last pause traces
 //   every marked object again).
-//   No lazy sweep is pending during a cycle (the first pause finished it,
-//   and only the last one begins the next), so mark bits mean only "marked
-//   by this cycle".
+//   No lazy sweep is pending while a cycle marks (the sweep pauses and the
+//   first finished it, and only the last one begins the next), so mark
+//   bits mean only "marked by this cycle". The barrier stays off in the
+//   sweep pauses: nothing is marked yet.
 //   An exception from roots, trace or process_weak in any pause drops the
 //   cycle: every mark and log bit is cleared, nothing was freed, and the
 //   next collect() starts a new cycle.
@@ -58,27 +63,35 @@ CollectStats MarkSweep<Model>::collect_increment() {
     emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
     return run_step(stats, t0, t0);
   }
-  ++collections_;
-  emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
-  // The previous marks, swept. What is left in use bounds what this cycle
-  // may have to mark: the pacer plans for that much (the first cycle has no
-  // earlier count, and a bound errs on the side of finishing early).
-  std::size_t in_use_bytes = 0;
-  if (lazy_sweep_ever_began(runtime_)) {
-    for_each_page_by_segment(runtime_, gc_tags_, [&](PageView page) {
-      ++stats.pages_swept;
-      in_use_bytes += page.live_blocks() * page.block_size();
-      return true;
-    });
-  } else {
-    // No collection has ended on this runtime: nothing to sweep, so no
-    // walk (a freshly built heap's pages are cold: 1.0-1.4 ms at 100 MiB,
-    // 2.9-5.4 ms at 1 GiB, on rewire), and everything allocated so far
-    // bounds what the cycle may mark.
-    in_use_bytes = static_cast<std::size_t>(runtime_.allocated_bytes(gc_tags_));
+  if (!sweeping_before_cycle_) {
+    ++collections_;
+    cycle_pauses_ = 0;
+    sweeping_before_cycle_ = true;
   }
+  ++cycle_pauses_;
+  emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
+  // The previous cycle's lazy sweep, finished at mark_step_ns per pause:
+  // what the mutators' allocation has not swept yet (at 1 GiB, up to 40,000
+  // pages of dead blocks, 4 ms in one pause).
+  const std::uint64_t sweep_until = t0 + options_.mark_step_ns;
+  if (!sweep_pending_pages(runtime_, [&] { return internal::now_ns() < sweep_until; }, stats.pages_swept)) {
+    pacer_.sweep_step_done(runtime_.allocated_bytes(gc_tags_));
+    stats.cycle_done = false;
+    stats.cycle_pauses = cycle_pauses_;
+    stats.cycle_budget_bytes = pacer_.limit() - policy_.allocated_at_last();
+    stats.sweep_ns = stats.pause_ns = internal::now_ns() - t0;
+    emit(GcPhase::kCollectionEnd, 0, &stats);
+    return stats;
+  }
+  sweeping_before_cycle_ = false;
   const std::uint64_t t1 = internal::now_ns();
   emit(GcPhase::kSweepCompleted);
+  // What this cycle may have to mark: what the last collection found live
+  // plus what was allocated since (before the first: everything allocated).
+  // The pacer plans for that much; a bound errs on the side of finishing
+  // early.
+  const std::size_t in_use_bytes =
+      policy_.live_at_last() + policy_.allocated_since(runtime_.allocated_bytes(gc_tags_));
 
   // Short steps mark on the calling thread alone: waking the helpers and
   // joining them costs more than they add to a sub-millisecond step, and a
@@ -99,7 +112,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   }
   cycle_ = true;
   cycle_overflowed_ = false;
-  cycle_pauses_ = 0;
+  --cycle_pauses_;  // run_step counts this pause
   barrier_.store(kBarrierLog, std::memory_order_relaxed);  // the mutators see it once the world resumes
   pacer_.start(runtime_.allocated_bytes(gc_tags_), in_use_bytes, options_.mark_step_ns);
   return run_step(stats, t0, t1);

@@ -59,6 +59,12 @@ class IncrementalPacer {
     half_budget_ = budget - static_cast<std::uint64_t>(kStartShare * static_cast<double>(budget));
     next_.store(limit_ - half_budget_, std::memory_order_relaxed);
   }
+  // A pause before the cycle finished part of the previous lazy sweep:
+  // the next one comes after kMinStepBytes more (the cycle starts a few
+  // such pauses late, a few hundred KiB into its window).
+  void sweep_step_done(std::uint64_t allocated) noexcept {
+    next_.store(allocated + kMinStepBytes, std::memory_order_relaxed);
+  }
   // A cycle begins; `live_estimate`: at most this many bytes to mark;
   // `step_ns`: the marking time a step should take (Options::mark_step_ns).
   void start(std::uint64_t allocated, std::size_t live_estimate, std::uint64_t step_ns) noexcept {
