@@ -22,6 +22,7 @@
 #include "alloc/tagheap.h"
 #include "gc/mark_sweep.h"
 #include "gc/test_graph.h"
+#include "gc/visit.h"
 #include "gc/world.h"
 #include "tests/test_util.h"
 
@@ -544,6 +545,32 @@ TEST_SUITE("gc.incremental") {
       CHECK(gc_blocks(rt).size() == 101);  // nothing freed
       model.nest = false;
       gc::CollectStats s = ms.collect_full();
+      CHECK(s.live_blocks == 1);
+      CHECK(s.freed_blocks == 100);
+    }
+  }
+
+  TEST_CASE("collect() from a walk's visitor is refused with a clear error, and the walk goes on") {
+    for (bool incremental : {false, true}) {
+      CAPTURE(incremental);
+      Fixture f(incremental ? gc::Options{.incremental = true} : gc::Options{});
+      auto& [rt, ts, model, ms] = f;
+      model.roots_ = {make_node(ts.heap(kGc), 1, 0)};
+      for (int i = 0; i < 100; ++i) make_node(ts.heap(kGc), 2 + i, 0);  // garbage
+      std::size_t visited = 0, refused = 0;
+      visit_gc_blocks(rt, [&](const BlockRef&) {
+        ++visited;
+        try {
+          ms.collect();  // the walk holds the runtime's thread list: this used to hang
+        } catch (const std::logic_error& e) {
+          refused += std::string(e.what()).find("inside a walk of its runtime") != std::string::npos;
+        }
+        return true;
+      });
+      CHECK(visited == 101);
+      CHECK(refused == 101);
+      CHECK(!ms.is_marking());
+      const gc::CollectStats s = ms.collect_full();
       CHECK(s.live_blocks == 1);
       CHECK(s.freed_blocks == 100);
     }

@@ -279,17 +279,18 @@ class MarkSweep {
   // the stats say whether the cycle is done.
   // Throws std::logic_error, changing nothing, when called while a
   // collection runs: from a model's callback (roots, trace, process_weak;
-  // from finalize it ends the program, finalize being noexcept) or from
-  // another thread without the world stopped.
+  // from finalize it ends the program, finalize being noexcept), from
+  // another thread without the world stopped, or from a visitor of a walk
+  // of the runtime (visit_gc_blocks, for_each_page).
   CollectStats collect() {
-    const OneCollection guard(collecting_);
+    const OneCollection guard(collecting_, runtime_);
     if (options_.incremental) return collect_increment();
     return collect_impl(options_.generational && !full_due());
   }
   // Incremental mode: a cycle under way is dropped (its marks may keep
   // objects that died since) and the collection runs whole, in this pause.
   CollectStats collect_full() {
-    const OneCollection guard(collecting_);
+    const OneCollection guard(collecting_, runtime_);
     if (!options_.incremental) return collect_impl(false);
     if (cycle_) abandon_cycle();
     if (sweeping_before_cycle_) {  // this collection is the one those pauses began
@@ -406,7 +407,12 @@ class MarkSweep {
   // against each other): a nested or concurrent call is refused.
   class OneCollection {
    public:
-    explicit OneCollection(std::atomic<bool>& flag) : flag_(flag) {
+    OneCollection(std::atomic<bool>& flag, Runtime& runtime) : flag_(flag) {
+      // A walk's visitor: the walk holds the runtime's thread list, which
+      // a collection's passes take too (a deadlock, not an error, before).
+      if (tagheap::internal::t_walking == &runtime.core())
+        throw std::logic_error("gc::MarkSweep: collect() called inside a walk of its runtime (from a visitor of "
+                               "visit_gc_blocks or for_each_page): collect after the walk");
       if (flag_.exchange(true, std::memory_order_acquire))
         throw std::logic_error("gc::MarkSweep: collect() called while a collection runs (from a model callback, "
                                "or from another thread without the world stopped)");
