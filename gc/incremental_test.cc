@@ -477,6 +477,38 @@ TEST_SUITE("gc.incremental") {
     CHECK(gc_blocks(rt) == reachable(model.roots_));
   }
 
+  TEST_CASE("between a cycle's sweep pauses, trim(), a thread's exit and collect_full() lose nothing") {
+    Fixture f(incremental());
+    auto& [rt, ts, model, ms] = f;
+    std::vector<Node*> all;
+    for (std::uint32_t i = 0; i < 300'000; ++i) all.push_back(make_node(ts.heap(kGc), i, 2));
+    for (std::size_t i = 0; i + 1 < all.size(); ++i) all[i]->child[0] = all[i + 1];
+    model.roots_ = {all[0]};
+    finish_cycle(ms);
+    for (std::size_t i = 0; i + 2 < all.size(); i += 2) all[i]->child[0] = all[i + 2];  // odd nodes die
+    finish_cycle(ms);
+    gc::CollectStats s = ms.collect();
+    REQUIRE(!ms.is_marking());  // a sweep pause
+    CHECK(s.pages_swept > 0);
+    rt.trim();
+    std::thread([&] {  // allocates, links a chain into the graph, exits: its pages are abandoned
+      test::AttachedState other(rt);
+      hang_chain(other.heap(kGc), all[0], 1, 20'000, 1'000'000);
+    }).join();
+    s = ms.collect();
+    CHECK(!ms.is_marking());
+    CHECK(test::pending_sweep(rt).pages > 0);
+    const gc::CollectStats full = ms.collect_full();
+    CHECK(full.cycle_done);
+    const auto live = reachable(model.roots_);
+    CHECK(full.live_blocks == live.size());
+    CHECK(gc_blocks(rt) == live);
+    all[0]->child[1] = nullptr;  // the chain dies; a new cycle sweeps, then marks
+    const gc::CollectStats next = finish_cycle(ms);
+    CHECK(next.freed_blocks == 20'000);
+    CHECK(gc_blocks(rt) == reachable(model.roots_));
+  }
+
   TEST_CASE("a step over objects slow to trace reads the clock more often, so it stops near its time") {
     // Each trace takes 30 us or more; steps of 1 ms. A step reads the clock
     // first after 16 objects, and each reading that finds more than 20 us
