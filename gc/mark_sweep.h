@@ -56,7 +56,8 @@
 //   the VM calls write_barrier after storing them (a weak store is a store).
 //
 //   Incremental mode (Options::incremental): a full collection runs as a
-//   cycle of collect() pauses (roots and logged objects, then marking for
+//   cycle of collect() pauses (first what is left of the last lazy sweep,
+//   then roots and logged objects, then marking, each for at most
 //   mark_step_ns), paced by allocation (gc/internal/incremental_pacer.h);
 //   write_barrier logs marked objects while a cycle runs, and allocation
 //   is white. The argument is in gc/internal/incremental_impl.h.
