@@ -68,7 +68,6 @@ CollectStats MarkSweep<Model>::collect_increment() {
     cycle_pauses_ = 0;
     sweeping_before_cycle_ = true;
   }
-  ++cycle_pauses_;
   emit(GcPhase::kCollectionStart, policy_.allocated_since(runtime_.allocated_bytes(gc_tags_)));
   // The previous cycle's lazy sweep, finished at mark_step_ns per pause:
   // what the mutators' allocation has not swept yet (at 1 GiB, up to 40,000
@@ -77,7 +76,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   if (!sweep_pending_pages(runtime_, [&] { return internal::now_ns() < sweep_until; }, stats.pages_swept)) {
     pacer_.sweep_step_done(runtime_.allocated_bytes(gc_tags_));
     stats.cycle_done = false;
-    stats.cycle_pauses = cycle_pauses_;
+    stats.cycle_pauses = ++cycle_pauses_;
     stats.cycle_budget_bytes = pacer_.limit() - policy_.allocated_at_last();
     stats.sweep_ns = stats.pause_ns = internal::now_ns() - t0;
     emit(GcPhase::kCollectionEnd, 0, &stats);
@@ -112,7 +111,6 @@ CollectStats MarkSweep<Model>::collect_increment() {
   }
   cycle_ = true;
   cycle_overflowed_ = false;
-  --cycle_pauses_;  // run_step counts this pause
   barrier_.store(kBarrierLog, std::memory_order_relaxed);  // the mutators see it once the world resumes
   pacer_.start(runtime_.allocated_bytes(gc_tags_), in_use_bytes, options_.mark_step_ns);
   return run_step(stats, t0, t1);
