@@ -195,13 +195,22 @@ bool walk_one_page(RuntimeCore& core, Page* page, F& f) {
 // a collector's callbacks), which would wait for the lock the walk holds.
 inline thread_local RuntimeCore* t_walking = nullptr;
 
+// A walk of the runtime this thread is walking already (from a visitor, a
+// finalizer, a model callback): throws std::logic_error, saying `what`. The
+// outer walk holds the thread list and may hold the next page of a list,
+// which the inner one could move or release: it would deadlock, or worse.
+[[noreturn, gnu::cold]] void throw_nested_walk(const char* what);
+
 // RAII count of walks in progress, per runtime and on this thread (debug
 // builds refuse slow paths meanwhile; checked builds refuse frees from
-// threads that are not walking).
+// threads that are not walking). A walk of the runtime inside a walk of it
+// on the same thread is refused (throw_nested_walk): before anything is
+// taken, so the outer walk goes on or unwinds as its visitor chooses.
 struct WalkScope {
   RuntimeCore& core;
   RuntimeCore* outer;
   explicit WalkScope(RuntimeCore& c) : core(c), outer(t_walking) {
+    if (outer == &core) [[unlikely]] throw_nested_walk("a walk");
     core.walkers.fetch_add(1, std::memory_order_relaxed);
     t_walking = &core;
     ++t_walks_on_this_thread;
@@ -238,6 +247,13 @@ bool walk_tag(RuntimeCore& core, Tag tag, F& f) {
   for (PageList& bin : shard.bins)
     if (!bin.empty() && !walk_list(bin)) return false;
   return walk_list(shard.full) && walk_list(shard.huge);
+}
+
+// Inside a WalkScope of core: every page of `tags`, as for_each_page.
+template <class F>
+void walk_tags(RuntimeCore& core, TagSet tags, F& f) {
+  for (Tag tag : tags)
+    if (!walk_tag(core, tag, f)) return;
 }
 
 }  // namespace internal
@@ -290,8 +306,7 @@ template <class F>
 void for_each_page(Runtime& runtime, TagSet tags, F&& f) {
   internal::RuntimeCore& core = runtime.core();
   internal::WalkScope scope(core);
-  for (Tag tag : tags)
-    if (!internal::walk_tag(core, tag, f)) return;
+  internal::walk_tags(core, tags, f);
 }
 
 namespace internal {
@@ -305,11 +320,13 @@ namespace internal {
 // page does the same (for_each_page calls after_walk on each).
 class DeferredAfterWalk {
  public:
-  DeferredAfterWalk(RuntimeCore& core, Runtime& runtime, TagSet tags) noexcept
-      : core_(core), runtime_(runtime), tags_(tags) {}
+  DeferredAfterWalk(RuntimeCore& core, TagSet tags) noexcept : core_(core), tags_(tags) {}
   ~DeferredAfterWalk() {
     for (Page* page : pages_) after_walk(core_, page);
-    if (overflowed_) for_each_page(runtime_, tags_, [](PageView) { return true; });
+    if (overflowed_) {  // still inside the pass's WalkScope: no new one
+      auto put_back = [](PageView) { return true; };
+      walk_tags(core_, tags_, put_back);
+    }
   }
   DeferredAfterWalk(const DeferredAfterWalk&) = delete;
   DeferredAfterWalk& operator=(const DeferredAfterWalk&) = delete;
@@ -324,7 +341,6 @@ class DeferredAfterWalk {
 
  private:
   RuntimeCore& core_;
-  Runtime& runtime_;
   TagSet tags_;
   std::vector<Page*> pages_;
   bool overflowed_ = false;
@@ -371,7 +387,7 @@ template <class F>
 void for_each_page_by_segment(Runtime& runtime, TagSet tags, F&& f) {
   internal::RuntimeCore& core = runtime.core();
   internal::WalkScope scope(core);
-  internal::DeferredAfterWalk deferred(core, runtime, tags);
+  internal::DeferredAfterWalk deferred(core, tags);
   std::lock_guard lock(core.threads_mu);  // as walk_tag: no thread state is half built meanwhile
   bool go_on = true;
   core.segments.for_each_segment([&](internal::Segment& seg) {
@@ -398,9 +414,9 @@ void for_each_page_by_segment(Runtime& runtime, TagSet tags, F&& f) {
 template <class GoOn>
 bool sweep_pending_pages(Runtime& runtime, GoOn&& go_on, std::size_t& pages_swept) {
   internal::RuntimeCore& core = runtime.core();
+  internal::WalkScope scope(core);  // first: refused inside a walk, whatever is pending
   if (core.sweep_tags == 0) return true;  // no collection has left marks yet
-  internal::WalkScope scope(core);
-  internal::DeferredAfterWalk deferred(core, runtime, TagSet::from_bits(core.sweep_tags));
+  internal::DeferredAfterWalk deferred(core, TagSet::from_bits(core.sweep_tags));
   std::lock_guard lock(core.threads_mu);
   const auto nothing_to_see = [](PageView) { return true; };
   bool finished = true;

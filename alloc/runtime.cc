@@ -2,6 +2,8 @@
 #include "alloc/runtime.h"
 
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -234,6 +236,12 @@ void RuntimeCore::begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept {
   }
 }
 
+void throw_nested_walk(const char* what) {
+  throw std::logic_error(std::string("tagheap: ") + what +
+                         " inside a walk of the same runtime on this thread (from a visitor, a finalizer or a "
+                         "collector's callback): do it after the walk returns");
+}
+
 std::size_t RuntimeCore::trim_pool() noexcept {
   std::size_t released = 0;
   for (TagShard& shard : shards) {
@@ -307,6 +315,9 @@ void Runtime::after_fork_child(ThreadState& survivor) {
 }
 
 std::size_t Runtime::trim() {
+  // The walk's next page may be one trim would release, its segment one it
+  // would unmap.
+  if (internal::t_walking == core_.get()) [[unlikely]] internal::throw_nested_walk("Runtime::trim()");
   const std::size_t released = core_->trim_pool();
   core_->segments.purge_all();
   return released;
@@ -350,6 +361,7 @@ RuntimeStats Runtime::stats() {
 
 std::size_t Runtime::verify() {
   internal::RuntimeCore& core = *core_;
+  if (internal::t_walking == &core) [[unlikely]] internal::throw_nested_walk("Runtime::verify()");
   std::size_t reachable = 0;
   auto check_page = [&](internal::Page& page, Tag tag) {
     page.is_valid();

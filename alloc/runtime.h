@@ -76,6 +76,9 @@ class Runtime {
   // (BlockLookupScope), which would otherwise defer the child's unmaps forever.
   void after_fork_child(ThreadState& survivor);
 
+  // stats(), verify() and trim() are refused (std::logic_error) inside a
+  // walk of this runtime on the calling thread (a visitor's, a finalizer's
+  // or a collector callback's call): the walk holds what they need.
   // World stopped: statistics for every tag, by a walk.
   RuntimeStats stats();
   // World stopped: checks every invariant of every page, queue and pool;

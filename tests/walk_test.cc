@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -371,6 +374,94 @@ TEST_SUITE("gc.visit") {
     CHECK(rt.stats().tags[1].blocks == 0);
     ts.reset();
     CHECK(rt.stats().total.pages == 0);
+  }
+
+  TEST_CASE("a walk, stats(), verify() or trim() from a visitor is refused with a clear error, and the walk goes on") {
+    // Each used to wait forever for the thread list the outer walk holds
+    // (trim() could release the page the walk visits next).
+    Runtime rt({.gc_tags = {1}});
+    std::set<void*> want;
+    {
+      AttachedState ts(rt);
+      for (int i = 0; i < 200; ++i) want.insert(ts.heap(1).allocate(48));
+      want.insert(ts.heap(1).allocate(std::size_t{3} << 20));
+    }
+    std::vector<std::function<void()>> nested = {
+        [&] { visit_gc_blocks(rt, [](const BlockRef&) {}); },
+        [&] { for_each_page(rt, TagSet::all(), [](PageView) { return true; }); },
+        [&] { for_each_page_by_segment(rt, TagSet::all(), [](PageView) { return true; }); },
+        [&] {
+          std::size_t swept = 0;
+          sweep_pending_pages(rt, [] { return true; }, swept);
+        },
+        [&] { rt.stats(); },
+        [&] { rt.verify(); },
+        [&] { rt.trim(); },
+    };
+    for (std::size_t k = 0; k < nested.size(); ++k) {
+      INFO("nested call " << k);
+      Seen s;
+      std::size_t refused = 0, visits = 0;
+      visit_gc_blocks(rt, [&](const BlockRef& b) {
+        ++s.times[b.block];
+        if (visits++ % 50 != 0) return;
+        try {
+          nested[k]();
+        } catch (const std::logic_error& e) {
+          refused += std::string(e.what()).find("inside a walk of the same runtime") != std::string::npos;
+        }
+      });
+      CHECK(refused == (want.size() + 49) / 50);
+      check_exact(s, want, "the outer walk, nested calls refused");
+      CHECK(rt.core().walkers.load() == 0);
+    }
+    // Outside a walk each works, and a walk of another runtime from a
+    // visitor is allowed: nothing of it is held.
+    rt.verify();
+    Runtime other({.gc_tags = {1}});
+    void* o;
+    {
+      AttachedState ots(other);
+      o = ots.heap(1).allocate(64);
+    }
+    std::size_t other_seen = 0;
+    visit_gc_blocks(rt, [&](const BlockRef&) {
+      visit_gc_blocks(other, [&](const BlockRef& b) { other_seen += b.block == o; });
+    });
+    CHECK(other_seen == want.size());
+    check_exact(walk(rt, TagSet{1}), want, "after the refused calls");
+    tagheap::free(o);
+    for (void* p : want) tagheap::free(p);
+  }
+
+  TEST_CASE("the C API: a walk from a C visitor returns -1, and the outer walk goes on") {
+    tagheap_runtime_options o{static_cast<std::uint16_t>(1u << 4), 0};
+    tagheap_runtime* rt = tagheap_runtime_new(&o);
+    REQUIRE(rt != nullptr);
+    tagheap_thread_state* ts = tagheap_thread_state_new(rt);
+    REQUIRE(tagheap_thread_state_attach(ts) == 0);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 100; ++i) blocks.push_back(tagheap_heap_allocate(ts, 4, 32));
+    tagheap_thread_state_detach(ts);
+    struct Acc {
+      tagheap_runtime* rt;
+      long seen = 0, inner_failed = 0;
+    } acc{rt};
+    auto cb = [](const tagheap_block_ref*, void* arg) -> int {
+      auto* a = static_cast<Acc*>(arg);
+      ++a->seen;
+      auto nothing = [](const tagheap_block_ref*, void*) -> int { return 1; };
+      a->inner_failed += tagheap_visit_gc_blocks(a->rt, nothing, nullptr) == -1;
+      return 1;
+    };
+    CHECK(tagheap_visit_gc_blocks(rt, cb, &acc) == 100);
+    CHECK(acc.seen == 100);
+    CHECK(acc.inner_failed == 100);
+    REQUIRE(tagheap_thread_state_attach(ts) == 0);
+    for (void* p : blocks) tagheap_free(p);
+    tagheap_thread_state_detach(ts);
+    tagheap_thread_state_delete(ts);
+    tagheap_runtime_delete(rt);
   }
 
   TEST_CASE("find_block maps every interior byte to its block, and nothing else") {
