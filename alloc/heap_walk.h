@@ -401,10 +401,10 @@ void for_each_page_by_segment(Runtime& runtime, TagSet tags, F&& f) {
 
 // World stopped: sweeps the pages the last collection left pending (its
 // lazy sweep's leftovers), segment by segment as for_each_page_by_segment,
-// asking go_on() after each segment whether to carry on. A segment so
-// swept is marked for the runtime's sweep epoch and skipped by the later
-// calls until a collection begins a new lazy sweep: no page of it can be
-// pending before then. So a collector can finish the lazy sweep over
+// asking go_on() before each segment after the first whether to carry on.
+// A segment so swept is marked for the runtime's sweep epoch and skipped by
+// the later calls until a collection begins a new lazy sweep: no page of it
+// can be pending before then. So a collector can finish the lazy sweep over
 // several short pauses instead of one; it is finished (no page of the
 // runtime pending) once a call returns true. `pages_swept` counts the
 // pages swept. A call reads the page headers of the segments it sweeps and
@@ -419,12 +419,19 @@ bool sweep_pending_pages(Runtime& runtime, GoOn&& go_on, std::size_t& pages_swep
   internal::DeferredAfterWalk deferred(core, TagSet::from_bits(core.sweep_tags));
   std::lock_guard lock(core.threads_mu);
   const auto nothing_to_see = [](PageView) { return true; };
-  bool finished = true;
+  bool finished = true, first = true;
   // Segments done in this epoch go to the back of the list, so the first
   // one met marks the end of those left (a segment mapped since is behind
-  // it, but has no page older than the epoch).
+  // it, but has no page older than the epoch). go_on() is asked before
+  // each segment but the first, so a call that sweeps the last one says
+  // it finished.
   core.segments.for_each_segment_until([&](internal::Segment& seg) {
     if (seg.swept_epoch == core.sweep_epoch) return false;
+    if (!first && !go_on()) {
+      finished = false;
+      return false;
+    }
+    first = false;
     internal::for_each_page_header(seg, [&](internal::Page& page) {
       if (page.in_use && core.sweep_pending(page)) {
         internal::visit_in_segment(core, &page, nothing_to_see, deferred);
@@ -434,8 +441,7 @@ bool sweep_pending_pages(Runtime& runtime, GoOn&& go_on, std::size_t& pages_swep
     });
     seg.swept_epoch = core.sweep_epoch;
     core.segments.move_to_back(seg);
-    finished = go_on();
-    return finished;
+    return true;
   });
   return finished;
 }
