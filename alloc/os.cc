@@ -82,12 +82,20 @@ void advise_no_huge_pages(void* p, std::size_t size) noexcept {
   madvise(p, size, MADV_NOHUGEPAGE);
 }
 
+bool populate(void* p, std::size_t size) noexcept {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack it
+#endif
+  return madvise(p, size, MADV_POPULATE_WRITE) == 0;
+}
+
 void release_lazily(void* p, std::size_t size) noexcept {
   g_decommit_calls.fetch_add(1, std::memory_order_relaxed);
   if (madvise(p, size, MADV_FREE) != 0) madvise(p, size, MADV_DONTNEED);  // kernels before 4.5
 }
 
 void refuse_after(long n) noexcept { g_refuse_after.store(n, std::memory_order_relaxed); }
+bool refusal_armed() noexcept { return g_refuse_after.load(std::memory_order_relaxed) >= 0; }
 std::size_t mapped_regions() noexcept { return g_regions.load(std::memory_order_relaxed); }
 std::size_t mapped_bytes() noexcept { return g_bytes.load(std::memory_order_relaxed); }
 CallCounts call_counts() noexcept {

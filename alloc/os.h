@@ -27,10 +27,17 @@ void advise_huge_pages(void* p, std::size_t size) noexcept;
 // but khugepaged no longer collapses the range, so decommitted parts of it
 // are not faulted back in behind the program's back.
 void advise_no_huge_pages(void* p, std::size_t size) noexcept;
+// Faults the range in now, writable (MADV_POPULATE_WRITE, Linux 5.14+), so
+// that its first writes cost no page fault; with huge-page advice, as huge
+// pages. False where the kernel cannot (nothing is done then).
+bool populate(void* p, std::size_t size) noexcept;
 std::size_t page_size() noexcept;
 
 // Testing: after n more successful maps, every map fails (n < 0: never).
 void refuse_after(long n) noexcept;
+// Whether refuse_after is armed: background work that maps (the segment
+// populator) then stands aside, so a test's count of maps stays its own.
+bool refusal_armed() noexcept;
 // Number of regions currently mapped and their bytes, for leak tests.
 std::size_t mapped_regions() noexcept;
 std::size_t mapped_bytes() noexcept;

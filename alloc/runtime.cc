@@ -298,7 +298,7 @@ void Runtime::after_fork_child(ThreadState& survivor) {
   // Threads that held these locks at fork() are gone in the child.
   new (&core_->threads_mu) std::mutex();
   for (auto& shard : core_->shards) new (&shard.mu) std::mutex();
-  core_->segments.reset_lock_after_fork();
+  core_->segments.after_fork_child();
   internal::lookups_after_fork_child();  // process-wide: any runtime's call will do
   std::vector<ThreadState*> orphans;
   for (internal::ThreadNode& node : core_->threads)

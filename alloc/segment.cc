@@ -90,6 +90,10 @@ void SegmentPool::lay_out(Segment* seg, PageKind kind) noexcept {
 
 void SegmentPool::unmap_segment(Segment* seg) noexcept {
   all_.erase(all_.iterator_to(*seg));
+  unmap_unlisted(seg);
+}
+
+void SegmentPool::unmap_unlisted(Segment* seg) noexcept {
   asan::unpoison(seg->base(), seg->size);  // the OS may give the range to someone else
   seg->cookie = 0;
   ++unmapped_total_;

@@ -2,6 +2,9 @@
 // pages stay committed and empty segments stay mapped (segment_pool.h).
 #include "alloc/internal/segment_pool.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -15,6 +18,7 @@
 namespace tagheap::internal {
 
 SegmentPool::~SegmentPool() {
+  stop_populator();
   huge_cached_ = 0;  // all_ holds them too
   for (std::size_t k = 0; k < 3; ++k) {
     young_[k].clear();
@@ -71,12 +75,32 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   if (!empty_[k].empty()) return &empty_[k].back();
   if (Segment* seg = reuse_empty_of_other_kind(k)) return seg;
   const bool huge_os_pages = wants_huge_os_pages(static_cast<PageKind>(k));
-  lock.unlock();
-  Segment* fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
-  lock.lock();
-  if (fresh == nullptr) return nullptr;
+  const std::size_t ahead_above = runtime_->options.populate_ahead_above;
+  const bool ahead = huge_os_pages && k == static_cast<std::size_t>(PageKind::kSmall) && ahead_above != 0 &&
+                     (segments_in_use_ + 1) * kSegmentSize >= ahead_above;  // this one counted
+  if (ahead && reserve_ == nullptr && populating_) {
+    // The populator is faulting in the next segment: waiting for the rest
+    // of that costs no more than mapping and faulting one here, and two
+    // threads faulting huge pages at once wait for each other in the
+    // kernel (measured at 1 GiB on rewire: 8-9 ms stalls). The lock is
+    // released meanwhile: look again.
+    populator_cv_.wait(lock, [&] { return !populating_; });
+    return segment_with_free_page(k, lock);
+  }
+  Segment* fresh;
+  if (ahead && reserve_ != nullptr) {
+    fresh = reserve_;  // faulted in by the populator: no mmap, no page fault here
+    reserve_ = nullptr;
+    request_populated();
+  } else {
+    if (ahead) request_populated();  // the next one, while this thread maps its own
+    lock.unlock();
+    fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
+    lock.lock();
+    if (fresh == nullptr) return nullptr;
+    ++mapped_total_;
+  }
   all_.push_back(*fresh);
-  ++mapped_total_;
   fresh->emptied_at_ms = now_ms();
   empty_[k].push_back(*fresh);
   ++empty_count_;
@@ -291,7 +315,14 @@ void SegmentPool::purge_oldest_until(std::size_t keep, Purge how, std::size_t mo
 }
 
 void SegmentPool::purge_all() noexcept {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  ++purge_epoch_;  // a segment the populator is making now is dropped when done: wait for that
+  reserve_wanted_ = false;
+  populator_cv_.wait(lock, [&] { return !populating_; });
+  if (reserve_ != nullptr) {
+    unmap_unlisted(reserve_);
+    reserve_ = nullptr;
+  }
   evict_empty_segments(0);  // first: their dirty pages go with them, no madvise
   purge_oldest_until(0, Purge::kNow);
   evict_huge(std::numeric_limits<std::int64_t>::max());
@@ -318,6 +349,89 @@ void SegmentPool::decommit_free_pages(Segment& seg) noexcept {
     os::decommit(reinterpret_cast<void*>(a.area), b.area + b.area_size - a.area);
     free &= run == 64 ? 0 : ~(((std::uint64_t{1} << run) - 1) << first);
   }
+}
+
+void SegmentPool::request_populated() noexcept {
+  if (populator_refused_ || os::refusal_armed()) return;
+  reserve_wanted_ = true;
+  if (!populator_.joinable()) {
+    try {
+      populator_ = std::thread([this] { populate_loop(); });
+    } catch (...) {  // no thread to be had: allocation maps as before
+      populator_refused_ = true;
+      reserve_wanted_ = false;
+      return;
+    }
+  }
+  populator_cv_.notify_one();
+}
+
+// The populator: maps, lays out and faults in a segment of small pages on
+// huge OS pages whenever one is wanted and none is ready. Signals go to the
+// program's own threads.
+void SegmentPool::populate_loop() noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  std::unique_lock lock(mu_);
+  for (;;) {
+    populator_cv_.wait(lock, [&] { return populator_stop_ || (reserve_wanted_ && reserve_ == nullptr); });
+    if (populator_stop_) return;
+    reserve_wanted_ = false;
+    if (os::refusal_armed()) continue;  // a test counts maps: none of ours among them
+    const std::uint64_t epoch = purge_epoch_;
+    populating_ = true;
+    lock.unlock();
+    Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/true);
+    if (seg != nullptr) os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
+    lock.lock();
+    populating_ = false;
+    populator_cv_.notify_all();  // a trim() may wait for this segment to be dropped
+    if (seg == nullptr) continue;  // out of memory: the next caller maps its own, and asks again
+    ++mapped_total_;
+    if (populator_stop_ || epoch != purge_epoch_ || reserve_ != nullptr) {
+      unmap_unlisted(seg);
+      continue;
+    }
+    reserve_ = seg;
+  }
+}
+
+void SegmentPool::stop_populator() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    populator_stop_ = true;
+  }
+  populator_cv_.notify_all();
+  if (populator_.joinable()) populator_.join();
+  std::lock_guard lock(mu_);
+  if (reserve_ != nullptr) unmap_unlisted(reserve_);
+  reserve_ = nullptr;
+}
+
+void SegmentPool::after_fork_child() noexcept {
+  new (&mu_) std::mutex();
+  new (&populator_cv_) std::condition_variable();
+  // The thread is gone; its handle is dropped unjoined (destroying a
+  // joinable std::thread would terminate). The child starts no other: a
+  // child of a threaded process should start threads only with care (POSIX
+  // allows it only async-signal-safe calls until exec; TSan refuses), and
+  // one that lives on maps its segments as it allocates (as with
+  // populate_ahead_above at 0).
+  new (&populator_) std::thread();
+  reserve_wanted_ = populating_ = false;
+  populator_refused_ = true;
+  ++purge_epoch_;
+}
+
+const Segment* SegmentPool::populated_reserve_for_testing() noexcept {
+  std::lock_guard lock(mu_);
+  return reserve_;
+}
+
+bool SegmentPool::populator_started_for_testing() noexcept {
+  std::lock_guard lock(mu_);
+  return populator_.joinable();
 }
 
 std::size_t SegmentPool::empty_segment_count() noexcept {

@@ -23,8 +23,12 @@ namespace bench {
 // tagheap::RuntimeOptions; a template so this header needs no allocator):
 // unset keeps the library's defaults, 0 no huge pages at all, 1 huge pages
 // for every segment of small pages, N > 1 huge pages past N MiB in use.
+// BENCH_POPULATE_AHEAD=N sets RuntimeOptions::populate_ahead_above to N MiB
+// (0: off).
 template <class RuntimeOptions>
 void apply_huge_os_pages_env(RuntimeOptions& o) {
+  if (const char* p = std::getenv("BENCH_POPULATE_AHEAD"))
+    o.populate_ahead_above = static_cast<std::size_t>(std::atol(p)) << 20;
   const char* v = std::getenv("BENCH_HUGE_OS_PAGES");
   if (v == nullptr) return;
   const long n = std::atol(v);

@@ -82,6 +82,7 @@ TEST_SUITE("alloc.huge_os_pages") {
       CAPTURE(on);
       RuntimeOptions o;
       o.huge_os_pages = on;
+      o.populate_ahead_above = 0;  // its segments ask too, on its own thread's time (populate_ahead_test)
       Runtime rt(o);
       AttachedState ts(rt);
       const std::size_t before = os::call_counts().huge_page_advices;
@@ -98,6 +99,7 @@ TEST_SUITE("alloc.huge_os_pages") {
   TEST_CASE("with huge_os_pages_above, only segments mapped once that many bytes are in use ask for huge pages") {
     RuntimeOptions o;
     o.huge_os_pages_above = 2 * internal::kSegmentSize;
+    o.populate_ahead_above = 0;  // as above: only the allocating thread's segments counted
     Runtime rt(o);
     AttachedState ts(rt);
     const std::size_t before = os::call_counts().huge_page_advices;

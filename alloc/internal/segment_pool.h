@@ -36,6 +36,16 @@
 // committed while the segment is in use (releasing 64 KiB of a 2 MiB page
 // would split it), so their memory follows the peak at segment grain only.
 //
+// With RuntimeOptions::populate_ahead_above, the next segment of small
+// pages on huge OS pages is mapped and faulted in ahead by a thread of the
+// pool (the populator), started when the first such segment is mapped with
+// that many bytes of segments in use: whenever the
+// pool maps one (or takes the one held ready), it asks for the next. The
+// segment held ready (reserve_) is in no list and in all_ only once taken,
+// so walks never see it; the populator touches nothing but that segment
+// and, under mu_, the fields below. trim() unmaps it (and one in the
+// making is dropped when done). A fork() child has no populator.
+//
 // Life cycle of a (non-huge) segment, as lists:
 //   partly used  avail_[kind]   some pages free, some in use
 //   full         (no list)      every page in use
@@ -55,10 +65,12 @@
 //   dirty_bytes_ == sum of area_size over young_, old_ and due_
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <thread>
 
 #include "alloc/internal/intrusive.h"
 #include "alloc/internal/page.h"
@@ -120,7 +132,13 @@ class SegmentPool {
   // Segments mapped and unmapped over the pool's life (huge ones included).
   std::size_t segments_mapped_total() noexcept;
   std::size_t segments_unmapped_total() noexcept;
-  void reset_lock_after_fork() noexcept { new (&mu_) std::mutex(); }
+  // In a fork() child: the lock starts afresh, and the populator is gone
+  // with its thread (a segment it was making is lost to the child; the one
+  // held ready stays, and is used); the child starts none.
+  void after_fork_child() noexcept;
+  // Tests: the segment held ready by the populator, or nullptr.
+  const Segment* populated_reserve_for_testing() noexcept;
+  bool populator_started_for_testing() noexcept;
   // Tests: the clock that ages pages and segments (nullptr: the steady clock).
   void set_clock_for_testing(Clock clock) noexcept;
 
@@ -131,6 +149,11 @@ class SegmentPool {
   bool wants_huge_os_pages(PageKind kind) const noexcept;
   void lay_out(Segment* seg, PageKind kind) noexcept;
   void unmap_segment(Segment* seg) noexcept;
+  void unmap_unlisted(Segment* seg) noexcept;  // one not in all_ (the reserve)
+  // mu_ held: asks the populator for the next segment (starting it first).
+  void request_populated() noexcept;
+  void populate_loop() noexcept;
+  void stop_populator() noexcept;
   Segment* segment_with_free_page(std::size_t k, std::unique_lock<std::mutex>& lock) noexcept;
   Segment* reuse_empty_of_other_kind(std::size_t k) noexcept;
   void mark_empty(Segment* seg) noexcept;
@@ -205,6 +228,15 @@ class SegmentPool {
   std::size_t huge_cache_bytes_ = 0;
   std::size_t huge_in_use_ = 0;       // bytes of huge segments holding a block
   std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since the last rotation
+  // The populator (populate_ahead_above), under mu_.
+  Segment* reserve_ = nullptr;      // mapped, faulted in, laid out for small pages; in no list
+  bool reserve_wanted_ = false;     // the populator is asked for one
+  bool populating_ = false;         // the populator is making one, mu_ released
+  bool populator_stop_ = false;     // the pool is going away
+  bool populator_refused_ = false;  // no thread could be started, or a fork() child: no populator
+  std::uint64_t purge_epoch_ = 0;   // purge_all() calls: a segment made across one is dropped
+  std::condition_variable populator_cv_;
+  std::thread populator_;
 };
 
 }  // namespace tagheap::internal
