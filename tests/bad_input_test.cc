@@ -350,7 +350,7 @@ TEST_SUITE("alloc.bad_input") {
   }
 
   TEST_CASE("when the OS refuses memory, allocations give nullptr and nothing is lost") {
-    Runtime rt({.gc_tags = {1}});
+    Runtime rt(test::without_populator({.gc_tags = {1}}));  // maps counted
     AttachedState ts(rt);
     struct Block {
       void* p;

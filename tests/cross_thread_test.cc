@@ -222,7 +222,7 @@ TEST_SUITE("alloc.cross_thread") {
   }
 
   TEST_CASE("several threads free into the pages of a thread state that has exited") {
-    Runtime rt({.gc_tags = {1}});
+    Runtime rt(test::without_populator({.gc_tags = {1}}));  // maps counted
     const std::size_t mapped_before = os::mapped_bytes();
     std::vector<void*> blocks;
     std::thread([&] {
@@ -497,7 +497,7 @@ TEST_SUITE("alloc.cross_thread") {
   }
 
   TEST_CASE("an abandoned page that empties goes back to its segment and the OS") {
-    Runtime rt({.gc_tags = {1}});
+    Runtime rt(test::without_populator({.gc_tags = {1}}));  // maps counted
     const std::size_t mapped_before = os::mapped_bytes();
     std::vector<void*> blocks;
     std::thread([&] {

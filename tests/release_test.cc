@@ -20,7 +20,7 @@ TEST_SUITE("alloc.release") {
   TEST_CASE("freeing every block leaves only empty segments, and trim() unmaps them") {
     const std::size_t before_runtime = os::mapped_bytes();
     {
-      Runtime rt;
+      Runtime rt(test::without_populator());  // maps counted
       const std::size_t base = os::mapped_bytes();
       auto ts = std::make_unique<AttachedState>(rt);
       std::vector<void*> blocks;
@@ -61,7 +61,7 @@ TEST_SUITE("alloc.release") {
   }
 
   TEST_CASE("the same work, repeated, does not grow the mapped memory") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     std::size_t after_first = 0;
     for (int round = 0; round < 5; ++round) {
       std::thread([&] {
@@ -78,7 +78,7 @@ TEST_SUITE("alloc.release") {
   }
 
   TEST_CASE("a freed huge segment is reused by the next huge block of about its size, and trim() unmaps it") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     AttachedState ts(rt);
     const std::size_t before = os::mapped_bytes(), regions = os::mapped_regions();
     void* p = ts.heap(0).allocate(12 << 20);
@@ -104,7 +104,7 @@ TEST_SUITE("alloc.release") {
   }
 
   TEST_CASE("a huge block takes the smallest cached segment that fits it") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     AttachedState ts(rt);
     const std::size_t regions = os::mapped_regions();
     void* big = ts.heap(0).allocate(8 << 20);
@@ -128,7 +128,7 @@ TEST_SUITE("alloc.release") {
   }
 
   TEST_CASE("the huge cache grows past kHugeCacheBytes while that much huge memory was in use just before") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     AttachedState ts(rt);
     const std::size_t regions = os::mapped_regions();
     constexpr int kBlocks = 7;
@@ -148,7 +148,7 @@ TEST_SUITE("alloc.release") {
   }
 
   TEST_CASE("a huge block larger than a quarter of the huge cache is unmapped as soon as it is freed") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     AttachedState ts(rt);
     const std::size_t before = os::mapped_bytes(), regions = os::mapped_regions();
     void* p = ts.heap(0).allocate(internal::kHugeCacheBytes / 4 + (1 << 20));
@@ -161,7 +161,7 @@ TEST_SUITE("alloc.release") {
   }
 
   TEST_CASE("blocks freed by other threads let their pages go back too") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     const std::size_t base = os::mapped_bytes();
     std::vector<void*> blocks;
     AttachedState ts(rt);

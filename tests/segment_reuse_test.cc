@@ -184,7 +184,7 @@ TEST_SUITE("alloc.segment_reuse") {
   }
 
   TEST_CASE("an empty segment of one kind serves pages of another kind without a new mapping") {
-    Runtime rt;
+    Runtime rt(test::without_populator());  // maps counted
     ManualClock clock(rt);
     AttachedState ts(rt);
     std::vector<void*> small = fill_segments(ts.heap(0), 16);

@@ -1,6 +1,7 @@
 // test_util.h: helpers shared by the suites in tests/.
 //
 //   Rng             a small deterministic generator (splitmix64), seeded per test
+//   without_populator  RuntimeOptions for tests that count maps
 //   AttachedState   a ThreadState attached to the calling OS thread for a scope
 //   run_in_child    fork(); the child runs a function with its stderr piped to
 //                   the parent, which waits and returns how the child ended
@@ -54,6 +55,14 @@ class Rng {
 };
 
 // A thread state attached to the calling OS thread until the end of scope.
+// Options for a test that counts the OS's maps or mapped bytes: no
+// populator mapping segments ahead on a thread of its own
+// (RuntimeOptions::populate_ahead_above; tests/populate_ahead_test.cc).
+inline RuntimeOptions without_populator(RuntimeOptions o = {}) {
+  o.populate_ahead_above = 0;
+  return o;
+}
+
 struct AttachedState {
   ThreadState ts;
   explicit AttachedState(Runtime& rt) : ts(rt) { ts.attach(); }
