@@ -46,10 +46,13 @@ void init_once() {
   // Transparent huge pages once 8 MiB of segments are in use, the
   // library's default (README.md, "Huge pages": w3m 30% faster, 3% more
   // RSS; a small program pays nothing).
+  // Segments populated ahead past 32 MiB, tagheap's default too
+  // (RuntimeOptions::populate_ahead_above; README.md, "Huge pages").
   const RuntimeOptions defaults;
   g_runtime = new (g_runtime_storage) Runtime(RuntimeOptions{
       .gc_tags = kGcTags,
-      .huge_os_pages_above = env_size("TAGHEAP_LIBGC_HUGE_PAGES_ABOVE", defaults.huge_os_pages_above)});
+      .huge_os_pages_above = env_size("TAGHEAP_LIBGC_HUGE_PAGES_ABOVE", defaults.huge_os_pages_above),
+      .populate_ahead_above = env_size("TAGHEAP_LIBGC_POPULATE_AHEAD_ABOVE", defaults.populate_ahead_above)});
   init_threads();
   init_collector();
   g_ready.store(true, std::memory_order_release);
