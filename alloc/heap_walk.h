@@ -200,6 +200,9 @@ inline thread_local RuntimeCore* t_walking = nullptr;
 // outer walk holds the thread list and may hold the next page of a list,
 // which the inner one could move or release: it would deadlock, or worse.
 [[noreturn, gnu::cold]] void throw_nested_walk(const char* what);
+inline void refuse_inside_walk(RuntimeCore& core, const char* what) {
+  if (t_walking == &core) [[unlikely]] throw_nested_walk(what);
+}
 
 // RAII count of walks in progress, per runtime and on this thread (debug
 // builds refuse slow paths meanwhile; checked builds refuse frees from
@@ -210,7 +213,7 @@ struct WalkScope {
   RuntimeCore& core;
   RuntimeCore* outer;
   explicit WalkScope(RuntimeCore& c) : core(c), outer(t_walking) {
-    if (outer == &core) [[unlikely]] throw_nested_walk("a walk");
+    refuse_inside_walk(core, "a walk");
     core.walkers.fetch_add(1, std::memory_order_relaxed);
     t_walking = &core;
     ++t_walks_on_this_thread;

@@ -317,7 +317,7 @@ void Runtime::after_fork_child(ThreadState& survivor) {
 std::size_t Runtime::trim() {
   // The walk's next page may be one trim would release, its segment one it
   // would unmap.
-  if (internal::t_walking == core_.get()) [[unlikely]] internal::throw_nested_walk("Runtime::trim()");
+  internal::refuse_inside_walk(*core_, "Runtime::trim()");
   const std::size_t released = core_->trim_pool();
   core_->segments.purge_all();
   return released;
@@ -361,7 +361,7 @@ RuntimeStats Runtime::stats() {
 
 std::size_t Runtime::verify() {
   internal::RuntimeCore& core = *core_;
-  if (internal::t_walking == &core) [[unlikely]] internal::throw_nested_walk("Runtime::verify()");
+  internal::refuse_inside_walk(core, "Runtime::verify()");
   std::size_t reachable = 0;
   auto check_page = [&](internal::Page& page, Tag tag) {
     page.is_valid();

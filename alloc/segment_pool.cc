@@ -421,7 +421,6 @@ void SegmentPool::after_fork_child() noexcept {
   new (&populator_) std::thread();
   reserve_wanted_ = populating_ = false;
   populator_refused_ = true;
-  ++purge_epoch_;
 }
 
 const Segment* SegmentPool::populated_reserve_for_testing() noexcept {
