@@ -78,22 +78,18 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   const std::size_t ahead_above = runtime_->options.populate_ahead_above;
   const bool ahead = huge_os_pages && k == static_cast<std::size_t>(PageKind::kSmall) && ahead_above != 0 &&
                      (segments_in_use_ + 1) * kSegmentSize >= ahead_above;  // this one counted
-  if (ahead && reserve_ == nullptr && populating_) {
-    // The populator is faulting in the next segment: waiting for the rest
-    // of that costs no more than mapping and faulting one here, and two
-    // threads faulting huge pages at once wait for each other in the
-    // kernel (measured at 1 GiB on rewire: 8-9 ms stalls). The lock is
-    // released meanwhile: look again.
-    populator_cv_.wait(lock, [&] { return !populating_; });
-    return segment_with_free_page(k, lock);
-  }
   Segment* fresh;
-  if (ahead && reserve_ != nullptr) {
-    fresh = reserve_;  // faulted in by the populator: no mmap, no page fault here
-    reserve_ = nullptr;
+  if (ahead && (reserve_ != nullptr || spare_ != nullptr)) {
+    // Faulted in by the populator (no mmap, no page fault here), or else
+    // the spare: the heap grows faster than segments are faulted in ahead
+    // (class comment; rewire at 1 GiB live, bench/README.md, "Populating
+    // segments ahead").
+    Segment*& ready = reserve_ != nullptr ? reserve_ : spare_;
+    fresh = ready;
+    ready = nullptr;
     request_populated();
   } else {
-    if (ahead) request_populated();  // the next one, while this thread maps its own
+    if (ahead) request_populated();  // the next ones, while this thread maps its own
     lock.unlock();
     fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
     lock.lock();
@@ -319,9 +315,9 @@ void SegmentPool::purge_all() noexcept {
   ++purge_epoch_;  // a segment the populator is making now is dropped when done: wait for that
   reserve_wanted_ = false;
   populator_cv_.wait(lock, [&] { return !populating_; });
-  if (reserve_ != nullptr) {
-    unmap_unlisted(reserve_);
-    reserve_ = nullptr;
+  for (Segment** held : {&reserve_, &spare_}) {
+    if (*held != nullptr) unmap_unlisted(*held);
+    *held = nullptr;
   }
   evict_empty_segments(0);  // first: their dirty pages go with them, no madvise
   purge_oldest_until(0, Purge::kNow);
@@ -375,26 +371,41 @@ void SegmentPool::populate_loop() noexcept {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   std::unique_lock lock(mu_);
   for (;;) {
-    populator_cv_.wait(lock, [&] { return populator_stop_ || (reserve_wanted_ && reserve_ == nullptr); });
+    populator_cv_.wait(lock, [&] {
+      return populator_stop_ || (reserve_wanted_ && (spare_ == nullptr || (reserve_ == nullptr && !hold_populating_)));
+    });
     if (populator_stop_) return;
     reserve_wanted_ = false;
     if (os::refusal_armed()) continue;  // a test counts maps: none of ours among them
-    const std::uint64_t epoch = purge_epoch_;
-    populating_ = true;
-    lock.unlock();
-    Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/true);
-    if (seg != nullptr) os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
-    lock.lock();
+    populating_ = true;  // trim() waits for what is made now, and drops it
+    if (spare_ == nullptr) make_spare(lock);  // first: an mmap, no faults
+    if (reserve_ == nullptr && !hold_populating_) make_reserve(lock);
     populating_ = false;
-    populator_cv_.notify_all();  // a trim() may wait for this segment to be dropped
-    if (seg == nullptr) continue;  // out of memory: the next caller maps its own, and asks again
-    ++mapped_total_;
-    if (populator_stop_ || epoch != purge_epoch_ || reserve_ != nullptr) {
-      unmap_unlisted(seg);
-      continue;
-    }
-    reserve_ = seg;
+    populator_cv_.notify_all();  // a trim() may wait for the segments made to be dropped
   }
+}
+
+void SegmentPool::make_spare(std::unique_lock<std::mutex>& lock) noexcept {
+  const std::uint64_t epoch = purge_epoch_;
+  lock.unlock();
+  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/false);
+  lock.lock();
+  if (seg == nullptr) return;  // out of memory: allocations map their own
+  ++mapped_total_;
+  if (populator_stop_ || epoch != purge_epoch_ || spare_ != nullptr) unmap_unlisted(seg);
+  else spare_ = seg;
+}
+
+void SegmentPool::make_reserve(std::unique_lock<std::mutex>& lock) noexcept {
+  const std::uint64_t epoch = purge_epoch_;
+  lock.unlock();
+  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/true);
+  if (seg != nullptr) os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
+  lock.lock();
+  if (seg == nullptr) return;  // out of memory: the next caller maps its own, and asks again
+  ++mapped_total_;
+  if (populator_stop_ || epoch != purge_epoch_ || reserve_ != nullptr) unmap_unlisted(seg);
+  else reserve_ = seg;
 }
 
 void SegmentPool::stop_populator() noexcept {
@@ -405,8 +416,10 @@ void SegmentPool::stop_populator() noexcept {
   populator_cv_.notify_all();
   if (populator_.joinable()) populator_.join();
   std::lock_guard lock(mu_);
-  if (reserve_ != nullptr) unmap_unlisted(reserve_);
-  reserve_ = nullptr;
+  for (Segment** held : {&reserve_, &spare_}) {
+    if (*held != nullptr) unmap_unlisted(*held);
+    *held = nullptr;
+  }
 }
 
 void SegmentPool::after_fork_child() noexcept {
@@ -426,6 +439,20 @@ void SegmentPool::after_fork_child() noexcept {
 const Segment* SegmentPool::populated_reserve_for_testing() noexcept {
   std::lock_guard lock(mu_);
   return reserve_;
+}
+
+const Segment* SegmentPool::spare_for_testing() noexcept {
+  std::lock_guard lock(mu_);
+  return spare_;
+}
+
+void SegmentPool::hold_populating_for_testing(bool hold) noexcept {
+  {
+    std::lock_guard lock(mu_);
+    hold_populating_ = hold;
+    reserve_wanted_ = true;
+  }
+  populator_cv_.notify_all();
 }
 
 bool SegmentPool::populator_started_for_testing() noexcept {

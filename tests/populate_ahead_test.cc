@@ -87,6 +87,41 @@ TEST_SUITE("alloc.populate_ahead") {
     rt.verify();
   }
 
+  TEST_CASE("a heap that outgrows the populator takes the spare, on small OS pages, and waits for nothing") {
+    Runtime rt(ahead_options());
+    rt.core().segments.hold_populating_for_testing(true);  // no segment gets faulted in ahead
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    blocks.push_back(ts.heap(1).allocate(1024));  // the first segment: the populator starts
+    const internal::Segment* spare = nullptr;
+    for (int i = 0; i < 20'000 && spare == nullptr; ++i) {
+      spare = rt.core().segments.spare_for_testing();
+      if (spare == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(spare != nullptr);
+    CHECK(rt.core().segments.populated_reserve_for_testing() == nullptr);
+    CHECK(!spare->huge_os_pages);
+    CHECK(!resident(spare->base() + spare->size / 2, spare->size / 2));  // mapped, not faulted in
+    bool took_it = false;
+    for (int i = 0; i < 20'000 && !took_it; ++i) {
+      void* p = ts.heap(1).allocate(1024);
+      blocks.push_back(p);
+      took_it = internal::Segment::of(p) == spare;
+    }
+    CHECK(took_it);
+    CHECK(!internal::Segment::of(blocks.back())->huge_os_pages);  // what it was mapped as
+    // Let go, the populator faults the next one in, and makes another spare.
+    rt.core().segments.hold_populating_for_testing(false);
+    const internal::Segment* ready = wait_for_reserve(rt);
+    CHECK(ready != nullptr);
+    CHECK(ready != spare);
+    for (void* p : blocks) tagheap::free(p);
+    rt.verify();
+    rt.trim();
+    CHECK(rt.core().segments.populated_reserve_for_testing() == nullptr);
+    CHECK(rt.core().segments.spare_for_testing() == nullptr);
+  }
+
   TEST_CASE("trim() unmaps the segment held ready, and the runtime's end stops the populator") {
     const std::size_t before = os::mapped_bytes();
     {
@@ -99,6 +134,7 @@ TEST_SUITE("alloc.populate_ahead") {
       }
       rt.trim();
       CHECK(rt.core().segments.populated_reserve_for_testing() == nullptr);
+      CHECK(rt.core().segments.spare_for_testing() == nullptr);
       CHECK(rt.stats().segments == 0);
       CHECK(os::mapped_bytes() == before);  // nothing held, nothing in the making
       AttachedState ts(rt);

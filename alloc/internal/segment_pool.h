@@ -45,6 +45,15 @@
 // so walks never see it; the populator touches nothing but that segment
 // and, under mu_, the fields below. trim() unmaps it (and one in the
 // making is dropped when done). A fork() child has no populator.
+// When the heap grows faster than the populator faults segments in, an
+// allocation that finds none ready neither waits for it nor faults a huge
+// OS page in itself (milliseconds each on a VM): it takes the spare
+// (spare_), a segment the populator mapped on small OS pages and did not
+// fault in, whose pages fault in 4 KiB at a time as they are used, and
+// which needs no mmap on the allocating thread (an mmap waits for the
+// populator's faulting in, which holds the address space's lock). The
+// spare lives as the reserve does: in no list until taken, unmapped by
+// trim().
 //
 // Life cycle of a (non-huge) segment, as lists:
 //   partly used  avail_[kind]   some pages free, some in use
@@ -138,6 +147,11 @@ class SegmentPool {
   void after_fork_child() noexcept;
   // Tests: the segment held ready by the populator, or nullptr.
   const Segment* populated_reserve_for_testing() noexcept;
+  // Tests: the spare (mapped on small OS pages, not faulted in), or nullptr.
+  const Segment* spare_for_testing() noexcept;
+  // Tests: while held, the populator maps spares but populates no reserve
+  // (the heap outgrowing it, made deterministic).
+  void hold_populating_for_testing(bool hold) noexcept;
   bool populator_started_for_testing() noexcept;
   // Tests: the clock that ages pages and segments (nullptr: the steady clock).
   void set_clock_for_testing(Clock clock) noexcept;
@@ -149,10 +163,14 @@ class SegmentPool {
   bool wants_huge_os_pages(PageKind kind) const noexcept;
   void lay_out(Segment* seg, PageKind kind) noexcept;
   void unmap_segment(Segment* seg) noexcept;
-  void unmap_unlisted(Segment* seg) noexcept;  // one not in all_ (the reserve)
+  void unmap_unlisted(Segment* seg) noexcept;  // one not in all_ (the reserve, the spare)
   // mu_ held: asks the populator for the next segment (starting it first).
   void request_populated() noexcept;
   void populate_loop() noexcept;
+  // Populator, mu_ held through `lock` and released meanwhile: maps the
+  // spare or the reserve, and keeps it unless trim() or the pool's end came.
+  void make_spare(std::unique_lock<std::mutex>& lock) noexcept;
+  void make_reserve(std::unique_lock<std::mutex>& lock) noexcept;
   void stop_populator() noexcept;
   Segment* segment_with_free_page(std::size_t k, std::unique_lock<std::mutex>& lock) noexcept;
   Segment* reuse_empty_of_other_kind(std::size_t k) noexcept;
@@ -230,7 +248,9 @@ class SegmentPool {
   std::size_t huge_in_use_peak_ = 0;  // of huge_in_use_ since the last rotation
   // The populator (populate_ahead_above), under mu_.
   Segment* reserve_ = nullptr;      // mapped, faulted in, laid out for small pages; in no list
-  bool reserve_wanted_ = false;     // the populator is asked for one
+  Segment* spare_ = nullptr;        // mapped on small OS pages, laid out, not faulted in; in no list
+  bool reserve_wanted_ = false;     // the populator is asked for a reserve and a spare
+  bool hold_populating_ = false;    // hold_populating_for_testing
   bool populating_ = false;         // the populator is making one, mu_ released
   bool populator_stop_ = false;     // the pool is going away
   bool populator_refused_ = false;  // no thread could be started, or a fork() child: no populator
