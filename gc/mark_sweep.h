@@ -113,11 +113,13 @@ namespace tagheap::gc {
 // Options{} gives the measured defaults (bench/README.md, "Collector policy").
 struct Options {
   // A collection is due when GC-tag bytes allocated since the last one pass
-  // max(min_budget_bytes, heap_growth * live bytes after it). 1.5 and 8 MiB:
-  // against 1.0 and 4 MiB, about 20% less collector CPU on GCBench,
-  // mt-GCBench and binary-trees for up to 20-25% more peak RSS, still at or
-  // under Boehm's (bench/README.md, "Collector policy").
-  double heap_growth = 1.5;
+  // max(min_budget_bytes, heap_growth * live bytes after it). 1.25 and 8
+  // MiB: binary-trees at depths 18-22 under Boehm's peak RSS at every depth
+  // (1.5 peaked 5% over it at depth 21, where a collection comes just before
+  // the stretch tree dies), for 5-13% more time on GCBench, mt-GCBench and
+  // binary-trees, still 0.4-0.5x Boehm's (bench/README.md, "Collector
+  // policy").
+  double heap_growth = 1.25;
   std::size_t min_budget_bytes = std::size_t{8} << 20;
   unsigned markers = 0;       // marking threads incl. the caller; 0: one per CPU the process may use
   // With markers = 0, a stop-the-world collection marks on every marker
