@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -178,6 +179,50 @@ TEST_SUITE("alloc.populate_ahead") {
     for (auto& v : kept)
       for (void* p : v) tagheap::free(p);
     CHECK(rt.stats().total.blocks == 0);
+  }
+
+  TEST_CASE("trim() from another thread while heaps grow past the populator loses nothing and leaks nothing") {
+    const std::size_t before = os::mapped_bytes();
+    {
+      Runtime rt(ahead_options());
+      std::atomic<bool> done{false};
+      std::vector<std::thread> threads;
+      std::vector<std::vector<void*>> kept(2);
+      for (int k = 0; k < 2; ++k)
+        threads.emplace_back([&, k] {
+          AttachedState ts(rt);
+          for (int round = 0; round < 4; ++round) {
+            std::vector<void*> mine;
+            for (int i = 0; i < 12'000; ++i) {  // about 12 MiB a round: several segments, spares taken
+              void* p = ts.heap(1).allocate(1024);
+              static_cast<unsigned char*>(p)[1023] = static_cast<unsigned char>(i);
+              mine.push_back(p);
+            }
+            for (std::size_t i = 0; i < mine.size(); ++i) {
+              if (static_cast<unsigned char*>(mine[i])[1023] != static_cast<unsigned char>(i)) FAIL("block changed");
+              if (i % 16 == 0) kept[k].push_back(mine[i]);
+              else tagheap::free(mine[i]);
+            }
+          }
+        });
+      std::thread trimmer([&] {
+        while (!done.load()) {
+          rt.trim();
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+      });
+      for (auto& t : threads) t.join();
+      done = true;
+      trimmer.join();
+      CHECK(rt.stats().total.blocks == kept[0].size() + kept[1].size());
+      rt.verify();
+      for (auto& v : kept)
+        for (void* p : v) tagheap::free(p);
+      rt.trim();
+      CHECK(rt.core().segments.populated_reserve_for_testing() == nullptr);
+      CHECK(rt.core().segments.spare_for_testing() == nullptr);
+    }
+    CHECK(os::mapped_bytes() == before);
   }
 
   TEST_CASE("with populate_ahead_above at 0, no segment is held ready and no thread starts") {
