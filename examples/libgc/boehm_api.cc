@@ -72,7 +72,17 @@ void GC_gcollect(void) { lg::collect("GC_gcollect"); }
 void GC_start_mark_threads(void) { lg::start_mark_threads(); }
 void GC_gcollect_and_unmap(void) { lg::collect("GC_gcollect_and_unmap"); }
 int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 1 : 0; }
-// No incremental mode: collects when a collection is due, and says no work is left.
+// No incremental mode: it needs dirty bits for conservatively scanned
+// objects (bdwgc's write protection or the kernel's soft-dirty bits), which
+// this library does not keep. As a bdwgc built without it, asking for it
+// initialises and stays stop-the-world, and the mode reads as off: programs
+// that enable it unconditionally (Boehm's GCBench with
+// GCB_BOEHM_INCREMENTAL) run unchanged.
+void GC_enable_incremental(void) { lg::init(); }
+int GC_is_incremental_mode(void) { return 0; }
+int GC_incremental_protection_needs(void) { return GC_PROTECTS_NONE; }
+void GC_start_incremental_collection(void) { lg::collect("GC_start_incremental_collection"); }
+// Collects when a collection is due, and says no work is left.
 int GC_collect_a_little(void) {
   lg::init();
   if (lg::collection_due()) lg::collect("GC_collect_a_little");

@@ -32,3 +32,8 @@ run_on_both "$bin" high_water
 echo "--- fork: the child collects, looks up and starts a thread"
 run_on_both timeout 60 "$bin" fork
 run_on_both "$bin" exact_sizes
+echo "--- GC_enable_incremental: the program runs on; tagheap's library stays stop-the-world"
+out=$("$bin" incremental)
+[[ "$out" == "incremental mode "* ]] || { echo "FAILED: Debian's libgc: $out"; exit 1; }
+out=$(LD_LIBRARY_PATH=$LIBDIR "$bin" incremental)
+[[ "$out" == "incremental mode 0" ]] || { echo "FAILED: tagheap's libgc: $out"; exit 1; }
