@@ -304,6 +304,47 @@ TEST_SUITE("gc.generational") {
     CHECK(ms.budget_bytes() == old / 4);
   }
 
+  TEST_CASE("after full_after_minors minor collections in a row the next is full, and old data that died goes") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Model model;
+    gc::Options o = generational(1);
+    o.full_after_minors = 3;
+    gc::MarkSweep<Model> ms(rt, model, o);
+    model.roots_ = {make_list(ts.heap(kGc), 20'000), make_list(ts.heap(kGc), 20'000)};
+    REQUIRE(!ms.collect().minor);  // the first is full: both lists old
+    const std::size_t both = ms.collect().old_bytes;
+    model.roots_.pop_back();  // half the old data dies, and the old bytes never grow again
+    std::vector<bool> minor;
+    std::vector<std::size_t> old;
+    for (int i = 0; i < 8; ++i) {
+      for (int j = 0; j < 1000; ++j) make_node(ts.heap(kGc), 0, 1);  // young garbage
+      const gc::CollectStats s = ms.collect();
+      minor.push_back(s.minor);
+      old.push_back(s.old_bytes);
+    }
+    // The collection before the loop was the first minor in a row.
+    CHECK(minor == std::vector<bool>{true, true, false, true, true, true, false, true});
+    CHECK(old[0] == both);      // a minor keeps the dead old list
+    CHECK(old[2] < both * 3 / 4);  // the full lets it go
+    CHECK(gc_blocks(rt) == reachable(model.roots_));
+  }
+
+  TEST_CASE("with full_after_minors at 0, collections stay minor while the old bytes do not grow") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    Model model;
+    gc::Options o = generational(1);
+    o.full_after_minors = 0;
+    gc::MarkSweep<Model> ms(rt, model, o);
+    model.roots_ = {make_list(ts.heap(kGc), 20'000)};
+    REQUIRE(!ms.collect().minor);
+    for (int i = 0; i < 50; ++i) {
+      for (int j = 0; j < 200; ++j) make_node(ts.heap(kGc), 0, 1);
+      CHECK(ms.collect().minor);
+    }
+  }
+
   TEST_CASE("a nursery_growth that is not positive (0, negative, NaN) sizes the nursery by heap_growth") {
     Runtime rt({.gc_tags = {kGc}});
     test::AttachedState ts(rt);

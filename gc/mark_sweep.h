@@ -139,6 +139,16 @@ struct Options {
   // the nursery's memory is reused sooner (bench/README.md, "Generational
   // mode"). <= 0: heap_growth.
   double nursery_growth = 0.5;
+  // Generational mode: at most this many minor collections in a row; the
+  // next one is full (0, the default: no bound, fulls only by heap_growth).
+  // Old objects that die stay until a full collection, and fulls come when
+  // the old bytes grow by heap_growth: a program whose old data dies and is
+  // not replaced (binary-trees' stretch tree, promoted just before it dies)
+  // keeps it, and sizes the nursery by it. bdwgc's GC_full_freq (19) bounds
+  // the same thing. Not on by default: at 32, binary-trees 21 peaked at 298
+  // MiB instead of 455 and 22 at 901 instead of 964, but 19 and 20 at 15-20%
+  // more (bench/README.md, "Generational mode").
+  unsigned full_after_minors = 0;
   // Generational mode, for tests and debugging: after each minor collection,
   // a mark from the roots (freeing nothing) checks that every reachable
   // object survived; a store the VM did not follow with write_barrier is
@@ -431,7 +441,8 @@ class MarkSweep {
   CollectStats collect_impl(bool minor);
   bool full_due() const noexcept {
     return force_full_ || !had_full_ || remembered_overflow_.load(std::memory_order_relaxed) ||
-           old_bytes_ >= full_threshold_;
+           old_bytes_ >= full_threshold_ ||
+           (options_.full_after_minors != 0 && minors_since_full_ >= options_.full_after_minors);
   }
   [[gnu::noinline, gnu::cold]] void remember(void* obj) noexcept {
     std::lock_guard lock(remembered_mu_);
@@ -491,6 +502,7 @@ class MarkSweep {
   std::atomic<bool> remembered_overflow_{false};
   bool sticky_ = false, had_full_ = false, force_full_ = false;
   std::size_t old_bytes_ = 0, old_blocks_ = 0, full_threshold_ = 0;
+  unsigned minors_since_full_ = 0;  // Options::full_after_minors
   // Bytes the last full [0] and minor [1] stop-the-world collection marked
   // (SIZE_MAX: none yet), for markers_for.
   std::size_t last_marked_bytes_[2] = {SIZE_MAX, SIZE_MAX};

@@ -85,6 +85,7 @@ inline tagheap::gc::Options bench_options() {
   o.markers = static_cast<unsigned>(env_or("GCB_MARKERS", o.markers));
   o.generational = env_or("GCB_GENERATIONAL", 0) != 0;
   o.nursery_growth = env_or("GCB_NURSERY", o.nursery_growth);
+  o.full_after_minors = static_cast<unsigned>(env_or("GCB_FULL_AFTER_MINORS", o.full_after_minors));
   return o;
 }
 #endif

@@ -109,6 +109,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     old_bytes_ = (minor ? old_bytes_ : 0) + stats.live_bytes;
     old_blocks_ = (minor ? old_blocks_ : 0) + stats.live_blocks;
     stats.old_bytes = old_bytes_;
+    minors_since_full_ = minor ? minors_since_full_ + 1 : 0;
     if (!minor) {
       had_full_ = true;
       force_full_ = false;
