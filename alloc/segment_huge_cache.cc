@@ -16,7 +16,15 @@ Page* SegmentPool::take_huge_page(std::size_t size, std::size_t align) noexcept 
       ((header_size(PageKind::kHuge) + (align - 1) + size + os_page - 1) & ~(os_page - 1)) + mark_table_size(PageKind::kHuge);
   if (Page* page = take_cached_huge(total)) return page;
   Segment* seg = map_segment(PageKind::kHuge, total);
-  if (seg == nullptr) return nullptr;
+  if (seg == nullptr) {  // out of memory: give back what is held ahead, and try once more
+    bool released;
+    {
+      std::lock_guard lock(mu_);
+      released = release_held();
+    }
+    if (released) seg = map_segment(PageKind::kHuge, total);
+    if (seg == nullptr) return nullptr;
+  }
   seg->page_count = 1;
   seg->free_pages = 0;
   seg->pages_in_use = 1;

@@ -93,6 +93,11 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
     lock.unlock();
     fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
     lock.lock();
+    if (fresh == nullptr && release_held()) {  // out of memory: what is held ahead first
+      lock.unlock();
+      fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
+      lock.lock();
+    }
     if (fresh == nullptr) return nullptr;
     ++mapped_total_;
   }
@@ -406,6 +411,26 @@ void SegmentPool::make_reserve(std::unique_lock<std::mutex>& lock) noexcept {
   ++mapped_total_;
   if (populator_stop_ || epoch != purge_epoch_ || reserve_ != nullptr) unmap_unlisted(seg);
   else reserve_ = seg;
+}
+
+bool SegmentPool::release_held() noexcept {
+  bool released = false;
+  reserve_wanted_ = false;  // asked again by the next segment taken
+  for (Segment** held : {&reserve_, &spare_}) {
+    if (*held == nullptr) continue;
+    unmap_unlisted(*held);
+    *held = nullptr;
+    released = true;
+  }
+  if (empty_count_ != 0) {
+    evict_empty_segments(0);
+    released = true;
+  }
+  if (huge_cached_ != 0) {
+    evict_huge(std::numeric_limits<std::int64_t>::max());
+    released = true;
+  }
+  return released;
 }
 
 void SegmentPool::stop_populator() noexcept {

@@ -295,6 +295,43 @@ void run_scenario(bool fresh_collector, bool exhaust_malloc) {
   c.finish();
 }
 
+// Memory the pool holds ahead of need, under a limit that leaves no room
+// for a new segment: the populator's reserve (faulted in) and spare, and an
+// empty segment, are given back when a map fails, and the allocation that
+// asked succeeds.
+void held_memory_is_given_back() {
+  ChildChecks c;
+  {
+    RuntimeOptions o;
+    o.gc_tags = {kGc};
+    o.huge_os_pages = true;
+    o.populate_ahead_above = 1;  // the populator starts with the first segment
+    Runtime rt(o);
+    AttachedState ts(rt);
+    void* first = ts.heap(kData).allocate(kSmall);
+    c.expect(first != nullptr, "a first block");
+    bool held = false;
+    for (int i = 0; i < 20'000 && !held; ++i) {
+      held = rt.core().segments.populated_reserve_for_testing() != nullptr &&
+             rt.core().segments.spare_for_testing() != nullptr;
+      if (!held) usleep(1000);
+    }
+    c.expect(held, "the populator holds a reserve and a spare");
+    set_limit(/*headroom=*/256 << 10, c);
+    void* huge = ts.heap(kData).allocate(kHuge);  // a segment of its own, 1.5 MiB: only with what was held
+    c.expect(huge != nullptr, "a huge block once the held segments are given back");
+    c.expect(rt.core().segments.populated_reserve_for_testing() == nullptr, "the reserve was given back");
+    void* large = ts.heap(kData).allocate(kLarge);  // a segment of large pages, in what is left
+    c.expect(large != nullptr, "a large block too");
+    tagheap::free(huge);
+    tagheap::free(large);
+    tagheap::free(first);
+    rt.verify();
+  }
+  std::fprintf(stderr, "oom: held memory given back\n");
+  c.finish();
+}
+
 void expect_child_ok(const ChildResult& r) {
   INFO(r.describe());
   CHECK(r.exited);
@@ -316,6 +353,14 @@ TEST_SUITE("alloc.oom") {
   // With malloc exhausted as well, a collector made now has no mark stack
   // to grow: it marks through rescans instead, and heaps of tags first used
   // now come from the room each ThreadState reserved when it was made.
+  TEST_CASE("a map that fails first gives back the segments held ahead of need, then succeeds") {
+    const ChildResult r = run_in_child([] { held_memory_is_given_back(); });
+    INFO(r.describe());
+    CHECK(r.exited);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("oom: held memory given back") != std::string::npos);
+  }
+
   TEST_CASE("with malloc exhausted too, a collector made after memory ran out still collects") {
     expect_child_ok(run_in_child([] { run_scenario(/*fresh_collector=*/true, /*exhaust_malloc=*/true); }));
   }

@@ -167,6 +167,11 @@ class SegmentPool {
   // mu_ held: asks the populator for the next segment (starting it first).
   void request_populated() noexcept;
   void populate_loop() noexcept;
+  // mu_ held: gives back what the pool holds ahead of need (the populator's
+  // reserve and spare, empty segments, cached huge ones), for a map that
+  // failed to try once more before it reports out of memory. Returns
+  // whether anything went.
+  bool release_held() noexcept;
   // Populator, mu_ held through `lock` and released meanwhile: maps the
   // spare or the reserve, and keeps it unless trim() or the pool's end came.
   void make_spare(std::unique_lock<std::mutex>& lock) noexcept;
