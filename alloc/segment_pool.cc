@@ -320,10 +320,7 @@ void SegmentPool::purge_all() noexcept {
   ++purge_epoch_;  // a segment the populator is making now is dropped when done: wait for that
   reserve_wanted_ = false;
   populator_cv_.wait(lock, [&] { return !populating_; });
-  for (Segment** held : {&reserve_, &spare_}) {
-    if (*held != nullptr) unmap_unlisted(*held);
-    *held = nullptr;
-  }
+  unmap_held();
   evict_empty_segments(0);  // first: their dirty pages go with them, no madvise
   purge_oldest_until(0, Purge::kNow);
   evict_huge(std::numeric_limits<std::int64_t>::max());
@@ -383,45 +380,40 @@ void SegmentPool::populate_loop() noexcept {
     reserve_wanted_ = false;
     if (os::refusal_armed()) continue;  // a test counts maps: none of ours among them
     populating_ = true;  // trim() waits for what is made now, and drops it
-    if (spare_ == nullptr) make_spare(lock);  // first: an mmap, no faults
-    if (reserve_ == nullptr && !hold_populating_) make_reserve(lock);
+    if (spare_ == nullptr) make_held(lock, spare_, /*faulted_in=*/false);  // first: an mmap, no faults
+    if (reserve_ == nullptr && !hold_populating_) make_held(lock, reserve_, /*faulted_in=*/true);
     populating_ = false;
     populator_cv_.notify_all();  // a trim() may wait for the segments made to be dropped
   }
 }
 
-void SegmentPool::make_spare(std::unique_lock<std::mutex>& lock) noexcept {
+void SegmentPool::make_held(std::unique_lock<std::mutex>& lock, Segment*& slot, bool faulted_in) noexcept {
   const std::uint64_t epoch = purge_epoch_;
   lock.unlock();
-  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/false);
+  // The reserve on huge OS pages, faulted in; the spare on small ones, untouched.
+  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/faulted_in);
+  if (seg != nullptr && faulted_in) os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
   lock.lock();
-  if (seg == nullptr) return;  // out of memory: allocations map their own
+  if (seg == nullptr) return;  // out of memory: allocations map their own, and ask again
   ++mapped_total_;
-  if (populator_stop_ || epoch != purge_epoch_ || spare_ != nullptr) unmap_unlisted(seg);
-  else spare_ = seg;
+  if (populator_stop_ || epoch != purge_epoch_ || slot != nullptr) unmap_unlisted(seg);
+  else slot = seg;
 }
 
-void SegmentPool::make_reserve(std::unique_lock<std::mutex>& lock) noexcept {
-  const std::uint64_t epoch = purge_epoch_;
-  lock.unlock();
-  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/true);
-  if (seg != nullptr) os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
-  lock.lock();
-  if (seg == nullptr) return;  // out of memory: the next caller maps its own, and asks again
-  ++mapped_total_;
-  if (populator_stop_ || epoch != purge_epoch_ || reserve_ != nullptr) unmap_unlisted(seg);
-  else reserve_ = seg;
-}
-
-bool SegmentPool::release_held() noexcept {
-  bool released = false;
-  reserve_wanted_ = false;  // asked again by the next segment taken
+bool SegmentPool::unmap_held() noexcept {
+  bool unmapped = false;
   for (Segment** held : {&reserve_, &spare_}) {
     if (*held == nullptr) continue;
     unmap_unlisted(*held);
     *held = nullptr;
-    released = true;
+    unmapped = true;
   }
+  return unmapped;
+}
+
+bool SegmentPool::release_held() noexcept {
+  reserve_wanted_ = false;  // asked again by the next segment taken
+  bool released = unmap_held();
   if (empty_count_ != 0) {
     evict_empty_segments(0);
     released = true;
@@ -441,10 +433,7 @@ void SegmentPool::stop_populator() noexcept {
   populator_cv_.notify_all();
   if (populator_.joinable()) populator_.join();
   std::lock_guard lock(mu_);
-  for (Segment** held : {&reserve_, &spare_}) {
-    if (*held != nullptr) unmap_unlisted(*held);
-    *held = nullptr;
-  }
+  unmap_held();
 }
 
 void SegmentPool::after_fork_child() noexcept {

@@ -173,9 +173,11 @@ class SegmentPool {
   // whether anything went.
   bool release_held() noexcept;
   // Populator, mu_ held through `lock` and released meanwhile: maps the
-  // spare or the reserve, and keeps it unless trim() or the pool's end came.
-  void make_spare(std::unique_lock<std::mutex>& lock) noexcept;
-  void make_reserve(std::unique_lock<std::mutex>& lock) noexcept;
+  // spare (small OS pages, untouched) or the reserve (faulted_in: huge OS
+  // pages, populated) into `slot`, unless trim() or the pool's end came.
+  void make_held(std::unique_lock<std::mutex>& lock, Segment*& slot, bool faulted_in) noexcept;
+  // mu_ held: unmaps the reserve and the spare; whether there was one.
+  bool unmap_held() noexcept;
   void stop_populator() noexcept;
   Segment* segment_with_free_page(std::size_t k, std::unique_lock<std::mutex>& lock) noexcept;
   Segment* reuse_empty_of_other_kind(std::size_t k) noexcept;
