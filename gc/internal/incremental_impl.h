@@ -148,7 +148,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
     if (!worklist_.take_leftovers(first_state_.stack)) cycle_overflowed_ = true;
     for (unsigned i = 1; i < cycle_markers_; ++i) {
       Tracer& t = job.tracer(i);
-      t.parallel_ = false;
+      t.end_parallel();
       try {
         first_state_.stack.insert(first_state_.stack.end(), t.stack_.begin(), t.stack_.end());
       } catch (const std::bad_alloc&) {
@@ -156,7 +156,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
       }
       t.stack_.clear();
     }
-    first.parallel_ = false;
+    first.end_parallel();
   } catch (...) {
     deadline_ns_ = 0;
     abandon_cycle();

@@ -67,9 +67,9 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     }
     stats.markers_took_part = run_markers(n, job);
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
-    first.parallel_ = false;
+    first.end_parallel();
     for (unsigned i = 1; i < n; ++i) {
-      helpers[i - 1].parallel_ = false;
+      helpers[i - 1].end_parallel();
       hand_to_first(first, helpers[i - 1]);
     }
     settle(first);
@@ -278,7 +278,8 @@ void MarkSweep<Model>::drain(Tracer& t) {
   unsigned every = adaptive ? t.clock_every_ : kShareEvery;
   unsigned until_share = every;
   for (;;) {
-    while (count < kAhead && !stack.empty()) {
+    while (count < kAhead) {
+      if (stack.empty() && !t.flush_batch()) break;  // batched marks count once pushed
       void* obj = stack.back();
       stack.pop_back();
       __builtin_prefetch(obj);
@@ -308,6 +309,7 @@ void MarkSweep<Model>::drain(Tracer& t) {
       until_share = every;
       if (worklist_.aborted()) {
         stack.clear();
+        t.drop_batch();
         return;
       }
       if (worklist_.stopped()) {  // an incremental step's time is up: the ring's objects wait on the stack
