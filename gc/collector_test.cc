@@ -163,6 +163,48 @@ TEST_SUITE("gc.parallel_marking") {
     }
   }
 
+  TEST_CASE("with several markers, a tracer's own marks show in is_marked at once") {
+    // Parallel markers batch the bits of one bitmap word before setting them
+    // (Tracer::batch_mark): a model that asks right after mark() must still
+    // see its mark.
+    struct AskingModel {
+      std::vector<Node*> roots_;
+      std::atomic<std::size_t> unseen{0}, asked{0};
+      void check(gc::Tracer& t, void* obj) {
+        asked.fetch_add(1, std::memory_order_relaxed);
+        if (!t.is_marked(obj)) unseen.fetch_add(1, std::memory_order_relaxed);
+      }
+      void roots(gc::Tracer& t) {
+        for (Node* r : roots_) {
+          t.mark(r);
+          check(t, r);
+        }
+      }
+      void trace(void* obj, gc::Tracer& t) {
+        auto* n = static_cast<Node*>(obj);
+        for (std::uint32_t i = 0; i < n->n; ++i) {
+          if (n->child[i] == nullptr) continue;
+          t.mark(n->child[i]);
+          check(t, n->child[i]);
+        }
+      }
+    };
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    AskingModel model;
+    // Wide nodes whose children were allocated together: their bits share words.
+    for (std::uint32_t r = 0; r < 64; ++r) {
+      Node* root = make_node(ts.heap(kGc), r, 32);
+      for (std::uint32_t c = 0; c < 32; ++c) root->child[c] = make_node(ts.heap(kGc), 1000 + r * 32 + c, 0);
+      model.roots_.push_back(root);
+    }
+    gc::MarkSweep<AskingModel> ms(rt, model, gc::Options{.markers = 2});
+    const gc::CollectStats s = ms.collect();
+    CHECK(s.live_blocks == 64 * 33);
+    CHECK(model.asked.load() == 64 * 33);
+    CHECK(model.unseen.load() == 0);
+  }
+
   TEST_CASE("marker threads are made once and parked between collections") {
     auto threads_now = [] {
       std::size_t n = 0;

@@ -84,10 +84,15 @@ class Tracer {
   // An ephemeron: value is marked (and traced) iff key is marked, by any
   // path, to a fixpoint. A null key or value is ignored.
   void mark_ephemeron(void* key, void* value);
+  // obj: a GC block of this runtime. True once any marker marked it (this
+  // tracer's own marks count at once, batched or not).
   bool is_marked(const void* obj) const {
     PageView page = PageView::of(obj);
     const std::uint32_t i = page.index_of(obj);
-    return (std::atomic_ref<std::uint64_t>(page.mark_word(i >> 6)).load(std::memory_order_relaxed) >> (i & 63)) & 1;
+    std::uint64_t* word = &page.mark_word(i >> 6);
+    const std::uint64_t bits = std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_relaxed) |
+                               (word == batch_word_ ? batch_mask_ : 0);
+    return (bits >> (i & 63)) & 1;
   }
 
  private:
