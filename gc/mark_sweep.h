@@ -126,9 +126,10 @@ struct Options {
   // thread only when it is expected to mark at least this many bytes (what
   // the last collection of its kind marked), on the collecting thread alone
   // below: a small heap's marking stays in the cache and one core marks it
-  // faster than two (1 vs 2 markers on 2 cores: 10.1 vs 12.3 ms at 43 MiB
-  // marked, 24.0 vs 17.6 ms at 64 MiB; bench/README.md, "Parallel
-  // marking"). An explicit markers count is used as it is.
+  // faster than two (1 vs 2 markers on 2 cores, pause_tagheap: 3.8 vs 4.1
+  // ms at 16 MiB marked, 5.4 vs 4.8 at 21, 11.5 vs 8.9 at 43; bench/README.md,
+  // "Batched mark bits" and "Parallel marking"). An explicit markers count
+  // is used as it is.
   std::size_t parallel_mark_bytes = std::size_t{24} << 20;
   bool generational = false;  // sticky mark bits: collect() is minor unless a full one is due
   // Generational mode: a minor collection is due when GC-tag bytes
