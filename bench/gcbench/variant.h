@@ -86,6 +86,8 @@ inline tagheap::gc::Options bench_options() {
   o.generational = env_or("GCB_GENERATIONAL", 0) != 0;
   o.nursery_growth = env_or("GCB_NURSERY", o.nursery_growth);
   o.full_after_minors = static_cast<unsigned>(env_or("GCB_FULL_AFTER_MINORS", o.full_after_minors));
+  o.parallel_mark_bytes = static_cast<std::size_t>(
+      env_or("GCB_PARALLEL_MIB", static_cast<double>(o.parallel_mark_bytes) / (1 << 20)) * (1 << 20));
   return o;
 }
 #endif
