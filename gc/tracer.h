@@ -168,9 +168,7 @@ class Tracer {
     }
     marked_blocks_ += won;
     marked_bytes_ += won * batch_block_size_;
-    batch_count_ = 0;
-    batch_mask_ = 0;
-    batch_word_ = nullptr;
+    drop_batch();
     return won != 0;
   }
   // Other markers stop: the batch is flushed and marks are plain stores again.
@@ -178,7 +176,7 @@ class Tracer {
     flush_batch();
     parallel_ = false;
   }
-  // An aborted collection clears every mark: the waiting ones go with them.
+  // Empties the batch (flushed, or an aborted collection's: every mark goes).
   void drop_batch() noexcept {
     batch_count_ = 0;
     batch_mask_ = 0;
