@@ -83,17 +83,8 @@ Node* make_node(Heap& heap, std::size_t size, std::uint32_t id) {
 
 bool intact(Node* node) { return test::filled(node->payload(), node->payload_size(), node->byte); }
 
-// The process's virtual size: the first field of /proc/self/statm, in pages.
-// Read with read(2), not stdio, which would malloc a buffer.
-std::size_t vm_size() {
-  char buf[128] = {};
-  const int fd = open("/proc/self/statm", O_RDONLY);
-  if (fd < 0) return 0;
-  const ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  return std::strtoull(buf, nullptr, 10) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
+// The process's virtual size.
+std::size_t vm_size() { return test::statm_bytes(0); }
 
 // Allocates `size` blocks of the GC tag (garbage: nothing refers to them)
 // until the heap returns nullptr; returns how many it got. The cap only

@@ -9,6 +9,7 @@
 //                   large blocks so stress tests stay fast
 //   RefuseGuard     os::refuse_after(n) for a scope, always undone
 //   pending_sweep   pages still holding a collection's marks, and their segments
+//   statm_bytes     a field of /proc/self/statm (0: size, 1: resident), in bytes
 #pragma once
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -24,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -69,6 +71,23 @@ struct AttachedState {
   ~AttachedState() { ts.detach(); }
   Heap& heap(Tag t) { return ts.heap(t); }
 };
+
+// A field of /proc/self/statm (0: the virtual size, 1: the resident size),
+// in bytes; 0 if unreadable. Read with read(2), not stdio, which would
+// malloc a buffer.
+inline std::size_t statm_bytes(int field) {
+  char buf[128] = {};
+  const int fd = open("/proc/self/statm", O_RDONLY);
+  if (fd < 0) return 0;
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  const char* p = buf;
+  char* end = nullptr;
+  unsigned long long v = 0;
+  for (int i = 0; i <= field; ++i, p = end) v = std::strtoull(p, &end, 10);
+  return static_cast<std::size_t>(v) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
 
 inline std::string ptr_str(const void* p) {
   char buf[32];

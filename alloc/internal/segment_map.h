@@ -6,6 +6,14 @@
 // units, so an interior pointer into a huge block still finds its segment.
 // free() rejects foreign pointers with one load; find_block uses lookup().
 //
+// lookup() first tests the units ever mapped, [lowest, highest] (they only
+// widen): a conservative scan looks up every word of its roots and objects,
+// and most are not pointers. Without the test each such word read the byte
+// of its own unit, and every 4 KiB page of the table that a read touches
+// becomes resident: w3m's integers and string bytes touched 20 MiB of it
+// (bench/README.md, "libgc: the segment map's pages"). Boehm's collector
+// bounds its heap the same way (least/greatest plausible heap address).
+//
 // Writers (segment creation and release) are serialised per segment; readers
 // never lock. A reader that goes on to read the segment header (find_block)
 // holds a lookup scope (lookup_guard.h), which keeps released segments
@@ -42,7 +50,10 @@ class SegmentMap {
   // The segment covering address a, or nullptr when no segment of ours does.
   static Segment* lookup(std::uintptr_t a) noexcept {
     std::uintptr_t u = a >> kSegmentShift;
-    if (u >= kUnits) [[unlikely]] return nullptr;
+    // A reader that holds a pointer into a segment learnt of it after the
+    // segment was set(), so it sees bounds at least that wide.
+    if (u < lowest_unit_.load(std::memory_order_relaxed) || u > highest_unit_.load(std::memory_order_relaxed))
+      return nullptr;
     std::uint8_t v = units_[u].load(std::memory_order_acquire);
     if (v == 0) return nullptr;
     while (v >= kStep) {  // inside a huge segment: step back towards its start
@@ -64,6 +75,10 @@ class SegmentMap {
   // for huge segments, k <= 256 - kStep).
   static constexpr unsigned kStep = 64;
   static std::atomic<std::uint8_t> units_[kUnits];
+  // The units any segment ever covered (never narrowed): lookup()'s first
+  // test, so that words outside them touch no page of units_.
+  static std::atomic<std::uintptr_t> lowest_unit_;
+  static std::atomic<std::uintptr_t> highest_unit_;
 };
 
 }  // namespace tagheap::internal
