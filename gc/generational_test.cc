@@ -2,6 +2,7 @@
 // its remembered set, minor and full collections, the verification mode.
 // Verdicts are checked against the test's own graph search.
 #include <doctest/doctest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -381,6 +382,24 @@ TEST_SUITE("gc.generational") {
     CHECK(s.minor);
     CHECK(s.live_blocks == 2);  // b was young, so it was traced
     CHECK(gc_blocks(rt).count(b->child[0]) == 1);
+  }
+
+  TEST_CASE("a remembered old object freed by hand, its segment then unmapped, is skipped by the next collection") {
+    BarrierHeap h;
+    Node* big = h.node(1, 130000);  // about 1 MiB: a huge block, a segment of its own
+    h.model.roots_ = {big};
+    h.ms.collect();  // big is old
+    big->child[0] = h.node(2, 0);
+    h.ms.write_barrier(big);  // remembered
+    h.model.roots_.clear();
+    tagheap::free(big);
+    h.rt.trim();  // the emptied huge segment goes back to the OS
+    const auto page_of_big = reinterpret_cast<std::uintptr_t>(big) & ~std::uintptr_t{4095};
+    REQUIRE(msync(reinterpret_cast<void*>(page_of_big), 4096, MS_ASYNC) != 0);  // unmapped
+    const gc::CollectStats s = h.ms.collect();
+    CHECK(s.minor);
+    CHECK(s.remembered == 1);
+    CHECK(s.live_blocks == 0);
   }
 
   TEST_CASE("random rewiring with barriers: minor collections never free a reachable object") {

@@ -5,6 +5,9 @@
 
 #include <unordered_map>
 
+#include "alloc/internal/segment.h"
+#include "alloc/internal/segment_map.h"
+
 namespace tagheap::gc {
 
 template <class Model>
@@ -226,6 +229,14 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
       // are cleared).
       const bool logged = self.barrier_.load(std::memory_order_relaxed) == kBarrierLog;
       for (void* obj : self.tracing_) {
+        // Freed by hand since it was remembered, its segment perhaps given
+        // back to the OS (trim()) or mapped again by another runtime: the
+        // segment map says first whether a segment of ours is still there
+        // (a table in cache, under the job's lookup scope), so nothing of a
+        // page that is gone is read.
+        const tagheap::internal::Segment* seg =
+            tagheap::internal::SegmentMap::lookup(reinterpret_cast<std::uintptr_t>(obj));
+        if (seg == nullptr || seg->runtime != &self.runtime_.core()) continue;
         const PageView page = PageView::of(obj);
         const std::uint32_t i = page.index_of(obj);
         if (logged)
@@ -233,7 +244,7 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
               .fetch_and(~(std::uint64_t{1} << (i & 63)), std::memory_order_relaxed);
         // Freed since (and maybe reused: then young, or white in a cycle,
         // found from the roots if live): not traced again.
-        if (!page.is_live(i) || !t.is_marked(obj)) continue;
+        if (!page.is_live(i) || page.block(i) != obj || !t.is_marked(obj)) continue;
         if (!logged) t.set_unlogged(obj);
         t.push_for_trace(obj);
       }
