@@ -27,6 +27,7 @@
 
 #include "alloc/internal/page.h"
 #include "alloc/internal/runtime_core.h"
+#include "alloc/internal/segment_map.h"
 #include "alloc/runtime.h"
 #include "alloc/tag.h"
 #include "alloc/thread_state.h"
@@ -125,8 +126,17 @@ class PageView {
 
   // The page of a block of a live segment (no check: the caller knows p is a
   // block tagheap gave out).
+  // The page shift comes from the segment map, a byte per 4 MiB in a
+  // table that stays in cache, not from the segment's header: the headers
+  // of all segments lie at the same offsets from 4 MiB boundaries and
+  // evict one another from the cache sets they share when a collection's
+  // pages are spread over many segments.
   static PageView of(const void* p) noexcept {
-    return PageView(internal::Segment::of(p)->page_of(p));
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    internal::Segment* seg = internal::Segment::of(p);
+    const unsigned shift = internal::SegmentMap::start_page_shift(a);
+    TAGHEAP_DASSERT(shift != 0);  // a block of a segment of ours, in its first 4 MiB
+    return PageView(&seg->pages[(a - seg->base()) >> shift]);
   }
   // The runtime the page belongs to.
   internal::RuntimeCore* runtime() const noexcept {
