@@ -231,12 +231,12 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
       for (void* obj : self.tracing_) {
         // Freed by hand since it was remembered, its segment perhaps given
         // back to the OS (trim()) or mapped again by another runtime: the
-        // segment map says first whether a segment of ours is still there
-        // (a table in cache, under the job's lookup scope), so nothing of a
-        // page that is gone is read.
+        // segment map says first whether a segment of ours still starts
+        // there (a table in cache, under the job's lookup scope: not in the
+        // middle of a huge one), so nothing of a page that is gone is read.
         const tagheap::internal::Segment* seg =
             tagheap::internal::SegmentMap::lookup(reinterpret_cast<std::uintptr_t>(obj));
-        if (seg == nullptr || seg->runtime != &self.runtime_.core()) continue;
+        if (seg != tagheap::internal::Segment::of(obj) || seg->runtime != &self.runtime_.core()) continue;
         const PageView page = PageView::of(obj);
         const std::uint32_t i = page.index_of(obj);
         if (logged)
