@@ -22,6 +22,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -137,6 +138,16 @@ class PageView {
     const unsigned shift = internal::SegmentMap::start_page_shift(a);
     TAGHEAP_DASSERT(shift != 0);  // a block of a segment of ours, in its first 4 MiB
     return PageView(&seg->pages[(a - seg->base()) >> shift]);
+  }
+  // The page of p when a segment of `runtime` still starts in p's 4 MiB
+  // unit; nullopt when p's segment went back to the OS, belongs to another
+  // runtime now, or is a huge one covering p from an earlier unit (p freed
+  // by hand since the caller learnt of it). Reads no segment header before
+  // the segment map says it is there. Needs a BlockLookupScope open.
+  static std::optional<PageView> of_if_mapped(const void* p, const internal::RuntimeCore* runtime) noexcept {
+    const internal::Segment* seg = internal::SegmentMap::lookup(reinterpret_cast<std::uintptr_t>(p));
+    if (seg != internal::Segment::of(p) || seg->runtime != runtime) return std::nullopt;
+    return of(p);
   }
   // The runtime the page belongs to.
   internal::RuntimeCore* runtime() const noexcept {

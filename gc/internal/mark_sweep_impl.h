@@ -3,10 +3,8 @@
 // in that header's comment.
 #pragma once
 
+#include <optional>
 #include <unordered_map>
-
-#include "alloc/internal/segment.h"
-#include "alloc/internal/segment_map.h"
 
 namespace tagheap::gc {
 
@@ -230,14 +228,12 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
       const bool logged = self.barrier_.load(std::memory_order_relaxed) == kBarrierLog;
       for (void* obj : self.tracing_) {
         // Freed by hand since it was remembered, its segment perhaps given
-        // back to the OS (trim()) or mapped again by another runtime: the
-        // segment map says first whether a segment of ours still starts
-        // there (a table in cache, under the job's lookup scope: not in the
-        // middle of a huge one), so nothing of a page that is gone is read.
-        const tagheap::internal::Segment* seg =
-            tagheap::internal::SegmentMap::lookup(reinterpret_cast<std::uintptr_t>(obj));
-        if (seg != tagheap::internal::Segment::of(obj) || seg->runtime != &self.runtime_.core()) continue;
-        const PageView page = PageView::of(obj);
+        // back to the OS (trim()) or mapped again by another runtime:
+        // nothing of a page that is gone is read (the job's lookup scope
+        // is open).
+        const std::optional<PageView> found = PageView::of_if_mapped(obj, &self.runtime_.core());
+        if (!found) continue;
+        const PageView page = *found;
         const std::uint32_t i = page.index_of(obj);
         if (logged)
           std::atomic_ref<std::uint64_t>(page.log_word(i >> 6))
