@@ -402,6 +402,50 @@ TEST_SUITE("gc.generational") {
     CHECK(s.live_blocks == 0);
   }
 
+  TEST_CASE("a remembered old object freed by hand, its page reused by another size class, is not traced") {
+    BarrierHeap h;
+    // 48-byte nodes until one starts a second page: that one is a, the
+    // next b, at the page's second block.
+    Node* first = h.node(1, 4);
+    REQUIRE(PageView::of(first).block_size() == 48);
+    Node* a = first;
+    for (std::uint32_t id = 2; PageView::of(a).address() == PageView::of(first).address(); ++id) a = h.node(id, 4);
+    Node* b = h.node(0, 4);
+    REQUIRE(PageView::of(b).index_of(b) == 1);
+    h.model.roots_ = {a, b};
+    h.ms.collect();  // a and b are old, the first page's nodes freed
+    b->child[0] = h.node(3, 0);
+    h.ms.write_barrier(b);  // remembered
+    h.model.roots_.clear();
+    const std::uintptr_t page_of_b = PageView::of(b).address();
+    tagheap::free(a);
+    tagheap::free(b);  // empty, and not its class's last page: it goes back to its segment
+    // 64-byte nodes until one lands on b's old page: b's address is then
+    // 48 bytes into the first of them, at its child[4].
+    std::vector<Node*> xs;
+    Node* over_b = nullptr;
+    for (int k = 0; k < 5000 && over_b == nullptr; ++k) {
+      Node* x = h.node(100 + k, 5);
+      xs.push_back(x);
+      const auto at = reinterpret_cast<std::uintptr_t>(x);
+      if (PageView::of(x).address() == page_of_b && at < reinterpret_cast<std::uintptr_t>(b) &&
+          reinterpret_cast<std::uintptr_t>(b) < at + 64)
+        over_b = x;
+    }
+    REQUIRE(over_b != nullptr);
+    REQUIRE(PageView::of(over_b).block_size() == 64);
+    // Read as a Node, b's old address now has a pointer's upper half as its
+    // child count and the next object's header as children: tracing it
+    // would read past the page and mark words that are no blocks.
+    over_b->child[4] = xs.front();
+    h.model.roots_.assign(xs.begin(), xs.end());
+    const gc::CollectStats s = h.ms.collect();
+    CHECK(s.minor);
+    CHECK(s.remembered == 1);
+    CHECK(s.live_blocks == xs.size());  // b's young child went with b
+    for (Node* x : xs) CHECK(test::intact_payload(x));
+  }
+
   TEST_CASE("random rewiring with barriers: minor collections never free a reachable object") {
     for (unsigned markers : {1u, 2u}) {
       CAPTURE(markers);
