@@ -3,6 +3,7 @@
 // the segment map tells whether the segment is ours at all.
 #include <cstring>
 
+#include "alloc/internal/find_block.h"
 #include "alloc/internal/lookup_guard.h"
 #include "alloc/internal/runtime_core.h"
 #include "alloc/internal/segment.h"
@@ -101,23 +102,9 @@ Tag tag_of(const void* p) noexcept {
 
 void* internal::find_block_in(const void* ptr, const RuntimeCore* runtime) noexcept {
   TAGHEAP_DASSERT(t_lookup_depth != 0);
-  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  Segment* seg = SegmentMap::lookup(p);  // mapped until our scope closes (lookup_guard.h)
-  if (seg == nullptr) return nullptr;
-  // `runtime` is written before the segment enters the map and never again:
-  // reading it is safe, and another runtime's pages are not ours to read.
-  if (runtime != nullptr && seg->runtime != runtime) return nullptr;
-  Page* page = seg->page_of(ptr);
-  if (seg->kind == internal::PageKind::kHuge) page = &seg->pages[0];
-  if (!page->in_use || p < page->blocks_start) return nullptr;
-  if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size) return nullptr;
-  const std::uint32_t i = page->block_index_containing(p);
-  if (page->is_free_bit(i)) return nullptr;
-  // Found dead by the last collection, not swept yet.
-  if (seg->runtime->sweep_pending(*page) && !page->is_marked_bit(i)) return nullptr;
-  const std::uintptr_t block = page->block_at(i);
-  if (page->is_thread_freed(i)) return nullptr;  // freed by another thread, not collected yet
-  return reinterpret_cast<void*>(block);
+  std::uint32_t i;
+  const Page* page = internal::find_block_page(reinterpret_cast<std::uintptr_t>(ptr), runtime, &i);
+  return page != nullptr ? reinterpret_cast<void*>(page->block_at(i)) : nullptr;
 }
 
 void* find_block(const void* p) noexcept {

@@ -552,6 +552,42 @@ TEST_SUITE("gc.mark_sweep") {
     ots.detach();
   }
 
+  TEST_CASE("mark_conservative_if keeps a block only through an offset it accepts, and traces it") {
+    Runtime rt({.gc_tags = {kGcA}});
+    ThreadState ts(rt);
+    ts.attach();
+    // Offsets 0 and 1 count (the Boehm collector's displacements for tagged
+    // pointers), no other.
+    struct OffsetModel {
+      std::vector<std::uintptr_t> words;
+      std::vector<bool> hit;
+      void roots(gc::Tracer& t) {
+        for (std::uintptr_t w : words)
+          hit.push_back(t.mark_conservative_if(w, [](std::size_t offset) { return offset <= 1; }));
+      }
+      void trace(void* obj, gc::Tracer& t) {
+        auto* node = static_cast<Node*>(obj);
+        for (std::uint32_t i = 0; i < node->n; ++i) t.mark(node->child[i]);
+      }
+    } model;
+    Node* a = make_node(ts.heap(kGcA), 1, 1);
+    Node* b = make_node(ts.heap(kGcA), 2, 0);
+    Node* c = make_node(ts.heap(kGcA), 3, 0);
+    Node* d = make_node(ts.heap(kGcA), 4, 0);
+    a->child[0] = make_node(ts.heap(kGcA), 5, 0);  // kept through a's trace
+    const auto at = [](Node* n, std::uintptr_t offset) { return reinterpret_cast<std::uintptr_t>(n) + offset; };
+    model.words = {at(a, 0), at(b, 1), at(c, 8), at(d, 15), 0xDEADBEEF};  // 16-byte blocks
+    const gc::CollectStats s = gc::MarkSweep(rt, model).collect();
+    CHECK(model.hit == std::vector<bool>{true, true, false, false, false});
+    CHECK(s.roots_conservative == 2);
+    CHECK(gc_blocks(rt) == std::unordered_set<void*>{a, b, a->child[0]});
+    CHECK(s.freed_blocks == 2);
+    model.words.clear();
+    gc::MarkSweep(rt, model).collect();
+    CHECK(gc_blocks(rt).empty());
+    ts.detach();
+  }
+
   TEST_CASE("blocks a collection frees in other thread states' pages go back to their owners") {
     // Three owner threads stay alive and attached (waiting on a barrier)
     // while the main thread collects: the sweep and main's own free() calls

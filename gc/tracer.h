@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "alloc/heap_walk.h"
+#include "alloc/internal/find_block.h"
 #include "alloc/runtime.h"
 #include "alloc/tagheap.h"
 
@@ -39,16 +40,7 @@ class Tracer {
       if (verifier_ != nullptr) verify_reach(obj, page);
       return;
     }
-    const std::uint32_t i = page.index_of(obj);
-    std::uint64_t* word = &page.mark_word(i >> 6);
-    const std::uint64_t old = std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_relaxed);
-    if ((old >> (i & 63)) & 1) return;
-    if (parallel_) {
-      batch_mark(obj, word, i & 63, page);
-      return;
-    }
-    std::atomic_ref<std::uint64_t>(*word).store(old | std::uint64_t{1} << (i & 63), std::memory_order_relaxed);
-    claim(obj, page.block_size());
+    mark_gc_block(obj, page, page.index_of(obj));
   }
   // Any word (a stack slot, a register): marks the GC block of this runtime
   // that contains it, if any, as the Boehm collector does for its roots.
@@ -56,17 +48,29 @@ class Tracer {
   // Never reads memory that may be unmapped, nor another runtime's pages
   // (alloc/internal/lookup_guard.h).
   bool mark_conservative(std::uintptr_t word) {
+    return mark_conservative_if(word, [](std::size_t) { return true; });
+  }
+  // As above, but only when accept_offset(word - the block's start) is true:
+  // a collector that recognises only some interior pointers (the Boehm
+  // collector's registered displacements) says which.
+  template <class AcceptOffset>
+  [[gnu::always_inline]] bool mark_conservative_if(std::uintptr_t word, AcceptOffset&& accept_offset) {
     BlockLookupScope scope;  // a thread-local increment inside mark_range_conservative's
-    void* block = tagheap::internal::find_block_in(reinterpret_cast<const void*>(word), runtime_);
-    if (block == nullptr) return false;
-    PageView page = PageView::of(block);
+    std::uint32_t i;
+    tagheap::internal::Page* found = tagheap::internal::find_block_page(word, runtime_, &i);
+    if (found == nullptr) return false;
+    const PageView page(found);
+    void* block = page.block(i);
+    if (!accept_offset(word - reinterpret_cast<std::uintptr_t>(block))) return false;
     if (verifier_ != nullptr) [[unlikely]] {
       verify_reach(block, page);
       return true;
     }
     if (!gc_tags_.contains(page.tag())) return false;
     ++conservative_hits_;
-    mark(block);
+    // As mark(block), with the page and index found above.
+    if (block == ignore_) return true;
+    mark_gc_block(block, page, i);
     return true;
   }
   // Scans [begin, end) word by word with mark_conservative.
@@ -100,6 +104,19 @@ class Tracer {
   friend class MarkSweep;
   Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, std::vector<void*>& stack, std::size_t stack_limit)
       : runtime_(runtime), gc_tags_(gc_tags), stack_(stack), stack_limit_(stack_limit) {}
+  // obj: block i of `page`, a page of a GC tag: sets its mark bit and
+  // pushes it unless it was marked.
+  [[gnu::always_inline]] void mark_gc_block(void* obj, PageView page, std::uint32_t i) {
+    std::uint64_t* word = &page.mark_word(i >> 6);
+    const std::uint64_t old = std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_relaxed);
+    if ((old >> (i & 63)) & 1) return;
+    if (parallel_) {
+      batch_mark(obj, word, i & 63, page);
+      return;
+    }
+    std::atomic_ref<std::uint64_t>(*word).store(old | std::uint64_t{1} << (i & 63), std::memory_order_relaxed);
+    claim(obj, page.block_size());
+  }
   void check_block(void* obj, PageView page) const;
   // Grows the mark stack; when memory is short the object stays marked but
   // unpushed and `overflowed_` asks the collector to rescan.

@@ -49,6 +49,9 @@ static_assert(th::gc::Options{}.min_budget_bytes > 0 && th::gc::Options{}.heap_g
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark), th::gc::Tracer&, void*>);
 static_assert(std::is_invocable_r_v<bool, decltype(&th::gc::Tracer::mark_conservative), th::gc::Tracer&,
                                     std::uintptr_t>);
+static_assert(std::is_same_v<decltype(std::declval<th::gc::Tracer&>().mark_conservative_if(
+                                 std::uintptr_t{}, [](std::size_t) { return true; })),
+                             bool>);
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark_weak), th::gc::Tracer&, void**>);
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark_ephemeron), th::gc::Tracer&, void*, void*>);
 static_assert(std::is_invocable_r_v<bool, decltype(&th::gc::Liveness::is_live), const th::gc::Liveness&,

@@ -76,8 +76,8 @@ struct Model {
   static void mark_heap_word(gc::Tracer& t, std::uintptr_t w) {
     if (detail::g_all_interior_pointers) [[likely]] {
       t.mark_conservative(w);
-    } else if (void* b = heap_word_target(w); b != nullptr && gc_tags().contains(PageView::of(b).tag())) {
-      t.mark(b);
+    } else {
+      t.mark_conservative_if(w, is_displacement);
     }
   }
   static void sink_mark(void* tracer, std::uintptr_t w) { mark_heap_word(*static_cast<gc::Tracer*>(tracer), w); }
@@ -143,9 +143,9 @@ void print_summary() {
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));
   g_model->statics = &statics;
   g_model->collector_sp = sp;
-  // heap_word_target's find_block calls (Guile's rule, object_scan.h) nest
-  // in this scope: a thread-local count each instead of opening and closing
-  // a lookup scope per word (a fifth of Guile's run time without it).
+  // The conservative marks' lookups nest in this scope: a thread-local
+  // count each instead of opening and closing a lookup scope per word (a
+  // fifth of Guile's run time without it).
   BlockLookupScope lookups;
   gc::CollectStats stats = g_collector->collect();
   set_mark_sink(MarkSink{});

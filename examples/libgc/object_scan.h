@@ -35,13 +35,11 @@ void set_all_interior_pointers(bool on) noexcept;
 bool all_interior_pointers() noexcept;
 void register_displacement(std::size_t offset) noexcept;
 
-// The object a heap or static word keeps alive under that rule, or nullptr.
-inline void* heap_word_target(std::uintptr_t word) noexcept {
-  void* b = find_block(reinterpret_cast<const void*>(word));
-  if (b == nullptr || detail::g_all_interior_pointers) return b;
-  const std::uintptr_t offset = word - reinterpret_cast<std::uintptr_t>(b);
-  if (offset >= kMaxDisplacement || ((detail::g_displacements[offset / 64] >> (offset % 64)) & 1) == 0) return nullptr;
-  return b;
+// Whether a word `offset` bytes into an object keeps it alive, interior
+// pointers off: a registered displacement (collector.cc hands it to
+// gc::Tracer::mark_conservative_if).
+inline bool is_displacement(std::size_t offset) noexcept {
+  return offset < kMaxDisplacement && ((detail::g_displacements[offset / 64] >> (offset % 64)) & 1) != 0;
 }
 
 // Where GC_mark_and_push sends a word while a marker runs.
