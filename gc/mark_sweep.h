@@ -176,6 +176,13 @@ struct Options {
   // store the VM did not follow with write_barrier is fatal, naming the
   // object that holds the pointer and its target.
   bool verify_incremental = false;
+  // GC tags whose blocks hold no pointer the collector must follow (strings,
+  // numbers, byte buffers: the Boehm collector's atomic objects): marked as
+  // any other, never pushed nor handed to Model::trace, so marking one
+  // costs its mark bit alone, not a push, a prefetch of its memory and a
+  // call. Tags that are not GC tags are ignored. An ephemeron keyed by such
+  // a block still works.
+  TagSet leaf_tags{};
 };
 
 struct CollectStats {

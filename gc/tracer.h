@@ -102,20 +102,40 @@ class Tracer {
  private:
   template <class M>
   friend class MarkSweep;
-  Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, std::vector<void*>& stack, std::size_t stack_limit)
-      : runtime_(runtime), gc_tags_(gc_tags), stack_(stack), stack_limit_(stack_limit) {}
+  Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, TagSet leaf_tags, std::vector<void*>& stack,
+         std::size_t stack_limit)
+      : runtime_(runtime), gc_tags_(gc_tags), leaf_tags_(leaf_tags), stack_(stack), stack_limit_(stack_limit) {}
   // obj: block i of `page`, a page of a GC tag: sets its mark bit and
   // pushes it unless it was marked.
   [[gnu::always_inline]] void mark_gc_block(void* obj, PageView page, std::uint32_t i) {
     std::uint64_t* word = &page.mark_word(i >> 6);
     const std::uint64_t old = std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_relaxed);
     if ((old >> (i & 63)) & 1) return;
+    // A leaf is not traced, unless ephemerons wait for their keys to be
+    // traced (settle: tracing releases their values).
+    if (leaf_tags_.contains(page.tag()) && waiting_ == nullptr) {
+      mark_leaf(obj, word, i & 63, old, page.block_size());
+      return;
+    }
     if (parallel_) {
       batch_mark(obj, word, i & 63, page);
       return;
     }
     std::atomic_ref<std::uint64_t>(*word).store(old | std::uint64_t{1} << (i & 63), std::memory_order_relaxed);
     claim(obj, page.block_size());
+  }
+  // Sets a leaf's mark bit (Options::leaf_tags) and counts it, if no other
+  // marker set it first; nothing to push.
+  void mark_leaf(void* obj, std::uint64_t* word, std::uint32_t bit, std::uint64_t old, std::size_t block_size) {
+    const std::uint64_t mask = std::uint64_t{1} << bit;
+    if (parallel_) {
+      if (std::atomic_ref<std::uint64_t>(*word).fetch_or(mask, std::memory_order_relaxed) & mask) return;
+    } else {
+      std::atomic_ref<std::uint64_t>(*word).store(old | mask, std::memory_order_relaxed);
+    }
+    ++marked_blocks_;
+    marked_bytes_ += block_size;
+    if (set_unlogged_) set_unlogged(obj);  // old now, as any marked object
   }
   void check_block(void* obj, PageView page) const;
   // Grows the mark stack; when memory is short the object stays marked but
@@ -215,6 +235,7 @@ class Tracer {
 
   tagheap::internal::RuntimeCore* runtime_;
   TagSet gc_tags_;
+  TagSet leaf_tags_;           // Options::leaf_tags: marked, not traced
   std::vector<void*>& stack_;  // the collector's, kept across collections
   std::size_t stack_limit_;    // entries the stack may grow to
   bool parallel_ = false;      // other markers run: set mark bits atomically, after a prefetch

@@ -44,6 +44,8 @@ static_assert(std::is_same_v<decltype(th::gc::Options{}.markers), unsigned>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.parallel_mark_bytes), std::size_t>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.generational), bool>);
 static_assert(std::is_same_v<decltype(th::gc::Options{}.nursery_growth), double>);
+static_assert(std::is_same_v<decltype(th::gc::Options{}.leaf_tags), th::TagSet>);
+static_assert(th::gc::Options{}.leaf_tags.empty(), "every GC block is traced unless the VM says otherwise");
 static_assert(th::gc::Options{}.markers == 0 && !th::gc::Options{}.generational);
 static_assert(th::gc::Options{}.min_budget_bytes > 0 && th::gc::Options{}.heap_growth > 0, "never a zero budget");
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark), th::gc::Tracer&, void*>);

@@ -160,8 +160,9 @@ void init_collector() {
   g_model = new (g_model_storage) Model();
   // The policy is policy.h's, so MarkSweep's is unused (its Options cannot
   // follow GC_set_free_space_divisor).
-  g_collector =
-      new (g_collector_storage) gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = markers_from_env()});
+  // Atomic objects (GC_malloc_atomic) are leaves: marked, never traced.
+  g_collector = new (g_collector_storage)
+      gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = markers_from_env(), .leaf_tags = {kTagAtomic}});
   g_statics = new std::vector<Range>();
   if (g_print_stats) std::atexit(print_summary);
 }

@@ -101,7 +101,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   const unsigned n = options_.markers != 0 || options_.mark_step_ns >= Options::kParallelStepNs ? markers_ : 1;
   first_state_.stack.clear();
   for (MarkerState& m : helper_states_) m.stack.clear();
-  cycle_first_.emplace(Tracer(&runtime_.core(), gc_tags_, first_state_.stack, stack_limit_));
+  cycle_first_.emplace(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.stack, stack_limit_));
   cycle_markers_ = make_helper_tracers(n, cycle_helpers_);
   {
     std::lock_guard lock(remembered_mu_);

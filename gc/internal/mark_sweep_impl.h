@@ -53,7 +53,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   emit(GcPhase::kSweepCompleted);
 
   std::vector<Tracer> helpers;
-  Tracer first(&runtime_.core(), gc_tags_, first_state_.stack, stack_limit_);
+  Tracer first(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.stack, stack_limit_);
   unsigned n = make_helper_tracers(markers_for(minor), helpers);
   if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
   stats.markers = n;
@@ -176,7 +176,7 @@ unsigned MarkSweep<Model>::make_helper_tracers(unsigned n, std::vector<Tracer>& 
     if (helper_states_.size() < n - 1) helper_states_.resize(n - 1);
     helpers.reserve(n - 1);
     for (unsigned i = 1; i < n; ++i)
-      helpers.push_back(Tracer(&runtime_.core(), gc_tags_, helper_states_[i - 1].stack, stack_limit_));
+      helpers.push_back(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, helper_states_[i - 1].stack, stack_limit_));
     return n;
   } catch (const std::bad_alloc&) {
     helpers.clear();
@@ -444,7 +444,7 @@ template <class Model>
 void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   Tracer::Verifier verifier{gc_tags_, {}, nullptr, what};
   std::vector<void*> stack;
-  Tracer vt(&runtime_.core(), TagSet{}, stack, SIZE_MAX);  // no GC tag: every mark() verifies
+  Tracer vt(&runtime_.core(), TagSet{}, TagSet{}, stack, SIZE_MAX);  // no GC tag: every mark() verifies
   vt.verifier_ = &verifier;
   finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
   model_.roots(vt);
