@@ -94,6 +94,7 @@ tagheap_collector* tagheap_collector_new(tagheap_runtime* runtime, const tagheap
     o.verify_incremental = options->verify_incremental != 0;
     if (options->nursery_growth > 0) o.nursery_growth = options->nursery_growth;
     if (options->parallel_mark_bytes != 0) o.parallel_mark_bytes = options->parallel_mark_bytes;
+    o.leaf_tags = tagheap::TagSet::from_bits(options->leaf_tags);
   }
   try {
     if (model->finalize != nullptr) return new Collector<CFinalizingModel>(runtime->rt, *model, o);

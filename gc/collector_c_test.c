@@ -1,7 +1,8 @@
 /* The collector's C API (gc/tagheap_gc.h), from C: a graph of nodes, roots
  * and trace callbacks, a collection that keeps exactly the reachable nodes,
- * a weak slot, an ordered finalizer, and generational mode with its write
- * barrier. Exits non-zero (with a message) on the first wrong verdict. */
+ * a weak slot, an ordered finalizer, generational mode with its write
+ * barrier, incremental mode, and leaf tags. Exits non-zero (with a
+ * message) on the first wrong verdict. */
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -35,6 +36,14 @@ static void trace(void* obj, tagheap_tracer* t, void* ctx) {
   (void)ctx;
   tagheap_tracer_mark(t, n->next);
   tagheap_tracer_mark_weak(t, (void**)&n->weak);
+}
+/* As trace, and counts the blocks of tag 2 it is handed (a leaf tag when
+ * the options say so). */
+static int g_leaves_traced = 0;
+static void trace_leaf_aware(void* obj, tagheap_tracer* t, void* ctx) {
+  if (tagheap_tag_of(obj) == 2) ++g_leaves_traced;
+  tagheap_tracer_mark(t, ((node*)obj)->next);
+  (void)ctx;
 }
 static void on_finalize(void* obj, void* data) {
   vm* v = (vm*)data;
@@ -99,14 +108,14 @@ int main(void) {
 
   /* parallel_mark_bytes: a bar of one byte puts every hardware thread on
    * even this tiny heap (the default leaves it to the caller alone). */
-  tagheap_gc_options po = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  tagheap_gc_options po = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
   c = tagheap_collector_new(rt, &model, &po);
   EXPECT(tagheap_collect(c, &s) == 0);
   EXPECT(sysconf(_SC_NPROCESSORS_ONLN) < 2 || s.markers >= 2);
   tagheap_collector_delete(c);
 
   /* Generational: the barrier keeps a young node stored into an old one. */
-  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0, 0.25, 0};
+  tagheap_gc_options go = {0, 0, 2, 1, 1, 0, 0, 0, 0.25, 0, 0};
   c = tagheap_collector_new(rt, &model, &go);
   EXPECT(tagheap_collect(c, &s) == 0); /* full: the root is old */
   EXPECT(!s.minor);
@@ -121,13 +130,13 @@ int main(void) {
   tagheap_collector_delete(c);
 
   /* Incremental with generational: refused. */
-  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0, 0, 0};
+  tagheap_gc_options both = {0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0};
   EXPECT(tagheap_collector_new(rt, &model, &both) == NULL);
 
   /* Incremental: a cycle of pauses; a node stored into a traced one
    * between pauses survives through the barrier. 1 ns steps: a pause
    * traces 16 to 64 objects. */
-  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1, 0, 0};
+  tagheap_gc_options io = {0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 0};
   c = tagheap_collector_new(rt, &model, &io);
   EXPECT(c != NULL);
   node* chain = NULL;
@@ -159,6 +168,37 @@ int main(void) {
   tagheap_collector_delete(c);
 
   v.root = NULL;
+  tagheap_thread_state_detach(ts);
+  tagheap_thread_state_delete(ts);
+  tagheap_runtime_delete(rt);
+
+  /* Leaf tags: tag 2's blocks are marked and kept through the nodes that
+   * point to them, but never traced (the trace callback would follow their
+   * first word to the bait node and keep it). */
+  tagheap_runtime_options lro = {(1u << 1) | (1u << 2), 0};
+  rt = tagheap_runtime_new(&lro);
+  ts = tagheap_thread_state_new(rt);
+  EXPECT(tagheap_thread_state_attach(ts) == 0);
+  tagheap_gc_model leaf_model = {roots, trace_leaf_aware, NULL, NULL, &v};
+  tagheap_gc_options lo = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1u << 2};
+  c = tagheap_collector_new(rt, &leaf_model, &lo);
+  EXPECT(c != NULL);
+  node* bait = make(ts, 1, NULL);
+  v.root = make(ts, 2, NULL);
+  node* leaf = (node*)tagheap_heap_allocate(ts, 2, sizeof(node));
+  leaf->next = bait;
+  leaf->weak = NULL;
+  leaf->id = -1;
+  v.root->next = leaf;
+  g_leaves_traced = 0;
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(s.live_blocks == 2); /* the root and the leaf; the bait went */
+  EXPECT(g_leaves_traced == 0);
+  EXPECT(leaf->id == -1);
+  v.root = NULL;
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(s.live_blocks == 0);
+  tagheap_collector_delete(c);
   tagheap_thread_state_detach(ts);
   tagheap_thread_state_delete(ts);
   tagheap_runtime_delete(rt);

@@ -43,6 +43,7 @@ typedef struct tagheap_gc_options {
   double nursery_growth;    /* generational: minor collections every this x old bytes; <= 0: the default */
   size_t parallel_mark_bytes; /* markers 0: a collection expected to mark less marks on the caller alone;
                                  0: the default */
+  uint16_t leaf_tags;       /* bit t: GC tag t's blocks hold no GC pointers: marked, never traced */
 } tagheap_gc_options;
 
 typedef struct tagheap_collect_stats {
