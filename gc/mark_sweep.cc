@@ -45,6 +45,7 @@ void Tracer::verify_reach(void* obj, PageView page) {
         "was not followed by write_barrier(%p)",
         obj, v.current, v.what, v.current, v.current);
   }
+  if (leaf_tags_.contains(page.tag())) return;  // Options::leaf_tags: never traced
   push_for_trace(obj);
 }
 

@@ -111,8 +111,9 @@ class Tracer {
     std::uint64_t* word = &page.mark_word(i >> 6);
     const std::uint64_t old = std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_relaxed);
     if ((old >> (i & 63)) & 1) return;
-    // A leaf is not traced, unless ephemerons wait for their keys to be
-    // traced (settle: tracing releases their values).
+    // A leaf is not pushed, unless ephemerons wait for their keys to be
+    // traced (settle: drain releases the values of what it pops; it does
+    // not trace a leaf).
     if (leaf_tags_.contains(page.tag()) && waiting_ == nullptr) {
       mark_leaf(obj, word, i & 63, old, page.block_size());
       return;

@@ -242,6 +242,7 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
         // found from the roots if live): not traced again.
         if (!page.is_live(i) || page.block(i) != obj || !t.is_marked(obj)) continue;
         if (!logged) t.set_unlogged(obj);
+        if (t.leaf_tags_.contains(page.tag())) continue;  // a barrier on a leaf: nothing to trace
         t.push_for_trace(obj);
       }
       self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
@@ -296,8 +297,10 @@ void MarkSweep<Model>::drain(Tracer& t) {
     void* obj = ring[head];
     head = (head + 1) & (kAhead - 1);
     --count;
-    model_.trace(obj, t);
-    if (t.waiting_ != nullptr) [[unlikely]] {  // settle(): ephemerons keyed by obj
+    if (t.waiting_ == nullptr) [[likely]] {
+      model_.trace(obj, t);
+    } else {  // settle(): ephemerons keyed by obj; a leaf is pushed then only for them
+      if (!t.leaf_tags_.contains(PageView::of(obj).tag())) model_.trace(obj, t);
       auto [first, last] = t.waiting_->equal_range(obj);
       for (auto it = first; it != last; ++it) t.mark(it->second);
       t.waiting_->erase(first, last);
@@ -382,6 +385,7 @@ void MarkSweep<Model>::settle(Tracer& t) {
 template <class Model>
 bool MarkSweep<Model>::rescan_marked(Tracer& t) {
   for_each_page(runtime_, gc_tags_, [&](PageView page) {
+    if (options_.leaf_tags.contains(page.tag())) return true;  // never pushed, never dropped
     for (std::uint32_t w = 0; w < page.bitmap_words(); ++w)
       for (std::uint64_t m = page.mark_word(w) & page.live_word(w); m; m &= m - 1) {
         model_.trace(page.block(w * 64 + static_cast<std::uint32_t>(std::countr_zero(m))), t);
@@ -444,7 +448,8 @@ template <class Model>
 void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   Tracer::Verifier verifier{gc_tags_, {}, nullptr, what};
   std::vector<void*> stack;
-  Tracer vt(&runtime_.core(), TagSet{}, TagSet{}, stack, SIZE_MAX);  // no GC tag: every mark() verifies
+  // No GC tag: every mark() verifies. Leaves are checked, not traced.
+  Tracer vt(&runtime_.core(), TagSet{}, options_.leaf_tags, stack, SIZE_MAX);
   vt.verifier_ = &verifier;
   finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
   model_.roots(vt);
