@@ -13,7 +13,8 @@
 //   ones through a shared list of chunks (gc/internal/mark_worklist.h); mark
 //   bits are set with an atomic OR when more than one marker runs. Between
 //   the stack and Model::trace, objects pass a small FIFO, prefetched as
-//   they enter it. Helper threads are started once and parked between
+//   they enter it. Blocks of Options::leaf_tags are marked and never
+//   pushed: no path hands one to Model::trace. Helper threads are started once and parked between
 //   collections (gc/internal/marker_threads.h).
 //   Then, serially: ephemerons to a fixpoint (mark_ephemeron), a rescan if a
 //   mark stack ran out of memory, weak slots cleared (mark_weak), objects

@@ -5,7 +5,10 @@
 // Tracer: mark() sets a block's bit in its page's side mark bitmap (while
 // several markers run, with one atomic OR per batch of bits in a word) and
 // pushes it on the marker's own stack; a block of a non-GC tag is ignored.
-// mark_conservative() accepts any word. mark_weak() and mark_ephemeron()
+// A block of a leaf tag (Options::leaf_tags) gets its bit and is not
+// pushed. mark_conservative() accepts any word, mark_conservative_if() any
+// word at an offset its predicate accepts; both mark the block with the
+// page and index their one lookup found. mark_weak() and mark_ephemeron()
 // record what the collector settles after marking. Each marker has its own
 // Tracer: never share one.
 #pragma once
