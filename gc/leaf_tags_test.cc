@@ -197,6 +197,25 @@ TEST_SUITE("gc.leaf_tags") {
     }
   }
 
+  TEST_CASE("a leaf with an ordered finalizer is finalized without being traced") {
+    Runtime rt({.gc_tags = {kNodes, kLeaves}});
+    test::AttachedState ts(rt);
+    LeafModel model;
+    gc::MarkSweep<LeafModel> ms(rt, model, leaves(1));
+    Node* bait = make_node(ts.ts.heap(kNodes), 1, 0);  // kept for finalization only if the leaf is traced
+    void* leaf = make_leaf(ts.ts.heap(kLeaves), bait);
+    int finalized = 0;
+    ms.register_finalizer(leaf, [](void*, void* data) { ++*static_cast<int*>(data); }, &finalized);
+    const gc::CollectStats s = ms.collect();
+    CHECK(s.finalizers_queued == 1);
+    CHECK(gc_blocks(rt) == std::unordered_set<void*>{leaf});  // kept until its finalizer ran
+    CHECK(model.traced.empty());
+    CHECK(ms.run_finalizers() == 1);
+    CHECK(finalized == 1);
+    ms.collect();
+    CHECK(gc_blocks(rt).empty());
+  }
+
   TEST_CASE("tags in leaf_tags that are not GC tags change nothing") {
     Runtime rt({.gc_tags = {kNodes}});
     test::AttachedState ts(rt);

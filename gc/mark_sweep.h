@@ -181,9 +181,9 @@ struct Options {
   // numbers, byte buffers: the Boehm collector's atomic objects): marked as
   // any other, never pushed nor handed to Model::trace, so marking one
   // costs its mark bit alone, not a push, a prefetch of its memory and a
-  // call, on every path (rescans, verification, a barrier on one). Tags
-  // that are not GC tags are ignored. An ephemeron keyed by such a block
-  // still works.
+  // call, on every path (rescans, verification, a barrier on one, ordered
+  // finalization). Tags that are not GC tags are ignored. An ephemeron
+  // keyed by such a block still works.
   TagSet leaf_tags{};
 };
 

@@ -413,6 +413,7 @@ void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& read
   // itself marks it (a cycle: it waits, as in Boehm's ordered mode).
   for (void* obj : unreachable) {
     if (t.is_marked(obj)) continue;  // reached from another one: its children are marked already
+    if (options_.leaf_tags.contains(PageView::of(obj).tag())) continue;  // reaches nothing
     t.ignore_ = obj;  // a direct self-reference does not count
     model_.trace(obj, t);
     t.ignore_ = nullptr;
