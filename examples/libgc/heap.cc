@@ -104,7 +104,7 @@ void* allocate_slow(std::size_t n, unsigned k) {
   if (asked < n) return nullptr;
   ThreadRecord& t = current_thread_or_register();
   if (t.heaps[k] == nullptr) t.heaps[k] = &t.state.heap(kd.tag);
-  note_allocation(t, asked);  // may collect: outside tagheap
+  note_allocation(t, counted_bytes(asked));  // may collect: outside tagheap
   if (over_heap_limit(asked) && (!collect("heap limit") || over_heap_limit(asked))) return nullptr;
   for (int attempt = 0;; ++attempt) {
     void* p;

@@ -51,10 +51,14 @@ std::size_t budget_for(const LiveHeap& live) noexcept {
   const std::size_t in_use = live.scanned + live.atomic;
   const std::size_t heap = g_heap.load(std::memory_order_relaxed);
   if (g_settings.growth <= 0 && heap > in_use) budget = std::max(budget, heap - in_use);
-  // bdwgc grows by at least a divisor-th of the heap (GC_collect_or_expand).
-  if (in_use + budget > heap)
-    g_heap.store(std::max(in_use + budget, heap + heap / g_settings.divisor.load(std::memory_order_relaxed)),
-                 std::memory_order_relaxed);
+  // bdwgc grows a divisor-th of the heap at a time (GC_collect_or_expand),
+  // so its heap overshoots what the rule asks for by up to that step.
+  if (in_use + budget > heap) {
+    const std::size_t divisor = g_settings.divisor.load(std::memory_order_relaxed);
+    std::size_t grown = std::max(heap, kMinBudget);
+    while (grown < in_use + budget) grown += std::max(grown / divisor, std::size_t{1});
+    g_heap.store(grown, std::memory_order_relaxed);
+  }
   return budget;
 }
 

@@ -9,7 +9,7 @@
  * the stack scrubbed, and must hold for most of them; "stays alive" and
  * "never out of order" are exact.
  *
- * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | fork | exact_sizes]
+ * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | fork | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
@@ -18,6 +18,8 @@
  *   high_water   once the heap has grown for a large live set, collections
  *                come only when its free part is used up, even after the
  *                live set shrank (the heap never shrinks)
+ *   granules     allocation since the last collection counts whole 16-byte
+ *                granules (GC_get_bytes_since_gc after 16384 GC_MALLOC(1))
  *   fork         a child forked while another thread allocates collects,
  *                looks up, and starts and joins a thread of its own
  *   exact_sizes  GC_set_all_interior_pointers(0) before GC_INIT: objects
@@ -490,6 +492,27 @@ static int divisor(void) {
   return failures ? 1 : 0;
 }
 
+/* ---- allocation counts whole granules, as bdwgc's GC_bytes_allocd -------- */
+static int granules(void) {
+  /* 1-byte objects (2 with the extra byte) take a 16-byte granule each;
+     the budget is spent by granules, or a program of small objects would
+     take several times its budget in blocks between collections. Retried
+     if a collection came in between anyway. */
+  GC_expand_hp(8 << 20); /* room for them without a collection */
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    GC_gcollect();
+    const GC_word gc0 = GC_get_gc_no();
+    for (int i = 0; i < 16384; ++i) (void)GC_MALLOC(1);
+    const size_t counted = GC_get_bytes_since_gc();
+    if (GC_get_gc_no() != gc0) continue;
+    CHECK(counted >= 16384 * 16 && counted <= 16384 * 16 + 65536,
+          "16384 one-byte objects counted %zu bytes since the collection (expected 16 each)", counted);
+    return failures ? 1 : 0;
+  }
+  fprintf(stderr, "FAILED: a collection came in every one of 10 attempts\n");
+  return 1;
+}
+
 /* ---- the heap keeps its high-water mark --------------------------------- */
 static Node* high_water_live;  /* in the data segment: a root */
 static int high_water(void) {
@@ -614,6 +637,7 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && strcmp(argv[1], "divisor") == 0) return divisor();
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
+  if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return fork_test();
   settings();
   gcbench();

@@ -29,6 +29,8 @@ for lib in "" "$LIBDIR"; do
 done
 echo "--- the heap keeps its high-water mark"
 run_on_both "$bin" high_water
+echo "--- allocation counts whole granules"
+run_on_both "$bin" granules
 echo "--- fork: the child collects, looks up and starts a thread"
 run_on_both timeout 60 "$bin" fork
 run_on_both "$bin" exact_sizes
