@@ -413,7 +413,7 @@ class MarkSweep {
   }
 
   struct MarkerState {
-    std::vector<void*> stack;
+    Tracer::Buffers buffers;  // kept across collections
     std::uint64_t start_ns = 0, end_ns = 0;
     bool took_part = false;  // this collection's (or step's): helpers scheduled too late do not
   };

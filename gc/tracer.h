@@ -105,9 +105,26 @@ class Tracer {
  private:
   template <class M>
   friend class MarkSweep;
-  Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, TagSet leaf_tags, std::vector<void*>& stack,
+  // What a marker keeps from one collection to the next (MarkSweep's
+  // MarkerState), emptied at the end of each: a pause does not grow these
+  // again once they have held a collection's worth. (Weak slots in a vector
+  // made per collection: Guile's 20k-odd weak links regrew it in every
+  // pause, a fresh mapping and page faults each time under libgc's pause
+  // allocator.)
+  struct Buffers {
+    std::vector<void*> stack;
+    std::vector<void**> weak_slots;
+    std::vector<std::pair<void*, void*>> ephemerons;
+  };
+  Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, TagSet leaf_tags, Buffers& buffers,
          std::size_t stack_limit)
-      : runtime_(runtime), gc_tags_(gc_tags), leaf_tags_(leaf_tags), stack_(stack), stack_limit_(stack_limit) {}
+      : runtime_(runtime),
+        gc_tags_(gc_tags),
+        leaf_tags_(leaf_tags),
+        stack_(buffers.stack),
+        stack_limit_(stack_limit),
+        weak_slots_(buffers.weak_slots),
+        ephemerons_(buffers.ephemerons) {}
   // obj: block i of `page`, a page of a GC tag: sets its mark bit and
   // pushes it unless it was marked.
   [[gnu::always_inline]] void mark_gc_block(void* obj, PageView page, std::uint32_t i) {
@@ -259,8 +276,8 @@ class Tracer {
   unsigned clock_every_ = 16;  // MarkSweep::drain: objects traced between clock reads in a timed step
   std::size_t marked_blocks_ = 0, marked_bytes_ = 0;
   std::size_t conservative_hits_ = 0;
-  std::vector<void**> weak_slots_;
-  std::vector<std::pair<void*, void*>> ephemerons_;
+  std::vector<void**>& weak_slots_;                   // Buffers'
+  std::vector<std::pair<void*, void*>>& ephemerons_;  // Buffers'
 };
 
 // After marking, before the lazy sweep: whether an object survives.

@@ -99,9 +99,9 @@ CollectStats MarkSweep<Model>::collect_increment() {
   // never past 1.2 ms with one).
   // An explicit Options::markers is honoured.
   const unsigned n = options_.markers != 0 || options_.mark_step_ns >= Options::kParallelStepNs ? markers_ : 1;
-  first_state_.stack.clear();
-  for (MarkerState& m : helper_states_) m.stack.clear();
-  cycle_first_.emplace(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.stack, stack_limit_));
+  first_state_.buffers.stack.clear();
+  for (MarkerState& m : helper_states_) m.buffers.stack.clear();
+  cycle_first_.emplace(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.buffers, stack_limit_));
   cycle_markers_ = make_helper_tracers(n, cycle_helpers_);
   {
     std::lock_guard lock(remembered_mu_);
@@ -145,12 +145,12 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
     // What is left goes to marker 0's stack: the next step starts there,
     // and the others take shares of it.
-    if (!worklist_.take_leftovers(first_state_.stack)) cycle_overflowed_ = true;
+    if (!worklist_.take_leftovers(first_state_.buffers.stack)) cycle_overflowed_ = true;
     for (unsigned i = 1; i < cycle_markers_; ++i) {
       Tracer& t = job.tracer(i);
       t.end_parallel();
       try {
-        first_state_.stack.insert(first_state_.stack.end(), t.stack_.begin(), t.stack_.end());
+        first_state_.buffers.stack.insert(first_state_.buffers.stack.end(), t.stack_.begin(), t.stack_.end());
       } catch (const std::bad_alloc&) {
         cycle_overflowed_ = true;  // the last pause traces every marked object again
       }
@@ -170,7 +170,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
       listener_->on_gc_event(GcEvent{GcPhase::kMarkerDone, collections_, state(i).end_ns, i, state(i).start_ns,
                                      job.tracer(i).marked_bytes_, nullptr});
   stats.markers = n;
-  if (first_state_.stack.empty()) {
+  if (first_state_.buffers.stack.empty()) {
     stats.finished_at_limit = to_the_end;
     finish_cycle(stats, t0, t1);
     return stats;
@@ -229,9 +229,9 @@ void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::
 // An exception, or collect_full() during a cycle: as if it never began.
 template <class Model>
 void MarkSweep<Model>::abandon_cycle() noexcept {
-  first_state_.stack.clear();
+  first_state_.buffers.stack.clear();
   waiting_by_key_.clear();
-  for (MarkerState& m : helper_states_) m.stack.clear();
+  for (MarkerState& m : helper_states_) m.buffers.stack.clear();
   cycle_first_.reset();
   cycle_helpers_.clear();
   {

@@ -53,7 +53,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   emit(GcPhase::kSweepCompleted);
 
   std::vector<Tracer> helpers;
-  Tracer first(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.stack, stack_limit_);
+  Tracer first(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.buffers, stack_limit_);
   unsigned n = make_helper_tracers(markers_for(minor), helpers);
   if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
   stats.markers = n;
@@ -79,8 +79,8 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     forget_ephemerons(first);  // keys still unmarked: their values stay unmarked
     if constexpr (HasProcessWeak<Model>) model_.process_weak(Liveness(gc_tags_));
   } catch (...) {
-    first_state_.stack.clear();
-    for (MarkerState& m : helper_states_) m.stack.clear();
+    first_state_.buffers.stack.clear();
+    for (MarkerState& m : helper_states_) m.buffers.stack.clear();
     first.weak_slots_.clear();
     forget_ephemerons(first);
     // Every mark goes: nothing was freed, and the runtime is as before (in
@@ -176,7 +176,7 @@ unsigned MarkSweep<Model>::make_helper_tracers(unsigned n, std::vector<Tracer>& 
     if (helper_states_.size() < n - 1) helper_states_.resize(n - 1);
     helpers.reserve(n - 1);
     for (unsigned i = 1; i < n; ++i)
-      helpers.push_back(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, helper_states_[i - 1].stack, stack_limit_));
+      helpers.push_back(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, helper_states_[i - 1].buffers, stack_limit_));
     return n;
   } catch (const std::bad_alloc&) {
     helpers.clear();
@@ -448,9 +448,10 @@ void MarkSweep<Model>::finish_weak(Tracer& t) {
 template <class Model>
 void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   Tracer::Verifier verifier{gc_tags_, {}, nullptr, what};
-  std::vector<void*> stack;
+  Tracer::Buffers buffers;
+  std::vector<void*>& stack = buffers.stack;
   // No GC tag: every mark() verifies. Leaves are checked, not traced.
-  Tracer vt(&runtime_.core(), TagSet{}, options_.leaf_tags, stack, SIZE_MAX);
+  Tracer vt(&runtime_.core(), TagSet{}, options_.leaf_tags, buffers, SIZE_MAX);
   vt.verifier_ = &verifier;
   finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
   model_.roots(vt);
