@@ -60,16 +60,23 @@ class Tracer {
   [[gnu::always_inline]] bool mark_conservative_if(std::uintptr_t word, AcceptOffset&& accept_offset) {
     BlockLookupScope scope;  // a thread-local increment inside mark_range_conservative's
     std::uint32_t i;
-    tagheap::internal::Page* found = tagheap::internal::find_block_page(word, runtime_, &i);
+    // The page's geometry first, then the cheap verdicts (offset, tag, a
+    // mark already set), and the free and thread-free bitmaps only for a
+    // block that may be marked now: each is a cache line of its own.
+    tagheap::internal::Page* found = tagheap::internal::find_block_slot(word, runtime_, &i);
     if (found == nullptr) return false;
     const PageView page(found);
     void* block = page.block(i);
     if (!accept_offset(word - reinterpret_cast<std::uintptr_t>(block))) return false;
     if (verifier_ != nullptr) [[unlikely]] {
+      if (!tagheap::internal::block_is_allocated(*found, i)) return false;
       verify_reach(block, page);
       return true;
     }
     if (!gc_tags_.contains(page.tag())) return false;
+    // Marked in this collection (or old, with sticky marks): allocated
+    // when marked, and marking it again would do nothing.
+    if (!is_marked_bit(page, i) && !tagheap::internal::block_is_allocated(*found, i)) return false;
     ++conservative_hits_;
     // As mark(block), with the page and index found above.
     if (block == ignore_) return true;
@@ -125,6 +132,9 @@ class Tracer {
         stack_limit_(stack_limit),
         weak_slots_(buffers.weak_slots),
         ephemerons_(buffers.ephemerons) {}
+  static bool is_marked_bit(PageView page, std::uint32_t i) noexcept {
+    return (std::atomic_ref<std::uint64_t>(page.mark_word(i >> 6)).load(std::memory_order_relaxed) >> (i & 63)) & 1;
+  }
   // obj: block i of `page`, a page of a GC tag: sets its mark bit and
   // pushes it unless it was marked.
   [[gnu::always_inline]] void mark_gc_block(void* obj, PageView page, std::uint32_t i) {

@@ -20,9 +20,11 @@
 
 namespace tagheap::internal {
 
-// The page of the block containing p, its index in *index; nullptr when p
-// is in no live block (of `runtime`, when not nullptr).
-[[gnu::always_inline]] inline Page* find_block_page(std::uintptr_t p, const RuntimeCore* runtime,
+// The page of the block containing p and its index in *index, by the
+// page's geometry alone (no bitmap read): nullptr when p is in no block of
+// a page in use (of `runtime`, when not nullptr). The block may be free:
+// block_is_allocated says.
+[[gnu::always_inline]] inline Page* find_block_slot(std::uintptr_t p, const RuntimeCore* runtime,
                                                     std::uint32_t* index) noexcept {
   Segment* seg = SegmentMap::lookup(p);  // mapped until the caller's scope closes (lookup_guard.h)
   if (seg == nullptr) return nullptr;
@@ -33,11 +35,28 @@ namespace tagheap::internal {
   if (seg->kind == PageKind::kHuge) page = &seg->pages[0];
   if (!page->in_use || p < page->blocks_start) return nullptr;
   if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size) return nullptr;
-  const std::uint32_t i = page->block_index_containing(p);
-  if (page->is_free_bit(i)) return nullptr;
+  *index = page->block_index_containing(p);
+  return page;
+}
+
+// Block i of `page` (found by find_block_slot) is allocated: not freed by
+// its owner nor by another thread, not found dead by the last collection
+// and unswept. Reads the free and thread-free bitmaps (and the mark bitmap
+// of a page left to sweep).
+[[gnu::always_inline]] inline bool block_is_allocated(const Page& page, std::uint32_t i) noexcept {
+  if (page.is_free_bit(i)) return false;
   // Found dead by the last collection, not swept yet.
-  if (seg->runtime->sweep_pending(*page) && !page->is_marked_bit(i)) return nullptr;
-  if (page->is_thread_freed(i)) return nullptr;  // freed by another thread, not collected yet
+  if (Segment::of(&page)->runtime->sweep_pending(page) && !page.is_marked_bit(i)) return false;
+  return !page.is_thread_freed(i);  // freed by another thread, not collected yet
+}
+
+// The page of the block containing p, its index in *index; nullptr when p
+// is in no live block (of `runtime`, when not nullptr).
+[[gnu::always_inline]] inline Page* find_block_page(std::uintptr_t p, const RuntimeCore* runtime,
+                                                    std::uint32_t* index) noexcept {
+  std::uint32_t i;
+  Page* page = find_block_slot(p, runtime, &i);
+  if (page == nullptr || !block_is_allocated(*page, i)) return nullptr;
   *index = i;
   return page;
 }
