@@ -531,6 +531,9 @@ class MarkSweep {
   std::size_t cycle_pauses_ = 0;
   std::optional<Tracer> cycle_first_;
   std::vector<Tracer> cycle_helpers_;
+  // A stop-the-world collection's helper tracers: the vector is kept so a
+  // pause does not allocate it again (steady_pause_test).
+  std::vector<Tracer> helpers_;
   std::uint64_t deadline_ns_ = 0;  // a mark step stops at this time (0: marks to the end)
   std::atomic<bool> collecting_{false};
   // Ephemerons whose key is not marked yet, by key (settle), for one

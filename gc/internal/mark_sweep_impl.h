@@ -52,7 +52,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   const std::uint64_t t1 = internal::now_ns();
   emit(GcPhase::kSweepCompleted);
 
-  std::vector<Tracer> helpers;
+  std::vector<Tracer>& helpers = helpers_;
   Tracer first(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.buffers, stack_limit_);
   unsigned n = make_helper_tracers(markers_for(minor), helpers);
   if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
