@@ -468,6 +468,11 @@ class MarkSweep {
   CollectStats run_step(CollectStats& stats, std::uint64_t t0, std::uint64_t t1);
   void finish_cycle(CollectStats& stats, std::uint64_t t0, std::uint64_t t1);
   void abandon_cycle() noexcept;
+  // Every marker's Tracer::Buffers emptied (capacity kept).
+  void clear_marker_buffers() noexcept {
+    first_state_.buffers.clear();
+    for (MarkerState& m : helper_states_) m.buffers.clear();
+  }
   void cycle_totals(CollectStats& stats) const noexcept;
   static void add_marker_counts(CollectStats& stats, unsigned marker, const Tracer& t) noexcept {
     stats.live_blocks += t.marked_blocks_;

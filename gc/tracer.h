@@ -122,6 +122,15 @@ class Tracer {
     std::vector<void*> stack;
     std::vector<void**> weak_slots;
     std::vector<std::pair<void*, void*>> ephemerons;
+    // Empty, capacity kept: what every collection (and cycle) starts from,
+    // and what an abandoned one leaves (a weak slot left over would be
+    // written through by the next collection, into whatever block has
+    // taken its place since).
+    void clear() noexcept {
+      stack.clear();
+      weak_slots.clear();
+      ephemerons.clear();
+    }
   };
   Tracer(tagheap::internal::RuntimeCore* runtime, TagSet gc_tags, TagSet leaf_tags, Buffers& buffers,
          std::size_t stack_limit)

@@ -99,8 +99,7 @@ CollectStats MarkSweep<Model>::collect_increment() {
   // never past 1.2 ms with one).
   // An explicit Options::markers is honoured.
   const unsigned n = options_.markers != 0 || options_.mark_step_ns >= Options::kParallelStepNs ? markers_ : 1;
-  first_state_.buffers.stack.clear();
-  for (MarkerState& m : helper_states_) m.buffers.stack.clear();
+  clear_marker_buffers();
   cycle_first_.emplace(Tracer(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.buffers, stack_limit_));
   cycle_markers_ = make_helper_tracers(n, cycle_helpers_);
   {
@@ -229,9 +228,8 @@ void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::
 // An exception, or collect_full() during a cycle: as if it never began.
 template <class Model>
 void MarkSweep<Model>::abandon_cycle() noexcept {
-  first_state_.buffers.stack.clear();
+  clear_marker_buffers();
   waiting_by_key_.clear();
-  for (MarkerState& m : helper_states_) m.buffers.stack.clear();
   cycle_first_.reset();
   cycle_helpers_.clear();
   {

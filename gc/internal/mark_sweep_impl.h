@@ -53,6 +53,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   emit(GcPhase::kSweepCompleted);
 
   std::vector<Tracer>& helpers = helpers_;
+  clear_marker_buffers();  // empty already, unless something was left behind
   Tracer first(&runtime_.core(), gc_tags_, options_.leaf_tags, first_state_.buffers, stack_limit_);
   unsigned n = make_helper_tracers(markers_for(minor), helpers);
   if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
@@ -79,9 +80,7 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
     forget_ephemerons(first);  // keys still unmarked: their values stay unmarked
     if constexpr (HasProcessWeak<Model>) model_.process_weak(Liveness(gc_tags_));
   } catch (...) {
-    first_state_.buffers.stack.clear();
-    for (MarkerState& m : helper_states_) m.buffers.stack.clear();
-    first.weak_slots_.clear();
+    clear_marker_buffers();  // the helpers' weak slots and ephemerons too
     forget_ephemerons(first);
     // Every mark goes: nothing was freed, and the runtime is as before (in
     // generational mode every object is young again, and the next
