@@ -11,6 +11,7 @@ namespace tagheap::libgc {
 namespace {
 
 constexpr std::size_t kMinBudget = std::size_t{1} << 20;
+constexpr std::size_t kMinGrowth = std::size_t{256} << 10;  // bdwgc's MINHINCR x HBLKSIZE
 
 struct Settings {
   std::atomic<std::size_t> divisor{3};        // bdwgc's GC_FREE_SPACE_DIVISOR default
@@ -52,11 +53,13 @@ std::size_t budget_for(const LiveHeap& live) noexcept {
   const std::size_t heap = g_heap.load(std::memory_order_relaxed);
   if (g_settings.growth <= 0 && heap > in_use) budget = std::max(budget, heap - in_use);
   // bdwgc grows a divisor-th of the heap at a time (GC_collect_or_expand),
-  // so its heap overshoots what the rule asks for by up to that step.
+  // and at least MINHINCR blocks (256 KiB), so its heap overshoots what the
+  // rule asks for by up to a step. (At least 256 KiB here too: a huge
+  // GC_FREE_SPACE_DIVISOR would otherwise grow it a byte at a time.)
   if (in_use + budget > heap) {
     const std::size_t divisor = g_settings.divisor.load(std::memory_order_relaxed);
     std::size_t grown = std::max(heap, kMinBudget);
-    while (grown < in_use + budget) grown += std::max(grown / divisor, std::size_t{1});
+    while (grown < in_use + budget) grown += std::max(grown / divisor, kMinGrowth);
     g_heap.store(grown, std::memory_order_relaxed);
   }
   return budget;
