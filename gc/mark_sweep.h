@@ -539,6 +539,13 @@ class MarkSweep {
   // A stop-the-world collection's helper tracers: the vector is kept so a
   // pause does not allocate it again (steady_pause_test).
   std::vector<Tracer> helpers_;
+  // Finalization's lists, kept for the same reason: the registrations
+  // copied, the unreachable ordered ones, the objects whose finalizers are due.
+  struct FinalizationScratch {
+    std::vector<std::pair<void*, internal::FinalizerTable::Entry>> entries;
+    std::vector<void*> unreachable, ready;
+  };
+  FinalizationScratch finalization_scratch_;
   std::uint64_t deadline_ns_ = 0;  // a mark step stops at this time (0: marks to the end)
   std::atomic<bool> collecting_{false};
   // Ephemerons whose key is not marked yet, by key (settle), for one

@@ -82,7 +82,10 @@ struct ListModel {
     t.mark_weak(reinterpret_cast<void**>(&n->weak));
     if (n->key != nullptr) t.mark_ephemeron(n->key, n->value);
   }
+  void finalize(void*) noexcept {}
 };
+
+void never_runs(void*, void*) {}
 
 // Nodes with a weak slot each; trace() may throw after a number of calls,
 // and may leave the slot alone (a field the model does not trace at all).
@@ -173,11 +176,16 @@ std::size_t allocations_during(gc::MarkSweep<ListModel>& ms) {
 TEST_SUITE("gc.steady_pause") {
   TEST_CASE("a collection of the same heap as the last allocates nothing in the pause") {
     unsigned markers = 1;
+    bool finalizers = false;
     SUBCASE("one marker") { markers = 1; }
     // The helper's tracer is kept too (allocations on the helper's own
     // thread are not counted here).
     SUBCASE("two markers") { markers = 2; }
+    // Finalization copies the registrations and sorts out the unreachable
+    // ones in lists of its own, kept too.
+    SUBCASE("one marker, finalizers registered on live objects") { finalizers = true; }
     CAPTURE(markers);
+    CAPTURE(finalizers);
     Runtime rt({.gc_tags = {kGc}});
     test::AttachedState ts(rt);
     Heap& heap = ts.heap(kGc);
@@ -198,6 +206,8 @@ TEST_SUITE("gc.steady_pause") {
       nodes[i]->value = nodes[i - 1];
     }
     gc::MarkSweep<ListModel> ms(rt, model, gc::Options{.markers = markers});
+    if (finalizers)
+      for (std::size_t i = 0; i < nodes.size(); i += 100) ms.register_finalizer(nodes[i], never_runs, nullptr);
     const std::size_t first = allocations_during(ms);
     CHECK(first > 0);  // the buffers grew: the count sees the collector's allocations
     CHECK(allocations_during(ms) == 0);

@@ -36,6 +36,11 @@ std::vector<std::pair<void*, FinalizerTable::Entry>> FinalizerTable::snapshot() 
   return {table_.begin(), table_.end()};
 }
 
+void FinalizerTable::snapshot(std::vector<std::pair<void*, Entry>>& out) const {
+  std::lock_guard lock(mu_);
+  out.assign(table_.begin(), table_.end());
+}
+
 bool FinalizerTable::make_ready(void* obj) noexcept {
   std::lock_guard lock(mu_);
   auto it = table_.find(obj);

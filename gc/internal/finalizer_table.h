@@ -74,6 +74,10 @@ class FinalizerTable {
   }
   // World stopped: the registered objects, copied (for the collector's passes).
   std::vector<std::pair<void*, Entry>> snapshot() const;
+  // The same into `out` (cleared first; its capacity kept, so a collector
+  // that keeps it does not allocate in the pause once it is big enough).
+  // Throws std::bad_alloc when out cannot grow.
+  void snapshot(std::vector<std::pair<void*, Entry>>& out) const;
   // World stopped: moves obj from the table to the queue. False when the
   // queue cannot grow (it stays registered: ready again next collection).
   bool make_ready(void* obj) noexcept;

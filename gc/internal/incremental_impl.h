@@ -188,7 +188,8 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
 template <class Model>
 void MarkSweep<Model>::finish_cycle(CollectStats& stats, std::uint64_t t0, std::uint64_t t1) {
   Tracer& first = *cycle_first_;
-  std::vector<void*> ready;  // objects whose finalizers are due
+  std::vector<void*>& ready = finalization_scratch_.ready;  // objects whose finalizers are due
+  ready.clear();
   try {
     worklist_.reset();  // no step's stop left behind: settle's drains run to the end
     for (Tracer& t : cycle_helpers_) hand_to_first(first, t);

@@ -59,7 +59,8 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   if (n > 1) n = threads_.start(n);  // fewer when the OS refuses threads
   stats.markers = n;
   MarkJob job{this, &first, &helpers, nullptr};
-  std::vector<void*> ready;  // objects whose finalizers are due
+  std::vector<void*>& ready = finalization_scratch_.ready;  // objects whose finalizers are due
+  ready.clear();
   try {
     first.parallel_ = n > 1;
     first.set_unlogged_ = minor;
@@ -399,8 +400,10 @@ bool MarkSweep<Model>::rescan_marked(Tracer& t) {
 // ready (see internal/finalizer_table.h), each marked with what it reaches.
 template <class Model>
 void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats) {
-  const auto entries = finalizers_.snapshot();
-  std::vector<void*> unreachable;
+  auto& entries = finalization_scratch_.entries;
+  finalizers_.snapshot(entries);
+  std::vector<void*>& unreachable = finalization_scratch_.unreachable;
+  unreachable.clear();
   unreachable.reserve(entries.size());
   ready.reserve(entries.size());
   for (const auto& [obj, e] : entries) {
