@@ -6,41 +6,19 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <new>
 #include <thread>
 #include <vector>
 
+#include "gc/counting_new.h"
 #include "gc/internal/mark_worklist.h"
 #include "gc/internal/marker_threads.h"
 
 using tagheap::gc::internal::MarkerThreads;
 using tagheap::gc::internal::MarkWorklist;
 
-// This binary's operator new counts its calls (a collector may allocate in
-// its pause only at a cost; libgc maps every block then). Every unaligned
-// form is replaced, so that none pairs with a sanitizer's own.
-namespace {
-std::atomic<long> g_news{0};
-void* counted_malloc(std::size_t n) noexcept {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n != 0 ? n : 1);
-}
-void* counted_malloc_or_throw(std::size_t n) {
-  if (void* p = counted_malloc(n)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-void* operator new(std::size_t n) { return counted_malloc_or_throw(n); }
-void* operator new[](std::size_t n) { return counted_malloc_or_throw(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+// This binary's operator new counts its calls (counting_new.h): a
+// collector may allocate in its pause only at a cost (libgc maps every
+// block then).
 
 TEST_SUITE("gc.marker_threads") {
   TEST_CASE("marking ends when marker 0 runs dry and no helper has joined; a helper coming later takes no part") {
@@ -88,9 +66,9 @@ TEST_SUITE("gc.marker_threads") {
     w.share(giver);                              // the first chunk is allocated
     REQUIRE(w.take(taker));                      // the taker's empty buffer becomes a spare
     REQUIRE(giver.size() == 2 * MarkWorklist::kMinShare);
-    const long before = g_news.load();
+    const long before = tagheap::test::new_calls();
     w.share(giver);  // refills the spare (it used to allocate a chunk per share)
-    CHECK(g_news.load() == before);
+    CHECK(tagheap::test::new_calls() == before);
     CHECK(giver.size() == MarkWorklist::kMinShare);
     std::vector<void*> next;
     REQUIRE(w.take(next));

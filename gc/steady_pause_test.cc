@@ -6,58 +6,18 @@
 // faults it in page by page): the weak-slot vector regrown in every pause
 // cost Guile's weak tables about a tenth of each collection.
 //
-// The test counts operator new calls made on this thread during collect().
+// The test counts operator new calls made on this thread during collect()
+// (counting_new.h).
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <new>
 #include <stdexcept>
 #include <vector>
 
 #include "alloc/tagheap.h"
+#include "gc/counting_new.h"
 #include "gc/mark_sweep.h"
 #include "tests/test_util.h"
-
-namespace {
-
-thread_local bool t_counting = false;
-thread_local std::size_t t_allocations = 0;
-
-}  // namespace
-
-// Replacements of the global operators: malloc and free underneath (GCC
-// cannot see that the pairs match).
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  if (t_counting) ++t_allocations;
-  if (void* p = std::malloc(n != 0 ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  if (t_counting) ++t_allocations;
-  return std::malloc(n != 0 ? n : 1);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept { return operator new(n, tag); }
-void* operator new(std::size_t n, std::align_val_t al) {
-  if (t_counting) ++t_allocations;
-  const auto a = std::max(static_cast<std::size_t>(al), sizeof(void*));
-  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a + (n == 0 ? a : 0))) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t al) { return operator new(n, al); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 using namespace tagheap;
 
@@ -163,12 +123,10 @@ void check_no_weak_slot_outlives_a_failed_collection(gc::Options options, int th
   CHECK(cleared == 0);
 }
 
-std::size_t allocations_during(gc::MarkSweep<ListModel>& ms) {
-  t_allocations = 0;
-  t_counting = true;
+long allocations_during(gc::MarkSweep<ListModel>& ms) {
+  const long before = test::new_calls_on_this_thread();
   (void)ms.collect();
-  t_counting = false;
-  return t_allocations;
+  return test::new_calls_on_this_thread() - before;
 }
 
 }  // namespace
@@ -208,7 +166,7 @@ TEST_SUITE("gc.steady_pause") {
     gc::MarkSweep<ListModel> ms(rt, model, gc::Options{.markers = markers});
     if (finalizers)
       for (std::size_t i = 0; i < nodes.size(); i += 100) ms.register_finalizer(nodes[i], never_runs, nullptr);
-    const std::size_t first = allocations_during(ms);
+    const long first = allocations_during(ms);
     CHECK(first > 0);  // the buffers grew: the count sees the collector's allocations
     CHECK(allocations_during(ms) == 0);
     CHECK(allocations_during(ms) == 0);
