@@ -133,10 +133,10 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
 
 Page::RemoteFree Page::free_block_remote(std::uintptr_t p) noexcept {
   check_block_start(p);
-  return push_thread_free(p, block_size);
+  return push_thread_free(p, block_size, block_index(p));
 }
 
-Page::RemoteFree Page::push_thread_free(std::uintptr_t p, std::size_t size) noexcept {
+Page::RemoteFree Page::push_thread_free(std::uintptr_t p, std::size_t size, std::uint32_t i) noexcept {
   // Announce, unless closed: from here the page cannot be released until
   // our bit is collected (our block keeps `used` above zero until then).
   // One locked add, no compare-exchange loop; on a closed page, taken back
@@ -147,7 +147,6 @@ Page::RemoteFree Page::push_thread_free(std::uintptr_t p, std::size_t size) noex
   }
   if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, size);
   asan::poison(p, size);
-  const std::uint32_t i = block_index(p);
   const std::uint64_t bit = std::uint64_t{1} << (i & 63);
   // Publishes the fill and the block's last use to whoever collects it.
   // Nothing of the page is touched after this.

@@ -234,8 +234,11 @@ struct alignas(64) Page {
   // or a block freed twice by other threads. kClosed, nothing done, when the
   // page is abandoned.
   [[nodiscard]] RemoteFree free_block_remote(std::uintptr_t p) noexcept;
-  // The free itself, for a block already checked (`size`: its block size).
-  [[nodiscard]] RemoteFree push_thread_free(std::uintptr_t p, std::size_t size) noexcept;
+  // The free itself, for block i at p, already checked (`size`: its block
+  // size). Reads no field of the page's first line, which the owner writes
+  // on every allocation (the caller takes size and i from the segment's
+  // BlockGeometry copy).
+  [[nodiscard]] RemoteFree push_thread_free(std::uintptr_t p, std::size_t size, std::uint32_t i) noexcept;
   // Thread frees announced and not collected (some may not have set their
   // bit yet).
   std::uintptr_t thread_frees_pending() const noexcept {
