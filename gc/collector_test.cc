@@ -164,9 +164,10 @@ TEST_SUITE("gc.parallel_marking") {
   }
 
   TEST_CASE("with several markers, a tracer's own marks show in is_marked at once") {
-    // Parallel markers batch the bits of one bitmap word before setting them
-    // (Tracer::batch_mark): a model that asks right after mark() must still
-    // see its mark.
+    // Parallel markers batch the bits of a bitmap word before setting them,
+    // two words open at a time (Tracer::batch_mark): a model that asks right
+    // after mark(), or after marking the other children, must still see its
+    // marks, whichever batch holds them or whether one was flushed.
     struct AskingModel {
       std::vector<Node*> roots_;
       std::atomic<std::size_t> unseen{0}, asked{0};
@@ -187,21 +188,31 @@ TEST_SUITE("gc.parallel_marking") {
           t.mark(n->child[i]);
           check(t, n->child[i]);
         }
+        for (std::uint32_t i = 0; i < n->n; ++i)  // again, all marked by now
+          if (n->child[i] != nullptr) check(t, n->child[i]);
       }
     };
     Runtime rt({.gc_tags = {kGc}});
     test::AttachedState ts(rt);
     AskingModel model;
-    // Wide nodes whose children were allocated together: their bits share words.
-    for (std::uint32_t r = 0; r < 64; ++r) {
-      Node* root = make_node(ts.heap(kGc), r, 32);
-      for (std::uint32_t c = 0; c < 32; ++c) root->child[c] = make_node(ts.heap(kGc), 1000 + r * 32 + c, 0);
+    // Wide nodes whose children were allocated together, in three runs far
+    // apart: a root's children take turns between the runs' bitmap words, so
+    // marks fall in an open batch, the other open one, and a third word
+    // that closes one.
+    constexpr std::uint32_t kRoots = 64, kWidth = 30, kRuns = 3;
+    std::vector<Node*> runs[kRuns];
+    for (std::uint32_t k = 0; k < kRuns; ++k)
+      for (std::uint32_t j = 0; j < kRoots * kWidth / kRuns; ++j)
+        runs[k].push_back(make_node(ts.heap(kGc), 1000 + k * 10000 + j, 0));
+    for (std::uint32_t r = 0; r < kRoots; ++r) {
+      Node* root = make_node(ts.heap(kGc), r, kWidth);
+      for (std::uint32_t c = 0; c < kWidth; ++c) root->child[c] = runs[c % kRuns][r * (kWidth / kRuns) + c / kRuns];
       model.roots_.push_back(root);
     }
     gc::MarkSweep<AskingModel> ms(rt, model, gc::Options{.markers = 2});
     const gc::CollectStats s = ms.collect();
-    CHECK(s.live_blocks == 64 * 33);
-    CHECK(model.asked.load() == 64 * 33);
+    CHECK(s.live_blocks == kRoots * (kWidth + 1));
+    CHECK(model.asked.load() == kRoots * (1 + 2 * kWidth));
     CHECK(model.unseen.load() == 0);
   }
 
