@@ -58,7 +58,9 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
   if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
     const BlockGeometry& g = seg->geometry[index];
     if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
-    if (page->push_thread_free(p, g.block_size, g.block_index(p)) == Page::RemoteFree::kDone) [[likely]] return;
+    if (page->push_thread_free(seg->thread_free_counts[index], g, p, g.block_index(p)) == Page::RemoteFree::kDone)
+        [[likely]]
+      return;
     // Closed: abandoned since we read the owner. Free under the pool's lock.
   }
   seg->runtime->free_in_abandoned(page, p);

@@ -34,7 +34,9 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
     log_word(static_cast<std::uint32_t>(w)) = 0;
     std::atomic_ref<std::uint64_t>(thread_free_word(static_cast<std::uint32_t>(w))).store(0, std::memory_order_relaxed);
   }
-  Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv, reserved};
+  Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv,
+                                                         static_cast<std::uint16_t>(reserved), debug_fill,
+                                                         &thread_free_word(0)};
   asan::poison(area, area_size);  // every block is free, slack never used
   alloc_word = &g_no_word;
   cache_base = ~0u & ~63u;  // no word: refill starts at word 0
@@ -133,24 +135,25 @@ void Page::free_block_owned(std::uintptr_t p) noexcept {
 
 Page::RemoteFree Page::free_block_remote(std::uintptr_t p) noexcept {
   check_block_start(p);
-  return push_thread_free(p, block_size, block_index(p));
+  return push_thread_free(thread_free(), Segment::of(this)->geometry[page_index], p, block_index(p));
 }
 
-Page::RemoteFree Page::push_thread_free(std::uintptr_t p, std::size_t size, std::uint32_t i) noexcept {
+Page::RemoteFree Page::push_thread_free(std::atomic<std::uintptr_t>& count, const BlockGeometry& g,
+                                        std::uintptr_t p, std::uint32_t i) noexcept {
   // Announce, unless closed: from here the page cannot be released until
   // our bit is collected (our block keeps `used` above zero until then).
   // One locked add, no compare-exchange loop; on a closed page, taken back
   // (the count is then only read under the pool's lock, which we take next).
-  if (thread_free().fetch_add(kThreadFreeOne, std::memory_order_relaxed) & kThreadFreeClosed) [[unlikely]] {
-    thread_free().fetch_sub(kThreadFreeOne, std::memory_order_relaxed);
+  if (count.fetch_add(kThreadFreeOne, std::memory_order_relaxed) & kThreadFreeClosed) [[unlikely]] {
+    count.fetch_sub(kThreadFreeOne, std::memory_order_relaxed);
     return RemoteFree::kClosed;
   }
-  if (debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, size);
-  asan::poison(p, size);
+  if (g.debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, g.block_size);
+  asan::poison(p, g.block_size);
   const std::uint64_t bit = std::uint64_t{1} << (i & 63);
   // Publishes the fill and the block's last use to whoever collects it.
   // Nothing of the page is touched after this.
-  if (std::atomic_ref<std::uint64_t>(thread_free_word(i >> 6)).fetch_or(bit, std::memory_order_release) & bit)
+  if (std::atomic_ref<std::uint64_t>(g.thread_free_word(i >> 6)).fetch_or(bit, std::memory_order_release) & bit)
       [[unlikely]]
     fatal("tagheap: double free of %p (freed twice from other threads; tag %u, block size %zu)",
           reinterpret_cast<void*>(p), tag, block_size);

@@ -60,6 +60,7 @@ class Heap;
 namespace tagheap::internal {
 
 struct Segment;
+struct BlockGeometry;
 
 inline constexpr std::uint8_t kFillFresh = 0xCD;  // fresh blocks (debug_fill)
 inline constexpr std::uint8_t kFillFreed = 0xDD;  // freed blocks (debug_fill)
@@ -234,11 +235,13 @@ struct alignas(64) Page {
   // or a block freed twice by other threads. kClosed, nothing done, when the
   // page is abandoned.
   [[nodiscard]] RemoteFree free_block_remote(std::uintptr_t p) noexcept;
-  // The free itself, for block i at p, already checked (`size`: its block
-  // size). Reads no field of the page's first line, which the owner writes
-  // on every allocation (the caller takes size and i from the segment's
-  // BlockGeometry copy).
-  [[nodiscard]] RemoteFree push_thread_free(std::uintptr_t p, std::size_t size, std::uint32_t i) noexcept;
+  // The free itself, for block i at p, already checked against g, the
+  // page's BlockGeometry copy in its segment header, with `count` its
+  // thread_free() (the caller, free(), knows the page's index). Reads no
+  // field of the page (segment.h, BlockGeometry), but to report a double
+  // free.
+  [[nodiscard]] RemoteFree push_thread_free(std::atomic<std::uintptr_t>& count, const BlockGeometry& g,
+                                            std::uintptr_t p, std::uint32_t i) noexcept;
   // Thread frees announced and not collected (some may not have set their
   // bit yet).
   std::uintptr_t thread_frees_pending() const noexcept {

@@ -21,7 +21,8 @@
 // Invariants (Segment::is_valid): cookie == address ^ kCookieKey;
 // pages_in_use == number of pages with in_use, == page_count - first_page - popcount(free_pages);
 // pages below first_page are never free nor in use;
-// geometry[i] == page i's blocks_start, block_size, block_inv, reserved while it is in use.
+// geometry[i] == page i's blocks_start, block_size, block_inv, reserved,
+// debug_fill and &thread_free_word(0) while it is in use.
 #pragma once
 
 #include <atomic>
@@ -38,12 +39,21 @@ class RuntimeCore;
 
 inline constexpr std::uintptr_t kCookieKey = 0x7a67686561707365ull;  // "taghe aps e"
 
-// What a free from any thread needs to check a pointer is a block start.
+// What a free from another thread needs, copied out of the page when it is
+// laid out: whether the pointer is a block start, and where its thread-free
+// bit lies. Such a free reads no line of the page itself: the owner writes
+// the first on every allocation and the second whenever the page moves
+// between queues, and a read from another core pulls the line away from it
+// (larson: the owner's next local free stalled on block_inv).
 struct alignas(32) BlockGeometry {
   std::uintptr_t blocks_start = 0;
   std::size_t block_size = 0;
   std::uint32_t block_inv = 0;
-  std::uint32_t reserved = 0;
+  std::uint16_t reserved = 0;                 // at most kBitmapWords * 64 blocks
+  std::uint8_t debug_fill = 0;                // the page's: fill a freed block with 0xDD
+  std::uint64_t* thread_free_bits = nullptr;  // &page.thread_free_word(0)
+
+  std::uint64_t& thread_free_word(std::uint32_t w) const noexcept { return thread_free_bits[Page::bitmap_offset(w)]; }
 
   std::uint32_t block_index(std::uintptr_t p) const noexcept {
     return static_cast<std::uint32_t>(((p - blocks_start) * std::uint64_t{block_inv}) >> 32);
@@ -54,6 +64,7 @@ struct alignas(32) BlockGeometry {
     return p >= blocks_start && i < reserved && blocks_start + i * block_size == p;
   }
 };
+static_assert(sizeof(BlockGeometry) == 32 && kBitmapWords * 64 <= UINT16_MAX);
 
 struct Segment {
   // First, so that a page's address is the segment's plus index * 128: free()
