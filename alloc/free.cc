@@ -51,13 +51,24 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
 
 // A free from a thread that does not own the page. Reads only the segment's
 // copies of owner and geometry, the page's thread-free count and its
-// thread-free bitmap, not the line the owner keeps writing nor the block.
+// thread-free bitmap, not the line the owner keeps writing nor the block;
+// from an attached thread state, usually only the copies, the free then
+// gathered in its RemoteFreeBuffer.
 [[gnu::noinline]] void free_not_local(Segment* seg, std::size_t index, std::uintptr_t p) noexcept {
   if constexpr (kChecked) seg->runtime->check_free_outside_walk(p);
   Page* page = &seg->pages[index];
   if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
     const BlockGeometry& g = seg->geometry[index];
     if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
+    RemoteFreeBuffer* buffer = t_remote_frees;
+    if (buffer != nullptr && buffer->runtime() == seg->runtime && g.block_size <= kSmallBlockMax &&
+        !((seg->runtime->sweep_tags >> g.tag) & 1u) && t_walks_on_this_thread == 0) [[likely]] {
+      // Gathered, to land with the word's other frees (remote_free_buffer.h).
+      if (g.debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, g.block_size);
+      asan::poison(p, g.block_size);
+      buffer->note(page, g.block_index(p), g.block_size);
+      return;
+    }
     if (page->push_thread_free(seg->thread_free_counts[index], g, p, g.block_index(p)) == Page::RemoteFree::kDone)
         [[likely]]
       return;

@@ -235,6 +235,9 @@ struct WalkScope {
   RuntimeCore* outer;
   explicit WalkScope(RuntimeCore& c) : core(c), outer(t_walking) {
     refuse_inside_walk(core, "a walk");
+    // The world is stopped: frees any thread gathered land first, so the
+    // walk shows none of their blocks (invariant 3).
+    core.flush_remote_frees();
     core.walkers.fetch_add(1, std::memory_order_relaxed);
     t_walking = &core;
     ++t_walks_on_this_thread;

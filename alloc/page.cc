@@ -35,7 +35,7 @@ void Page::init(std::size_t bs, std::uint8_t cls, Tag t, bool fill, std::size_t 
     std::atomic_ref<std::uint64_t>(thread_free_word(static_cast<std::uint32_t>(w))).store(0, std::memory_order_relaxed);
   }
   Segment::of(this)->geometry[page_index] = BlockGeometry{blocks_start, block_size, block_inv,
-                                                         static_cast<std::uint16_t>(reserved), debug_fill,
+                                                         static_cast<std::uint16_t>(reserved), debug_fill, tag,
                                                          &thread_free_word(0)};
   asan::poison(area, area_size);  // every block is free, slack never used
   alloc_word = &g_no_word;

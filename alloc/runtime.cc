@@ -1,6 +1,7 @@
 // Runtimes: the abandoned pool, huge pages, and the public Runtime.
 #include "alloc/runtime.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,13 @@ namespace tagheap::internal {
 RuntimeCore::RuntimeCore(const RuntimeOptions& opts) : options(opts) {}
 
 RuntimeCore::~RuntimeCore() {
+  // Every thread state is gone, each having flushed and given back its buffer.
+  for (RemoteFreeBuffer* b = remote_free_buffers.load(std::memory_order_relaxed); b != nullptr;) {
+    RemoteFreeBuffer* next = b->next;
+    b->~RemoteFreeBuffer();
+    std::free(b);
+    b = next;
+  }
   // Pages still in lists are unmapped with their segments; unlink them first
   // so safe-mode hooks do not complain.
   for (TagShard& shard : shards) {
@@ -192,7 +200,40 @@ void RuntimeCore::make_marks_sticky(TagSet tags) noexcept {
   });
 }
 
+void RuntimeCore::flush_remote_frees() noexcept {
+  if (remote_free_buffers_holding.load(std::memory_order_acquire) == 0) return;
+  for (RemoteFreeBuffer* b = remote_free_buffers.load(std::memory_order_acquire); b != nullptr; b = b->next)
+    b->flush();
+}
+
+RemoteFreeBuffer* RuntimeCore::take_remote_free_buffer() noexcept {
+  for (RemoteFreeBuffer* b = remote_free_buffers.load(std::memory_order_acquire); b != nullptr; b = b->next) {
+    bool expected = false;
+    if (!b->taken.load(std::memory_order_relaxed) &&
+        b->taken.compare_exchange_strong(expected, true, std::memory_order_acquire))
+      return b;
+  }
+  // malloc, not new: a program may replace operator new (and tests that
+  // make it fail do), and a buffer is worth having only when memory is there.
+  void* mem = std::malloc(sizeof(RemoteFreeBuffer));
+  if (mem == nullptr) return nullptr;
+  auto* b = new (mem) RemoteFreeBuffer(*this);
+  b->taken.store(true, std::memory_order_relaxed);
+  b->next = remote_free_buffers.load(std::memory_order_relaxed);
+  while (!remote_free_buffers.compare_exchange_weak(b->next, b, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  return b;
+}
+
+void RuntimeCore::give_back_remote_free_buffer(RemoteFreeBuffer* buffer) noexcept {
+  buffer->flush();
+  buffer->taken.store(false, std::memory_order_release);
+}
+
 void RuntimeCore::begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept {
+  // Frees gathered while these tags were not swept lazily: a sweep must
+  // not find their blocks dead and free them again.
+  flush_remote_frees();
   ++sweep_epoch;
   sweep_tags = tags.bits();
   sweep_keeps_marks = keep_marks;
@@ -318,6 +359,10 @@ std::size_t Runtime::trim() {
   // The walk's next page may be one trim would release, its segment one it
   // would unmap.
   internal::refuse_inside_walk(*core_, "Runtime::trim()");
+  // The calling thread's gathered frees (others' land at their next flush,
+  // or when the world is stopped for a walk).
+  if (internal::RemoteFreeBuffer* own = internal::t_remote_frees; own != nullptr && own->runtime() == core_.get())
+    own->flush();
   const std::size_t released = core_->trim_pool();
   core_->segments.purge_all();
   return released;

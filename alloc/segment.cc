@@ -27,7 +27,8 @@ bool Segment::is_valid() const noexcept {
     if (pages[i].in_use && pages[i].block_size != 0 &&
         (g.blocks_start != pages[i].blocks_start || g.block_size != pages[i].block_size ||
          g.block_inv != pages[i].block_inv || g.reserved != pages[i].reserved ||
-         g.debug_fill != pages[i].debug_fill || g.thread_free_bits != &pages[i].thread_free_word(0)))
+         g.debug_fill != pages[i].debug_fill || g.tag != pages[i].tag ||
+         g.thread_free_bits != &pages[i].thread_free_word(0)))
       fatal("segment %p: page %zu: the geometry copy for remote frees is stale", static_cast<const void*>(this), i);
   }
   if (in_use != pages_in_use) fatal("segment %p: %zu pages in use, counter says %u", static_cast<const void*>(this), in_use, pages_in_use);

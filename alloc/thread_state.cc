@@ -22,6 +22,8 @@ void check_not_walking(internal::RuntimeCore& core, const char* what) {
 ThreadState::ThreadState(Runtime& runtime)
     : runtime_(&runtime), heap_storage_(::operator new(kTagCount * sizeof(Heap), std::align_val_t{alignof(Heap)})) {
   node_.self = this;
+  // Short of memory for it, frees into other threads' pages land one by one.
+  node_.remote_frees = runtime.core().take_remote_free_buffer();
   // Fully built: now a walk may see it (invariant 9).
   internal::RuntimeCore& core = runtime.core();
   check_not_walking(core, "ThreadState made");
@@ -50,6 +52,8 @@ ThreadState::~ThreadState() {
     if (heap != nullptr) heap->~Heap();
     heap = nullptr;
   }
+  if (node_.remote_frees != nullptr) core.give_back_remote_free_buffer(node_.remote_frees);
+  node_.remote_frees = nullptr;
   ::operator delete(heap_storage_, std::align_val_t{alignof(Heap)});
 }
 
@@ -61,10 +65,15 @@ void ThreadState::attach() {
   if (!attached_.compare_exchange_strong(expected, true, std::memory_order_acquire))
     throw std::logic_error("tagheap: this ThreadState is attached to another OS thread");
   internal::t_current_owner = owner_token();
+  internal::t_remote_frees = node_.remote_frees;
 }
 
 void ThreadState::detach() {
   if (internal::t_current_owner != owner_token()) return;
+  // Its gathered frees land now: a detached thread state may never run
+  // again, or run on another thread.
+  if (node_.remote_frees != nullptr) node_.remote_frees->flush();
+  internal::t_remote_frees = nullptr;
   internal::t_current_owner = 1;
   attached_.store(false, std::memory_order_release);
 }
@@ -86,6 +95,9 @@ void ThreadState::abandon() {
   if (attached() && internal::t_current_owner != owner_token())
     internal::fatal("tagheap: ThreadState %p abandoned while attached to another OS thread",
                     static_cast<void*>(this));
+  // Its own frees into other pages first (while detached, or on its
+  // thread: nobody else writes the buffer).
+  if (node_.remote_frees != nullptr) node_.remote_frees->flush();
   for (Heap* heap : heaps_) {
     if (heap == nullptr || heap->page_count() == 0) continue;
     runtime_->core().check_no_walk("abandoning a thread state");

@@ -47,7 +47,11 @@ namespace tagheap::internal {
   if (page.is_free_bit(i)) return false;
   // Found dead by the last collection, not swept yet.
   if (Segment::of(&page)->runtime->sweep_pending(page) && !page.is_marked_bit(i)) return false;
-  return !page.is_thread_freed(i);  // freed by another thread, not collected yet
+  if (page.is_thread_freed(i)) return false;  // freed by another thread, not collected yet
+  // Freed by another thread, gathered in its buffer (remote_free_buffer.h):
+  // never on a tag swept lazily.
+  const RuntimeCore* core = Segment::of(&page)->runtime;
+  return ((core->sweep_tags >> page.tag) & 1u) || !core->remote_free_noted(page, i);
 }
 
 // The page of the block containing p, its index in *index; nullptr when p

@@ -35,6 +35,7 @@
 
 #include "alloc/internal/intrusive.h"
 #include "alloc/internal/page.h"
+#include "alloc/internal/remote_free_buffer.h"
 #include "alloc/internal/segment.h"
 #include "alloc/internal/segment_pool.h"
 #include "alloc/internal/size_class.h"
@@ -96,6 +97,7 @@ extern constinit thread_local int t_walks_on_this_thread __attribute__((tls_mode
 struct ThreadNode {
   ListHook hook;
   ThreadState* self = nullptr;
+  RemoteFreeBuffer* remote_frees = nullptr;  // its frees into others' pages, or nullptr
 };
 using ThreadList = IntrusiveList<ThreadNode, &ThreadNode::hook>;
 
@@ -159,6 +161,27 @@ class RuntimeCore {
   // collection whose sweep happens lazily (see the top of this file). Dead
   // huge blocks are freed at once.
   void begin_lazy_sweep(TagSet tags, bool keep_marks) noexcept;
+  // World stopped: every thread state's gathered frees land on their pages
+  // (remote_free_buffer.h), so a walk or a sweep sees them freed.
+  void flush_remote_frees() noexcept;
+
+  // --- frees gathered by thread states (remote_free_buffer.h) ---
+  // Every buffer made for this runtime, linked by `next`, freed only with
+  // it: find_block may read them from any thread without a lock.
+  std::atomic<RemoteFreeBuffer*> remote_free_buffers{nullptr};
+  // Buffers holding frees now: find_block looks in them only when not 0.
+  std::atomic<std::uint32_t> remote_free_buffers_holding{0};
+  // A buffer for a new thread state (a given-back one, or a new one), or
+  // nullptr when memory is short; given back flushed.
+  RemoteFreeBuffer* take_remote_free_buffer() noexcept;
+  void give_back_remote_free_buffer(RemoteFreeBuffer* buffer) noexcept;
+  // Whether some thread state gathered the free of block i of `page`.
+  bool remote_free_noted(const Page& page, std::uint32_t i) const noexcept {
+    if (remote_free_buffers_holding.load(std::memory_order_acquire) == 0) return false;
+    for (const RemoteFreeBuffer* b = remote_free_buffers.load(std::memory_order_acquire); b != nullptr; b = b->next)
+      if (b->holds(&page, i)) return true;
+    return false;
+  }
 
   // Checked builds, in free(): the world is stopped during a walk (or a
   // collection's sweep), so only a walking thread (a visitor, a finalizer)

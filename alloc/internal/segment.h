@@ -22,7 +22,7 @@
 // pages_in_use == number of pages with in_use, == page_count - first_page - popcount(free_pages);
 // pages below first_page are never free nor in use;
 // geometry[i] == page i's blocks_start, block_size, block_inv, reserved,
-// debug_fill and &thread_free_word(0) while it is in use.
+// debug_fill, tag and &thread_free_word(0) while it is in use.
 #pragma once
 
 #include <atomic>
@@ -51,6 +51,7 @@ struct alignas(32) BlockGeometry {
   std::uint32_t block_inv = 0;
   std::uint16_t reserved = 0;                 // at most kBitmapWords * 64 blocks
   std::uint8_t debug_fill = 0;                // the page's: fill a freed block with 0xDD
+  Tag tag = 0;                                // the page's
   std::uint64_t* thread_free_bits = nullptr;  // &page.thread_free_word(0)
 
   std::uint64_t& thread_free_word(std::uint32_t w) const noexcept { return thread_free_bits[Page::bitmap_offset(w)]; }

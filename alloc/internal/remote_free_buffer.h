@@ -1,0 +1,150 @@
+// internal/remote_free_buffer.h: frees from another thread, gathered by
+// bitmap word before they reach the pages.
+// Internal: users must not rely on anything under alloc/internal/.
+//
+// A free of a block whose page another thread owns announces itself on the
+// page's thread-free count and sets the block's thread-free bit: two locked
+// operations on lines the owner reads, paid per block (larson: about half
+// of its time). An attached thread state instead notes such a free here,
+// without a locked operation, as a bit in the mask of its (page, word)
+// slot; flush() then announces each page's blocks with one add and sets
+// each word's bits with one OR. The block stays allocated in its page until
+// then, so nothing about the page changes meanwhile: it cannot be emptied
+// or laid out again (its blocks keep `used` above zero), only abandoned,
+// which closes it to thread frees, and a flush then frees those blocks
+// under the pool's lock, as a free that finds a page closed does.
+//
+// What is noted and when it lands
+//   - Only small blocks (up to kSmallBlockMax) of the thread state's own
+//     runtime, on tags no collector sweeps lazily (RuntimeCore::sweep_tags:
+//     a lazy sweep would free a dead block a second time), and never while
+//     the thread walks (a visitor's frees land at once, as the walk rules
+//     say).
+//   - flush() runs once kMaxBlocks frees or kMaxBytes bytes gather, or the
+//     slots are three quarters used; when the thread state detaches, is
+//     abandoned or destroyed; on the calling thread's trim(); and for every
+//     thread state of the runtime when a walk begins (the world is stopped:
+//     a walk never shows a block freed on any thread) and when a collection
+//     begins its lazy sweep (a tag that joins sweep_tags may have blocks
+//     noted before).
+//   - Until then a noted block is still allocated: find_block() finds it,
+//     and its memory is not reused (at most kMaxBytes a thread state).
+//
+// Invariants
+//   A slot is in use iff its page is not nullptr; its mask is not zero
+//   then, and no two slots in use have the same (page, word).
+//   Every bit of a mask in use is a block of that page freed by this
+//   thread and not yet announced; a block noted twice is fatal at note(),
+//   one freed by another path as well is fatal at the flush or when its
+//   owner collects, as any double free from another thread.
+//   A slot is written page last (fork(): a child flushing the buffer of a
+//   thread that died in note() skips a half-written slot).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/internal/config.h"
+
+namespace tagheap::internal {
+
+class RuntimeCore;
+struct Page;
+
+class RemoteFreeBuffer {
+ public:
+  static constexpr std::size_t kSlots = 512;  // a power of two
+  static constexpr std::size_t kMaxSlotsUsed = kSlots * 3 / 4;
+  static constexpr std::uint32_t kMaxBlocks = 2048;
+  static constexpr std::size_t kMaxBytes = std::size_t{1} << 20;
+
+  explicit RemoteFreeBuffer(RuntimeCore& core) noexcept : core_(&core) {}
+  RemoteFreeBuffer(const RemoteFreeBuffer&) = delete;
+  RemoteFreeBuffer& operator=(const RemoteFreeBuffer&) = delete;
+
+  RuntimeCore* runtime() const noexcept { return core_; }
+
+  // Block i (of block_size bytes) of `page`, whose geometry p was checked
+  // against, is freed by this thread: noted, and flushed when the buffer
+  // is full. Fatal if it was noted already (a double free).
+  void note(Page* page, std::uint32_t i, std::size_t block_size) noexcept {
+    const std::uint32_t word = i >> 6;
+    const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+    if (blocks_ == 0) became_holding();  // before any slot: readers of find_block look here first
+    ++blocks_;
+    bytes_ += block_size;
+    std::size_t h = hash(page, word);
+    for (;; h = (h + 1) & (kSlots - 1)) {
+      Slot& s = slots_[h];
+      Page* const in_slot = s.page.load(std::memory_order_relaxed);
+      if (in_slot == page && s.word.load(std::memory_order_relaxed) == word) {
+        const std::uint64_t mask = s.mask.load(std::memory_order_relaxed);
+        if (mask & bit) [[unlikely]] noted_twice(page, i);
+        s.mask.store(mask | bit, std::memory_order_relaxed);
+        break;
+      }
+      if (in_slot == nullptr) {
+        s.word.store(word, std::memory_order_relaxed);
+        s.mask.store(bit, std::memory_order_relaxed);
+        s.page.store(page, std::memory_order_release);  // last (fork, and find_block's readers)
+        ++slots_used_;
+        break;
+      }
+    }
+    if (blocks_ >= kMaxBlocks || bytes_ >= kMaxBytes || slots_used_ >= kMaxSlotsUsed) [[unlikely]] flush();
+  }
+
+  // Every noted free lands on its page: one count add per slot and one OR
+  // per word, or under the pool's lock where the page has been abandoned
+  // since. By the buffer's thread, or by any thread while that one is
+  // stopped or gone (walks, after fork()).
+  void flush() noexcept;
+
+  // Whether block i of `page` is noted here. From any thread; exact while
+  // the buffer's thread is stopped (find_block's promise).
+  bool holds(const Page* page, std::uint32_t i) const noexcept {
+    const std::uint32_t word = i >> 6;
+    for (std::size_t h = hash(page, word), n = 0; n < kSlots; h = (h + 1) & (kSlots - 1), ++n) {
+      const Slot& s = slots_[h];
+      const Page* const in_slot = s.page.load(std::memory_order_acquire);
+      if (in_slot == nullptr) return false;
+      if (in_slot == page && s.word.load(std::memory_order_relaxed) == word)
+        return (s.mask.load(std::memory_order_relaxed) >> (i & 63)) & 1;
+    }
+    return false;
+  }
+
+  // The runtime's buffers, never freed while it lives: a thread state takes
+  // one (RuntimeCore::take_remote_free_buffer) and gives it back flushed.
+  RemoteFreeBuffer* next = nullptr;      // set before the buffer is published
+  std::atomic<bool> taken{false};
+
+ private:
+  // Slots are atomics (relaxed: plain moves) only for find_block's readers
+  // on other threads.
+  struct Slot {
+    std::atomic<Page*> page{nullptr};
+    std::atomic<std::uint32_t> word{0};
+    std::atomic<std::uint64_t> mask{0};
+  };
+  static std::size_t hash(const Page* page, std::uint32_t word) noexcept {
+    const std::uint64_t key = reinterpret_cast<std::uintptr_t>(page) + word;
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 55);  // 64 - log2(kSlots)
+  }
+  static_assert(kSlots == 512, "hash() keeps 9 bits");
+  void became_holding() noexcept;
+  [[noreturn, gnu::cold, gnu::noinline]] static void noted_twice(const Page* page, std::uint32_t i) noexcept;
+
+  RuntimeCore* core_;
+  std::uint32_t blocks_ = 0;
+  std::uint32_t slots_used_ = 0;
+  std::size_t bytes_ = 0;
+  Slot slots_[kSlots];
+};
+
+// The buffer of the thread state attached to this thread, or nullptr (none
+// attached, or it has none: made without memory to spare).
+extern constinit thread_local RemoteFreeBuffer* t_remote_frees __attribute__((tls_model("initial-exec")));
+
+}  // namespace tagheap::internal
