@@ -45,12 +45,12 @@ namespace tagheap::internal {
 // of a page left to sweep).
 [[gnu::always_inline]] inline bool block_is_allocated(const Page& page, std::uint32_t i) noexcept {
   if (page.is_free_bit(i)) return false;
+  const RuntimeCore* core = Segment::of(&page)->runtime;
   // Found dead by the last collection, not swept yet.
-  if (Segment::of(&page)->runtime->sweep_pending(page) && !page.is_marked_bit(i)) return false;
+  if (core->sweep_pending(page) && !page.is_marked_bit(i)) return false;
   if (page.is_thread_freed(i)) return false;  // freed by another thread, not collected yet
   // Freed by another thread, gathered in its buffer (remote_free_buffer.h):
   // never on a tag swept lazily.
-  const RuntimeCore* core = Segment::of(&page)->runtime;
   return ((core->sweep_tags >> page.tag) & 1u) || !core->remote_free_noted(page, i);
 }
 

@@ -27,8 +27,9 @@
 //     a walk never shows a block freed on any thread) and when a collection
 //     begins its lazy sweep (a tag that joins sweep_tags may have blocks
 //     noted before).
-//   - Until then a noted block is still allocated: find_block() finds it,
-//     and its memory is not reused (at most kMaxBytes a thread state).
+//   - Until then a noted block is still allocated in its page, and its
+//     memory is not reused (at most kMaxBytes a thread state); find_block()
+//     looks in every buffer of the runtime (holds()) and finds it freed.
 //
 // Invariants
 //   A slot is in use iff its page is not nullptr; its mask is not zero
