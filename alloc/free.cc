@@ -61,6 +61,7 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
     const BlockGeometry& g = seg->geometry[index];
     if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
     RemoteFreeBuffer* buffer = t_remote_frees;
+    if (buffer == nullptr && t_current_owner != 1) buffer = take_remote_free_buffer_for_current(seg->runtime);
     if (buffer != nullptr && buffer->runtime() == seg->runtime && g.block_size <= kSmallBlockMax &&
         !((seg->runtime->sweep_tags >> g.tag) & 1u) && t_walks_on_this_thread == 0) [[likely]] {
       // Gathered, to land with the word's other frees (remote_free_buffer.h).

@@ -12,6 +12,7 @@
 #include "alloc/heap_walk.h"
 #include "alloc/internal/lookup_guard.h"
 #include "alloc/internal/runtime_core.h"
+#include "alloc/os.h"
 #include "alloc/thread_state.h"
 
 namespace tagheap::internal {
@@ -23,7 +24,7 @@ RuntimeCore::~RuntimeCore() {
   for (RemoteFreeBuffer* b = remote_free_buffers.load(std::memory_order_relaxed); b != nullptr;) {
     RemoteFreeBuffer* next = b->next;
     b->~RemoteFreeBuffer();
-    std::free(b);
+    os::unmap(b, remote_free_buffer_bytes());
     b = next;
   }
   // Pages still in lists are unmapped with their segments; unlink them first
@@ -206,6 +207,10 @@ void RuntimeCore::flush_remote_frees() noexcept {
     b->flush();
 }
 
+std::size_t RuntimeCore::remote_free_buffer_bytes() noexcept {
+  return (sizeof(RemoteFreeBuffer) + os::page_size() - 1) & ~(os::page_size() - 1);
+}
+
 RemoteFreeBuffer* RuntimeCore::take_remote_free_buffer() noexcept {
   for (RemoteFreeBuffer* b = remote_free_buffers.load(std::memory_order_acquire); b != nullptr; b = b->next) {
     bool expected = false;
@@ -213,10 +218,11 @@ RemoteFreeBuffer* RuntimeCore::take_remote_free_buffer() noexcept {
         b->taken.compare_exchange_strong(expected, true, std::memory_order_acquire))
       return b;
   }
-  // malloc, not new: a program may replace operator new (and tests that
-  // make it fail do), and a buffer is worth having only when memory is there.
-  void* mem = std::malloc(sizeof(RemoteFreeBuffer));
-  if (mem == nullptr) return nullptr;
+  // From the OS, not malloc or new: this runs inside free(), which may be
+  // called where malloc's locks are held by a thread stopped for a
+  // collection (libgc's stop signal); and a program may replace operator new.
+  void* mem = os::map_aligned(remote_free_buffer_bytes(), os::page_size());
+  if (mem == nullptr) return nullptr;  // frees land one by one
   auto* b = new (mem) RemoteFreeBuffer(*this);
   b->taken.store(true, std::memory_order_relaxed);
   b->next = remote_free_buffers.load(std::memory_order_relaxed);

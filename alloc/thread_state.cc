@@ -22,8 +22,6 @@ void check_not_walking(internal::RuntimeCore& core, const char* what) {
 ThreadState::ThreadState(Runtime& runtime)
     : runtime_(&runtime), heap_storage_(::operator new(kTagCount * sizeof(Heap), std::align_val_t{alignof(Heap)})) {
   node_.self = this;
-  // Short of memory for it, frees into other threads' pages land one by one.
-  node_.remote_frees = runtime.core().take_remote_free_buffer();
   // Fully built: now a walk may see it (invariant 9).
   internal::RuntimeCore& core = runtime.core();
   check_not_walking(core, "ThreadState made");
@@ -65,17 +63,30 @@ void ThreadState::attach() {
   if (!attached_.compare_exchange_strong(expected, true, std::memory_order_acquire))
     throw std::logic_error("tagheap: this ThreadState is attached to another OS thread");
   internal::t_current_owner = owner_token();
-  internal::t_remote_frees = node_.remote_frees;
+  node_.remote_frees_tried = false;
+  internal::t_remote_frees = nullptr;  // taken at its first free into another thread's page
 }
 
 void ThreadState::detach() {
   if (internal::t_current_owner != owner_token()) return;
   // Its gathered frees land now: a detached thread state may never run
-  // again, or run on another thread.
-  if (node_.remote_frees != nullptr) node_.remote_frees->flush();
+  // again, or run on another thread. The buffer goes back with them, so
+  // buffers follow the thread states attached, not all of them.
+  if (node_.remote_frees != nullptr) runtime_->core().give_back_remote_free_buffer(node_.remote_frees);
+  node_.remote_frees = nullptr;
   internal::t_remote_frees = nullptr;
   internal::t_current_owner = 1;
   attached_.store(false, std::memory_order_release);
+}
+
+internal::RemoteFreeBuffer* internal::take_remote_free_buffer_for_current(RuntimeCore* core) noexcept {
+  ThreadState* ts = ThreadState::current();
+  if (ts == nullptr || ts->node_.remote_frees_tried || &ts->runtime_->core() != core) return nullptr;
+  // Once per attachment: short of memory for it, its frees land one by one.
+  ts->node_.remote_frees_tried = true;
+  ts->node_.remote_frees = core->take_remote_free_buffer();
+  t_remote_frees = ts->node_.remote_frees;
+  return t_remote_frees;
 }
 
 ThreadState* ThreadState::current() noexcept {

@@ -22,6 +22,13 @@
 #include "alloc/tag.h"
 
 namespace tagheap {
+namespace internal {
+class RemoteFreeBuffer;
+class RuntimeCore;
+// The attached thread state's RemoteFreeBuffer, taken at its first free into
+// another thread's page of `core` since it attached (remote_free_buffer.h).
+RemoteFreeBuffer* take_remote_free_buffer_for_current(RuntimeCore* core) noexcept;
+}  // namespace internal
 
 class ThreadState {
  public:
@@ -62,6 +69,7 @@ class ThreadState {
 
  private:
   friend class Runtime;
+  friend internal::RemoteFreeBuffer* internal::take_remote_free_buffer_for_current(internal::RuntimeCore*) noexcept;
   Heap& make_heap(Tag tag);
 
   Runtime* runtime_;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -16,6 +17,7 @@
 
 #include "alloc/internal/remote_free_buffer.h"
 #include "alloc/internal/segment.h"
+#include "alloc/os.h"
 #include "alloc/tagheap.h"
 #include "gc/mark_sweep.h"
 #include "gc/visit.h"
@@ -71,6 +73,19 @@ std::size_t blocks_of_tag(Runtime& rt, Tag tag) {
   std::size_t n = 0;
   tagheap::visit_blocks(rt, TagSet{tag}, [&](const BlockRef&) { ++n; });
   return n;
+}
+
+// Buffers the runtime has made, and how many of them thread states hold.
+struct BufferCount {
+  std::size_t made = 0, taken = 0;
+};
+BufferCount buffers_of(Runtime& rt) {
+  BufferCount c;
+  for (internal::RemoteFreeBuffer* b = rt.core().remote_free_buffers.load(); b != nullptr; b = b->next) {
+    ++c.made;
+    c.taken += b->taken.load() ? 1 : 0;
+  }
+  return c;
 }
 
 internal::Page* page_of(void* p) {
@@ -195,6 +210,85 @@ TEST_SUITE("alloc.remote_free_buffer") {
     INFO(r.describe());
     CHECK(r.aborted_naming(p, "double free"));
     tagheap::free(p);
+    tagheap::free(keep);
+  }
+
+  TEST_CASE("a thread state takes a buffer only at its first free into another thread's page") {
+    Runtime rt;
+    AttachedState owner(rt);
+    std::vector<std::unique_ptr<ThreadState>> idle;
+    for (int i = 0; i < 100; ++i) {
+      idle.push_back(std::make_unique<ThreadState>(rt));
+      std::thread([&] {
+        idle.back()->attach();
+        tagheap::free(idle.back()->heap(0).allocate(64));  // its own page: no buffer
+        idle.back()->detach();
+      }).join();
+    }
+    CHECK(buffers_of(rt).made == 0);
+    void* p = owner.heap(0).allocate(64);
+    void* keep = owner.heap(0).allocate(64);
+    IdleFreer freer(rt, [&] { tagheap::free(p); });
+    CHECK(buffers_of(rt).made == 1);
+    CHECK(buffers_of(rt).taken == 1);
+    CHECK(page_of(p)->thread_frees_pending() == 0);  // gathered, in the buffer just taken
+    freer.release();
+    CHECK(buffers_of(rt).taken == 0);  // given back at detach
+    CHECK(page_of(p)->thread_frees_pending() == 1);
+    tagheap::free(keep);
+  }
+
+  TEST_CASE("buffers follow the thread states attached: a thousand in turn share one") {
+    Runtime rt;
+    AttachedState owner(rt);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 1000; ++i) blocks.push_back(owner.heap(0).allocate(32));
+    std::vector<std::unique_ptr<ThreadState>> states;
+    for (int i = 0; i < 1000; ++i) states.push_back(std::make_unique<ThreadState>(rt));
+    std::thread([&] {
+      for (int i = 0; i < 1000; ++i) {
+        states[i]->attach();
+        tagheap::free(blocks[i]);
+        states[i]->detach();
+      }
+    }).join();
+    CHECK(buffers_of(rt).made == 1);
+    CHECK(buffers_of(rt).taken == 0);
+    std::size_t pending = 0;
+    std::set<internal::Page*> pages;
+    for (void* b : blocks) pages.insert(page_of(b));
+    for (internal::Page* page : pages) pending += page->thread_frees_pending();
+    CHECK(pending == 1000);  // every free landed at its detach
+  }
+
+  TEST_CASE("with no memory for a buffer, frees from another thread land one by one and lose nothing") {
+    Runtime rt;
+    AttachedState owner(rt);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 100; ++i) blocks.push_back(owner.heap(0).allocate(48));
+    std::thread([&] {
+      AttachedState other(rt);
+      os::refuse_after(0);
+      for (void* b : blocks) tagheap::free(b);
+      os::refuse_after(-1);
+      CHECK(page_of(blocks[0])->thread_frees_pending() == 100);  // landed at once
+    }).join();
+    CHECK(buffers_of(rt).made == 0);
+    CHECK(blocks_of_tag(rt, 0) == 0);
+  }
+
+  TEST_CASE("a thread state of another runtime frees one by one and takes no buffer of this one") {
+    Runtime rt, other_rt;
+    AttachedState owner(rt);
+    void* p = owner.heap(0).allocate(64);
+    void* keep = owner.heap(0).allocate(64);
+    std::thread([&] {
+      AttachedState other(other_rt);
+      tagheap::free(p);
+      CHECK(page_of(p)->thread_frees_pending() == 1);  // landed at once
+    }).join();
+    CHECK(buffers_of(rt).made == 0);
+    CHECK(buffers_of(other_rt).made == 0);
     tagheap::free(keep);
   }
 

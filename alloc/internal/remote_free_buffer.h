@@ -116,8 +116,10 @@ class RemoteFreeBuffer {
     return false;
   }
 
-  // The runtime's buffers, never freed while it lives: a thread state takes
-  // one (RuntimeCore::take_remote_free_buffer) and gives it back flushed.
+  // The runtime's buffers, never freed while it lives: an attached thread
+  // state takes one at its first free into another thread's page
+  // (take_remote_free_buffer_for_current, thread_state.h) and gives it back
+  // flushed when it detaches.
   RemoteFreeBuffer* next = nullptr;      // set before the buffer is published
   std::atomic<bool> taken{false};
 
@@ -145,7 +147,7 @@ class RemoteFreeBuffer {
 };
 
 // The buffer of the thread state attached to this thread, or nullptr (none
-// attached, or it has none: made without memory to spare).
+// attached, none taken yet, or none to be had: short of memory).
 extern constinit thread_local RemoteFreeBuffer* t_remote_frees __attribute__((tls_model("initial-exec")));
 
 }  // namespace tagheap::internal

@@ -97,7 +97,10 @@ extern constinit thread_local int t_walks_on_this_thread __attribute__((tls_mode
 struct ThreadNode {
   ListHook hook;
   ThreadState* self = nullptr;
-  RemoteFreeBuffer* remote_frees = nullptr;  // its frees into others' pages, or nullptr
+  // Its frees into others' pages while attached: taken at the first such
+  // free, given back at detach; nullptr before, or when none was to be had.
+  RemoteFreeBuffer* remote_frees = nullptr;
+  bool remote_frees_tried = false;  // since it attached
 };
 using ThreadList = IntrusiveList<ThreadNode, &ThreadNode::hook>;
 
@@ -171,9 +174,11 @@ class RuntimeCore {
   std::atomic<RemoteFreeBuffer*> remote_free_buffers{nullptr};
   // Buffers holding frees now: find_block looks in them only when not 0.
   std::atomic<std::uint32_t> remote_free_buffers_holding{0};
-  // A buffer for a new thread state (a given-back one, or a new one), or
-  // nullptr when memory is short; given back flushed.
+  // A buffer for an attached thread state at its first free into another
+  // thread's page (a given-back one, or one mapped now), or nullptr when
+  // memory is short; given back flushed at detach.
   RemoteFreeBuffer* take_remote_free_buffer() noexcept;
+  static std::size_t remote_free_buffer_bytes() noexcept;  // mapped for one
   void give_back_remote_free_buffer(RemoteFreeBuffer* buffer) noexcept;
   // Whether some thread state gathered the free of block i of `page`.
   bool remote_free_noted(const Page& page, std::uint32_t i) const noexcept {
