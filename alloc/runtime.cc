@@ -353,6 +353,10 @@ void Runtime::after_fork_child(ThreadState& survivor) {
   for (ThreadState* ts : orphans) {
     ts->attached_.store(false, std::memory_order_relaxed);
     ts->abandon();
+    // Its buffer of gathered frees, flushed by abandon(), as its detach
+    // would have given it back.
+    if (ts->node_.remote_frees != nullptr) core_->give_back_remote_free_buffer(ts->node_.remote_frees);
+    ts->node_.remote_frees = nullptr;
     // Their threads will never destroy them: they leave the runtime now, and
     // a later destructor (if any) finds nothing to do.
     std::lock_guard lock(core_->threads_mu);

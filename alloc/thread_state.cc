@@ -63,8 +63,10 @@ void ThreadState::attach() {
   if (!attached_.compare_exchange_strong(expected, true, std::memory_order_acquire))
     throw std::logic_error("tagheap: this ThreadState is attached to another OS thread");
   internal::t_current_owner = owner_token();
-  node_.remote_frees_tried = false;
-  internal::t_remote_frees = nullptr;  // taken at its first free into another thread's page
+  // Its buffer is taken at its first free into another thread's page
+  // (detach gave the last one back).
+  node_.remote_frees_tried = node_.remote_frees != nullptr;
+  internal::t_remote_frees = node_.remote_frees;
 }
 
 void ThreadState::detach() {

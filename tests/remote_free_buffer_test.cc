@@ -292,6 +292,31 @@ TEST_SUITE("alloc.remote_free_buffer") {
     tagheap::free(keep);
   }
 
+  TEST_CASE("after fork() the child lands an orphaned thread state's gathered frees and takes its buffer back") {
+    Runtime rt;
+    AttachedState owner(rt);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 64; ++i) blocks.push_back(owner.heap(0).allocate(48));
+    IdleFreer freer(rt, [&] {
+      for (int i = 0; i < 64; i += 2) tagheap::free(blocks[i]);
+    });
+    REQUIRE(buffers_of(rt).taken == 1);
+    const test::ChildResult r = test::run_in_child([&] {
+      rt.after_fork_child(owner.ts);  // the freer's thread is gone here
+      if (page_of(blocks[0])->thread_frees_pending() != 32) std::_Exit(2);  // landed
+      if (buffers_of(rt).taken != 0) std::_Exit(3);                         // given back
+      owner.ts.detach();
+      if (blocks_of_tag(rt, 0) != 32) std::_Exit(4);
+      owner.ts.attach();
+      for (int i = 1; i < 64; i += 2) tagheap::free(blocks[i]);
+    });
+    INFO(r.describe());
+    CHECK(r.exited);
+    CHECK(r.exit_code == 0);
+    freer.release();
+    for (int i = 1; i < 64; i += 2) tagheap::free(blocks[i]);
+  }
+
   TEST_CASE("with debug_fill a gathered free fills the block with 0xDD at once") {
     RuntimeOptions o;
     o.debug_fill = true;
