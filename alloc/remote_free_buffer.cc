@@ -24,9 +24,10 @@ void RemoteFreeBuffer::became_holding() noexcept {
 
 void RemoteFreeBuffer::flush() noexcept {
   if (blocks_ == 0) return;
-  for (Slot& s : slots_) {
+  for (std::uint32_t n = 0; n < slots_used_; ++n) {
+    Slot& s = slots_[used_[n]];
     Page* page = s.page.load(std::memory_order_relaxed);
-    if (page == nullptr) continue;
+    if (page == nullptr) continue;  // half-written by a thread gone at fork()
     const std::uint64_t mask = s.mask.load(std::memory_order_relaxed);
     const std::uint32_t word = s.word.load(std::memory_order_relaxed);
     Segment* seg = Segment::of(page);

@@ -20,9 +20,10 @@
 //     a lazy sweep would free a dead block a second time), and never while
 //     the thread walks (a visitor's frees land at once, as the walk rules
 //     say).
-//   - flush() runs once kMaxBlocks frees or kMaxBytes bytes gather, or the
-//     slots are three quarters used; when the thread state detaches, is
-//     abandoned or destroyed; on the calling thread's trim(); and for every
+//   - flush() (which reads only the slots in use) runs once kMaxBlocks
+//     frees or kMaxBytes bytes gather, or the slots are three quarters
+//     used; when the thread state detaches, is abandoned or destroyed; on
+//     the calling thread's trim(); and for every
 //     thread state of the runtime when a walk begins (the world is stopped:
 //     a walk never shows a block freed on any thread) and when a collection
 //     begins its lazy sweep (a tag that joins sweep_tags may have blocks
@@ -38,8 +39,10 @@
 //   thread and not yet announced; a block noted twice is fatal at note(),
 //   one freed by another path as well is fatal at the flush or when its
 //   owner collects, as any double free from another thread.
-//   A slot is written page last (fork(): a child flushing the buffer of a
-//   thread that died in note() skips a half-written slot).
+//   Every slot in use is among the first slots_used_ entries of used_,
+//   which are distinct; an entry is written before its slot, and a slot
+//   page last (fork(): a child flushing the buffer of a thread that died
+//   in note() skips a half-written slot, and misses none).
 #pragma once
 
 #include <atomic>
@@ -55,9 +58,13 @@ struct Page;
 
 class RemoteFreeBuffer {
  public:
-  static constexpr std::size_t kSlots = 512;  // a power of two
+  // 2,048 slots (48 KiB) rather than 512: larson's frees spread over about
+  // as many bitmap words as 512 slots hold, so a slot landed little more
+  // than one block; 28.3 -> 24.6 ns an operation (4,096 slots: no better
+  // under the same 1 MiB; 2 MiB held: 23.5 ns for 4 MiB more RSS).
+  static constexpr std::size_t kSlots = 2048;  // a power of two
   static constexpr std::size_t kMaxSlotsUsed = kSlots * 3 / 4;
-  static constexpr std::uint32_t kMaxBlocks = 2048;
+  static constexpr std::uint32_t kMaxBlocks = 4096;
   static constexpr std::size_t kMaxBytes = std::size_t{1} << 20;
 
   explicit RemoteFreeBuffer(RuntimeCore& core) noexcept : core_(&core) {}
@@ -86,10 +93,10 @@ class RemoteFreeBuffer {
         break;
       }
       if (in_slot == nullptr) {
+        used_[slots_used_++] = static_cast<std::uint16_t>(h);  // before the slot: see flush()
         s.word.store(word, std::memory_order_relaxed);
         s.mask.store(bit, std::memory_order_relaxed);
         s.page.store(page, std::memory_order_release);  // last (fork, and find_block's readers)
-        ++slots_used_;
         break;
       }
     }
@@ -133,9 +140,9 @@ class RemoteFreeBuffer {
   };
   static std::size_t hash(const Page* page, std::uint32_t word) noexcept {
     const std::uint64_t key = reinterpret_cast<std::uintptr_t>(page) + word;
-    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 55);  // 64 - log2(kSlots)
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 53);  // 64 - log2(kSlots)
   }
-  static_assert(kSlots == 512, "hash() keeps 9 bits");
+  static_assert(kSlots == 2048, "hash() keeps 11 bits; used_ holds 16-bit indices");
   void became_holding() noexcept;
   [[noreturn, gnu::cold, gnu::noinline]] static void noted_twice(const Page* page, std::uint32_t i) noexcept;
 
@@ -144,6 +151,10 @@ class RemoteFreeBuffer {
   std::uint32_t slots_used_ = 0;
   std::size_t bytes_ = 0;
   Slot slots_[kSlots];
+  // The slots in use, in the order they were taken, so a flush reads only
+  // those: an entry is written before its slot, so it may name a slot a
+  // thread that died in note() left half-written (page still nullptr).
+  std::uint16_t used_[kMaxSlotsUsed];
 };
 
 // The buffer of the thread state attached to this thread, or nullptr (none
