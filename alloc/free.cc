@@ -60,15 +60,18 @@ inline Page* page_of_block(const void* p, const char* what) noexcept {
   if (seg->page_owner[index].load(std::memory_order_acquire) != 0) {
     const BlockGeometry& g = seg->geometry[index];
     if (!g.is_block_start(p)) [[unlikely]] page->check_block_start(p);  // fatal, with the why
-    RemoteFreeBuffer* buffer = t_remote_frees;
-    if (buffer == nullptr && t_current_owner != 1) buffer = take_remote_free_buffer_for_current(seg->runtime);
-    if (buffer != nullptr && buffer->runtime() == seg->runtime && g.block_size <= kSmallBlockMax &&
-        !((seg->runtime->sweep_tags >> g.tag) & 1u) && t_walks_on_this_thread == 0) [[likely]] {
-      // Gathered, to land with the word's other frees (remote_free_buffer.h).
-      if (g.debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, g.block_size);
-      asan::poison(p, g.block_size);
-      buffer->note(page, g.block_index(p), g.block_size);
-      return;
+    if (g.block_size <= kSmallBlockMax && !((seg->runtime->sweep_tags >> g.tag) & 1u) &&
+        t_walks_on_this_thread == 0) [[likely]] {
+      RemoteFreeBuffer* buffer = t_remote_frees;
+      if (buffer == nullptr && t_current_owner != 1)
+        buffer = take_remote_free_buffer_for_current(seg->runtime);  // its first since it attached
+      if (buffer != nullptr && buffer->runtime() == seg->runtime) [[likely]] {
+        // Gathered, to land with the word's other frees (remote_free_buffer.h).
+        if (g.debug_fill) std::memset(reinterpret_cast<void*>(p), kFillFreed, g.block_size);
+        asan::poison(p, g.block_size);
+        buffer->note(page, g.block_index(p), g.block_size);
+        return;
+      }
     }
     if (page->push_thread_free(seg->thread_free_counts[index], g, p, g.block_index(p)) == Page::RemoteFree::kDone)
         [[likely]]

@@ -261,6 +261,27 @@ TEST_SUITE("alloc.remote_free_buffer") {
     CHECK(pending == 1000);  // every free landed at its detach
   }
 
+  TEST_CASE("frees no buffer would hold, of large blocks or from a walk's visitor, take no buffer") {
+    Runtime rt;
+    AttachedState owner(rt);
+    void* large = owner.heap(0).allocate(internal::kSmallBlockMax + 1);
+    void* small = owner.heap(0).allocate(64);
+    void* keep = owner.heap(0).allocate(64);
+    owner.ts.detach();
+    std::thread([&] {
+      AttachedState other(rt);
+      tagheap::free(large);  // lands at once
+      // A visitor's free lands at once, as the walk rules say.
+      tagheap::visit_blocks(rt, TagSet{0}, [&](const BlockRef& b) {
+        if (b.block == small) tagheap::free(small);
+      });
+    }).join();
+    CHECK(blocks_of_tag(rt, 0) == 1);  // keep: the frees landed
+    owner.ts.attach();
+    CHECK(buffers_of(rt).made == 0);
+    tagheap::free(keep);
+  }
+
   TEST_CASE("with no memory for a buffer, frees from another thread land one by one and lose nothing") {
     Runtime rt;
     AttachedState owner(rt);
