@@ -50,8 +50,6 @@ ThreadState::~ThreadState() {
     if (heap != nullptr) heap->~Heap();
     heap = nullptr;
   }
-  if (node_.remote_frees != nullptr) core.give_back_remote_free_buffer(node_.remote_frees);
-  node_.remote_frees = nullptr;
   ::operator delete(heap_storage_, std::align_val_t{alignof(Heap)});
 }
 

@@ -108,7 +108,6 @@ inline void* allocate(std::size_t n, unsigned k) {
   if (h == nullptr || t->unflushed_bytes + asked >= kFlushBytes) [[unlikely]] return allocate_slow(n, k);
   enter_allocator(*t);
   void* p = h->allocate(asked);
-  __builtin_prefetch(static_cast<char*>(p) + 256, 1);
   if (p != nullptr && detail::g_kinds[k].clear) {
     auto* w = static_cast<std::uint64_t*>(p);
     for (std::size_t i = 0; i < ((asked + 15) >> 4); ++i) w[2 * i] = w[2 * i + 1] = 0;
