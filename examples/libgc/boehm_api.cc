@@ -11,6 +11,7 @@
 #include <gc/gc_typed.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -33,6 +34,9 @@ void* allocate_or_oom(std::size_t n, unsigned kind) {
   void* p = lg::allocate(n, kind);
   return p != nullptr ? p : lg::out_of_memory(n);
 }
+
+std::atomic<unsigned long> g_time_limit_ms{GC_TIME_UNLIMITED};  // GC_set_time_limit
+std::atomic<int> g_no_dls{0};                                    // GC_set_no_dls
 
 // The size bdwgc reports for an object: the whole block, extra byte included.
 std::size_t object_size(const void* p) { return tagheap::usable_size(p); }
@@ -86,6 +90,10 @@ int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 
 // that enable it unconditionally (Boehm's GCBench with
 // GCB_BOEHM_INCREMENTAL) run unchanged.
 void GC_enable_incremental(void) { lg::init(); }
+// Kept for the getter; a collection here is never incremental, so never
+// cut short.
+void GC_set_time_limit(unsigned long ms) { g_time_limit_ms.store(ms, std::memory_order_relaxed); }
+unsigned long GC_get_time_limit(void) { return g_time_limit_ms.load(std::memory_order_relaxed); }
 int GC_is_incremental_mode(void) { return 0; }
 int GC_incremental_protection_needs(void) { return GC_PROTECTS_NONE; }
 void GC_start_incremental_collection(void) { lg::collect("GC_start_incremental_collection"); }
@@ -138,6 +146,11 @@ void GC_get_heap_usage_safe(GC_word* heap_size, GC_word* free_bytes, GC_word* un
   if (total_bytes) *total_bytes = GC_get_total_bytes();
 }
 // See object_scan.h for the rule these set.
+// Kept for the getter. Loaded objects' data segments are scanned all the
+// same (dl_iterate_phdr, roots.h): more roots than asked for can only keep
+// more alive, and bdwgc may scan the main program's through this switch.
+void GC_set_no_dls(int on) { g_no_dls.store(on, std::memory_order_relaxed); }
+int GC_get_no_dls(void) { return g_no_dls.load(std::memory_order_relaxed); }
 void GC_set_all_interior_pointers(int on) { lg::set_all_interior_pointers(on != 0); }
 int GC_get_all_interior_pointers(void) { return lg::all_interior_pointers() ? 1 : 0; }
 void GC_register_displacement(size_t offset) { lg::register_displacement(offset); }
@@ -310,6 +323,19 @@ struct GC_ms_entry* GC_mark_and_push(void* obj, struct GC_ms_entry* msp, struct 
   lg::mark_from_procedure(reinterpret_cast<std::uintptr_t>(obj));
   return msp;
 }
+// For a push-other-roots procedure or a mark procedure, while marking (ECL
+// pushes its Lisp stacks so): the range's words as heap words. Without
+// incremental mode every page counts as dirty, so the conditional push is
+// the same.
+void GC_push_all(void* lo, void* hi) { lg::mark_range_from_procedure(lo, hi); }
+void GC_push_all_eager(void* lo, void* hi) { lg::mark_range_from_procedure(lo, hi); }
+void GC_push_conditional(void* lo, void* hi, int) { lg::mark_range_from_procedure(lo, hi); }
+// While marking: the object containing p is kept, and (unlike bdwgc, which
+// leaves it unscanned) traced like any marked object, which can only keep
+// more alive. Outside a collection nothing is pending to keep it from.
+void GC_set_mark_bit(const void* p) { lg::mark_from_procedure(reinterpret_cast<std::uintptr_t>(p)); }
+void GC_set_push_other_roots(GC_push_other_roots_proc fn) { GC_push_other_roots = fn; }
+GC_push_other_roots_proc GC_get_push_other_roots(void) { return GC_push_other_roots; }
 
 // --- roots ------------------------------------------------------------------
 

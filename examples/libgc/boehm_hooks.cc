@@ -52,4 +52,14 @@ void run_start_callback() noexcept {
   if (StartCallback cb = g_start.load(); cb != nullptr) cb();
 }
 
+void default_push_other_roots() {}
+void run_push_other_roots() {
+  if (PushOtherRoots push = GC_push_other_roots; push != nullptr) push();
+}
+
 }  // namespace tagheap::libgc
+
+// A plain variable, as in bdwgc: clients assign it without the setter.
+extern "C" {
+tagheap::libgc::PushOtherRoots GC_push_other_roots = tagheap::libgc::default_push_other_roots;
+}

@@ -1,6 +1,7 @@
 // boehm_hooks.h: the callbacks and switches a Boehm client sets (warning
 // and out-of-memory functions, finalize-on-demand and its notifier, the
-// collection start callback), kept in one place for every other file.
+// collection start callback, the push-other-roots procedure), kept in one
+// place for every other file.
 #pragma once
 
 #include <cstddef>
@@ -33,4 +34,16 @@ void set_start_callback(StartCallback cb) noexcept;
 StartCallback start_callback() noexcept;
 void run_start_callback() noexcept;
 
+// The client's push-other-roots procedure (bdwgc's GC_push_other_roots, a
+// variable clients such as ECL assign directly, chaining to the value they
+// found): called while the roots are marked, on the collecting thread,
+// where it pushes ranges (GC_push_all) and objects (GC_set_mark_bit). The
+// default does nothing: bdwgc's pushes the thread stacks, which this
+// library scans itself whatever the client installs.
+using PushOtherRoots = void (*)();
+void default_push_other_roots();
+void run_push_other_roots();
+
 }  // namespace tagheap::libgc
+
+extern "C" tagheap::libgc::PushOtherRoots GC_push_other_roots;

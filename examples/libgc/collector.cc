@@ -60,6 +60,7 @@ struct Model {
       }
     });
     finalization_roots(t);
+    run_push_other_roots();  // the client's (GC_push_other_roots), through the sink
   }
   void process_weak(const gc::Liveness& liveness) { finalization_process_weak(liveness); }
   void trace(void* obj, gc::Tracer& t) {

@@ -47,6 +47,12 @@ void mark_from_procedure(std::uintptr_t word) noexcept {
   if (sink.mark != nullptr) sink.mark(sink.context, word);
 }
 
+void mark_range_from_procedure(const void* lo, const void* hi) noexcept {
+  const MarkSink sink = t_mark_sink;
+  if (sink.mark == nullptr || hi <= lo) return;
+  scan_words(lo, hi, [&sink](std::uintptr_t w) { sink.mark(sink.context, w); });
+}
+
 unsigned new_mark_proc(MarkProc proc) {
   RegistryLock lock;
   if (g_proc_count >= kMaxMarkProcs) {

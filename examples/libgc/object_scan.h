@@ -51,6 +51,9 @@ struct MarkSink {
 extern thread_local MarkSink t_mark_sink __attribute__((tls_model("initial-exec")));
 inline void set_mark_sink(MarkSink sink) noexcept { t_mark_sink = sink; }
 void mark_from_procedure(std::uintptr_t word) noexcept;  // for GC_mark_and_push
+// GC_push_all: every word of [lo, hi) as a heap word, while a marker runs
+// on this thread (else nothing: bdwgc's push outside marking is lost too).
+void mark_range_from_procedure(const void* lo, const void* hi) noexcept;
 
 using MarkProc = void* (*)(std::uintptr_t* addr, void* msp, void* msp_limit, std::uintptr_t env);
 unsigned new_mark_proc(MarkProc proc);  // GC_new_proc

@@ -28,6 +28,7 @@
 #define GC_THREADS 1
 #define GC_NO_THREAD_REDIRECTS 1 /* pthread_create stays pthread_create */
 #include <gc/gc.h>
+#include <gc/gc_mark.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -356,6 +357,51 @@ static void uncollectable_and_roots(void) {
   CHECK(nonzero == 0, "GC_malloc memory is not cleared");
 }
 
+/* A push-other-roots procedure (as ECL pushes its Lisp stacks): objects
+ * reachable only from malloc memory it pushes with GC_push_all, or only
+ * through GC_set_mark_bit (their address hidden), survive collections, and
+ * the procedure it replaced is still called through the chain. */
+static long** other_roots;                   /* malloc memory: not a root */
+static GC_hidden_pointer hidden_marked;      /* kept by GC_set_mark_bit only */
+static GC_push_other_roots_proc previous_push;
+static int pushes;
+static void GC_CALLBACK push_mine(void) {
+  ++pushes;
+  GC_push_all(other_roots, other_roots + kMany);
+  GC_set_mark_bit(GC_REVEAL_POINTER(hidden_marked));
+  if (previous_push != NULL) previous_push();
+}
+static void push_other_roots(void) {
+  other_roots = (long**)malloc(kMany * sizeof(long*));
+  for (int i = 0; i < kMany; ++i) {
+    other_roots[i] = (long*)GC_MALLOC_ATOMIC(2 * sizeof(long));
+    other_roots[i][0] = i;
+    other_roots[i][1] = -i;
+  }
+  long* marked = (long*)GC_MALLOC_ATOMIC(2 * sizeof(long));
+  marked[0] = marked[1] = 7;
+  hidden_marked = GC_HIDE_POINTER(marked);
+  marked = NULL;
+  previous_push = GC_get_push_other_roots();
+  GC_set_push_other_roots(push_mine);
+  CHECK(GC_get_push_other_roots() == push_mine, "GC_get_push_other_roots");
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 20000; ++i) {  /* churn of the same size: freed memory is reused */
+      long* junk = (long*)GC_MALLOC_ATOMIC(2 * sizeof(long));
+      junk[0] = junk[1] = -1;
+    }
+    full_gc();
+  }
+  int intact = 0;
+  for (int i = 0; i < kMany; ++i) intact += other_roots[i][0] == i && other_roots[i][1] == -i;
+  const long* kept = (const long*)GC_REVEAL_POINTER(hidden_marked);
+  CHECK(pushes >= 8, "the push-other-roots procedure ran %d times in 8 collections", pushes);
+  CHECK(intact == kMany, "%d of %d objects pushed by GC_push_all were collected", kMany - intact, kMany);
+  CHECK(kept[0] == 7 && kept[1] == 7, "an object kept by GC_set_mark_bit was collected");
+  GC_set_push_other_roots(previous_push);
+  free(other_roots);
+}
+
 static void enable_disable(void) {
   GC_disable();
   const GC_word before = GC_get_gc_no();
@@ -647,6 +693,7 @@ int main(int argc, char** argv) {
   client_data_survives();
   disappearing_links();
   uncollectable_and_roots();
+  push_other_roots();
   enable_disable();
   threads();
   printf("boehm_api_test: %s (%lu collections)\n", failures ? "FAILED" : "ok", (unsigned long)GC_get_gc_no());
