@@ -338,6 +338,46 @@ TEST_SUITE("alloc.remote_free_buffer") {
     for (int i = 1; i < 64; i += 2) tagheap::free(blocks[i]);
   }
 
+  TEST_CASE("after fork() a slot left half-written by a thread that died in a free is skipped, the others land") {
+    Runtime rt;
+    AttachedState owner(rt);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 200; ++i) blocks.push_back(owner.heap(0).allocate(48));
+    internal::Page* page = page_of(blocks[0]);
+    const auto index_of = [&](void* b) {
+      return static_cast<std::uint32_t>((reinterpret_cast<std::uintptr_t>(b) - page->blocks_start) / page->block_size);
+    };
+    // blocks[199]'s bitmap word holds none of the blocks freed before it:
+    // its free took a fresh slot.
+    const std::uint32_t last = index_of(blocks[199]);
+    REQUIRE(page_of(blocks[199]) == page);
+    REQUIRE((last >> 6) != (index_of(blocks[60]) >> 6));
+    IdleFreer freer(rt, [&] {
+      for (int i = 0; i < 62; i += 2) tagheap::free(blocks[i]);
+      internal::t_remote_frees->note_interrupted_for_testing(page, last);  // died here, in blocks[199]'s free
+    });
+    const auto free_the_rest = [&] {
+      for (int i = 1; i < 62; i += 2) tagheap::free(blocks[i]);
+      for (int i = 62; i < 200; ++i) tagheap::free(blocks[i]);  // blocks[199] too: still allocated
+    };
+    const test::ChildResult r = test::run_in_child([&] {
+      rt.after_fork_child(owner.ts);  // must not follow the half-written slot's page
+      if (page->thread_frees_pending() != 31) std::_Exit(2);  // every completed free landed
+      owner.ts.detach();
+      if (blocks_of_tag(rt, 0) != 169) std::_Exit(3);  // and the interrupted one never happened
+      owner.ts.attach();
+      free_the_rest();
+      owner.ts.detach();
+      if (blocks_of_tag(rt, 0) != 0) std::_Exit(4);
+      owner.ts.attach();
+    });
+    INFO(r.describe());
+    CHECK(r.exited);
+    CHECK(r.exit_code == 0);
+    freer.release();
+    free_the_rest();
+  }
+
   TEST_CASE("with debug_fill a gathered free fills the block with 0xDD at once") {
     RuntimeOptions o;
     o.debug_fill = true;

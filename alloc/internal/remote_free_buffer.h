@@ -103,6 +103,19 @@ class RemoteFreeBuffer {
     if (blocks_ >= kMaxBlocks || bytes_ >= kMaxBytes || slots_used_ >= kMaxSlotsUsed) [[unlikely]] flush();
   }
 
+  // Tests: leaves the buffer as a thread that died inside note() would,
+  // between taking a fresh slot for block i of `page` (entry, word and
+  // mask written) and publishing its page. Nothing of it ever lands.
+  void note_interrupted_for_testing(const Page* page, std::uint32_t i) noexcept {
+    if (blocks_ == 0) became_holding();
+    ++blocks_;
+    std::size_t h = hash(page, i >> 6);
+    while (slots_[h].page.load(std::memory_order_relaxed) != nullptr) h = (h + 1) & (kSlots - 1);
+    used_[slots_used_++] = static_cast<std::uint16_t>(h);
+    slots_[h].word.store(i >> 6, std::memory_order_relaxed);
+    slots_[h].mask.store(std::uint64_t{1} << (i & 63), std::memory_order_relaxed);
+  }
+
   // Every noted free lands on its page: one count add per slot and one OR
   // per word, or under the pool's lock where the page has been abandoned
   // since. By the buffer's thread, or by any thread while that one is
