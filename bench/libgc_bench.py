@@ -8,6 +8,10 @@ binaries for both (only LD_LIBRARY_PATH differs):
   guile      Debian's guile running examples/libgc/tests/guile/closures.scm
   guile-weak Debian's guile running examples/libgc/tests/guile/weak.scm
              (weak tables, guardians, finalizers)
+  ecl        Debian's ecl (ECL 21.2) loading examples/libgc/tests/ecl/data.lsp
+             (lists, bignums, strings, hash tables, structures, sorting)
+  ecl-control  the same on control.lsp (696 forced full collections under
+             deep recursion, conditions and CLOS: the collections' cost)
 
 Each round runs every (program, library) pair once, in rotating order; the
 table shows medians of wall time, CPU time (user+sys) and peak RSS over the
@@ -86,6 +90,10 @@ def main():
         "gcbench": ([os.path.join(bin_dir, "bench/gcbench/gcbench_boehm")], {}),
         "guile": (["guile", "--no-auto-compile", os.path.join(ROOT, "examples/libgc/tests/guile/closures.scm")], home),
         "guile-weak": (["guile", "--no-auto-compile", os.path.join(ROOT, "examples/libgc/tests/guile/weak.scm")], home),
+        "ecl": (["ecl", "--norc", "--load", os.path.join(ROOT, "examples/libgc/tests/ecl/data.lsp"), "--eval", "(quit)"],
+                home),
+        "ecl-control": (["ecl", "--norc", "--load", os.path.join(ROOT, "examples/libgc/tests/ecl/control.lsp"), "--eval",
+                         "(quit)"], home),
     }
     if args.only:
         programs = {p: programs[p] for p in args.only.split(",")}
@@ -108,13 +116,13 @@ def main():
     print("libgc.so.1: tagheap vs Debian's libgc (bdwgc 8.2), %d rounds, medians; load average %.2f before, "
           "%.2f %.2f %.2f after%s" % (args.rounds, load_before[0], *load,
                                       "; tagheap with " + " ".join(args.env) if args.env else ""))
-    print("%-10s %-8s %8s %8s %10s %7s %7s %7s" % ("program", "libgc", "wall s", "cpu s", "peak RSS", "wall x",
+    print("%-11s %-8s %8s %8s %10s %7s %7s %7s" % ("program", "libgc", "wall s", "cpu s", "peak RSS", "wall x",
                                                    "cpu x", "RSS x"))
     for prog in programs:
         base = [statistics.median(r[c] for r in results[(prog, "debian")]) for c in range(3)]
         for lib in libs:
             wall, cpu, kib = [statistics.median(r[c] for r in results[(prog, lib)]) for c in range(3)]
-            print("%-10s %-8s %8.3f %8.3f %8.1fMi %7.2f %7.2f %7.2f" % (prog, lib, wall, cpu, kib / 1024,
+            print("%-11s %-8s %8.3f %8.3f %8.1fMi %7.2f %7.2f %7.2f" % (prog, lib, wall, cpu, kib / 1024,
                                                                      wall / base[0], cpu / base[1], kib / base[2]))
 
 
