@@ -347,13 +347,19 @@ namespace internal {
 // page does the same (for_each_page calls after_walk on each).
 class DeferredAfterWalk {
  public:
-  DeferredAfterWalk(RuntimeCore& core, TagSet tags) noexcept : core_(core), tags_(tags) {}
+  DeferredAfterWalk(RuntimeCore& core, TagSet tags) noexcept
+      : core_(core),
+        tags_(tags),
+        shared_(!core.deferred_pages_taken.exchange(true, std::memory_order_acquire)),
+        pages_(shared_ ? core.deferred_pages : own_) {}
   ~DeferredAfterWalk() {
     for (Page* page : pages_) after_walk(core_, page);
     if (overflowed_) {  // still inside the pass's WalkScope: no new one
       auto put_back = [](PageView) { return true; };
       walk_tags(core_, tags_, put_back);
     }
+    pages_.clear();  // capacity kept for the next pass
+    if (shared_) core_.deferred_pages_taken.store(false, std::memory_order_release);
   }
   DeferredAfterWalk(const DeferredAfterWalk&) = delete;
   DeferredAfterWalk& operator=(const DeferredAfterWalk&) = delete;
@@ -369,7 +375,9 @@ class DeferredAfterWalk {
  private:
   RuntimeCore& core_;
   TagSet tags_;
-  std::vector<Page*> pages_;
+  bool shared_;  // pages_ is the runtime's list (RuntimeCore::deferred_pages)
+  std::vector<Page*> own_;
+  std::vector<Page*>& pages_;
   bool overflowed_ = false;
 };
 
