@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include <pthread.h>
@@ -181,9 +182,23 @@ void start_mark_threads() {
   start_marker_threads();
 }
 
+// Set on the collecting thread from the start callback to the finalizers'
+// queueing: a collection asked for meanwhile (by the start callback, a
+// push-other-roots or mark procedure, an allocation there) is refused. In
+// bdwgc it recursed until the stack overflowed; here gc::MarkSweep threw
+// through the client's C frames.
+static thread_local bool t_collecting = false;
+
 bool collect(const char* reason) {
   init();
   if (g_disabled.load(std::memory_order_relaxed) != 0) return false;
+  if (t_collecting) [[unlikely]] {
+    if (std::strcmp(reason, "budget") != 0)
+      warn("tagheap libgc: a collection asked for while one runs on this thread (from a start callback, a "
+           "push-other-roots or mark procedure) is ignored%.0lu\n",
+           0);
+    return false;
+  }
   ThreadRecord& self = current_thread_or_register();
   flush_allocation_count(self);
   jmp_buf registers;  // callee-saved registers, in this frame
@@ -193,6 +208,10 @@ bool collect(const char* reason) {
   {
     RegistryLock lock;
     if (g_disabled.load(std::memory_order_relaxed) != 0) return false;
+    struct Collecting {
+      Collecting() noexcept { t_collecting = true; }
+      ~Collecting() { t_collecting = false; }
+    } collecting;
     run_start_callback();
     read_static_roots(*g_statics);
     finalization_before_stop();

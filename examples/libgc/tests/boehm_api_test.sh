@@ -34,6 +34,8 @@ run_on_both "$bin" granules
 echo "--- fork: the child collects, looks up and starts a thread"
 run_on_both timeout 60 "$bin" fork
 run_on_both "$bin" exact_sizes
+echo "--- a collection asked for inside a collection is ignored (tagheap's library only: bdwgc recurses)"
+LD_LIBRARY_PATH=$LIBDIR "$bin" nested
 echo "--- GC_enable_incremental: the program runs on; tagheap's library stays stop-the-world"
 out=$("$bin" incremental)
 [[ "$out" == "incremental mode "* ]] || { echo "FAILED: Debian's libgc: $out"; exit 1; }
