@@ -26,10 +26,11 @@ void RemoteFreeBuffer::flush() noexcept {
   if (blocks_ == 0) return;
   for (std::uint32_t n = 0; n < slots_used_; ++n) {
     Slot& s = slots_[used_[n]];
-    Page* page = s.page.load(std::memory_order_relaxed);
-    if (page == nullptr) continue;  // half-written by a thread gone at fork()
+    const std::uintptr_t key = s.key.load(std::memory_order_relaxed);
+    if (key == 0) continue;  // half-written by a thread gone at fork()
+    Page* page = page_of_key(key);
+    const std::uint32_t word = word_of_key(key);
     const std::uint64_t mask = s.mask.load(std::memory_order_relaxed);
-    const std::uint32_t word = s.word.load(std::memory_order_relaxed);
     Segment* seg = Segment::of(page);
     const std::size_t index = static_cast<std::size_t>(page - seg->pages);
     const BlockGeometry& g = seg->geometry[index];
@@ -41,7 +42,7 @@ void RemoteFreeBuffer::flush() noexcept {
     // are set, find_block still learns here that the blocks are freed.
     if (count.fetch_add(announced, std::memory_order_relaxed) & Page::kThreadFreeClosed) [[unlikely]] {
       count.fetch_sub(announced, std::memory_order_relaxed);
-      s.page.store(nullptr, std::memory_order_relaxed);
+      s.key.store(0, std::memory_order_relaxed);
       // Abandoned since it was noted: block by block under the pool's lock.
       for (std::uint64_t m = mask; m != 0; m &= m - 1) {
         const std::uint32_t i = word * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
@@ -51,7 +52,7 @@ void RemoteFreeBuffer::flush() noexcept {
     }
     const std::uint64_t before =
         std::atomic_ref<std::uint64_t>(g.thread_free_word(word)).fetch_or(mask, std::memory_order_release);
-    s.page.store(nullptr, std::memory_order_relaxed);
+    s.key.store(0, std::memory_order_relaxed);
     if (before & mask) [[unlikely]] {
       const std::uint32_t i = word * 64 + static_cast<std::uint32_t>(std::countr_zero(before & mask));
       fatal("tagheap: double free of %p (freed twice from other threads; block size %zu)",

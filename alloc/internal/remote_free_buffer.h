@@ -33,15 +33,15 @@
 //     looks in every buffer of the runtime (holds()) and finds it freed.
 //
 // Invariants
-//   A slot is in use iff its page is not nullptr; its mask is not zero
-//   then, and no two slots in use have the same (page, word).
+//   A slot is in use iff its key (page | word) is not 0; its mask is not
+//   zero then, and no two slots in use have the same key.
 //   Every bit of a mask in use is a block of that page freed by this
 //   thread and not yet announced; a block noted twice is fatal at note(),
 //   one freed by another path as well is fatal at the flush or when its
 //   owner collects, as any double free from another thread.
 //   Every slot in use is among the first slots_used_ entries of used_,
-//   which are distinct; an entry is written before its slot, and a slot
-//   page last (fork(): a child flushing the buffer of a thread that died
+//   which are distinct; an entry is written before its slot, and a slot's
+//   key last (fork(): a child flushing the buffer of a thread that died
 //   in note() skips a half-written slot, and misses none).
 #pragma once
 
@@ -50,6 +50,7 @@
 #include <cstdint>
 
 #include "alloc/internal/config.h"
+#include "alloc/internal/page.h"
 
 namespace tagheap::internal {
 
@@ -58,7 +59,7 @@ struct Page;
 
 class RemoteFreeBuffer {
  public:
-  // 2,048 slots (48 KiB) rather than 512: larson's frees spread over about
+  // 2,048 slots (32 KiB) rather than 512: larson's frees spread over about
   // as many bitmap words as 512 slots hold, so a slot landed little more
   // than one block; 28.3 -> 24.6 ns an operation (4,096 slots: no better
   // under the same 1 MiB; 2 MiB held: 23.5 ns for 4 MiB more RSS).
@@ -77,26 +78,25 @@ class RemoteFreeBuffer {
   // against, is freed by this thread: noted, and flushed when the buffer
   // is full. Fatal if it was noted already (a double free).
   void note(Page* page, std::uint32_t i, std::size_t block_size) noexcept {
-    const std::uint32_t word = i >> 6;
+    const std::uintptr_t key = key_of(page, i >> 6);
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
     if (blocks_ == 0) became_holding();  // before any slot: readers of find_block look here first
     ++blocks_;
     bytes_ += block_size;
-    std::size_t h = hash(page, word);
+    std::size_t h = hash(key);
     for (;; h = (h + 1) & (kSlots - 1)) {
       Slot& s = slots_[h];
-      Page* const in_slot = s.page.load(std::memory_order_relaxed);
-      if (in_slot == page && s.word.load(std::memory_order_relaxed) == word) {
+      const std::uintptr_t in_slot = s.key.load(std::memory_order_relaxed);
+      if (in_slot == key) {
         const std::uint64_t mask = s.mask.load(std::memory_order_relaxed);
         if (mask & bit) [[unlikely]] noted_twice(page, i);
         s.mask.store(mask | bit, std::memory_order_relaxed);
         break;
       }
-      if (in_slot == nullptr) {
+      if (in_slot == 0) {
         used_[slots_used_++] = static_cast<std::uint16_t>(h);  // before the slot: see flush()
-        s.word.store(word, std::memory_order_relaxed);
         s.mask.store(bit, std::memory_order_relaxed);
-        s.page.store(page, std::memory_order_release);  // last (fork, and find_block's readers)
+        s.key.store(key, std::memory_order_release);  // last (fork, and find_block's readers)
         break;
       }
     }
@@ -109,10 +109,9 @@ class RemoteFreeBuffer {
   void note_interrupted_for_testing(const Page* page, std::uint32_t i) noexcept {
     if (blocks_ == 0) became_holding();
     ++blocks_;
-    std::size_t h = hash(page, i >> 6);
-    while (slots_[h].page.load(std::memory_order_relaxed) != nullptr) h = (h + 1) & (kSlots - 1);
+    std::size_t h = hash(key_of(page, i >> 6));
+    while (slots_[h].key.load(std::memory_order_relaxed) != 0) h = (h + 1) & (kSlots - 1);
     used_[slots_used_++] = static_cast<std::uint16_t>(h);
-    slots_[h].word.store(i >> 6, std::memory_order_relaxed);
     slots_[h].mask.store(std::uint64_t{1} << (i & 63), std::memory_order_relaxed);
   }
 
@@ -125,13 +124,12 @@ class RemoteFreeBuffer {
   // Whether block i of `page` is noted here. From any thread; exact while
   // the buffer's thread is stopped (find_block's promise).
   bool holds(const Page* page, std::uint32_t i) const noexcept {
-    const std::uint32_t word = i >> 6;
-    for (std::size_t h = hash(page, word), n = 0; n < kSlots; h = (h + 1) & (kSlots - 1), ++n) {
+    const std::uintptr_t key = key_of(page, i >> 6);
+    for (std::size_t h = hash(key), n = 0; n < kSlots; h = (h + 1) & (kSlots - 1), ++n) {
       const Slot& s = slots_[h];
-      const Page* const in_slot = s.page.load(std::memory_order_acquire);
-      if (in_slot == nullptr) return false;
-      if (in_slot == page && s.word.load(std::memory_order_relaxed) == word)
-        return (s.mask.load(std::memory_order_relaxed) >> (i & 63)) & 1;
+      const std::uintptr_t in_slot = s.key.load(std::memory_order_acquire);
+      if (in_slot == 0) return false;
+      if (in_slot == key) return (s.mask.load(std::memory_order_relaxed) >> (i & 63)) & 1;
     }
     return false;
   }
@@ -145,14 +143,20 @@ class RemoteFreeBuffer {
 
  private:
   // Slots are atomics (relaxed: plain moves) only for find_block's readers
-  // on other threads.
+  // on other threads. A slot is 16 bytes, the page and the word index in
+  // one key (a Page is 64-byte aligned and has at most 64 bitmap words),
+  // so the 2,048 slots take 32 KiB, not 48: a probe misses L1 less often.
   struct Slot {
-    std::atomic<Page*> page{nullptr};
-    std::atomic<std::uint32_t> word{0};
+    std::atomic<std::uintptr_t> key{0};  // page | word; 0: free
     std::atomic<std::uint64_t> mask{0};
   };
-  static std::size_t hash(const Page* page, std::uint32_t word) noexcept {
-    const std::uint64_t key = reinterpret_cast<std::uintptr_t>(page) + word;
+  static_assert(alignof(Page) >= 64 && kBitmapWords <= 64, "a key keeps the word in the page's low 6 bits");
+  static std::uintptr_t key_of(const Page* page, std::uint32_t word) noexcept {
+    return reinterpret_cast<std::uintptr_t>(page) | word;
+  }
+  static Page* page_of_key(std::uintptr_t key) noexcept { return reinterpret_cast<Page*>(key & ~std::uintptr_t{63}); }
+  static std::uint32_t word_of_key(std::uintptr_t key) noexcept { return static_cast<std::uint32_t>(key & 63); }
+  static std::size_t hash(std::uintptr_t key) noexcept {
     return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 53);  // 64 - log2(kSlots)
   }
   static_assert(kSlots == 2048, "hash() keeps 11 bits; used_ holds 16-bit indices");
@@ -166,7 +170,7 @@ class RemoteFreeBuffer {
   Slot slots_[kSlots];
   // The slots in use, in the order they were taken, so a flush reads only
   // those: an entry is written before its slot, so it may name a slot a
-  // thread that died in note() left half-written (page still nullptr).
+  // thread that died in note() left half-written (key still 0).
   std::uint16_t used_[kMaxSlotsUsed];
 };
 
