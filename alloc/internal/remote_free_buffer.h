@@ -104,8 +104,8 @@ class RemoteFreeBuffer {
   }
 
   // Tests: leaves the buffer as a thread that died inside note() would,
-  // between taking a fresh slot for block i of `page` (entry, word and
-  // mask written) and publishing its page. Nothing of it ever lands.
+  // between taking a fresh slot for block i of `page` (entry and mask
+  // written) and publishing its key. Nothing of it ever lands.
   void note_interrupted_for_testing(const Page* page, std::uint32_t i) noexcept {
     if (blocks_ == 0) became_holding();
     ++blocks_;
