@@ -254,6 +254,26 @@ TEST_SUITE("gc.parallel_marking") {
       CHECK(ms.collect().markers == 2);  // an explicit count is used as it is
     }
   }
+
+  TEST_CASE("set_markers changes the markers of the next collections, the marks staying exact") {
+    RandomGraphHeap heap(5, 3000);
+    const std::size_t live = heap.collector({.markers = 1}).collect().live_bytes;
+    auto ms = heap.collector({.markers = 1, .parallel_mark_bytes = std::size_t{1} << 40});
+    CHECK(ms.collect().markers == 1);
+    ms.set_markers(3);  // explicit: used as it is, the helpers started by this collection
+    CHECK(ms.markers() == 3);
+    const gc::CollectStats three = ms.collect();
+    CHECK(three.markers == 3);
+    CHECK(three.live_bytes == live);
+    ms.set_markers(1);  // fewer again: the parked helpers stay out
+    const gc::CollectStats one = ms.collect();
+    CHECK(one.markers == 1);
+    CHECK(one.markers_took_part == 1);
+    CHECK(one.live_bytes == live);
+    ms.set_markers(0);  // automatic: one per usable CPU, small heaps on the caller alone
+    CHECK(ms.markers() == gc::internal::default_markers());
+    CHECK(ms.collect().markers == 1);
+  }
 }
 
 TEST_SUITE("gc.lazy_sweep") {

@@ -285,6 +285,18 @@ class MarkSweep {
   // thread may hold a lock pthread_create takes). The helpers inherit the
   // calling thread's signal mask. Returns the markers that can run.
   unsigned start_markers() noexcept { return markers_ > 1 ? threads_.start(markers_) : 1; }
+  // The markers the next collections run with, as Options::markers gives
+  // them at construction (0: one per CPU the process may use, the helpers
+  // joining from parallel_mark_bytes). Between collections only, on the
+  // thread that collects; an incremental cycle under way keeps the markers
+  // it started with. The helpers start as for the constructor's count:
+  // from start_markers() or the next collection that wants them. (The
+  // Boehm API's library marks alone until its client starts the helpers,
+  // as bdwgc does: examples/libgc/collector.cc.)
+  void set_markers(unsigned n) noexcept {
+    options_.markers = n;
+    markers_ = n != 0 ? n : internal::default_markers();
+  }
 
   // Any mutator thread, no lock: GC bytes allocated since the last
   // collection have passed the budget.

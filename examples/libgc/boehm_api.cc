@@ -81,6 +81,7 @@ int GC_is_init_called(void) { return lg::initialized() ? 1 : 0; }
 void GC_gcollect(void) { lg::collect("GC_gcollect"); }
 // One marker (collector.cc): no marker threads to start.
 void GC_start_mark_threads(void) { lg::start_mark_threads(); }
+int GC_get_parallel(void) { return static_cast<int>(lg::helper_markers()); }
 void GC_gcollect_and_unmap(void) { lg::collect("GC_gcollect_and_unmap"); }
 int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 1 : 0; }
 // No incremental mode: it needs dirty bits for conservatively scanned
@@ -381,7 +382,9 @@ int GC_move_disappearing_link(void** link, void** new_link) { return lg::move_li
 
 // --- threads ----------------------------------------------------------------
 
-void GC_allow_register_threads(void) { lg::init(); }
+// The client goes multi-threaded: bdwgc 8.2 starts its helper markers here
+// and at the first GC_pthread_create (Guile calls only this one).
+void GC_allow_register_threads(void) { lg::start_default_markers(); }
 int GC_thread_is_registered(void) { return lg::current_thread() != nullptr ? 1 : 0; }
 int GC_get_stack_base(struct GC_stack_base* sb) {
   sb->mem_base = lg::stack_base_of_current_thread();
@@ -417,6 +420,7 @@ void GC_set_thr_restart_signal(int) {}  // fixed: SIGXCPU
 int GC_pthread_create(pthread_t* id, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) {
   lg::init();
   lg::current_thread_or_register();
+  lg::start_default_markers();
   auto* a = static_cast<StartArgs*>(lg::allocate(sizeof(StartArgs), lg::kKindUncollectable));
   if (a == nullptr) return 11;  // EAGAIN
   *a = StartArgs{fn, arg};

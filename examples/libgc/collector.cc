@@ -98,24 +98,33 @@ gc::MarkSweep<Model>* g_collector = nullptr;
 std::vector<Range>* g_statics = nullptr;
 
 // GC_MARKERS as bdwgc reads it: the marker threads, the collecting one
-// included. Unset: one. bdwgc's default is one per hardware thread;
-// here a second marker did not pay (2 cores, bench/libgc_bench.py, 3
-// rounds: GCBench 0.28 s wall either way for 1.3x the CPU, Guile's
-// weak.scm 0.32 s against 0.39 s, w3m level), as gc/'s parallel marking
-// pays a locked OR per newly marked block (bench/README.md).
+// included, from the first collection on. Unset: 0, bdwgc's default, one
+// marker per CPU the process may use (at most kMarkersReported), which
+// join once the client starts them (GC_start_mark_threads, its first
+// GC_pthread_create or GC_allow_register_threads), as bdwgc 8.2 starts its
+// helpers (a program that does none of these marks alone, as on bdwgc). Measured on 2 cores, quiet (load 0.5-0.8,
+// bench/libgc_bench.py, 3 rounds each): with two markers GCBench took 0.23
+// s against 0.27 with one, Guile closures.scm 0.42 against 0.46, weak.scm
+// 0.17 against 0.20, ECL data.lsp 0.66 against 0.72 and control.lsp 1.09
+// against 1.39; w3m 0.61 either way. (An earlier round on a loaded machine
+// had kept one marker: a helper that is not scheduled holds the pause up,
+// bdwgc's helpers too.)
 // A value outside 1..64 (or not a number) is reported and ignored.
 unsigned markers_from_env() {
   const char* v = std::getenv("GC_MARKERS");
-  if (v == nullptr || *v == '\0') return 1;
+  if (v == nullptr || *v == '\0') return 0;
   char* end = nullptr;
   const long n = std::strtol(v, &end, 10);
   if (*end != '\0' || n < 1 || n > static_cast<long>(gc::CollectStats::kMarkersReported)) {
-    std::fprintf(stderr, "tagheap libgc: GC_MARKERS=%s ignored (1 to %u markers); using 1\n", v,
+    std::fprintf(stderr, "tagheap libgc: GC_MARKERS=%s ignored (1 to %u markers); using the default\n", v,
                  gc::CollectStats::kMarkersReported);
-    return 1;
+    return 0;
   }
   return static_cast<unsigned>(n);
 }
+// The default markers, waiting for the client to start them (written under
+// the registry lock): 0 once started, or when GC_MARKERS said how many.
+std::atomic<unsigned> g_markers_not_started{0};
 
 // The helpers are made outside any pause (pthread_create may wait for a lock
 // a stopped thread holds) with every signal blocked, so that neither this
@@ -163,8 +172,11 @@ void init_collector() {
   // The policy is policy.h's, so MarkSweep's is unused (its Options cannot
   // follow GC_set_free_space_divisor).
   // Atomic objects (GC_malloc_atomic) are leaves: marked, never traced.
+  const unsigned asked = markers_from_env();
+  if (asked == 0)
+    g_markers_not_started.store(std::min(gc::internal::default_markers(), gc::CollectStats::kMarkersReported));
   g_collector = new (g_collector_storage)
-      gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = markers_from_env(), .leaf_tags = {kTagAtomic}});
+      gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = asked != 0 ? asked : 1, .leaf_tags = {kTagAtomic}});
   g_statics = new std::vector<Range>();
   if (g_print_stats) std::atexit(print_summary);
 }
@@ -178,8 +190,20 @@ void note_allocation(ThreadRecord& t, std::size_t bytes) {
 
 void start_mark_threads() {
   init();
-  RegistryLock lock;  // as a collection starts them: one caller at a time
+  RegistryLock lock;  // as a collection starts them: one caller at a time; never during one
+  if (const unsigned n = g_markers_not_started.exchange(0); n > 1) g_collector->set_markers(n);
   start_marker_threads();
+}
+
+unsigned helper_markers() {
+  init();
+  RegistryLock lock;  // set_markers writes the count under it
+  return g_collector->markers() - 1;
+}
+
+void start_default_markers() {
+  init();
+  if (g_markers_not_started.load(std::memory_order_relaxed) != 0) start_mark_threads();
 }
 
 // Set on the collecting thread from the start callback to the finalizers'

@@ -23,9 +23,15 @@ void init_collector();
 // when due. Cheap: a thread-local add, the global count every 64 KiB.
 void note_allocation(ThreadRecord& t, std::size_t bytes);
 
-// GC_start_mark_threads: the helper markers (GC_MARKERS > 1) start now
-// instead of at the first collection.
+// GC_start_mark_threads: the helper markers start now (GC_MARKERS > 1:
+// instead of at the first collection; GC_MARKERS unset: one per usable CPU,
+// which until now marked alone, as bdwgc's do until started).
 void start_mark_threads();
+// GC_pthread_create, GC_allow_register_threads: the default markers
+// start, if nothing started them yet (bdwgc 8.2 starts its helpers there).
+void start_default_markers();
+// GC_get_parallel: the helper markers collections run with now (markers - 1).
+unsigned helper_markers();
 
 // A full collection now (unless disabled: returns false then).
 bool collect(const char* reason);

@@ -701,7 +701,24 @@ static int nested(void) {
   return failures ? 1 : 0;
 }
 
+// Helper markers as bdwgc 8.2 starts them: with GC_MARKERS unset, none
+// until the client goes multi-threaded (GC_allow_register_threads here),
+// then one per CPU but one; the tree survives collections either way.
+// Prints the helpers before and after, for the script to compare.
+static int markers(void) {
+  Node* tree = make_tree(16);  // 4 to 6 MiB of scanned live data
+  GC_gcollect();
+  const int before = GC_get_parallel();
+  GC_allow_register_threads();
+  GC_gcollect();
+  const int after = GC_get_parallel();
+  CHECK(count_nodes(tree) == (1L << 17) - 1, "the tree lost nodes");
+  printf("helpers %d %d\n", before, after);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "markers") == 0) return markers();
   if (argc > 1 && strcmp(argv[1], "incremental") == 0) return incremental();
   if (argc > 1 && strcmp(argv[1], "exact_sizes") == 0) {
     GC_set_all_interior_pointers(0);

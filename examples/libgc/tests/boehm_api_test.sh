@@ -36,6 +36,19 @@ run_on_both timeout 60 "$bin" fork
 run_on_both "$bin" exact_sizes
 echo "--- a collection asked for inside a collection is ignored (tagheap's library only: bdwgc recurses)"
 LD_LIBRARY_PATH=$LIBDIR "$bin" nested
+echo "--- helper markers: none until the client goes multi-threaded, then one per CPU but one (GC_MARKERS unset)"
+for lib in "" "$LIBDIR"; do
+  out=$(env -u GC_MARKERS LD_LIBRARY_PATH=$lib "$bin" markers)
+  read -r _ before after <<< "$out"
+  # (bdwgc counts the CPUs online, tagheap the ones the process may use: compare with nproc loosely)
+  if [[ "$before" != 0 ]] || { (( $(nproc) >= 2 )) && (( after < 1 )); }; then
+    echo "FAILED: ${lib:-the Debian libgc}, $(nproc) CPUs: $out"; exit 1
+  fi
+  echo "ok: $out (${lib:-the Debian libgc})"
+done
+out=$(GC_MARKERS=2 LD_LIBRARY_PATH=$LIBDIR "$bin" markers)  # asked for: from the first collection
+[[ "$out" == "helpers 1 1" ]] || { echo "FAILED: tagheap's libgc, GC_MARKERS=2: $out"; exit 1; }
+echo "ok: $out with GC_MARKERS=2"
 echo "--- GC_enable_incremental: the program runs on; tagheap's library stays stop-the-world"
 out=$("$bin" incremental)
 [[ "$out" == "incremental mode "* ]] || { echo "FAILED: Debian's libgc: $out"; exit 1; }
