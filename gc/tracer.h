@@ -51,7 +51,7 @@ class Tracer {
   // Returns whether it hit one.
   // Never reads memory that may be unmapped, nor another runtime's pages
   // (alloc/internal/lookup_guard.h).
-  bool mark_conservative(std::uintptr_t word) {
+  [[gnu::always_inline]] bool mark_conservative(std::uintptr_t word) {
     return mark_conservative_if(word, [](std::size_t) { return true; });
   }
   // As above, but only when accept_offset(word - the block's start) is true:

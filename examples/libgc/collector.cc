@@ -66,6 +66,7 @@ struct Model {
   void process_weak(const gc::Liveness& liveness) { finalization_process_weak(liveness); }
   void trace(void* obj, gc::Tracer& t) {
     set_mark_sink(MarkSink{&t, &sink_mark});  // for a mark procedure, on this marker
+    BlockLookupScope scope;  // once for the object, not per word
     t_scanned_unflushed += scan_object(obj, [&t](std::uintptr_t w) { mark_heap_word(t, w); });
     if (t_scanned_unflushed >= kScannedFlushBytes) [[unlikely]] flush_scanned();
   }
