@@ -9,7 +9,9 @@
 //   GCB_TAGHEAP   one Runtime, one gc::World. Each thread attaches its
 //                 ThreadState through the World and polls world.safepoint()
 //                 on every allocation; roots are each thread's explicit root
-//                 stack. Every 16 KiB it allocates, a thread asks
+//                 stack. The arrays live on a leaf tag (Options::leaf_tags:
+//                 marked, never traced), as Boehm's come from
+//                 GC_MALLOC_ATOMIC. Every 16 KiB it allocates, a thread asks
 //                 MarkSweep::collection_due() (the product's policy,
 //                 gc::Options{}); the thread that sees it due stops the
 //                 world, collects (unless another thread just did) and
@@ -53,14 +55,16 @@ constexpr int kMaxThreads = 16;
 // ---- tagheap: a World, shared allocation volume, per-thread root stacks ----
 namespace tg = tagheap::gc;
 constexpr tagheap::Tag kGcTag = 1;
+constexpr tagheap::Tag kLeafTag = 2;  // the arrays of doubles: marked, not traced
 
 struct Mutator {
   explicit Mutator(tagheap::Runtime& rt) : ts(rt) {}
   tagheap::ThreadState ts;
   tagheap::Heap* heap = nullptr;
+  tagheap::Heap* leaf_heap = nullptr;
   void** slots[256];
   int depth = 0;
-  void* array = nullptr;      // pointer-free: not traced
+  void* array = nullptr;      // on the leaf tag
   std::size_t pending = 0;    // bytes allocated since this thread last asked the policy
 };
 
@@ -79,8 +83,6 @@ class Shared {
     }
   }
   void trace(void* obj, tg::Tracer& t) {
-    for (Mutator* m : mutators_)
-      if (m != nullptr && obj == m->array) [[unlikely]] return;
     auto* n = static_cast<Node*>(obj);
     t.mark(n->left);
     t.mark(n->right);
@@ -90,6 +92,7 @@ class Shared {
     auto* m = new Mutator(rt_);
     world_.attach(m->ts);
     m->heap = &m->ts.heap(kGcTag);
+    m->leaf_heap = &m->ts.heap(kLeafTag);
     mutators_[i] = m;  // running: no collection can read mutators_ now
     return m;
   }
@@ -99,14 +102,16 @@ class Shared {
     delete m;
   }
 
-  void* alloc(Mutator& m, std::size_t size) {
+  void* alloc(Mutator& m, std::size_t size) { return alloc_on(m, *m.heap, size); }
+  void* alloc_leaf(Mutator& m, std::size_t size) { return alloc_on(m, *m.leaf_heap, size); }
+  void* alloc_on(Mutator& m, tagheap::Heap& heap, std::size_t size) {
     world_.safepoint();
     m.pending += (size + 15) & ~std::size_t{15};
     if (m.pending >= kCheckEvery) [[unlikely]] {
       m.pending = 0;
       if (ms_.collection_due()) collect();
     }
-    return m.heap->allocate(size);
+    return heap.allocate(size);
   }
 
   // Called by a mutator: stop the world (parks us meanwhile if another
@@ -137,9 +142,19 @@ class Shared {
   }
 
  private:
-  tagheap::Runtime rt_{gcb::runtime_options(kGcTag)};
+  static tagheap::RuntimeOptions runtime_options() {
+    tagheap::RuntimeOptions o = gcb::runtime_options(kGcTag);
+    o.gc_tags = {kGcTag, kLeafTag};
+    return o;
+  }
+  static tg::Options options() {
+    tg::Options o = gcb::bench_options();
+    o.leaf_tags = {kLeafTag};
+    return o;
+  }
+  tagheap::Runtime rt_{runtime_options()};
   tg::World world_;
-  tg::MarkSweep<Shared> ms_{rt_, *this, gcb::bench_options()};
+  tg::MarkSweep<Shared> ms_{rt_, *this, options()};
   Mutator* mutators_[kMaxThreads] = {};
   // Written only with the world stopped.
   std::size_t collections_ = 0;
@@ -156,7 +171,7 @@ void thread_begin(int i) { t_mutator = g_shared->begin_thread(i); }
 void thread_end(int i) { g_shared->end_thread(i, t_mutator); }
 void* alloc_node(std::size_t n) { return g_shared->alloc(*t_mutator, n); }
 void* alloc_atomic(std::size_t n) {
-  void* p = g_shared->alloc(*t_mutator, n);
+  void* p = g_shared->alloc_leaf(*t_mutator, n);
   t_mutator->array = p;
   return p;
 }
