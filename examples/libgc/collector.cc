@@ -126,6 +126,8 @@ unsigned markers_from_env() {
 // The default markers, waiting for the client to start them (written under
 // the registry lock): 0 once started, or when GC_MARKERS said how many.
 std::atomic<unsigned> g_markers_not_started{0};
+// g_collector->markers(), for GC_get_parallel without the lock.
+std::atomic<unsigned> g_markers_now{1};
 
 // The helpers are made outside any pause (pthread_create may wait for a lock
 // a stopped thread holds) with every signal blocked, so that neither this
@@ -178,6 +180,7 @@ void init_collector() {
     g_markers_not_started.store(std::min(gc::internal::default_markers(), gc::CollectStats::kMarkersReported));
   g_collector = new (g_collector_storage)
       gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = asked != 0 ? asked : 1, .leaf_tags = {kTagAtomic}});
+  g_markers_now.store(g_collector->markers(), std::memory_order_relaxed);
   g_statics = new std::vector<Range>();
   if (g_print_stats) std::atexit(print_summary);
 }
@@ -189,17 +192,30 @@ void note_allocation(ThreadRecord& t, std::size_t bytes) {
   if (collection_due() && g_disabled.load(std::memory_order_relaxed) == 0) collect("budget");
 }
 
+// A collection runs (set and cleared under the registry lock): what a mark
+// procedure on a helper marker must not wait for.
+static std::atomic<bool> g_collection_running{false};
+
 void start_mark_threads() {
   init();
-  RegistryLock lock;  // as a collection starts them: one caller at a time; never during one
-  if (const unsigned n = g_markers_not_started.exchange(0); n > 1) g_collector->set_markers(n);
+  // From inside a collection (a mark or push procedure, a start callback):
+  // a helper marker would wait for the lock its collection holds, and the
+  // markers must not change mid-collection. Ignored, as bdwgc leaves it
+  // undefined.
+  if (g_collection_running.load(std::memory_order_relaxed)) return;
+  RegistryLock lock;  // as a collection starts them: one caller at a time
+  if (const unsigned n = g_markers_not_started.exchange(0); n > 1) {
+    g_collector->set_markers(n);
+    g_markers_now.store(n, std::memory_order_relaxed);
+  }
   start_marker_threads();
 }
 
 unsigned helper_markers() {
   init();
-  RegistryLock lock;  // set_markers writes the count under it
-  return g_collector->markers() - 1;
+  // No lock: a mark procedure on a helper marker may ask, while the
+  // collecting thread holds the registry lock and waits for that helper.
+  return g_markers_now.load(std::memory_order_relaxed) - 1;
 }
 
 void start_default_markers() {
@@ -234,8 +250,14 @@ bool collect(const char* reason) {
     RegistryLock lock;
     if (g_disabled.load(std::memory_order_relaxed) != 0) return false;
     struct Collecting {
-      Collecting() noexcept { t_collecting = true; }
-      ~Collecting() { t_collecting = false; }
+      Collecting() noexcept {
+        t_collecting = true;
+        g_collection_running.store(true, std::memory_order_relaxed);
+      }
+      ~Collecting() {
+        g_collection_running.store(false, std::memory_order_relaxed);
+        t_collecting = false;
+      }
     } collecting;
     run_start_callback();
     read_static_roots(*g_statics);

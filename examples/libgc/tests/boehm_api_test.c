@@ -717,7 +717,47 @@ static int markers(void) {
   return failures ? 1 : 0;
 }
 
+/* A mark procedure that asks for the markers from inside the collection,
+   on whichever marker runs it: GC_get_parallel answers without the lock the
+   collection holds, GC_start_mark_threads is ignored (a helper marker would
+   wait for that lock, and its collection for the helper). bdwgc would
+   deadlock on the second, so the script runs this mode on tagheap's
+   library only. */
+static atomic_int proc_calls;
+static void** proc_tree; /* in the data segment: a root */
+static struct GC_ms_entry* asking_proc(GC_word* addr, struct GC_ms_entry* msp, struct GC_ms_entry* lim, GC_word env) {
+  (void)env;
+  (void)GC_get_parallel();
+  GC_start_mark_threads();
+  atomic_fetch_add(&proc_calls, 1);
+  msp = GC_MARK_AND_PUSH((void*)addr[1], msp, lim, (void**)addr);
+  return GC_MARK_AND_PUSH((void*)addr[2], msp, lim, (void**)addr);
+}
+static int proc_kind;
+static void** proc_node(int depth) {
+  void** o = (void**)GC_generic_malloc(24, proc_kind);
+  if (o == NULL) return NULL;
+  if (depth > 0) {
+    o[1] = proc_node(depth - 1);
+    o[2] = proc_node(depth - 1);
+  }
+  return o;
+}
+static long proc_count(void** o) { return o == NULL ? 0 : 1 + proc_count((void**)o[1]) + proc_count((void**)o[2]); }
+static int marker_calls(void) {
+  GC_allow_register_threads(); /* the helpers join */
+  proc_kind = (int)GC_new_kind(GC_new_free_list(), GC_MAKE_PROC(GC_new_proc(asking_proc), 0), 0, 1);
+  proc_tree = proc_node(16);
+  for (int i = 0; i < 20; ++i) GC_gcollect();
+  const long n = proc_count(proc_tree);
+  CHECK(n == (2L << 16) - 1, "the tree kept %ld of %ld nodes", n, (2L << 16) - 1);
+  CHECK(atomic_load(&proc_calls) >= 20 * n, "the procedure ran %d times for 20 x %ld nodes", atomic_load(&proc_calls), n);
+  printf("mark procedures asked for the markers %d times, helpers %d\n", atomic_load(&proc_calls), GC_get_parallel());
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "marker_calls") == 0) return marker_calls();
   if (argc > 1 && strcmp(argv[1], "markers") == 0) return markers();
   if (argc > 1 && strcmp(argv[1], "incremental") == 0) return incremental();
   if (argc > 1 && strcmp(argv[1], "exact_sizes") == 0) {
