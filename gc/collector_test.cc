@@ -274,6 +274,36 @@ TEST_SUITE("gc.parallel_marking") {
     CHECK(ms.markers() == gc::internal::default_markers());
     CHECK(ms.collect().markers == 1);
   }
+
+  TEST_CASE("set_markers from a model callback throws and changes nothing; the next collection is whole") {
+    Runtime rt({.gc_tags = {kGc}});
+    test::AttachedState ts(rt);
+    struct ResizingModel {
+      gc::MarkSweep<ResizingModel>* ms = nullptr;
+      Node* root = nullptr;
+      bool resize = true;
+      void roots(gc::Tracer& t) {
+        t.mark(root);
+        if (resize) ms->set_markers(4);
+      }
+      void trace(void* obj, gc::Tracer& t) {
+        auto* n = static_cast<Node*>(obj);
+        for (std::uint32_t i = 0; i < n->n; ++i) t.mark(n->child[i]);
+      }
+    } model;
+    model.root = make_node(ts.heap(kGc), 1, 2);
+    model.root->child[0] = make_node(ts.heap(kGc), 2, 0);
+    model.root->child[1] = make_node(ts.heap(kGc), 3, 0);
+    (void)make_node(ts.heap(kGc), 4, 0);  // garbage
+    gc::MarkSweep<ResizingModel> ms(rt, model, gc::Options{.markers = 1});
+    model.ms = &ms;
+    CHECK_THROWS_AS(ms.collect(), std::logic_error);
+    CHECK(ms.markers() == 1);
+    model.resize = false;
+    const gc::CollectStats s = ms.collect();
+    CHECK(s.markers == 1);
+    CHECK(s.live_blocks == 3);
+  }
 }
 
 TEST_SUITE("gc.lazy_sweep") {

@@ -292,8 +292,11 @@ class MarkSweep {
   // it started with. The helpers start as for the constructor's count:
   // from start_markers() or the next collection that wants them. (The
   // Boehm API's library marks alone until its client starts the helpers,
-  // as bdwgc does: examples/libgc/collector.cc.)
-  void set_markers(unsigned n) noexcept {
+  // as bdwgc does: examples/libgc/collector.cc.) From a model callback
+  // (a collection running) it throws std::logic_error and changes nothing.
+  void set_markers(unsigned n) {
+    if (collecting_.load(std::memory_order_acquire))
+      throw std::logic_error("gc::MarkSweep: set_markers() called while a collection runs");
     options_.markers = n;
     markers_ = n != 0 ? n : internal::default_markers();
   }
