@@ -52,6 +52,17 @@ class Heap {
     }
     return allocate_slow(size);
   }
+  // allocate()'s first step alone: a block from the current page's cache
+  // word for this size's class, or nullptr when that word is empty or the
+  // size is past the inline classes (allocate() would go on to the next
+  // word, page or path). Calls nothing: for a caller whose own fast path
+  // must stay a leaf (the Boehm API's GC_malloc), with allocate() behind.
+  void* allocate_cached(std::size_t size) noexcept {
+    if constexpr (internal::kChecked) check_attached_here();
+    if (size > internal::kFastSizeMax) return nullptr;
+    internal::Page* page = current_[internal::kFastClassTable[(size + 15) >> 4]];
+    return page->cache_empty() ? nullptr : page->pop_cache();
+  }
   void* allocate_zeroed(std::size_t size) noexcept;
   // alignment: a power of two; nullptr otherwise.
   void* allocate_aligned(std::size_t size, std::size_t alignment) noexcept;

@@ -5,6 +5,7 @@
 // (taken by a walk) and verify() are compared with the model as it goes.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -203,6 +204,35 @@ TEST_SUITE("alloc.differential") {
     CHECK(s.segments <= internal::kSegmentCacheMax);
     rt.verify();
     CHECK(failures == 0);
+  }
+
+  TEST_CASE("allocate_cached hands out the cache word's blocks, then nullptr, and allocate goes on") {
+    Runtime rt({.gc_tags = {1}});
+    ThreadState ts(rt);
+    Heap& heap = ts.heap(1);
+    CHECK(heap.allocate_cached(internal::kFastSizeMax + 1) == nullptr);  // past the inline classes
+    std::vector<void*> blocks;
+    for (int round = 0; round < 3; ++round) {
+      void* first = heap.allocate(40);  // takes a page, or the next word
+      REQUIRE(first != nullptr);
+      blocks.push_back(first);
+      std::size_t from_cache = 0;
+      while (void* p = heap.allocate_cached(40)) {
+        blocks.push_back(p);
+        CHECK(find_block(p) == p);
+        CHECK(usable_size(p) >= 40);
+        std::memset(p, 0xAB, 40);
+        ++from_cache;
+        REQUIRE(from_cache < 64);  // one bitmap word at most
+      }
+    }
+    std::sort(blocks.begin(), blocks.end());
+    CHECK(std::adjacent_find(blocks.begin(), blocks.end()) == blocks.end());  // all distinct
+    std::size_t walked = 0;
+    visit_blocks(rt, TagSet{1}, [&](const BlockRef&) { ++walked; });
+    CHECK(walked == blocks.size());
+    for (void* p : blocks) tagheap::free(p);
+    rt.verify();
   }
 
   TEST_CASE("two thread states on one OS thread, taking turns, agree with the model") {

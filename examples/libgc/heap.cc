@@ -118,6 +118,11 @@ void* allocate_slow(std::size_t n, unsigned k) {
   }
 }
 
+void* leave_then_allocate_slow(ThreadRecord& t, std::size_t n, unsigned k) {
+  leave_allocator(t);
+  return allocate_slow(n, k);
+}
+
 void free_object(void* p) {
   ThreadRecord& t = current_thread_or_register();
   InAllocator in(t);

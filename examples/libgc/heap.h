@@ -93,29 +93,38 @@ inline constexpr std::size_t kInlineMax = 128;
 // The general path: registers the thread, counts, collects when due, and
 // retries once after a collection when memory ran out.
 void* allocate_slow(std::size_t n, unsigned k);
+// leave_allocator(t) (suspending if a collection asked meanwhile), then
+// allocate_slow: the fast path's way out, a tail call.
+[[gnu::noinline]] void* leave_then_allocate_slow(ThreadRecord& t, std::size_t n, unsigned k);
 
 // n bytes of kind k (zeroed if the kind clears); nullptr when memory runs
 // out (the caller calls the oom function).
 // Fast path (assumes: the thread is registered and has used this kind
-// before, so heaps[k] is set; small size; the per-thread count has room):
-// tagheap's inline allocation between the in-allocator marks, and clearing
-// in 16-byte steps (sizes up to 128 come from 16-byte classes).
-inline void* allocate(std::size_t n, unsigned k) {
+// before, so heaps[k] is set; small size; the per-thread count has room;
+// no lookup pending; the page's cache word not empty): a block of the
+// cache word (Heap::allocate_cached) between the in-allocator marks, and
+// clearing in 16-byte steps (sizes up to 128 come from 16-byte classes).
+// It calls nothing but in tail position, so it saves no registers: 77
+// instructions an allocation on GCBench where it took 104 (callgrind), 9%
+// of the run's time.
+[[gnu::always_inline]] inline void* allocate(std::size_t n, unsigned k) {
   ThreadRecord* t = current_thread();
   const std::size_t asked = n + extra_bytes();  // see above
   if (t == nullptr || asked > kInlineMax || k >= ThreadRecord::kKinds) [[unlikely]] return allocate_slow(n, k);
   Heap* h = t->heaps[k];
   if (h == nullptr || t->unflushed_bytes + asked >= kFlushBytes) [[unlikely]] return allocate_slow(n, k);
-  enter_allocator(*t);
-  void* p = h->allocate(asked);
-  if (p != nullptr && detail::g_kinds[k].clear) {
+  // A leaf: every way out that needs more is a tail call (no registers to
+  // save). A lookup pending, or the cache word empty: the general path.
+  enter_allocator_mark(*t);
+  if (!no_lookup_pending()) [[unlikely]] return leave_then_allocate_slow(*t, n, k);
+  void* p = h->allocate_cached(asked);
+  if (p == nullptr) [[unlikely]] return leave_then_allocate_slow(*t, n, k);
+  if (detail::g_kinds[k].clear) {
     auto* w = static_cast<std::uint64_t*>(p);
     for (std::size_t i = 0; i < ((asked + 15) >> 4); ++i) w[2 * i] = w[2 * i + 1] = 0;
   }
-  leave_allocator(*t);
-  if (p == nullptr) [[unlikely]] return allocate_slow(n, k);
   t->unflushed_bytes += counted_bytes(asked);
-  return p;
+  return leave_allocator_with(*t, p);
 }
 
 // find_block for a mutator: with the other threads out of tagheap, whose

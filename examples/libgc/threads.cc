@@ -19,7 +19,7 @@
 
 namespace tagheap::libgc {
 
-thread_local ThreadRecord* t_self __attribute__((tls_model("initial-exec"))) = nullptr;
+thread_local constinit ThreadRecord* t_self __attribute__((tls_model("initial-exec"))) = nullptr;
 namespace detail {
 // Symmetric until init_threads() has registered for membarrier.
 std::atomic<int> g_lookup_state{kSymmetric};
@@ -307,6 +307,11 @@ void begin_lookup() noexcept {
 }
 void end_lookup() noexcept {
   if (--g_lookup_depth == 0) detail::g_lookup_state.fetch_and(~detail::kLookupPending, std::memory_order_release);
+}
+
+void* suspend_then_return(ThreadRecord& t, void* p) noexcept {
+  suspend_self(t);
+  return p;
 }
 
 void suspend_self(ThreadRecord& t) noexcept {

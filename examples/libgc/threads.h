@@ -95,7 +95,7 @@ void init_threads();
 // External linkage on purpose: gold drops the offset of an initial-exec
 // relocation made against a section symbol (what an internal-linkage
 // variable gets), and the thread would read another variable.
-extern thread_local ThreadRecord* t_self __attribute__((tls_model("initial-exec")));
+extern thread_local constinit ThreadRecord* t_self __attribute__((tls_model("initial-exec")));
 
 // The calling thread's record, or nullptr when it is not registered.
 inline ThreadRecord* current_thread() noexcept { return t_self; }
@@ -156,7 +156,24 @@ inline void enter_allocator(ThreadRecord& t) noexcept {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (detail::g_lookup_state.load(std::memory_order_acquire) != 0) [[unlikely]] enter_allocator_slow(t);
 }
+// enter_allocator in two halves, for a fast path that takes the general
+// one (which waits) when a lookup is on: the mark, then the check.
+inline void enter_allocator_mark(ThreadRecord& t) noexcept {
+  t.in_allocator.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline bool no_lookup_pending() noexcept {
+  return detail::g_lookup_state.load(std::memory_order_acquire) == 0;
+}
 void suspend_self(ThreadRecord& t) noexcept;
+// leave_allocator, returning p: a tail call when a suspension waits.
+[[gnu::noinline]] void* suspend_then_return(ThreadRecord& t, void* p) noexcept;
+inline void* leave_allocator_with(ThreadRecord& t, void* p) noexcept {
+  t.in_allocator.store(0, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (t.suspend_pending) [[unlikely]] return suspend_then_return(t, p);
+  return p;
+}
 inline void leave_allocator(ThreadRecord& t) noexcept {
   t.in_allocator.store(0, std::memory_order_release);
   std::atomic_signal_fence(std::memory_order_seq_cst);
