@@ -208,7 +208,7 @@ TEST_SUITE("alloc.differential") {
 
   TEST_CASE("allocate_cached hands out the cache word's blocks, then nullptr, and allocate goes on") {
     Runtime rt({.gc_tags = {1}});
-    ThreadState ts(rt);
+    tagheap::test::AttachedState ts(rt);
     Heap& heap = ts.heap(1);
     CHECK(heap.allocate_cached(internal::kFastSizeMax + 1) == nullptr);  // past the inline classes
     std::vector<void*> blocks;

@@ -103,13 +103,14 @@ std::vector<Range>* g_statics = nullptr;
 // marker per CPU the process may use (at most kMarkersReported), which
 // join once the client starts them (GC_start_mark_threads, its first
 // GC_pthread_create or GC_allow_register_threads), as bdwgc 8.2 starts its
-// helpers (a program that does none of these marks alone, as on bdwgc). Measured on 2 cores, quiet (load 0.5-0.8,
-// bench/libgc_bench.py, 3 rounds each): with two markers GCBench took 0.23
-// s against 0.27 with one, Guile closures.scm 0.42 against 0.46, weak.scm
-// 0.17 against 0.20, ECL data.lsp 0.66 against 0.72 and control.lsp 1.09
-// against 1.39; w3m 0.61 either way. (An earlier round on a loaded machine
-// had kept one marker: a helper that is not scheduled holds the pause up,
-// bdwgc's helpers too.)
+// helpers (a program that does none of these marks alone, as on bdwgc).
+// Measured on 2 cores, quiet (load 0.5-0.8, bench/libgc_bench.py, 3
+// rounds each): with two markers GCBench took 0.23 s against 0.27 with
+// one, Guile closures.scm 0.42 against 0.46, weak.scm 0.17 against 0.20,
+// ECL data.lsp 0.66 against 0.72 and control.lsp 1.09 against 1.39; w3m
+// 0.61 either way. (An earlier round on a loaded machine had kept one
+// marker: a helper that is not scheduled holds the pause up, bdwgc's
+// helpers too.)
 // A value outside 1..64 (or not a number) is reported and ignored.
 unsigned markers_from_env() {
   const char* v = std::getenv("GC_MARKERS");
