@@ -70,6 +70,12 @@ extern "C" {
 // before calling GC_mark_and_push: all user space (find_block decides).
 void* GC_least_plausible_heap_addr = reinterpret_cast<void*>(std::uintptr_t{4096});
 void* GC_greatest_plausible_heap_addr = reinterpret_cast<void*>(~std::uintptr_t{0} >> 16);
+// bdwgc's deprecated variable: the helper markers (GC_get_parallel), kept
+// by collector.cc.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+int GC_parallel = 0;
+#pragma GCC diagnostic pop
 
 // --- initialisation and collection ---------------------------------------
 
@@ -82,6 +88,7 @@ void GC_gcollect(void) { lg::collect("GC_gcollect"); }
 // One marker (collector.cc): no marker threads to start.
 void GC_start_mark_threads(void) { lg::start_mark_threads(); }
 int GC_get_parallel(void) { return static_cast<int>(lg::helper_markers()); }
+void GC_set_markers_count(unsigned n) { lg::set_markers_count(n); }
 void GC_gcollect_and_unmap(void) { lg::collect("GC_gcollect_and_unmap"); }
 int GC_try_to_collect(GC_stop_func) { return lg::collect("GC_try_to_collect") ? 1 : 0; }
 // No incremental mode: it needs dirty bits for conservatively scanned

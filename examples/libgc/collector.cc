@@ -23,6 +23,9 @@
 #include "examples/libgc/roots.h"
 #include "gc/mark_sweep.h"
 
+// bdwgc's GC_parallel (defined in boehm_api.cc, with gc.h's declaration).
+extern "C" int GC_parallel;
+
 namespace tagheap::libgc {
 
 // Bytes of scanned objects a marker traced and has not yet added to
@@ -127,8 +130,14 @@ unsigned markers_from_env() {
 // The default markers, waiting for the client to start them (written under
 // the registry lock): 0 once started, or when GC_MARKERS said how many.
 std::atomic<unsigned> g_markers_not_started{0};
+// GC_set_markers_count before initialisation (0: the default).
+std::atomic<unsigned> g_markers_requested{0};
 // g_collector->markers(), for GC_get_parallel without the lock.
 std::atomic<unsigned> g_markers_now{1};
+void note_markers_now(unsigned n) noexcept {
+  g_markers_now.store(n, std::memory_order_relaxed);
+  GC_parallel = static_cast<int>(n) - 1;  // bdwgc's deprecated variable, read by clients unlocked
+}
 
 // The helpers are made outside any pause (pthread_create may wait for a lock
 // a stopped thread holds) with every signal blocked, so that neither this
@@ -176,12 +185,17 @@ void init_collector() {
   // The policy is policy.h's, so MarkSweep's is unused (its Options cannot
   // follow GC_set_free_space_divisor).
   // Atomic objects (GC_malloc_atomic) are leaves: marked, never traced.
+  // GC_MARKERS first, then GC_set_markers_count, then one per CPU, as bdwgc
+  // 8.2 chooses; only GC_MARKERS's count marks from the first collection.
   const unsigned asked = markers_from_env();
-  if (asked == 0)
-    g_markers_not_started.store(std::min(gc::internal::default_markers(), gc::CollectStats::kMarkersReported));
+  if (asked == 0) {
+    const unsigned requested = g_markers_requested.load(std::memory_order_relaxed);
+    g_markers_not_started.store(
+        std::min(requested != 0 ? requested : gc::internal::default_markers(), gc::CollectStats::kMarkersReported));
+  }
   g_collector = new (g_collector_storage)
       gc::MarkSweep<Model>(runtime(), *g_model, gc::Options{.markers = asked != 0 ? asked : 1, .leaf_tags = {kTagAtomic}});
-  g_markers_now.store(g_collector->markers(), std::memory_order_relaxed);
+  note_markers_now(g_collector->markers());
   g_statics = new std::vector<Range>();
   if (g_print_stats) std::atexit(print_summary);
 }
@@ -207,9 +221,13 @@ void start_mark_threads() {
   RegistryLock lock;  // as a collection starts them: one caller at a time
   if (const unsigned n = g_markers_not_started.exchange(0); n > 1) {
     g_collector->set_markers(n);
-    g_markers_now.store(n, std::memory_order_relaxed);
+    note_markers_now(n);
   }
   start_marker_threads();
+}
+
+void set_markers_count(unsigned n) noexcept {
+  if (!initialized()) g_markers_requested.store(n, std::memory_order_relaxed);  // bdwgc: no effect after
 }
 
 unsigned helper_markers() {

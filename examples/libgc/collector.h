@@ -32,6 +32,9 @@ void start_mark_threads();
 void start_default_markers();
 // GC_get_parallel: the helper markers collections run with now (markers - 1).
 unsigned helper_markers();
+// GC_set_markers_count: before initialisation, the markers (the collecting
+// thread included) the default helpers start with; 0: one per usable CPU.
+void set_markers_count(unsigned n) noexcept;
 
 // A full collection now (unless disabled: returns false then).
 bool collect(const char* reason);

@@ -712,6 +712,10 @@ static int markers(void) {
   GC_allow_register_threads();
   GC_gcollect();
   const int after = GC_get_parallel();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  CHECK(GC_parallel == after, "GC_parallel %d, GC_get_parallel %d", GC_parallel, after);
+#pragma GCC diagnostic pop
   CHECK(count_nodes(tree) == (1L << 17) - 1, "the tree lost nodes");
   printf("helpers %d %d\n", before, after);
   return failures ? 1 : 0;
@@ -756,7 +760,27 @@ static int marker_calls(void) {
   return failures ? 1 : 0;
 }
 
+/* GC_set_markers_count before GC_INIT: that many markers once started
+   (here 1: no helper even after going multi-threaded), GC_parallel the
+   same as GC_get_parallel. */
+static int markers_count(void) {
+  GC_set_markers_count(1);
+  GC_INIT();
+  GC_set_markers_count(4); /* after initialisation: no effect */
+  Node* tree = make_tree(14);
+  GC_allow_register_threads();
+  GC_gcollect();
+  CHECK(count_nodes(tree) == (2L << 14) - 1, "the tree lost nodes");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const int variable = GC_parallel;
+#pragma GCC diagnostic pop
+  printf("helpers %d, GC_parallel %d\n", GC_get_parallel(), variable);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "markers_count") == 0) return markers_count();
   if (argc > 1 && strcmp(argv[1], "marker_calls") == 0) return marker_calls();
   if (argc > 1 && strcmp(argv[1], "markers") == 0) return markers();
   if (argc > 1 && strcmp(argv[1], "incremental") == 0) return incremental();

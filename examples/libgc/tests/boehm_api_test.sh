@@ -49,6 +49,12 @@ done
 out=$(GC_MARKERS=2 LD_LIBRARY_PATH=$LIBDIR "$bin" markers)  # asked for: from the first collection
 [[ "$out" == "helpers 1 1" ]] || { echo "FAILED: tagheap's libgc, GC_MARKERS=2: $out"; exit 1; }
 echo "ok: $out with GC_MARKERS=2"
+echo "--- GC_set_markers_count(1) before GC_INIT: no helper; GC_parallel agrees"
+for lib in "" "$LIBDIR"; do
+  out=$(env -u GC_MARKERS LD_LIBRARY_PATH=$lib "$bin" markers_count)
+  [[ "$out" == "helpers 0, GC_parallel 0" ]] || { echo "FAILED: ${lib:-the Debian libgc}: $out"; exit 1; }
+done
+echo "ok: $out"
 echo "--- mark procedures asking for the markers (tagheap's library only: bdwgc deadlocks in GC_start_mark_threads there)"
 LD_LIBRARY_PATH=$LIBDIR timeout 60 "$bin" marker_calls
 echo "--- GC_enable_incremental: the program runs on; tagheap's library stays stop-the-world"
