@@ -43,7 +43,7 @@ class Heap {
   void* allocate(std::size_t size) noexcept {
     if constexpr (internal::kChecked) check_attached_here();
     if (size <= internal::kFastSizeMax) [[likely]] {
-      internal::Page* page = current_[internal::kFastClassTable[(size + 15) >> 4]];
+      internal::Page* page = current_page(size);
       // Assumes: current_ never holds nullptr (g_empty_page's cache word
       // is g_no_word, always zero), and a debug_fill heap keeps it at
       // g_empty_page.
@@ -60,7 +60,7 @@ class Heap {
   void* allocate_cached(std::size_t size) noexcept {
     if constexpr (internal::kChecked) check_attached_here();
     if (size > internal::kFastSizeMax) return nullptr;
-    internal::Page* page = current_[internal::kFastClassTable[(size + 15) >> 4]];
+    internal::Page* page = current_page(size);
     return page->cache_empty() ? nullptr : page->pop_cache();
   }
   void* allocate_zeroed(std::size_t size) noexcept;
@@ -85,6 +85,10 @@ class Heap {
   ~Heap();
 
   void* allocate_slow(std::size_t size) noexcept;
+  // The page allocation of `size` (at most kFastSizeMax) pops from.
+  internal::Page* current_page(std::size_t size) const noexcept {
+    return current_[internal::kFastClassTable[(size + 15) >> 4]];
+  }
   // Checked builds: a heap is used only by the OS thread its thread state is
   // attached to; fatal, naming the thread state, otherwise.
   void check_attached_here() const noexcept {

@@ -256,7 +256,7 @@ class MarkSweep {
         gc_tags_(runtime.options().gc_tags),
         policy_(options.generational && options.nursery_growth > 0 ? options.nursery_growth : options.heap_growth,
                 options.min_budget_bytes),
-        markers_(options.markers != 0 ? options.markers : internal::default_markers()),
+        markers_(markers_from(options.markers)),
         barrier_(options.generational ? kBarrierUnlogged : kBarrierOff) {
     if (options.incremental && options.generational)
       throw std::invalid_argument("gc::Options: incremental and generational together are not supported yet");
@@ -298,7 +298,7 @@ class MarkSweep {
     if (collecting_.load(std::memory_order_acquire))
       throw std::logic_error("gc::MarkSweep: set_markers() called while a collection runs");
     options_.markers = n;
-    markers_ = n != 0 ? n : internal::default_markers();
+    markers_ = markers_from(n);
   }
 
   // Any mutator thread, no lock: GC bytes allocated since the last
@@ -497,6 +497,10 @@ class MarkSweep {
   }
   static void hand_to_first(Tracer& first, Tracer& helper);
   unsigned markers_for(bool minor) const noexcept;
+  // Options::markers's meaning: 0 is one per CPU the process may use.
+  static unsigned markers_from(unsigned option) noexcept {
+    return option != 0 ? option : internal::default_markers();
+  }
   unsigned make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept;
   unsigned run_markers(unsigned n, MarkJob& job);
   static void mark_job(void* context, unsigned marker) noexcept;

@@ -151,13 +151,8 @@ void enter_allocator_slow(ThreadRecord& t) noexcept;
 // membarrier orders them for the processor. The load acquires: when it
 // reads the 0 that ended a lookup, the lookup's reads of our pages come
 // before the writes we are about to make (a plain load on x86).
-inline void enter_allocator(ThreadRecord& t) noexcept {
-  t.in_allocator.store(1, std::memory_order_relaxed);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (detail::g_lookup_state.load(std::memory_order_acquire) != 0) [[unlikely]] enter_allocator_slow(t);
-}
-// enter_allocator in two halves, for a fast path that takes the general
-// one (which waits) when a lookup is on: the mark, then the check.
+// Its two halves, apart for a fast path that takes the general path (which
+// waits) when a lookup is on: the mark, then the check.
 inline void enter_allocator_mark(ThreadRecord& t) noexcept {
   t.in_allocator.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -165,19 +160,27 @@ inline void enter_allocator_mark(ThreadRecord& t) noexcept {
 inline bool no_lookup_pending() noexcept {
   return detail::g_lookup_state.load(std::memory_order_acquire) == 0;
 }
+inline void enter_allocator(ThreadRecord& t) noexcept {
+  enter_allocator_mark(t);
+  if (!no_lookup_pending()) [[unlikely]] enter_allocator_slow(t);
+}
 void suspend_self(ThreadRecord& t) noexcept;
+// The way out: the mark cleared; then the caller suspends if a collection
+// asked meanwhile (t.suspend_pending).
+inline void leave_allocator_mark(ThreadRecord& t) noexcept {
+  t.in_allocator.store(0, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline void leave_allocator(ThreadRecord& t) noexcept {
+  leave_allocator_mark(t);
+  if (t.suspend_pending) [[unlikely]] suspend_self(t);
+}
 // leave_allocator, returning p: a tail call when a suspension waits.
 [[gnu::noinline]] void* suspend_then_return(ThreadRecord& t, void* p) noexcept;
 inline void* leave_allocator_with(ThreadRecord& t, void* p) noexcept {
-  t.in_allocator.store(0, std::memory_order_release);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
+  leave_allocator_mark(t);
   if (t.suspend_pending) [[unlikely]] return suspend_then_return(t, p);
   return p;
-}
-inline void leave_allocator(ThreadRecord& t) noexcept {
-  t.in_allocator.store(0, std::memory_order_release);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (t.suspend_pending) [[unlikely]] suspend_self(t);
 }
 
 // f() with no other registered thread inside tagheap, registry lock held:
