@@ -126,12 +126,14 @@ struct Options {
   // With markers = 0, a stop-the-world collection marks on every marker
   // thread only when it is expected to mark at least this many bytes (what
   // the last collection of its kind marked), on the collecting thread alone
-  // below: a small heap's marking stays in the cache and one core marks it
-  // faster than two (1 vs 2 markers on 2 cores, pause_tagheap: 3.8 vs 4.1
-  // ms at 16 MiB marked, 5.4 vs 4.8 at 21, 11.5 vs 8.9 at 43; bench/README.md,
-  // "Batched mark bits" and "Parallel marking"). An explicit markers count
-  // is used as it is.
-  std::size_t parallel_mark_bytes = std::size_t{24} << 20;
+  // below, where waking a helper costs about what it adds. 4 MiB: on the
+  // tree of pause_tagheap, two markers take 0.67-0.77x one marker's pause
+  // at 5.3 MiB marked and 0.75-0.94x at 2.7; mt-GCBench's collections
+  // (16 MiB) 1.9 ms against 3.0 (bench/README.md, "Helpers off the
+  // collecting thread's CPU"). It was 24 MiB while helpers often shared
+  // the collecting thread's CPU. An explicit markers count is used as it
+  // is.
+  std::size_t parallel_mark_bytes = std::size_t{4} << 20;
   bool generational = false;  // sticky mark bits: collect() is minor unless a full one is due
   // Generational mode: a minor collection is due when GC-tag bytes
   // allocated since the last collection pass max(min_budget_bytes,

@@ -3,6 +3,8 @@
 // ends when the markers that joined are idle, never waiting for a helper the
 // OS has not scheduled, and a helper that started is always waited for.
 #include <doctest/doctest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -100,5 +102,88 @@ TEST_SUITE("gc.marker_threads") {
       std::this_thread::sleep_for(std::chrono::microseconds(300));
       CHECK(c.started.load() == c.finished.load());
     }
+  }
+
+  // What each helper saw of its own CPUs while it ran a job.
+  struct HelperCpus {
+    std::atomic<int> started{0};
+    unsigned helpers = 0;
+    cpu_set_t mask[8];
+    int cpu[8];
+  };
+  // Job 0 waits (a bounded while) for every helper to have started, so each
+  // one reports; a helper reports its affinity mask and the CPU it ran on.
+  void report_cpus(void* context, unsigned marker) noexcept {
+    auto& c = *static_cast<HelperCpus*>(context);
+    if (marker == 0) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (c.started.load() < static_cast<int>(c.helpers) && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
+      return;
+    }
+    CPU_ZERO(&c.mask[marker]);
+    sched_getaffinity(0, sizeof c.mask[marker], &c.mask[marker]);
+    c.cpu[marker] = sched_getcpu();
+    c.started.fetch_add(1);
+  }
+  // The first CPU of `set`.
+  int first_cpu(const cpu_set_t& set) {
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+      if (CPU_ISSET(i, &set)) return i;
+    return -1;
+  }
+  // Runs fn on a thread pinned to `cpu`.
+  template <class F>
+  void on_thread_pinned_to(int cpu, F fn) {
+    std::thread t([&] {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0);
+      fn();
+    });
+    t.join();
+  }
+
+  TEST_CASE("helpers started by a collector pinned to one CPU run on another CPU, not time-sliced with it") {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    REQUIRE(sched_getaffinity(0, sizeof mine, &mine) == 0);
+    if (CPU_COUNT(&mine) < 2) {
+      MESSAGE("skipped: this thread may use one CPU");
+      return;
+    }
+    MarkerThreads threads;  // made on this thread: the helpers may use its CPUs
+    const int pinned = first_cpu(mine);
+    HelperCpus c;
+    on_thread_pinned_to(pinned, [&] {
+      REQUIRE(threads.start(2) == 2);  // created by the pinned thread: they inherit its one CPU
+      c.helpers = 1;
+      threads.run(2, &report_cpus, &c);
+    });
+    REQUIRE(c.started.load() == 1);
+    CHECK(c.cpu[1] != pinned);  // it ran beside marker 0, not after it on the same CPU
+    CHECK_FALSE(CPU_ISSET(pinned, &c.mask[1]));
+    CHECK(CPU_COUNT(&c.mask[1]) == CPU_COUNT(&mine) - 1);
+  }
+
+  TEST_CASE("with more markers than CPUs, helpers started by a pinned collector may use every CPU of the collector's owner") {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    REQUIRE(sched_getaffinity(0, sizeof mine, &mine) == 0);
+    const unsigned n = static_cast<unsigned>(CPU_COUNT(&mine)) + 1;  // no CPU to spare for each helper
+    if (n - 1 > 7 || n < 3) {
+      MESSAGE("skipped: needs 2 to 7 CPUs");
+      return;
+    }
+    MarkerThreads threads;
+    HelperCpus c;
+    on_thread_pinned_to(first_cpu(mine), [&] {
+      REQUIRE(threads.start(n) == n);
+      c.helpers = n - 1;
+      threads.run(n, &report_cpus, &c);
+    });
+    REQUIRE(c.started.load() == static_cast<int>(n) - 1);
+    for (unsigned i = 1; i < n; ++i) CHECK(CPU_EQUAL(&c.mask[i], &mine));  // not the pinned thread's one CPU
   }
 }

@@ -14,6 +14,11 @@ struct HelperStart {
 };
 }  // namespace
 
+MarkerThreads::MarkerThreads() noexcept {
+  CPU_ZERO(&cpus_);
+  cpus_known_ = sched_getaffinity(0, sizeof cpus_, &cpus_) == 0;
+}
+
 MarkerThreads::~MarkerThreads() {
   if (pid_ != getpid()) return;  // a fork child: the helpers are the parent's
   {
@@ -59,6 +64,7 @@ unsigned MarkerThreads::start(unsigned n) noexcept {
     new (&mu_) std::mutex();
     new (&cv_) std::condition_variable();
     threads_.clear();
+    helpers_avoid_ = -1;
     pid_ = pid;
   }
   std::lock_guard lock(mu_);
@@ -76,12 +82,29 @@ unsigned MarkerThreads::start(unsigned n) noexcept {
       break;  // fewer markers: slower, never wrong
     }
     threads_.push_back(t);
+    helpers_avoid_ = kMasksMixed;  // the new one has its creator's mask: run() sets it
   }
   return std::min<unsigned>(n, static_cast<unsigned>(threads_.size()) + 1);
 }
 
+// Gives every helper the CPUs of cpus_ but `cpu` (all of cpus_ for cpu =
+// -1). A refused mask leaves the thread as it was.
+void MarkerThreads::keep_helpers_off(int cpu) noexcept {
+  if (cpu == helpers_avoid_) return;
+  cpu_set_t mask = cpus_;
+  if (cpu >= 0) CPU_CLR(cpu, &mask);
+  for (pthread_t t : threads_) (void)pthread_setaffinity_np(t, sizeof mask, &mask);
+  helpers_avoid_ = cpu;
+}
+
 void MarkerThreads::run(unsigned n, Job job, void* context) noexcept {
   if (n > 1) {
+    if (cpus_known_) {
+      const int cpu = sched_getcpu();
+      const bool room = cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &cpus_) &&
+                        static_cast<unsigned>(CPU_COUNT(&cpus_)) >= n;
+      keep_helpers_off(room ? cpu : -1);
+    }
     {
       std::lock_guard lock(mu_);
       job_ = job;

@@ -21,9 +21,25 @@
 //   In a fork() child the parent's helpers do not exist: run() notices the
 //   new process and starts helpers afresh, forgetting the old ones.
 //   job must not throw (the collector catches inside it).
+//   Helpers run on the CPUs of the thread that constructed the
+//   MarkerThreads (the collector's owner, usually the VM's main thread),
+//   never on those of the thread that first asked for them: a new thread
+//   inherits its creator's affinity, and a collection triggered by a
+//   mutator pinned to one CPU pinned every helper to that CPU, where it
+//   time-sliced with the collecting thread while the other cores idled
+//   (mt_gcbench, whose mutators pin themselves: half its collections
+//   marked no faster with two markers than with one). And while marker 0's
+//   CPU is one of those and the others leave a CPU for every helper, run()
+//   keeps the helpers off marker 0's CPU: the scheduler put a woken helper
+//   on the waker's CPU now and then (a fifth of mt_gcbench's collections
+//   once the helpers could run anywhere), where it waited for a time slice
+//   while a core idled. run() sets the masks (pthread_setaffinity_np, one
+//   call a helper) only when they change: a new helper, or marker 0 on
+//   another CPU than the round before.
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/types.h>
 
 #include <condition_variable>
@@ -37,7 +53,7 @@ class MarkerThreads {
  public:
   using Job = void (*)(void* context, unsigned marker) noexcept;
 
-  MarkerThreads() = default;
+  MarkerThreads() noexcept;
   ~MarkerThreads();
   MarkerThreads(const MarkerThreads&) = delete;
   MarkerThreads& operator=(const MarkerThreads&) = delete;
@@ -57,6 +73,11 @@ class MarkerThreads {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<pthread_t> threads_;
+  cpu_set_t cpus_;           // the constructing thread's affinity, for the helpers
+  bool cpus_known_ = false;  // false: sched_getaffinity failed; helpers inherit
+  static constexpr int kMasksMixed = -2;
+  int helpers_avoid_ = -1;  // the CPU every helper's mask leaves out (-1: none; kMasksMixed: not the same for all)
+  void keep_helpers_off(int cpu) noexcept;
   pid_t pid_ = 0;            // the process the helpers belong to
   std::uint64_t round_ = 0;  // incremented by each run()
   unsigned active_ = 0;      // markers this round offers jobs to (0 included)
