@@ -43,18 +43,22 @@ void init_once() {
   g_kinds[kKindAtomicUncollectable] = Kind{kTagAtomicUncollectable, false, false, false};
   g_kinds[kKindTyped] = Kind{kTagTyped, true, true, true, kNoMarkProc, 0, true};
   for (unsigned k = 0; k < kFirstCustomKind; ++k) g_kind_of_tag[g_kinds[k].tag] = k;
-  // Transparent huge pages once 8 MiB of segments are in use, the
-  // library's default (README.md, "Huge pages": w3m 30% faster, 3% more
-  // RSS; a small program pays nothing).
+  // No transparent huge pages unless TAGHEAP_LIBGC_HUGE_PAGES_ABOVE asks
+  // (tagheap's default gives them past 8 MiB of segments). A Boehm client
+  // is mostly a short program that faults its heap in once, and on a VM
+  // whose host backs fresh memory slowly the first touch of a huge page
+  // costs from 0.2 to 20 ms, bimodally: two interleaved runs of bench/libgc_bench.py
+  // (2026-12-05) gave w3m 0.56-0.60 s without them against 0.86-0.91 with,
+  // lower peak RSS for every program (2-12%), the others mostly within 4%
+  // either way (README.md, "Huge pages").
   // No segments populated ahead (RuntimeOptions::populate_ahead_above,
   // tagheap's default past 32 MiB): that thread keeps an incremental
   // collector's mutators from waiting for fresh huge pages, and this
   // library marks in one pause; on w3m it held 4-6 MiB more peak RSS for
   // no time gained (README.md, "Huge pages").
-  const RuntimeOptions defaults;
   g_runtime = new (g_runtime_storage) Runtime(RuntimeOptions{
       .gc_tags = kGcTags,
-      .huge_os_pages_above = env_size("TAGHEAP_LIBGC_HUGE_PAGES_ABOVE", defaults.huge_os_pages_above),
+      .huge_os_pages_above = env_size("TAGHEAP_LIBGC_HUGE_PAGES_ABOVE", 0),
       .populate_ahead_above = env_size("TAGHEAP_LIBGC_POPULATE_AHEAD_ABOVE", 0)});
   init_threads();
   init_collector();
