@@ -62,6 +62,14 @@ struct GraphModel {
   }
 };
 
+// A model's trace for Nodes: every child.
+struct NodeTracing {
+  void trace(void* obj, gc::Tracer& t) {
+    auto* node = static_cast<Node*>(obj);
+    for (std::uint32_t i = 0; i < node->n; ++i) t.mark(node->child[i]);
+  }
+};
+
 // The collection's verdict against the model: the survivors are exactly the
 // reachable set, every other GC block was freed and finalized exactly once.
 struct Checker {
@@ -558,16 +566,12 @@ TEST_SUITE("gc.mark_sweep") {
     ts.attach();
     // Offsets 0 and 1 count (the Boehm collector's displacements for tagged
     // pointers), no other.
-    struct OffsetModel {
+    struct OffsetModel : NodeTracing {
       std::vector<std::uintptr_t> words;
       std::vector<bool> hit;
       void roots(gc::Tracer& t) {
         for (std::uintptr_t w : words)
           hit.push_back(t.mark_conservative_if(w, [](std::size_t offset) { return offset <= 1; }));
-      }
-      void trace(void* obj, gc::Tracer& t) {
-        auto* node = static_cast<Node*>(obj);
-        for (std::uint32_t i = 0; i < node->n; ++i) t.mark(node->child[i]);
       }
     } model;
     Node* a = make_node(ts.heap(kGcA), 1, 1);
@@ -585,6 +589,39 @@ TEST_SUITE("gc.mark_sweep") {
     model.words.clear();
     gc::MarkSweep(rt, model).collect();
     CHECK(gc_blocks(rt).empty());
+    ts.detach();
+  }
+
+  TEST_CASE("the scoped conservative marks, under one lookup scope, keep exactly what the unscoped ones keep") {
+    Runtime rt({.gc_tags = {kGcA}});
+    ThreadState ts(rt);
+    ts.attach();
+    struct ScopedModel : NodeTracing {
+      std::vector<std::uintptr_t> any_offset, displaced;  // mark_conservative's words, mark_conservative_if's
+      std::vector<bool> hit;
+      void roots(gc::Tracer& t) {
+        const BlockLookupScope scope;
+        for (std::uintptr_t w : any_offset) hit.push_back(t.mark_conservative(scope, w));
+        for (std::uintptr_t w : displaced)
+          hit.push_back(t.mark_conservative_if(scope, w, [](std::size_t offset) { return offset <= 1; }));
+      }
+    } model;
+    Node* a = make_node(ts.heap(kGcA), 1, 1);
+    Node* b = make_node(ts.heap(kGcA), 2, 0);
+    Node* c = make_node(ts.heap(kGcA), 3, 0);
+    Node* d = make_node(ts.heap(kGcA), 4, 0);
+    Node* e = make_node(ts.heap(kGcA), 5, 0);
+    a->child[0] = make_node(ts.heap(kGcA), 6, 0);  // kept through a's trace
+    void* other = ts.heap(kData).allocate(32);  // not a GC block: never a hit
+    const auto at = [](void* n, std::uintptr_t offset) { return reinterpret_cast<std::uintptr_t>(n) + offset; };
+    model.any_offset = {at(a, 9), at(b, 0), at(other, 0), 0xDEADBEEF};
+    model.displaced = {at(c, 1), at(d, 8), at(e, 15), at(a, 0)};  // 16-byte blocks
+    const gc::CollectStats s = gc::MarkSweep(rt, model).collect();
+    CHECK(model.hit == std::vector<bool>{true, true, false, false, true, false, false, true});
+    CHECK(s.roots_conservative == 4);
+    CHECK(gc_blocks(rt) == std::unordered_set<void*>{a, b, c, a->child[0]});
+    CHECK(s.freed_blocks == 2);
+    tagheap::free(other);
     ts.detach();
   }
 

@@ -49,10 +49,17 @@ static_assert(th::gc::Options{}.leaf_tags.empty(), "every GC block is traced unl
 static_assert(th::gc::Options{}.markers == 0 && !th::gc::Options{}.generational);
 static_assert(th::gc::Options{}.min_budget_bytes > 0 && th::gc::Options{}.heap_growth > 0, "never a zero budget");
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark), th::gc::Tracer&, void*>);
-static_assert(std::is_invocable_r_v<bool, decltype(&th::gc::Tracer::mark_conservative), th::gc::Tracer&,
-                                    std::uintptr_t>);
+static_assert(std::is_same_v<decltype(std::declval<th::gc::Tracer&>().mark_conservative(std::uintptr_t{})), bool>);
 static_assert(std::is_same_v<decltype(std::declval<th::gc::Tracer&>().mark_conservative_if(
                                  std::uintptr_t{}, [](std::size_t) { return true; })),
+                             bool>);
+// The forms for a scan that holds one lookup scope around many words.
+static_assert(std::is_same_v<decltype(std::declval<th::gc::Tracer&>().mark_conservative(
+                                 std::declval<const th::BlockLookupScope&>(), std::uintptr_t{})),
+                             bool>);
+static_assert(std::is_same_v<decltype(std::declval<th::gc::Tracer&>().mark_conservative_if(
+                                 std::declval<const th::BlockLookupScope&>(), std::uintptr_t{},
+                                 [](std::size_t) { return true; })),
                              bool>);
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark_weak), th::gc::Tracer&, void**>);
 static_assert(std::is_invocable_v<decltype(&th::gc::Tracer::mark_ephemeron), th::gc::Tracer&, void*, void*>);
