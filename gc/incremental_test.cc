@@ -50,14 +50,7 @@ gc::Options incremental(unsigned markers = 1, std::uint64_t step_ns = 1) {
 
 // A runtime with one GC tag, this thread attached, and an incremental
 // collector over a NodeModel.
-struct Fixture {
-  Runtime rt{{.gc_tags = {kGc}}};
-  test::AttachedState ts{rt};
-  Model model;
-  gc::MarkSweep<Model> ms;
-  explicit Fixture(gc::Options o) : ms(rt, model, o) {}
-  Heap& heap() { return ts.heap(kGc); }
-};
+using Fixture = test::CollectorFixture<Model, kGc>;
 
 // Pauses until the cycle under way (or a new one) is done; returns the last.
 template <class MS>

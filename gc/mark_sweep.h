@@ -75,6 +75,16 @@
 //   mark; no dead block is filled, poisoned or freed before every finalizer
 //   of the collection has run, so a finalizer may read dead peers. It must
 //   not make the object reachable again.
+//   Root pieces (optional: root_pieces() and mark_root_piece(i, t)): roots
+//   every marker scans, for a model with much to scan there (a
+//   conservative runtime's data segments and stacks). root_pieces() runs
+//   on the collecting thread at the start of each marking round, before
+//   roots(), and says how many pieces there are; each marker that takes
+//   part then claims pieces one at a time (an atomic counter) and calls
+//   mark_root_piece(i, its tracer) for each, at once with the others, as it
+//   calls trace. The collecting thread claims until none is left, so every
+//   piece is marked in every round whichever helpers take part; a helper
+//   that comes late finds none.
 //   An exception from roots, trace or process_weak leaves the runtime as
 //   before the collection (every mark undone, nothing freed) and reaches the
 //   caller; the next collection is exact.
@@ -231,6 +241,11 @@ template <class M>
 concept HasFinalize = requires(M& m, void* obj) { m.finalize(obj); };
 template <class M>
 concept HasProcessWeak = requires(M& m, const Liveness& l) { m.process_weak(l); };
+template <class M>
+concept HasRootPieces = requires(M& m, std::size_t i, Tracer& t) {
+  { m.root_pieces() } -> std::convertible_to<std::size_t>;
+  m.mark_root_piece(i, t);
+};
 
 namespace internal {
 // The default marker count: one per CPU the process may use (its affinity
@@ -506,7 +521,7 @@ class MarkSweep {
   unsigned make_helper_tracers(unsigned n, std::vector<Tracer>& helpers) noexcept;
   unsigned run_markers(unsigned n, MarkJob& job);
   static void mark_job(void* context, unsigned marker) noexcept;
-  void mark_from_roots(Tracer& t, MarkJob& job);
+  void mark_root_pieces(Tracer& t);
   void drain(Tracer& t);
   void settle(Tracer& t);
   bool rescan_marked(Tracer& t);
@@ -529,6 +544,10 @@ class MarkSweep {
   MarkerState first_state_;                 // marker 0's: no allocation needed to collect
   std::vector<MarkerState> helper_states_;  // markers 1..n-1
   internal::MarkWorklist worklist_;
+  // Root pieces (HasRootPieces) of this marking round, and the next one a
+  // marker may claim.
+  std::size_t root_pieces_ = 0;
+  std::atomic<std::size_t> next_root_piece_{0};
   internal::MarkerThreads threads_;
   internal::FinalizerTable finalizers_;
   // Generational state. remembered_: old objects logged since the last

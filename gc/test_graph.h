@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "alloc/tagheap.h"
+#include "gc/mark_sweep.h"
 #include "gc/tracer.h"
 #include "gc/visit.h"
+#include "tests/test_util.h"
 
 namespace tagheap::test {
 
@@ -82,5 +84,18 @@ inline std::unordered_set<void*> gc_blocks(Runtime& rt) {
   visit_gc_blocks(rt, [&](const BlockRef& b) { CHECK(all.insert(b.block).second); });
   return all;
 }
+
+// A runtime whose one GC tag is kTag, a thread state attached for the
+// fixture's life, a model and its collector: where most collector tests
+// start.
+template <class Model, Tag kTag>
+struct CollectorFixture {
+  Runtime rt{{.gc_tags = {kTag}}};
+  AttachedState ts{rt};
+  Model model;
+  gc::MarkSweep<Model> ms;
+  explicit CollectorFixture(gc::Options o) : ms(rt, model, o) {}
+  Heap& heap() { return ts.heap(kTag); }
+};
 
 }  // namespace tagheap::test

@@ -53,17 +53,48 @@ struct Model {
   std::atomic<std::size_t> scanned_bytes{0};
   std::size_t root_bytes = 0;  // the collecting thread's
 
+  // The root ranges (data segments, added roots, stacks, saved registers,
+  // uncollectable blocks) are scanned by every marker, in pieces
+  // (gc::MarkSweep's root pieces), rather than by the collecting thread
+  // alone while the helpers wait for work: ECL's 540 KB of data segments
+  // took a fifth of its collections' marking.
+  struct RootPiece {
+    const char* lo;
+    const char* hi;
+    bool is_stack;  // any interior pointer counts (object_scan.h's rule)
+  };
+  static constexpr std::size_t kRootPieceBytes = std::size_t{16} << 10;
+  std::vector<RootPiece> pieces;  // this round's; the capacity stays for the next
+
+  // Room for 4 MiB of roots before the first pause, which would otherwise
+  // grow the list a mapping at a time (pause_allocation.h).
+  Model() { pieces.reserve(256); }
+  std::size_t root_pieces() {
+    pieces.clear();
+    root_bytes = 0;
+    for_each_root_range(*statics, collector_sp, [this](const char* lo, const char* hi, bool is_stack) {
+      if (hi <= lo) return;
+      root_bytes += static_cast<std::size_t>(hi - lo);
+      // Pieces start at word boundaries, so no word straddles two.
+      const auto start = (reinterpret_cast<std::uintptr_t>(lo) + 7) & ~std::uintptr_t{7};
+      const auto end = reinterpret_cast<std::uintptr_t>(hi);
+      for (std::uintptr_t p = start; p < end; p += std::min(kRootPieceBytes, end - p))
+        pieces.push_back({reinterpret_cast<const char*>(p),
+                          reinterpret_cast<const char*>(p + std::min(kRootPieceBytes, end - p)), is_stack});
+    });
+    return pieces.size();
+  }
+  void mark_root_piece(std::size_t i, gc::Tracer& t) {
+    const RootPiece& piece = pieces[i];
+    const BlockLookupScope scope;  // once for the piece, not per word
+    if (piece.is_stack) {
+      scan_words(piece.lo, piece.hi, [&t, &scope](std::uintptr_t w) { t.mark_conservative(scope, w); });
+    } else {
+      scan_words(piece.lo, piece.hi, [&t, &scope](std::uintptr_t w) { mark_heap_word(t, scope, w); });
+    }
+  }
   void roots(gc::Tracer& t) {
     set_mark_sink(MarkSink{&t, &sink_mark});
-    const BlockLookupScope scope;  // once for all the ranges, not per word
-    for_each_root_range(*statics, collector_sp, [this, &t, &scope](const char* lo, const char* hi, bool is_stack) {
-      root_bytes += static_cast<std::size_t>(hi - lo);
-      if (is_stack) {
-        scan_words(lo, hi, [&t, &scope](std::uintptr_t w) { t.mark_conservative(scope, w); });
-      } else {
-        scan_words(lo, hi, [&t, &scope](std::uintptr_t w) { mark_heap_word(t, scope, w); });
-      }
-    });
     finalization_roots(t);
     run_push_other_roots();  // the client's (GC_push_other_roots), through the sink
   }

@@ -190,6 +190,8 @@ template <class Model>
 unsigned MarkSweep<Model>::run_markers(unsigned n, MarkJob& job) {
   for (unsigned i = 0; i < n; ++i) state(i).took_part = false;
   worklist_.reset();
+  if constexpr (HasRootPieces<Model>) root_pieces_ = model_.root_pieces();
+  next_root_piece_.store(0, std::memory_order_relaxed);
   threads_.run(n, &MarkSweep::mark_job, &job);
   const std::uint64_t now = internal::now_ns();
   unsigned took_part = 0;
@@ -247,8 +249,9 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
       }
       self.finalizers_.for_each_queued([&](void* obj) { t.mark(obj); });  // until their finalizers ran
       self.model_.roots(t);
-      self.emit(GcPhase::kRootsDone);
     }
+    if constexpr (HasRootPieces<Model>) self.mark_root_pieces(t);
+    if (marker == 0) self.emit(GcPhase::kRootsDone);
     for (;;) {
       self.drain(t);
       if (job.failed.load(std::memory_order_relaxed) || !self.worklist_.take(t.stack_)) break;
@@ -258,6 +261,17 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
     self.worklist_.abort();
   }
   state.end_ns = internal::now_ns();
+}
+
+// Claims root pieces until none is left (HasRootPieces), marking each with
+// this marker's tracer; what they reach waits on its stack for drain.
+template <class Model>
+void MarkSweep<Model>::mark_root_pieces(Tracer& t) {
+  for (;;) {
+    const std::size_t i = next_root_piece_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= root_pieces_) return;
+    model_.mark_root_piece(i, t);
+  }
 }
 
 // Traces until the marker's stack is empty. Objects pass through a FIFO
@@ -457,6 +471,10 @@ void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   vt.verifier_ = &verifier;
   finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
   model_.roots(vt);
+  if constexpr (HasRootPieces<Model>) {
+    const std::size_t pieces = model_.root_pieces();
+    for (std::size_t i = 0; i < pieces; ++i) model_.mark_root_piece(i, vt);
+  }
   while (!stack.empty()) {
     void* obj = stack.back();
     stack.pop_back();
