@@ -3,6 +3,7 @@
 // finalization pass. No exception leaves an extern "C" function.
 #include "gc/tagheap_gc.h"
 
+#include <atomic>
 #include <memory>
 #include <new>
 
@@ -19,11 +20,17 @@ Tracer& from_c(tagheap_tracer* t) { return *reinterpret_cast<Tracer*>(t); }
 
 struct CModel {
   tagheap_gc_model m;
+  // tagheap_collector_set_root_pieces's, both or neither.
+  std::size_t (*pieces_count)(void* ctx) = nullptr;
+  void (*pieces_mark)(std::size_t i, tagheap_tracer* tracer, void* ctx) = nullptr;
   void roots(Tracer& t) { m.roots(to_c(t), m.ctx); }
   void trace(void* obj, Tracer& t) { m.trace(obj, to_c(t), m.ctx); }
   void process_weak(const Liveness& l) {
     if (m.process_weak != nullptr) m.process_weak(reinterpret_cast<const tagheap_liveness*>(&l), m.ctx);
   }
+  // No pieces set: a claim per marker a round, nothing else.
+  std::size_t root_pieces() { return pieces_count != nullptr ? pieces_count(m.ctx) : 0; }
+  void mark_root_piece(std::size_t i, Tracer& t) { pieces_mark(i, to_c(t), m.ctx); }
 };
 struct CFinalizingModel : CModel {
   void finalize(void* obj) noexcept { m.finalize(obj, m.ctx); }
@@ -47,6 +54,7 @@ struct tagheap_collector {
   virtual std::pair<tagheap::gc::FinalizerFn, void*> finalizer(void* obj, tagheap::gc::FinalizerFn fn, void* data,
                                                                tagheap::gc::FinalizerOrder order) = 0;
   virtual std::size_t run_finalizers() = 0;
+  virtual bool set_root_pieces(std::size_t (*count)(void*), void (*mark)(std::size_t, tagheap_tracer*, void*)) = 0;
 };
 
 namespace {
@@ -57,7 +65,18 @@ struct Collector final : tagheap_collector {
   Collector(tagheap::Runtime& rt, const tagheap_gc_model& m, const tagheap::gc::Options& o)
       : model{{m}}, ms(rt, model, o) {}
   bool due() const noexcept override { return ms.collection_due(); }
-  tagheap::gc::CollectStats collect(bool full) override { return full ? ms.collect_full() : ms.collect(); }
+  // collect() calls under way (a nested one, refused by ms, counts while it
+  // unwinds); read by set_root_pieces, which a callback may call from a
+  // helper marker.
+  std::atomic<int> collecting{0};
+  tagheap::gc::CollectStats collect(bool full) override {
+    struct Count {
+      std::atomic<int>& n;
+      explicit Count(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_acq_rel); }
+      ~Count() { n.fetch_sub(1, std::memory_order_acq_rel); }
+    } count(collecting);
+    return full ? ms.collect_full() : ms.collect();
+  }
   void barrier(void* obj) noexcept override { ms.write_barrier(obj); }
   bool marking() const noexcept override { return ms.is_marking(); }
   std::pair<tagheap::gc::FinalizerFn, void*> finalizer(void* obj, tagheap::gc::FinalizerFn fn, void* data,
@@ -65,6 +84,12 @@ struct Collector final : tagheap_collector {
     return ms.register_finalizer(obj, fn, data, order);
   }
   std::size_t run_finalizers() override { return ms.run_finalizers(); }
+  bool set_root_pieces(std::size_t (*count)(void*), void (*mark)(std::size_t, tagheap_tracer*, void*)) override {
+    if ((count == nullptr) != (mark == nullptr) || collecting.load(std::memory_order_acquire) != 0) return false;
+    model.pieces_count = count;
+    model.pieces_mark = mark;
+    return true;
+  }
 };
 
 int collect(tagheap_collector* c, tagheap_collect_stats* stats, bool full) {
@@ -104,6 +129,11 @@ tagheap_collector* tagheap_collector_new(tagheap_runtime* runtime, const tagheap
   }
 }
 void tagheap_collector_delete(tagheap_collector* collector) { delete collector; }
+
+int tagheap_collector_set_root_pieces(tagheap_collector* collector, size_t (*count)(void* ctx),
+                                      void (*mark)(size_t i, tagheap_tracer* tracer, void* ctx)) {
+  return collector->set_root_pieces(count, mark) ? 0 : -1;
+}
 
 int tagheap_collection_due(const tagheap_collector* collector) { return collector->due() ? 1 : 0; }
 int tagheap_collect(tagheap_collector* collector, tagheap_collect_stats* stats) {

@@ -1,7 +1,7 @@
 /* The collector's C API (gc/tagheap_gc.h), from C: a graph of nodes, roots
  * and trace callbacks, a collection that keeps exactly the reachable nodes,
  * a weak slot, an ordered finalizer, generational mode with its write
- * barrier, incremental mode, and leaf tags. Exits non-zero (with a
+ * barrier, incremental mode, root pieces, and leaf tags. Exits non-zero (with a
  * message) on the first wrong verdict. */
 #include <stdio.h>
 #include <unistd.h>
@@ -49,6 +49,36 @@ static void on_finalize(void* obj, void* data) {
   vm* v = (vm*)data;
   v->finalized++;
   v->finalized_id = ((node*)obj)->id;
+}
+
+/* Root pieces: each piece is the head of a list; the plain roots are none. */
+enum { kPieces = 32 };
+static node* g_piece_heads[kPieces];
+static size_t g_piece_count = 0;
+static int g_piece_marks[kPieces]; /* per piece, atomically: pieces may run on several markers */
+static size_t root_pieces(void* ctx) {
+  (void)ctx;
+  return g_piece_count;
+}
+static void mark_root_piece(size_t i, tagheap_tracer* t, void* ctx) {
+  (void)ctx;
+  __atomic_fetch_add(&g_piece_marks[i], 1, __ATOMIC_RELAXED);
+  tagheap_tracer_mark(t, g_piece_heads[i]);
+}
+/* As trace; and asks to drop the pieces while the collection runs, when set. */
+static tagheap_collector* g_set_pieces_from = NULL;
+static int g_set_pieces_refused = 0, g_set_pieces_accepted = 0;
+static void trace_pieces(void* obj, tagheap_tracer* t, void* ctx) {
+  if (g_set_pieces_from != NULL) {
+    int* outcome = tagheap_collector_set_root_pieces(g_set_pieces_from, NULL, NULL) == 0 ? &g_set_pieces_accepted
+                                                                                         : &g_set_pieces_refused;
+    __atomic_store_n(outcome, 1, __ATOMIC_RELAXED);
+  }
+  trace(obj, t, ctx);
+}
+static void no_roots(tagheap_tracer* t, void* ctx) {
+  (void)t;
+  (void)ctx;
 }
 
 static node* make(tagheap_thread_state* ts, long id, node* next) {
@@ -165,6 +195,36 @@ int main(void) {
   EXPECT(pauses > 2 && (size_t)pauses == s.cycle_pauses);
   EXPECT(chain->next == late && late->id == 7);
   EXPECT(s.live_blocks == 1002);
+  tagheap_collector_delete(c);
+
+  /* Root pieces: every marker claims some; each is marked once a
+   * collection. Only one of the two callbacks: refused. */
+  tagheap_gc_model piece_model = {no_roots, trace_pieces, NULL, NULL, &v};
+  c = tagheap_collector_new(rt, &piece_model, &po); /* every hardware thread marks */
+  EXPECT(c != NULL);
+  EXPECT(tagheap_collector_set_root_pieces(c, root_pieces, NULL) == -1);
+  EXPECT(tagheap_collector_set_root_pieces(c, root_pieces, mark_root_piece) == 0);
+  for (size_t i = 0; i < kPieces; ++i) {
+    g_piece_heads[i] = NULL;
+    for (long k = 0; k < 100; ++k) g_piece_heads[i] = make(ts, (long)i * 1000 + k, g_piece_heads[i]);
+  }
+  g_piece_count = kPieces;
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(s.live_blocks == 100 * kPieces); /* v's nodes went: only pieces are roots now */
+  for (size_t i = 0; i < kPieces; ++i) EXPECT(g_piece_marks[i] == 1);
+  g_piece_count = kPieces / 2;
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(s.live_blocks == 100 * kPieces / 2);
+  for (size_t i = 0; i < kPieces; ++i) EXPECT(g_piece_marks[i] == (i < kPieces / 2 ? 2 : 1));
+  /* From a callback of a collection under way: refused, the pieces stay. */
+  g_set_pieces_from = c;
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(g_set_pieces_refused && !g_set_pieces_accepted);
+  EXPECT(s.live_blocks == 100 * kPieces / 2);
+  g_set_pieces_from = NULL;
+  EXPECT(tagheap_collector_set_root_pieces(c, NULL, NULL) == 0); /* roots alone again: none */
+  EXPECT(tagheap_collect(c, &s) == 0);
+  EXPECT(s.live_blocks == 0);
   tagheap_collector_delete(c);
 
   v.root = NULL;

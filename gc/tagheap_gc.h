@@ -64,6 +64,13 @@ tagheap_collector* tagheap_collector_new(tagheap_runtime* runtime, const tagheap
                                          const tagheap_gc_options* options);
 void tagheap_collector_delete(tagheap_collector* collector);
 
+/* Optional: roots that every marker scans, in pieces (gc/README.md, "Root pieces"). count says how many at
+ * the start of each marking round, before the model's roots; mark marks piece i, on several threads at once
+ * for different pieces, each piece once a round. Both, or both NULL for the model's roots alone. Between
+ * collections: 0, or -1 with only one of them or from a callback of a collection under way. */
+int tagheap_collector_set_root_pieces(tagheap_collector* collector, size_t (*count)(void* ctx),
+                                      void (*mark)(size_t i, tagheap_tracer* tracer, void* ctx));
+
 /* Any mutator thread: allocation since the last collection passed the budget. */
 int tagheap_collection_due(const tagheap_collector* collector);
 /* World stopped. 0, or -1 if a callback threw (nothing freed, every mark undone) or a collection already
