@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <new>
 
 #include "gc/internal/c_handles.h"
@@ -20,17 +21,32 @@ Tracer& from_c(tagheap_tracer* t) { return *reinterpret_cast<Tracer*>(t); }
 
 struct CModel {
   tagheap_gc_model m;
-  // tagheap_collector_set_root_pieces's, both or neither.
-  std::size_t (*pieces_count)(void* ctx) = nullptr;
-  void (*pieces_mark)(std::size_t i, tagheap_tracer* tracer, void* ctx) = nullptr;
+  // tagheap_collector_set_root_pieces's, both or neither, under a lock: a
+  // VM may set them from one thread while another collects (refused, but
+  // the refusal's test and the collection's read race). A round uses the
+  // pair root_pieces() read, whatever is set meanwhile.
+  using CountFn = std::size_t (*)(void* ctx);
+  using MarkFn = void (*)(std::size_t i, tagheap_tracer* tracer, void* ctx);
+  std::mutex pieces_mu{};
+  CountFn pieces_count = nullptr;
+  MarkFn pieces_mark = nullptr;
+  MarkFn round_mark = nullptr;  // this round's, written before the helpers start
   void roots(Tracer& t) { m.roots(to_c(t), m.ctx); }
   void trace(void* obj, Tracer& t) { m.trace(obj, to_c(t), m.ctx); }
   void process_weak(const Liveness& l) {
     if (m.process_weak != nullptr) m.process_weak(reinterpret_cast<const tagheap_liveness*>(&l), m.ctx);
   }
   // No pieces set: a claim per marker a round, nothing else.
-  std::size_t root_pieces() { return pieces_count != nullptr ? pieces_count(m.ctx) : 0; }
-  void mark_root_piece(std::size_t i, Tracer& t) { pieces_mark(i, to_c(t), m.ctx); }
+  std::size_t root_pieces() {
+    CountFn count;
+    {
+      std::lock_guard lock(pieces_mu);
+      count = pieces_count;
+      round_mark = pieces_mark;
+    }
+    return count != nullptr ? count(m.ctx) : 0;
+  }
+  void mark_root_piece(std::size_t i, Tracer& t) { round_mark(i, to_c(t), m.ctx); }
 };
 struct CFinalizingModel : CModel {
   void finalize(void* obj) noexcept { m.finalize(obj, m.ctx); }
@@ -85,7 +101,9 @@ struct Collector final : tagheap_collector {
   }
   std::size_t run_finalizers() override { return ms.run_finalizers(); }
   bool set_root_pieces(std::size_t (*count)(void*), void (*mark)(std::size_t, tagheap_tracer*, void*)) override {
-    if ((count == nullptr) != (mark == nullptr) || collecting.load(std::memory_order_acquire) != 0) return false;
+    if ((count == nullptr) != (mark == nullptr)) return false;
+    std::lock_guard lock(model.pieces_mu);
+    if (collecting.load(std::memory_order_acquire) != 0) return false;
     model.pieces_count = count;
     model.pieces_mark = mark;
     return true;
