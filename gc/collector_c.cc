@@ -3,7 +3,6 @@
 // finalization pass. No exception leaves an extern "C" function.
 #include "gc/tagheap_gc.h"
 
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -81,18 +80,7 @@ struct Collector final : tagheap_collector {
   Collector(tagheap::Runtime& rt, const tagheap_gc_model& m, const tagheap::gc::Options& o)
       : model{{m}}, ms(rt, model, o) {}
   bool due() const noexcept override { return ms.collection_due(); }
-  // collect() calls under way (a nested one, refused by ms, counts while it
-  // unwinds); read by set_root_pieces, which a callback may call from a
-  // helper marker.
-  std::atomic<int> collecting{0};
-  tagheap::gc::CollectStats collect(bool full) override {
-    struct Count {
-      std::atomic<int>& n;
-      explicit Count(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_acq_rel); }
-      ~Count() { n.fetch_sub(1, std::memory_order_acq_rel); }
-    } count(collecting);
-    return full ? ms.collect_full() : ms.collect();
-  }
+  tagheap::gc::CollectStats collect(bool full) override { return full ? ms.collect_full() : ms.collect(); }
   void barrier(void* obj) noexcept override { ms.write_barrier(obj); }
   bool marking() const noexcept override { return ms.is_marking(); }
   std::pair<tagheap::gc::FinalizerFn, void*> finalizer(void* obj, tagheap::gc::FinalizerFn fn, void* data,
@@ -103,7 +91,7 @@ struct Collector final : tagheap_collector {
   bool set_root_pieces(std::size_t (*count)(void*), void (*mark)(std::size_t, tagheap_tracer*, void*)) override {
     if ((count == nullptr) != (mark == nullptr)) return false;
     std::lock_guard lock(model.pieces_mu);
-    if (collecting.load(std::memory_order_acquire) != 0) return false;
+    if (ms.is_collecting()) return false;
     model.pieces_count = count;
     model.pieces_mark = mark;
     return true;

@@ -363,6 +363,9 @@ class MarkSweep {
   // lazy sweep (CollectStats::cycle_done is false, is_marking() too):
   // marking begins in the pause after them.
   bool is_marking() const noexcept { return cycle_; }
+  // A collect() or collect_full() call is under way (from any thread: a
+  // model callback on a helper marker may ask).
+  bool is_collecting() const noexcept { return collecting_.load(std::memory_order_acquire); }
 
   // Finalizers (gc/internal/finalizer_table.h for the order): once obj (a GC
   // block of this runtime) is unreachable, it and everything it reaches

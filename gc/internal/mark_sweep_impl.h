@@ -470,11 +470,11 @@ void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   Tracer vt(&runtime_.core(), TagSet{}, options_.leaf_tags, buffers, SIZE_MAX);
   vt.verifier_ = &verifier;
   finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
+  std::size_t pieces = 0;
+  if constexpr (HasRootPieces<Model>) pieces = model_.root_pieces();  // as a marking round: before roots()
   model_.roots(vt);
-  if constexpr (HasRootPieces<Model>) {
-    const std::size_t pieces = model_.root_pieces();
+  if constexpr (HasRootPieces<Model>)
     for (std::size_t i = 0; i < pieces; ++i) model_.mark_root_piece(i, vt);
-  }
   while (!stack.empty()) {
     void* obj = stack.back();
     stack.pop_back();
