@@ -64,28 +64,29 @@ struct Model {
     bool is_stack;  // any interior pointer counts (object_scan.h's rule)
   };
   static constexpr std::size_t kRootPieceBytes = std::size_t{16} << 10;
-  std::vector<RootPiece> pieces;  // this round's; the capacity stays for the next
+  // This round's pieces. The list never grows in a pause (an allocation
+  // there maps memory, and can fail with the world stopped): pieces past
+  // its capacity are scanned by roots() on the collecting thread, and
+  // reserve_root_pieces() makes room for all of them before the next stop.
+  // It starts small, so a program's first collections take that path too.
+  std::vector<RootPiece> pieces;
+  std::size_t pieces_wanted = 0;  // this round's, listed or not
+  Model() { pieces.reserve(16); }
 
-  // Room for 4 MiB of roots before the first pause, which would otherwise
-  // grow the list a mapping at a time (pause_allocation.h).
-  Model() { pieces.reserve(256); }
-  std::size_t root_pieces() {
-    pieces.clear();
-    root_bytes = 0;
-    for_each_root_range(*statics, collector_sp, [this](const char* lo, const char* hi, bool is_stack) {
-      if (hi <= lo) return;
-      root_bytes += static_cast<std::size_t>(hi - lo);
-      // Pieces start at word boundaries, so no word straddles two.
+  // Every piece of this round's root ranges, in the same order each call
+  // (the world is stopped). Pieces start at word boundaries, so no word
+  // straddles two.
+  template <class F>
+  void for_each_piece(F&& f) {
+    for_each_root_range(*statics, collector_sp, [&f](const char* lo, const char* hi, bool is_stack) {
       const auto start = (reinterpret_cast<std::uintptr_t>(lo) + 7) & ~std::uintptr_t{7};
       const auto end = reinterpret_cast<std::uintptr_t>(hi);
       for (std::uintptr_t p = start; p < end; p += std::min(kRootPieceBytes, end - p))
-        pieces.push_back({reinterpret_cast<const char*>(p),
-                          reinterpret_cast<const char*>(p + std::min(kRootPieceBytes, end - p)), is_stack});
+        f(RootPiece{reinterpret_cast<const char*>(p), reinterpret_cast<const char*>(p + std::min(kRootPieceBytes, end - p)),
+                    is_stack});
     });
-    return pieces.size();
   }
-  void mark_root_piece(std::size_t i, gc::Tracer& t) {
-    const RootPiece& piece = pieces[i];
+  static void scan_piece(const RootPiece& piece, gc::Tracer& t) {
     const BlockLookupScope scope;  // once for the piece, not per word
     if (piece.is_stack) {
       scan_words(piece.lo, piece.hi, [&t, &scope](std::uintptr_t w) { t.mark_conservative(scope, w); });
@@ -93,8 +94,31 @@ struct Model {
       scan_words(piece.lo, piece.hi, [&t, &scope](std::uintptr_t w) { mark_heap_word(t, scope, w); });
     }
   }
+  std::size_t root_pieces() {
+    pieces.clear();
+    pieces_wanted = 0;
+    root_bytes = 0;
+    for_each_piece([this](const RootPiece& piece) {
+      root_bytes += static_cast<std::size_t>(piece.hi - piece.lo);
+      if (pieces.size() < pieces.capacity()) pieces.push_back(piece);
+      ++pieces_wanted;
+    });
+    return pieces.size();
+  }
+  void mark_root_piece(std::size_t i, gc::Tracer& t) { scan_piece(pieces[i], t); }
+  // Outside the pause (registry lock held): room for every piece the last
+  // round wanted, and a quarter more.
+  void reserve_root_pieces() {
+    if (pieces.capacity() < pieces_wanted) pieces.reserve(pieces_wanted + pieces_wanted / 4);
+  }
   void roots(gc::Tracer& t) {
     set_mark_sink(MarkSink{&t, &sink_mark});
+    if (pieces_wanted > pieces.size()) {  // the pieces the list had no room for
+      std::size_t k = 0;
+      for_each_piece([this, &t, &k](const RootPiece& piece) {
+        if (k++ >= pieces.size()) scan_piece(piece, t);
+      });
+    }
     finalization_roots(t);
     run_push_other_roots();  // the client's (GC_push_other_roots), through the sink
   }
@@ -325,6 +349,7 @@ bool collect(const char* reason) {
     run_start_callback();
     read_static_roots(*g_statics);
     finalization_before_stop();
+    g_model->reserve_root_pieces();
     start_marker_threads();  // made once (and again in a fork child), never in the pause
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t stopped = stop_world();
