@@ -85,6 +85,10 @@
 //   calls trace. The collecting thread claims until none is left, so every
 //   piece is marked in every round whichever helpers take part; a helper
 //   that comes late finds none.
+//   roots, mark_root_piece and trace run inside a lookup scope the
+//   collector holds on that marker's thread (Tracer::lookup_scope): a model
+//   that scans words conservatively passes it to mark_conservative(scope,
+//   word) instead of opening one per object.
 //   An exception from roots, trace or process_weak leaves the runtime as
 //   before the collection (every mark undone, nothing freed) and reaches the
 //   caller; the next collection is exact.

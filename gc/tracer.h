@@ -73,20 +73,31 @@ class Tracer {
                                                    AcceptOffset&& accept_offset) {
     (void)held;
     std::uint32_t i;
-    // The page's geometry first, then the cheap verdicts (offset, tag, a
-    // mark already set), and the free and thread-free bitmaps only for a
-    // block that may be marked now: each is a cache line of its own.
-    tagheap::internal::Page* found = tagheap::internal::find_block_slot(word, runtime_, &i);
-    if (found == nullptr) return false;
+    // The page's geometry first (the last GC page hit, else a lookup), then
+    // the cheap verdicts (offset, tag, a mark already set), and the free and
+    // thread-free bitmaps only for a block that may be marked now: each is
+    // a cache line of its own.
+    tagheap::internal::Page* found;
+    const bool last_page = word - last_page_.start < last_page_.span;
+    if (last_page) {
+      found = last_page_.page;
+      i = found->block_index_containing(word);
+    } else {
+      found = tagheap::internal::find_block_slot(word, runtime_, &i);
+      if (found == nullptr) return false;
+    }
     const PageView page(found);
     void* block = page.block(i);
     if (!accept_offset(word - reinterpret_cast<std::uintptr_t>(block))) return false;
-    if (verifier_ != nullptr) [[unlikely]] {
-      if (!tagheap::internal::block_is_allocated(*found, i)) return false;
-      verify_reach(block, page);
-      return true;
+    if (!last_page) {
+      if (verifier_ != nullptr) [[unlikely]] {
+        if (!tagheap::internal::block_is_allocated(*found, i)) return false;
+        verify_reach(block, page);
+        return true;
+      }
+      if (!gc_tags_.contains(page.tag())) return false;
+      last_page_ = LastPage{found->blocks_start, std::uintptr_t{found->reserved} * found->block_size, found};
     }
-    if (!gc_tags_.contains(page.tag())) return false;
     // Marked in this collection (or old, with sticky marks): allocated
     // when marked, and marking it again would do nothing.
     if (!is_marked_bit(page, i) && !tagheap::internal::block_is_allocated(*found, i)) return false;
@@ -96,6 +107,20 @@ class Tracer {
     mark_gc_block(block, page, i);
     return true;
   }
+  // The lookup scope the collector holds on this marker's thread while it
+  // runs the model's roots(), mark_root_piece() and trace() with this
+  // tracer: a trace that looks words up passes it to mark_conservative(scope,
+  // word) instead of opening a scope per object (a thread-local increment
+  // and decrement: 5% of libgc's marking instructions on GCBench). Valid
+  // only inside those calls.
+  const BlockLookupScope& lookup_scope() const noexcept {
+    if constexpr (tagheap::internal::kChecked) check_lookup_scope();
+    return *lent_scope_;
+  }
+  // Forgets the last page a conservative word hit (mark_conservative_if):
+  // the collector calls it as each marker starts a pause, since pages are
+  // made and released only while mutators run.
+  void forget_last_page() noexcept { last_page_ = LastPage{}; }
   // Scans [begin, end) word by word with mark_conservative.
   void mark_range_conservative(const void* begin, const void* end) {
     const BlockLookupScope scope;  // once for the range, not per word
@@ -192,6 +217,21 @@ class Tracer {
     if (set_unlogged_) set_unlogged(obj);  // old now, as any marked object
   }
   void check_block(void* obj, PageView page) const;
+  void check_lookup_scope() const;  // lookup_scope() outside the collector's calls: fatal
+  // Opens a lookup scope on this thread and lends it to the tracer for its
+  // lifetime (lookup_scope()); nests.
+  class LentScope {
+   public:
+    explicit LentScope(Tracer& t) noexcept : t_(t), before_(t.lent_scope_) { t.lent_scope_ = &scope_; }
+    ~LentScope() { t_.lent_scope_ = before_; }
+    LentScope(const LentScope&) = delete;
+    LentScope& operator=(const LentScope&) = delete;
+
+   private:
+    Tracer& t_;
+    const BlockLookupScope* before_;
+    BlockLookupScope scope_;
+  };
   // Grows the mark stack; when memory is short the object stays marked but
   // unpushed and `overflowed_` asks the collector to rescan.
   void push_growing(void* obj) noexcept;
@@ -305,6 +345,19 @@ class Tracer {
   };
   void verify_reach(void* obj, PageView page);
 
+  // The last page of a GC tag that a conservative word was found in, and the
+  // span of its blocks: a word inside that span needs neither the segment
+  // map nor the segment's and page's checks (GCBench through libgc: an
+  // object's children mostly sit in its own page). Never set while
+  // verifying (no tag is a GC tag then). Valid for one pause
+  // (forget_last_page).
+  struct LastPage {
+    std::uintptr_t start = 0;
+    std::uintptr_t span = 0;  // 0: none
+    tagheap::internal::Page* page = nullptr;
+  };
+  LastPage last_page_;
+  const BlockLookupScope* lent_scope_ = nullptr;  // LentScope's, while one is open
   tagheap::internal::RuntimeCore* runtime_;
   TagSet gc_tags_;
   TagSet leaf_tags_;           // Options::leaf_tags: marked, not traced

@@ -123,18 +123,22 @@ struct Model {
     run_push_other_roots();  // the client's (GC_push_other_roots), through the sink
   }
   void process_weak(const gc::Liveness& liveness) { finalization_process_weak(liveness); }
-  void trace(void* obj, gc::Tracer& t) {
-    set_mark_sink(MarkSink{&t, &sink_mark});  // for a mark procedure, on this marker
-    const BlockLookupScope scope;  // once for the object, not per word
+  [[gnu::always_inline]] void trace(void* obj, gc::Tracer& t) {
+    const BlockLookupScope& scope = t.lookup_scope();  // the collector's, around all of marking
+    const MarkSink sink{&t, &sink_mark};  // for a mark procedure, on this marker
     // One loop per rule, each mark inlined in it (a call per word cost a
     // tenth of the marking's instructions on Guile).
     if (detail::g_all_interior_pointers) [[likely]] {
       t_scanned_unflushed += scan_object(
-          obj, [&t, &scope](std::uintptr_t w) __attribute__((always_inline)) { t.mark_conservative(scope, w); });
+          obj, [&t, &scope](std::uintptr_t w) __attribute__((always_inline)) { t.mark_conservative(scope, w); },
+          sink);
     } else {
-      t_scanned_unflushed += scan_object(obj, [&t, &scope](std::uintptr_t w) __attribute__((always_inline)) {
-        t.mark_conservative_if(scope, w, is_displacement);
-      });
+      t_scanned_unflushed += scan_object(
+          obj,
+          [&t, &scope](std::uintptr_t w) __attribute__((always_inline)) {
+            t.mark_conservative_if(scope, w, is_displacement);
+          },
+          sink);
     }
     if (t_scanned_unflushed >= kScannedFlushBytes) [[unlikely]] flush_scanned();
   }

@@ -43,9 +43,16 @@ void for_each_root_range(const std::vector<Range>& statics, const char* collecto
 // Conservative scans: every aligned word in [lo, hi) that could be an
 // address (not in the first page: small integers are most words) handed to
 // mark(word). Not instrumented by ASan: stacks and data segments hold
-// redzones.
+// redzones. Inlined into its caller (a call per traced object was 6% of
+// GCBench's marking instructions), except under ASan, where the inlined
+// reads would take the caller's instrumentation.
+#if defined(__SANITIZE_ADDRESS__)
+#define TAGHEAP_LIBGC_SCAN_INLINING gnu::noinline
+#else
+#define TAGHEAP_LIBGC_SCAN_INLINING gnu::always_inline
+#endif
 template <class Mark>
-[[gnu::no_sanitize_address]] inline void scan_words(const void* lo, const void* hi, Mark&& mark) {
+[[TAGHEAP_LIBGC_SCAN_INLINING, gnu::no_sanitize_address]] inline void scan_words(const void* lo, const void* hi, Mark&& mark) {
   auto p = (reinterpret_cast<std::uintptr_t>(lo) + 7) & ~std::uintptr_t{7};
   const auto end = reinterpret_cast<std::uintptr_t>(hi);
   for (; p + sizeof(std::uintptr_t) <= end; p += sizeof(std::uintptr_t)) {

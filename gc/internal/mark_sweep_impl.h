@@ -219,8 +219,10 @@ void MarkSweep<Model>::mark_job(void* context, unsigned marker) noexcept {
   }
   // Conservative words (Tracer::mark_conservative) look blocks up: one
   // lookup scope for the job, not one per word (two process-wide atomic
-  // updates each; a helper has no scope of the caller's around it).
-  BlockLookupScope lookups;
+  // updates each; a helper has no scope of the caller's around it), lent to
+  // the model's calls (Tracer::lookup_scope).
+  Tracer::LentScope lookups(t);
+  t.forget_last_page();  // the mutators may have released it since the last pause
   try {
     if (marker == 0) {
       // Remembered objects, traced again: old ones (a minor collection;
@@ -298,6 +300,7 @@ void MarkSweep<Model>::drain(Tracer& t) {
   // clock every kShareEvery objects, so it marks that many.
   const bool adaptive = timed && deadline_ns_ > last_clock + 4 * kClockSliceNs;
   unsigned every = adaptive ? t.clock_every_ : kShareEvery;
+  Tracer::LentScope lookups(t);  // for model_.trace (Tracer::lookup_scope)
   unsigned until_share = every;
   for (;;) {
     while (count < kAhead) {
@@ -398,6 +401,7 @@ void MarkSweep<Model>::settle(Tracer& t) {
 // the last one dropped).
 template <class Model>
 bool MarkSweep<Model>::rescan_marked(Tracer& t) {
+  Tracer::LentScope lookups(t);  // for model_.trace (Tracer::lookup_scope)
   for_each_page(runtime_, gc_tags_, [&](PageView page) {
     if (options_.leaf_tags.contains(page.tag())) return true;  // never pushed, never dropped
     for (std::uint32_t w = 0; w < page.bitmap_words(); ++w)
@@ -414,6 +418,7 @@ bool MarkSweep<Model>::rescan_marked(Tracer& t) {
 // ready (see internal/finalizer_table.h), each marked with what it reaches.
 template <class Model>
 void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& ready, CollectStats& stats) {
+  Tracer::LentScope lookups(t);  // for model_.trace (Tracer::lookup_scope)
   auto& entries = finalization_scratch_.entries;
   finalizers_.snapshot(entries);
   std::vector<void*>& unreachable = finalization_scratch_.unreachable;
@@ -469,6 +474,7 @@ void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   // No GC tag: every mark() verifies. Leaves are checked, not traced.
   Tracer vt(&runtime_.core(), TagSet{}, options_.leaf_tags, buffers, SIZE_MAX);
   vt.verifier_ = &verifier;
+  Tracer::LentScope lookups(vt);  // for the model's calls (Tracer::lookup_scope)
   finalizers_.for_each_queued([&](void* obj) { vt.mark(obj); });
   std::size_t pieces = 0;
   if constexpr (HasRootPieces<Model>) pieces = model_.root_pieces();  // as a marking round: before roots()
