@@ -30,9 +30,10 @@ namespace lg = tagheap::libgc;
 
 namespace {
 
-void* allocate_or_oom(std::size_t n, unsigned kind) {
-  void* p = lg::allocate(n, kind);
-  return p != nullptr ? p : lg::out_of_memory(n);
+// The GC_malloc family's allocation: a leaf, its slow paths tail calls
+// (heap.h).
+[[gnu::always_inline]] inline void* allocate_or_oom(std::size_t n, unsigned kind) {
+  return lg::allocate_or_oom(n, kind);
 }
 
 std::atomic<unsigned long> g_time_limit_ms{GC_TIME_UNLIMITED};  // GC_set_time_limit

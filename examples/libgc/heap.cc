@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "examples/libgc/boehm_hooks.h"
 #include "examples/libgc/collector.h"
 #include "examples/libgc/policy.h"
 
@@ -125,6 +126,16 @@ void* allocate_slow(std::size_t n, unsigned k) {
 void* leave_then_allocate_slow(ThreadRecord& t, std::size_t n, unsigned k) {
   leave_allocator(t);
   return allocate_slow(n, k);
+}
+
+void* allocate_slow_or_oom(std::size_t n, unsigned k) {
+  void* p = allocate_slow(n, k);
+  return p != nullptr ? p : out_of_memory(n);
+}
+
+void* leave_then_allocate_slow_or_oom(ThreadRecord& t, std::size_t n, unsigned k) {
+  leave_allocator(t);
+  return allocate_slow_or_oom(n, k);
 }
 
 void free_object(void* p) {

@@ -96,6 +96,10 @@ void* allocate_slow(std::size_t n, unsigned k);
 // leave_allocator(t) (suspending if a collection asked meanwhile), then
 // allocate_slow: the fast path's way out, a tail call.
 [[gnu::noinline]] void* leave_then_allocate_slow(ThreadRecord& t, std::size_t n, unsigned k);
+// Both, answering a failure with the client's out-of-memory function
+// (GC_set_oom_fn): the ways out of allocate_or_oom, tail calls too.
+void* allocate_slow_or_oom(std::size_t n, unsigned k);
+[[gnu::noinline]] void* leave_then_allocate_slow_or_oom(ThreadRecord& t, std::size_t n, unsigned k);
 
 // n bytes of kind k (zeroed if the kind clears); nullptr when memory runs
 // out (the caller calls the oom function).
@@ -106,19 +110,25 @@ void* allocate_slow(std::size_t n, unsigned k);
 // clearing in 16-byte steps (sizes up to 128 come from 16-byte classes).
 // It calls nothing but in tail position, so it saves no registers: 77
 // instructions an allocation on GCBench where it took 104 (callgrind), 9%
-// of the run's time.
-[[gnu::always_inline]] inline void* allocate(std::size_t n, unsigned k) {
+// of the run's time. kOrOom: a failure returns out_of_memory(n) (the
+// GC_malloc family), in the slow path, so the fast path stays a leaf (a
+// caller testing for nullptr gave it a stack frame: 9 instructions an
+// allocation).
+template <bool kOrOom>
+[[gnu::always_inline]] inline void* allocate_fast(std::size_t n, unsigned k) {
+  constexpr auto slow = kOrOom ? &allocate_slow_or_oom : &allocate_slow;
+  constexpr auto leave_then_slow = kOrOom ? &leave_then_allocate_slow_or_oom : &leave_then_allocate_slow;
   ThreadRecord* t = current_thread();
   const std::size_t asked = n + extra_bytes();  // see above
-  if (t == nullptr || asked > kInlineMax || k >= ThreadRecord::kKinds) [[unlikely]] return allocate_slow(n, k);
+  if (t == nullptr || asked > kInlineMax || k >= ThreadRecord::kKinds) [[unlikely]] return slow(n, k);
   Heap* h = t->heaps[k];
-  if (h == nullptr || t->unflushed_bytes + asked >= kFlushBytes) [[unlikely]] return allocate_slow(n, k);
+  if (h == nullptr || t->unflushed_bytes + asked >= kFlushBytes) [[unlikely]] return slow(n, k);
   // A leaf: every way out that needs more is a tail call (no registers to
   // save). A lookup pending, or the cache word empty: the general path.
   enter_allocator_mark(*t);
-  if (!no_lookup_pending()) [[unlikely]] return leave_then_allocate_slow(*t, n, k);
+  if (!no_lookup_pending()) [[unlikely]] return leave_then_slow(*t, n, k);
   void* p = h->allocate_cached(asked);
-  if (p == nullptr) [[unlikely]] return leave_then_allocate_slow(*t, n, k);
+  if (p == nullptr) [[unlikely]] return leave_then_slow(*t, n, k);
   if (detail::g_kinds[k].clear) {
     auto* w = static_cast<std::uint64_t*>(p);
     for (std::size_t i = 0; i < ((asked + 15) >> 4); ++i) w[2 * i] = w[2 * i + 1] = 0;
@@ -126,6 +136,8 @@ void* allocate_slow(std::size_t n, unsigned k);
   t->unflushed_bytes += counted_bytes(asked);
   return leave_allocator_with(*t, p);
 }
+[[gnu::always_inline]] inline void* allocate(std::size_t n, unsigned k) { return allocate_fast<false>(n, k); }
+[[gnu::always_inline]] inline void* allocate_or_oom(std::size_t n, unsigned k) { return allocate_fast<true>(n, k); }
 
 // find_block for a mutator: with the other threads out of tagheap, whose
 // pages it reads (threads.h).

@@ -510,7 +510,23 @@ static int oom(void) {
                                        compiler would fold the comparisons below */
     if (p == NULL || p == oom_marker(0)) { /* bdwgc 8.2 returns NULL for large objects */
       printf("oom after %d MiB\n", i);
-      return 0;
+      /* Small objects at the limit: the inline allocation path's ways out
+         answer with the oom function too. A list, kept through keep[0]. */
+      GC_free(keep[0]);
+      keep[0] = NULL;
+      for (long n = 0; n < (1L << 26) / 48; ++n) {
+        void** q = (void**)GC_MALLOC(48);
+        __asm__ volatile("" : "+r"(q));
+        if (q == oom_marker(0)) {
+          printf("small objects: oom after %ld\n", n);
+          return 0;
+        }
+        if (q == NULL) break;
+        q[0] = keep[0];
+        keep[0] = q;
+      }
+      fprintf(stderr, "FAILED: small objects at the heap limit did not get the oom function's answer\n");
+      return 1;
     }
     keep[i] = p;
   }
