@@ -26,13 +26,13 @@ namespace tagheap::internal {
 // block_is_allocated says.
 [[gnu::always_inline]] inline Page* find_block_slot(std::uintptr_t p, const RuntimeCore* runtime,
                                                     std::uint32_t* index) noexcept {
-  Segment* seg = SegmentMap::lookup(p);  // mapped until the caller's scope closes (lookup_guard.h)
+  unsigned page_shift;  // from the map: the segment header's kind and shift are not read
+  Segment* seg = SegmentMap::lookup(p, &page_shift);  // mapped until the caller's scope closes (lookup_guard.h)
   if (seg == nullptr) return nullptr;
   // `runtime` is written before the segment enters the map and never again:
   // reading it is safe, and another runtime's pages are not ours to read.
   if (runtime != nullptr && seg->runtime != runtime) return nullptr;
-  Page* page = seg->page_of(reinterpret_cast<const void*>(p));
-  if (seg->kind == PageKind::kHuge) page = &seg->pages[0];
+  Page* page = &seg->pages[(p - seg->base()) >> page_shift];  // a huge segment's shift gives page 0
   if (!page->in_use || p < page->blocks_start) return nullptr;
   if (p - page->blocks_start >= std::uint64_t{page->reserved} * page->block_size) return nullptr;
   *index = page->block_index_containing(p);

@@ -49,6 +49,13 @@ class SegmentMap {
 
   // The segment covering address a, or nullptr when no segment of ours does.
   static Segment* lookup(std::uintptr_t a) noexcept {
+    unsigned page_shift;
+    return lookup(a, &page_shift);
+  }
+  // The same, and the segment's page shift in *page_shift (its start unit's
+  // byte: the page of a is pages[(a - segment) >> shift], a huge segment's
+  // 48 giving page 0), without a read of the segment header.
+  static Segment* lookup(std::uintptr_t a, unsigned* page_shift) noexcept {
     std::uintptr_t u = a >> kSegmentShift;
     // A reader that holds a pointer into a segment learnt of it after the
     // segment was set(), so it sees bounds at least that wide.
@@ -61,6 +68,7 @@ class SegmentMap {
       v = units_[u].load(std::memory_order_acquire);
     }
     // 0: the segment is being forgotten (its start unit cleared first).
+    *page_shift = v;
     return v == 0 ? nullptr : reinterpret_cast<Segment*>(u << kSegmentShift);
   }
 
