@@ -4,9 +4,11 @@
 // collector lends the model's calls (Tracer::lookup_scope). Verdicts are
 // checked against the test's own bookkeeping.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <unordered_set>
 #include <vector>
 
@@ -142,6 +144,39 @@ TEST_SUITE("gc.conservative_lookup") {
         CHECK(model.foreign_traced == 0);
       }
     }
+  }
+
+  TEST_CASE("lookup_scope() between an incremental cycle's pauses is a clear error") {
+    // The cycle's tracer lives from pause to pause; the scope it was lent
+    // does not.
+    const test::ChildResult r = test::run_in_child([] {
+      struct KeepingModel : WordModel {
+        gc::Tracer* kept = nullptr;
+        void roots(gc::Tracer& t) {
+          kept = &t;
+          WordModel::roots(t);
+        }
+      };
+      Runtime rt({.gc_tags = {kGc, kLeaves}});
+      test::AttachedState ts(rt);
+      KeepingModel model;
+      gc::Options o = options(1);
+      o.incremental = true;
+      o.mark_step_ns = 1;  // 64 objects a pause
+      gc::MarkSweep ms(rt, model, o);
+      std::vector<Node*> chain;
+      for (std::uint32_t i = 0; i < 1000; ++i) chain.push_back(make_node(ts.heap(kGc), i, 1));
+      for (std::size_t i = 0; i + 1 < chain.size(); ++i) chain[i]->child[0] = chain[i + 1];
+      model.exact_roots = {chain[0]};
+      const gc::CollectStats s = ms.collect();  // the cycle's first pause
+      if (s.cycle_done || model.kept == nullptr) _exit(3);
+      std::fprintf(stderr, "between pauses\n");
+      (void)model.kept->lookup_scope();
+      _exit(4);  // not reached
+    });
+    CHECK(!r.exited);
+    CHECK(r.err.find("between pauses") != std::string::npos);
+    CHECK(r.err.find("lookup_scope() outside the collector's") != std::string::npos);
   }
 
   TEST_CASE("a page released between an incremental cycle's pauses and taken by another tag is not marked") {

@@ -14,9 +14,8 @@ void Tracer::check_block(void* obj, PageView page) const {
     tagheap::internal::fatal("tagheap: Tracer::mark(%p): a block of another runtime", obj);
 }
 
-void Tracer::check_lookup_scope() const {
-  if (lent_scope_ == nullptr)
-    tagheap::internal::fatal("tagheap: Tracer::lookup_scope() outside the collector's roots, mark_root_piece or trace call");
+void Tracer::no_lookup_scope() noexcept {
+  tagheap::internal::fatal("tagheap: Tracer::lookup_scope() outside the collector's roots, mark_root_piece or trace call");
 }
 
 void Tracer::push_growing(void* obj) noexcept {

@@ -112,9 +112,10 @@ class Tracer {
   // tracer: a trace that looks words up passes it to mark_conservative(scope,
   // word) instead of opening a scope per object (a thread-local increment
   // and decrement: 5% of libgc's marking instructions on GCBench). Valid
-  // only inside those calls.
+  // only inside those calls, on the thread the collector made them on;
+  // anywhere else (a tracer kept past its call) it is a fatal error.
   const BlockLookupScope& lookup_scope() const noexcept {
-    if constexpr (tagheap::internal::kChecked) check_lookup_scope();
+    if (lent_scope_ == nullptr) [[unlikely]] no_lookup_scope();
     return *lent_scope_;
   }
   // Forgets the last page a conservative word hit (mark_conservative_if):
@@ -217,7 +218,7 @@ class Tracer {
     if (set_unlogged_) set_unlogged(obj);  // old now, as any marked object
   }
   void check_block(void* obj, PageView page) const;
-  void check_lookup_scope() const;  // lookup_scope() outside the collector's calls: fatal
+  [[noreturn]] static void no_lookup_scope() noexcept;  // lookup_scope() outside the collector's calls
   // Opens a lookup scope on this thread and lends it to the tracer for its
   // lifetime (lookup_scope()); nests.
   class LentScope {
