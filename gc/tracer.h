@@ -118,10 +118,6 @@ class Tracer {
     if (lent_scope_ == nullptr) [[unlikely]] no_lookup_scope();
     return *lent_scope_;
   }
-  // Forgets the last page a conservative word hit (mark_conservative_if):
-  // the collector calls it as each marker starts a pause, since pages are
-  // made and released only while mutators run.
-  void forget_last_page() noexcept { last_page_ = LastPage{}; }
   // Scans [begin, end) word by word with mark_conservative.
   void mark_range_conservative(const void* begin, const void* end) {
     const BlockLookupScope scope;  // once for the range, not per word
@@ -218,6 +214,10 @@ class Tracer {
     if (set_unlogged_) set_unlogged(obj);  // old now, as any marked object
   }
   void check_block(void* obj, PageView page) const;
+  // Forgets the last page a conservative word hit (mark_conservative_if):
+  // the collector calls it as each marker starts a pause, since pages are
+  // made and released only while mutators run.
+  void forget_last_page() noexcept { last_page_ = LastPage{}; }
   [[noreturn]] static void no_lookup_scope() noexcept;  // lookup_scope() outside the collector's calls
   // Opens a lookup scope on this thread and lends it to the tracer for its
   // lifetime (lookup_scope()); nests.
@@ -348,8 +348,9 @@ class Tracer {
 
   // The last page of a GC tag that a conservative word was found in, and the
   // span of its blocks: a word inside that span needs neither the segment
-  // map nor the segment's and page's checks (GCBench through libgc: an
-  // object's children mostly sit in its own page). Never set while
+  // map nor the segment's and page's checks (GCBench through libgc: a
+  // quarter of its words, whose temporary trees fill holes in many pages;
+  // more in scans of roots). Never set while
   // verifying (no tag is a GC tag then). Valid for one pause
   // (forget_last_page).
   struct LastPage {

@@ -30,12 +30,6 @@ namespace lg = tagheap::libgc;
 
 namespace {
 
-// The GC_malloc family's allocation: a leaf, its slow paths tail calls
-// (heap.h).
-[[gnu::always_inline]] inline void* allocate_or_oom(std::size_t n, unsigned kind) {
-  return lg::allocate_or_oom(n, kind);
-}
-
 std::atomic<unsigned long> g_time_limit_ms{GC_TIME_UNLIMITED};  // GC_set_time_limit
 std::atomic<int> g_no_dls{0};                                    // GC_set_no_dls
 
@@ -185,17 +179,17 @@ void GC_dump(void) {
 
 // --- allocation -------------------------------------------------------------
 
-void* GC_malloc(size_t n) { return allocate_or_oom(n, lg::kKindNormal); }
-void* GC_malloc_atomic(size_t n) { return allocate_or_oom(n, lg::kKindPtrfree); }
-void* GC_malloc_uncollectable(size_t n) { return allocate_or_oom(n, lg::kKindUncollectable); }
-void* GC_malloc_atomic_uncollectable(size_t n) { return allocate_or_oom(n, lg::kKindAtomicUncollectable); }
+void* GC_malloc(size_t n) { return lg::allocate_or_oom(n, lg::kKindNormal); }
+void* GC_malloc_atomic(size_t n) { return lg::allocate_or_oom(n, lg::kKindPtrfree); }
+void* GC_malloc_uncollectable(size_t n) { return lg::allocate_or_oom(n, lg::kKindUncollectable); }
+void* GC_malloc_atomic_uncollectable(size_t n) { return lg::allocate_or_oom(n, lg::kKindAtomicUncollectable); }
 void* GC_malloc_ignore_off_page(size_t n) { return GC_malloc(n); }
 void* GC_malloc_atomic_ignore_off_page(size_t n) { return GC_malloc_atomic(n); }
-void* GC_malloc_kind(size_t n, int k) { return allocate_or_oom(n, static_cast<unsigned>(k)); }
-void* GC_generic_malloc(size_t n, int k) { return allocate_or_oom(n, static_cast<unsigned>(k)); }
+void* GC_malloc_kind(size_t n, int k) { return lg::allocate_or_oom(n, static_cast<unsigned>(k)); }
+void* GC_generic_malloc(size_t n, int k) { return lg::allocate_or_oom(n, static_cast<unsigned>(k)); }
 void* GC_generic_malloc_ignore_off_page(size_t n, int k) { return GC_generic_malloc(n, k); }
 void* GC_generic_malloc_uncollectable(size_t n, int k) {
-  return allocate_or_oom(n, lg::kind(static_cast<unsigned>(k)).scanned ? lg::kKindUncollectable
+  return lg::allocate_or_oom(n, lg::kind(static_cast<unsigned>(k)).scanned ? lg::kKindUncollectable
                                                                         : lg::kKindAtomicUncollectable);
 }
 
