@@ -326,6 +326,8 @@ void start_default_markers() {
 // through the client's C frames.
 static thread_local bool t_collecting = false;
 
+bool collecting_on_this_thread() noexcept { return t_collecting; }
+
 bool collect(const char* reason) {
   init();
   if (g_disabled.load(std::memory_order_relaxed) != 0) return false;

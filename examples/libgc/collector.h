@@ -38,6 +38,9 @@ void set_markers_count(unsigned n) noexcept;
 
 // A full collection now (unless disabled: returns false then).
 bool collect(const char* reason);
+// Whether a collection runs on this thread now (its start callback, a mark
+// procedure, ...): collect() would refuse.
+bool collecting_on_this_thread() noexcept;
 
 void disable() noexcept;
 void enable() noexcept;

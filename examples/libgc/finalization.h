@@ -20,6 +20,9 @@
 //     Model::process_weak once its target is dead, after finalization (a
 //     "long" link: later, for a finalizable target only). A link whose slot
 //     died with its holding object is dropped unread.
+//   - table growth: a registration that would double bdwgc's link or
+//     finalizer table past 4096 buckets collects first (finalization.cc),
+//     so weak tables that fill with dying entries are collected as often.
 //
 // Invariants (registry lock held for every table access)
 //   a record is in the registration list exactly while MarkSweep holds it

@@ -28,6 +28,9 @@
 // g x live bytes, the heap's free part not counted), for comparison
 // (bench/libgc_bench.py).
 //
+// Besides: a registration that would double bdwgc's table of links or of
+// finalizers past 4096 buckets collects first (finalization.cc).
+//
 // GC_MAXIMUM_HEAP_SIZE / GC_set_max_heap_size cap live + allocated since the
 // last collection: past it an allocation collects first and fails if that
 // did not help (heap.cc).

@@ -577,6 +577,58 @@ static int granules(void) {
   return 1;
 }
 
+/* ---- a table of links or finalizers collects before it grows ------------ */
+/* bdwgc's tables of disappearing links and of finalizers grow by doubling;
+   from 4096 buckets on, a registration that would grow one collects first
+   and keeps the size if the collection emptied a quarter of it. So links
+   (or finalizers) on objects that die keep being collected however little
+   the client allocates: with the heap expanded out of the budget's way, a
+   run of registrations on dying objects collects about once per 4096. */
+enum { kTableRegistrations = 20000 };
+static void** table_links; /* in glibc's heap: not a root */
+static void count_finalized(void* obj, void* cd) {
+  (void)obj;
+  ++*(long*)cd;
+}
+static __attribute__((noinline)) void register_dying(int finalizers, long* finalized_count) {
+  for (int i = 0; i < kTableRegistrations; ++i) {
+    void* target = GC_MALLOC(16);
+    if (finalizers) {
+      GC_REGISTER_FINALIZER(target, count_finalized, finalized_count, NULL, NULL);
+    } else {
+      table_links[i] = target;
+      CHECK(GC_GENERAL_REGISTER_DISAPPEARING_LINK(&table_links[i], target) == GC_SUCCESS, "registration failed");
+    }
+  }
+}
+static int table_growth(void) {
+  GC_expand_hp(32 << 20); /* no collection for lack of room */
+  table_links = (void**)calloc(kTableRegistrations, sizeof(void*));
+  GC_gcollect();
+  GC_word before = GC_get_gc_no();
+  register_dying(0, NULL);
+  const GC_word by_links = GC_get_gc_no() - before;
+  int kept = 0;
+  for (int i = 0; i < kTableRegistrations - 4096; ++i) kept += table_links[i] != NULL;
+  CHECK(by_links >= 3 && by_links <= 8, "%lu collections while registering %d links on dying objects (expected 4)",
+        (unsigned long)by_links, kTableRegistrations);
+  CHECK(kept <= kTableRegistrations / 10, "%d of the first %d links were never cleared", kept,
+        kTableRegistrations - 4096);
+  for (int i = 0; i < kTableRegistrations; ++i) GC_unregister_disappearing_link(&table_links[i]);
+  GC_gcollect();
+  static long finalized_count;
+  before = GC_get_gc_no();
+  register_dying(1, &finalized_count);
+  const GC_word by_finalizers = GC_get_gc_no() - before;
+  CHECK(by_finalizers >= 3 && by_finalizers <= 8,
+        "%lu collections while registering %d finalizers on dying objects (expected 4)",
+        (unsigned long)by_finalizers, kTableRegistrations);
+  printf("table growth: %lu collections for the links, %lu for the finalizers\n", (unsigned long)by_links,
+         (unsigned long)by_finalizers);
+  free(table_links);
+  return failures ? 1 : 0;
+}
+
 /* ---- the heap keeps its high-water mark --------------------------------- */
 static Node* high_water_live;  /* in the data segment: a root */
 static int high_water(void) {
@@ -814,6 +866,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "divisor") == 0) return divisor();
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
+  if (argc > 1 && strcmp(argv[1], "table_growth") == 0) return table_growth();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return fork_test();
   if (argc > 1 && strcmp(argv[1], "nested") == 0) return nested();
   settings();

@@ -31,6 +31,8 @@ echo "--- the heap keeps its high-water mark"
 run_on_both "$bin" high_water
 echo "--- allocation counts whole granules"
 run_on_both "$bin" granules
+echo "--- link and finalizer tables collect before they grow past 4096 entries"
+run_on_both "$bin" table_growth
 echo "--- fork: the child collects, looks up and starts a thread"
 run_on_both timeout 60 "$bin" fork
 run_on_both "$bin" exact_sizes
