@@ -195,15 +195,7 @@ void* GC_generic_malloc_uncollectable(size_t n, int k) {
 
 // A list of objects linked through their first word (GC_NEXT).
 void GC_generic_malloc_many(size_t n, int k, void** result) {
-  constexpr int kBatch = 16;
-  void* head = nullptr;
-  for (int i = 0; i < kBatch; ++i) {
-    void* p = lg::allocate(n, static_cast<unsigned>(k));
-    if (p == nullptr) break;
-    *static_cast<void**>(p) = head;
-    head = p;
-  }
-  *result = head;
+  *result = lg::allocate_many(n, static_cast<unsigned>(k));
 }
 void* GC_malloc_many(size_t n) {
   void* result = nullptr;

@@ -138,6 +138,59 @@ void* leave_then_allocate_slow_or_oom(ThreadRecord& t, std::size_t n, unsigned k
   return allocate_slow_or_oom(n, k);
 }
 
+namespace {
+template <bool kOrOom>
+void* handshake_then_allocate_impl(ThreadRecord& t, std::size_t n, unsigned k) {
+  enter_allocator_slow(t);  // in tagheap now, no lookup on
+  // The fast path checked the rest: t registered, heaps[k] set, a small
+  // size, room in the per-thread count.
+  const std::size_t asked = n + extra_bytes();
+  void* p = t.heaps[k]->allocate_cached(asked);
+  if (p == nullptr) {
+    leave_allocator(t);
+    return kOrOom ? allocate_slow_or_oom(n, k) : allocate_slow(n, k);
+  }
+  if (g_kinds[k].clear) clear_small_block(p, asked);
+  t.unflushed_bytes += counted_bytes(asked);
+  return leave_allocator_with(t, p);
+}
+}  // namespace
+
+void* handshake_then_allocate(ThreadRecord& t, std::size_t n, unsigned k) {
+  return handshake_then_allocate_impl<false>(t, n, k);
+}
+void* handshake_then_allocate_or_oom(ThreadRecord& t, std::size_t n, unsigned k) {
+  return handshake_then_allocate_impl<true>(t, n, k);
+}
+
+void* allocate_many(std::size_t n, unsigned k) {
+  void* head = nullptr;
+  int count = 0;
+  ThreadRecord* t = current_thread();
+  const std::size_t asked = n + extra_bytes();
+  if (t != nullptr && asked >= n && asked <= kInlineMax && k < ThreadRecord::kKinds && t->heaps[k] != nullptr) {
+    Heap* h = t->heaps[k];
+    const bool clear = g_kinds[k].clear;
+    enter_allocator(*t);
+    for (; count < kManyBatch && t->unflushed_bytes + asked < kFlushBytes; ++count) {
+      void* p = h->allocate_cached(asked);
+      if (p == nullptr) break;
+      if (clear) clear_small_block(p, asked);
+      *static_cast<void**>(p) = head;
+      head = p;
+      t->unflushed_bytes += counted_bytes(asked);
+    }
+    leave_allocator(*t);  // suspends here if a collection asked meanwhile
+  }
+  for (; count < kManyBatch; ++count) {  // refills, counts, collections: head stays a root meanwhile
+    void* p = allocate(n, k);
+    if (p == nullptr) break;
+    *static_cast<void**>(p) = head;
+    head = p;
+  }
+  return head;
+}
+
 void free_object(void* p) {
   ThreadRecord& t = current_thread_or_register();
   InAllocator in(t);

@@ -495,6 +495,62 @@ static void threads(void) {
   CHECK(GC_get_gc_no() > gc0, "no collection ran while the threads allocated");
 }
 
+/* ---- GC_malloc_many: lists of cleared objects ---------------------------- */
+/* Checks one list: object starts, at least n bytes, cleared past the link,
+   none twice. Returns its length. */
+static int check_many(void* list, size_t n) {
+  int count = 0;
+  for (void* p = list; p != NULL; p = GC_NEXT(p)) {
+    CHECK(GC_base(p) == p, "GC_malloc_many(%zu) gave an interior address", n);
+    CHECK(GC_size(p) >= n, "GC_malloc_many(%zu) gave %zu bytes", n, GC_size(p));
+    size_t i = sizeof(void*);
+    while (i < n && ((char*)p)[i] == 0) ++i;
+    if (i < n) {
+      CHECK(0, "GC_malloc_many(%zu): byte %zu not cleared", n, i);
+      return count;
+    }
+    for (size_t i = sizeof(void*); i < n; ++i) ((char*)p)[i] = (char)0x5a; /* dirty, for the blocks reused next */
+    CHECK(++count <= 4096, "GC_malloc_many(%zu)'s list does not end", n);
+  }
+  return count;
+}
+static atomic_int many_peer_stop;
+static void* many_peer(void* arg) {
+  (void)arg;
+  while (!atomic_load(&many_peer_stop)) (void)GC_MALLOC(32);
+  return NULL;
+}
+static void malloc_many(void) {
+  for (size_t n = 1; n <= 300; n = n * 3 / 2 + 7) {
+    void* list = GC_malloc_many(n);
+    CHECK(list != NULL, "GC_malloc_many(%zu) gave nothing", n);
+    check_many(list, n);
+  }
+  /* Lists dropped and reused, lookups between them (the lookups tagheap's
+     library makes its allocation wait on, another thread allocating), and
+     collections meanwhile: every list whole, every object cleared. */
+  GC_allow_register_threads();
+  pthread_t peer;
+  atomic_store(&many_peer_stop, 0);
+  CHECK(GC_pthread_create(&peer, NULL, many_peer, NULL) == 0, "thread creation failed");
+  const GC_word gc0 = GC_get_gc_no();
+  void* kept = GC_malloc_many(48);
+  int kept_count = check_many(kept, 48);
+  long total = 0;
+  for (int round = 0; round < 40000; ++round) {
+    void* list = GC_malloc_many(16 + (size_t)(round % 5) * 16);
+    CHECK(GC_is_heap_ptr(list), "a list from GC_malloc_many is not in the heap");
+    total += check_many(list, 16 + (size_t)(round % 5) * 16);
+  }
+  int again = 0;
+  for (void* p = kept; p != NULL; p = GC_NEXT(p)) ++again;
+  CHECK(again == kept_count, "a list held across collections lost objects (%d of %d)", again, kept_count);
+  CHECK(GC_get_gc_no() > gc0, "no collection while lists were allocated");
+  atomic_store(&many_peer_stop, 1);
+  GC_pthread_join(peer, NULL);
+  CHECK(total >= 40000, "GC_malloc_many gave %ld objects in 40000 calls", total);
+}
+
 static void* GC_CALLBACK oom_marker(size_t n) {
   (void)n;
   static long token;
@@ -876,6 +932,7 @@ int main(int argc, char** argv) {
   reachable_objects_are_not_finalized();
   client_data_survives();
   disappearing_links();
+  malloc_many();
   uncollectable_and_roots();
   push_other_roots();
   enable_disable();
