@@ -134,4 +134,13 @@ void* find_block(const void* p, const Runtime& runtime) noexcept {
   return internal::find_block_in(p, &runtime.core());
 }
 
+bool in_runtime_memory(const void* p, const Runtime& runtime) noexcept {
+  BlockLookupScope scope;  // the segment stays mapped while its fields are read
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const Segment* seg = SegmentMap::lookup(a);
+  // Both fields are written before the segment enters the map and never
+  // while it is there (find_block.h).
+  return seg != nullptr && seg->runtime == &runtime.core() && a - seg->base() < seg->size;
+}
+
 }  // namespace tagheap

@@ -59,6 +59,14 @@ void* find_block(const void* p) noexcept;
 // Only blocks of `runtime`: never reads another runtime's pages, so it is
 // exact while `runtime`'s world is stopped, whatever other runtimes do.
 void* find_block(const void* p, const Runtime& runtime) noexcept;
+// Whether p lies in memory that one of `runtime`'s segments covers now: a
+// block (allocated or free), a free page, a segment header. What Boehm's
+// GC_is_heap_ptr asks ("somewhere in the GC heap"). Any word, from any
+// thread, with the world running: it reads the segment map and the
+// segment's fixed fields (its runtime and size), never a page, so it needs
+// no stopped world and no owner out of the way. An empty segment being laid
+// out again for another page size reads as not there meanwhile.
+bool in_runtime_memory(const void* p, const Runtime& runtime) noexcept;
 
 inline constexpr const char* kVersion = "0.1.0";
 

@@ -270,7 +270,10 @@ void* GC_base(void* p) {
   return lg::find_block_from_mutator(p);
 }
 void* GC_is_visible(void* p) { return p; }
-int GC_is_heap_ptr(const void* p) { return lg::initialized() && lg::find_block_from_mutator(p) != nullptr ? 1 : 0; }
+// Anywhere in the heap's memory, free blocks included, as bdwgc answers
+// (its HDR(p) != 0): reads no page, so no lookup handshake (Guile asks on
+// every set-car!).
+int GC_is_heap_ptr(const void* p) { return lg::initialized() && tagheap::in_runtime_memory(p, lg::runtime()) ? 1 : 0; }
 size_t GC_size(const void* p) { return object_size(p); }
 
 // Explicitly typed objects (typed.h). An array from GC_calloc_explicitly_typed

@@ -49,8 +49,8 @@ void choose_handshake() noexcept {
 // Which side pays follows how often lookups come (threads.h): a membarrier
 // costs about 1.5 us here, a locked store about 5 ns per allocation, and an
 // allocation is 32 bytes or so; so one lookup per 8 KiB allocated is where
-// they break even. Guile looks up once per ~430 bytes (GC_is_heap_ptr on
-// every set-car!), w3m and GCBench never. Decided every kLookupWindow
+// they break even. Guile looked up once per ~430 bytes while
+// GC_is_heap_ptr (on every set-car!) was a lookup; w3m and GCBench never. Decided every kLookupWindow
 // lookups made while other threads exist. Registry lock held.
 constexpr std::size_t kLookupWindow = 256;
 constexpr std::size_t kBreakEvenBytesPerLookup = 8 << 10;

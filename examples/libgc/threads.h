@@ -19,10 +19,10 @@
 // itself on the way out (leave_allocator). The collector counts on an
 // acknowledgement from each, so when it proceeds no thread is inside tagheap.
 //
-// Lookups from mutators (GC_base, GC_is_heap_ptr, link and finalizer
-// registration) read pages that other threads own: find_block reads a page's
-// free bitmap, which its owner writes as it allocates (alloc/'s find_block is
-// exact only while the world is stopped). A lookup therefore runs with the
+// Lookups from mutators (GC_base, link and finalizer registration; not
+// GC_is_heap_ptr, which reads no page) read pages that other threads own:
+// find_block reads a page's free bitmap, which its owner writes as it
+// allocates (alloc/'s find_block is exact only while the world is stopped). A lookup therefore runs with the
 // owners out of tagheap (lookup_with_owners_out): under the registry lock it
 // raises kLookupPending in `g_lookup_state`, waits until no other thread is
 // `in_allocator`, looks, and lowers the flag; a thread entering tagheap

@@ -495,6 +495,22 @@ static void threads(void) {
   CHECK(GC_get_gc_no() > gc0, "no collection ran while the threads allocated");
 }
 
+/* ---- GC_is_heap_ptr: anywhere in the heap, freed objects included -------- */
+static int not_in_heap_static;
+static void heap_ptr(void) {
+  char* p = (char*)GC_MALLOC(40);
+  char* atomic = (char*)GC_MALLOC_ATOMIC(5000);
+  CHECK(GC_is_heap_ptr(p) && GC_is_heap_ptr(p + 39), "an object is not in the heap");
+  CHECK(GC_is_heap_ptr(atomic + 4999), "an atomic object's last byte is not in the heap");
+  GC_FREE(p);
+  CHECK(GC_is_heap_ptr(p), "a freed object's memory left the heap (bdwgc: still heap memory)");
+  void* from_malloc = malloc(40);
+  int on_stack = 0;
+  CHECK(!GC_is_heap_ptr(from_malloc) && !GC_is_heap_ptr(&on_stack) && !GC_is_heap_ptr(&not_in_heap_static),
+        "malloc, stack or static memory taken for heap memory");
+  free(from_malloc);
+}
+
 /* ---- GC_malloc_many: lists of cleared objects ---------------------------- */
 /* Checks one list: object starts, at least n bytes, cleared past the link,
    none twice. Returns its length. */
@@ -933,6 +949,7 @@ int main(int argc, char** argv) {
   client_data_survives();
   disappearing_links();
   malloc_many();
+  heap_ptr();
   uncollectable_and_roots();
   push_other_roots();
   enable_disable();
