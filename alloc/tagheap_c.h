@@ -55,6 +55,9 @@ void tagheap_free(void* p) TAGHEAP_C_NOEXCEPT;
 size_t tagheap_usable_size(const void* p) TAGHEAP_C_NOEXCEPT;
 int tagheap_tag_of(const void* p) TAGHEAP_C_NOEXCEPT;
 void* tagheap_find_block(const void* p) TAGHEAP_C_NOEXCEPT;
+/* 1 if p lies in memory one of runtime's segments covers (a block, free or
+ * not): tagheap::in_runtime_memory, from any thread, world running. */
+int tagheap_in_runtime_memory(const tagheap_runtime* runtime, const void* p) TAGHEAP_C_NOEXCEPT;
 
 /* World stopped. Returns the number of blocks visited, or -1 if the walk
  * could not run. */

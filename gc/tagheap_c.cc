@@ -66,6 +66,9 @@ void tagheap_free(void* p) noexcept { tagheap::free(p); }
 size_t tagheap_usable_size(const void* p) noexcept { return tagheap::usable_size(p); }
 int tagheap_tag_of(const void* p) noexcept { return tagheap::tag_of(p); }
 void* tagheap_find_block(const void* p) noexcept { return tagheap::find_block(p); }
+int tagheap_in_runtime_memory(const tagheap_runtime* runtime, const void* p) noexcept {
+  return tagheap::in_runtime_memory(p, runtime->rt) ? 1 : 0;
+}
 
 long tagheap_visit_blocks(tagheap_runtime* runtime, uint16_t tags, tagheap_visit_fn fn, void* arg) noexcept {
   return c_boundary(-1L, [&] {

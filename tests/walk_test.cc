@@ -539,6 +539,8 @@ TEST_SUITE("gc.visit") {
     gc.insert(tagheap_heap_allocate(ts, 4, 2 << 20));
     CHECK(tagheap_tag_of(*gc.begin()) == 4);
     CHECK(tagheap_find_block(static_cast<char*>(*gc.begin()) + 3) == *gc.begin());
+    CHECK(tagheap_in_runtime_memory(rt, static_cast<char*>(*gc.begin()) + 3) == 1);
+    CHECK(tagheap_in_runtime_memory(rt, &gc) == 0);
     tagheap_thread_state_detach(ts);
 
     struct Acc {
