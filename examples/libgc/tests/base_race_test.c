@@ -1,6 +1,6 @@
 /* base_race_test.c: GC_base, GC_is_heap_ptr, GC_size and link
  * registration from threads that do not own the objects, while their owners
- * allocate and free on the same pages (Guile checks every set-car! target
+ * allocate (GC_MALLOC and GC_malloc_many) and free on the same pages (Guile checks every set-car! target
  * with GC_is_heap_ptr, whichever thread made the pair). Run under TSan by
  * base_race_test.sh: any data race fails it; answers are checked exactly.
  *
@@ -29,7 +29,20 @@ static void* owner(void* arg) {
   for (long i = 0; i < kRounds; ++i) {
     seed = seed * 1103515245u + 12345u;
     const size_t size = 8 + (seed >> 16) % 120;
-    char* p = (char*)GC_MALLOC(size);
+    char* p;
+    if (i % 8 == 0) {
+      /* A list from GC_malloc_many (one entry into the allocator for its
+       * blocks): the first published, the rest freed. */
+      p = (char*)GC_malloc_many(size);
+      for (void* q = GC_NEXT(p); q != NULL;) {
+        void* next = GC_NEXT(q);
+        GC_FREE(q);
+        q = next;
+      }
+      GC_NEXT(p) = NULL;
+    } else {
+      p = (char*)GC_MALLOC(size);
+    }
     /* Published objects stay allocated (no collection runs, and the owner
      * never frees them); the owner's frees touch the same bitmaps. */
     atomic_store(&slots[id][i % kSlots], p);
