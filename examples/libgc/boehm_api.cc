@@ -175,6 +175,7 @@ void GC_dump(void) {
   std::fprintf(stderr, "tagheap libgc: %llu collections, live %zu bytes, %zu since the last, heap %zu\n",
                static_cast<unsigned long long>(lg::collections()), lg::live_bytes(), lg::bytes_since_collection(),
                lg::heap_size());
+  lg::print_heap_by_kind(stderr);
 }
 
 // --- allocation -------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 #include <pthread.h>
 
@@ -327,6 +328,45 @@ void start_default_markers() {
 static thread_local bool t_collecting = false;
 
 bool collecting_on_this_thread() noexcept { return t_collecting; }
+
+void print_heap_by_kind(std::FILE* out) {
+  init();
+  if (t_collecting) {
+    std::fprintf(out, "tagheap libgc: no heap statistics from inside a collection\n");
+    return;
+  }
+  RuntimeStats st;
+  bool taken = true;
+  {
+    RegistryLock lock;
+    stop_world();
+    begin_pause_allocation();
+    try {
+      st = runtime().stats();
+    } catch (const std::logic_error&) {  // inside a walk of the runtime (a finalizer's call)
+      taken = false;
+    }
+    end_pause_allocation();
+    resume_world();
+  }
+  // Printed with the world running: a stopped thread may hold stdio's lock.
+  if (!taken) {
+    std::fprintf(out, "tagheap libgc: no heap statistics from inside a walk (a finalizer)\n");
+    return;
+  }
+  for (unsigned tag = 0; tag < kTagCount; ++tag) {
+    const TagStats& t = st.tags[tag];
+    if (t.pages == 0) continue;
+    const Kind& k = kind_of_tag(static_cast<Tag>(tag));
+    std::fprintf(out,
+                 "tagheap libgc: tag %u (%s%s): %zu pages (%zu huge, %zu abandoned), %zu objects, %zu bytes in "
+                 "them, %zu bytes of pages\n",
+                 tag, k.scanned ? "scanned" : "atomic", k.collectable ? "" : ", uncollectable", t.pages,
+                 t.huge_pages, t.abandoned_pages, t.blocks, t.bytes_in_use, t.bytes_committed);
+  }
+  std::fprintf(out, "tagheap libgc: %zu segments mapped (%zu empty), %zu mapped and %zu unmapped so far\n",
+               st.segments, st.empty_segments, st.segments_mapped_total, st.segments_unmapped_total);
+}
 
 bool collect(const char* reason) {
   init();

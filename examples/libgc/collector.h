@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
 #include <utility>
 
@@ -41,6 +42,10 @@ bool collect(const char* reason);
 // Whether a collection runs on this thread now (its start callback, a mark
 // procedure, ...): collect() would refuse.
 bool collecting_on_this_thread() noexcept;
+// GC_dump's second part: the heap's pages, blocks and bytes per kind (a walk
+// of the runtime with the world stopped, printed once it runs again); a
+// line saying why not from inside a collection or a walk (a finalizer).
+void print_heap_by_kind(std::FILE* out);
 
 void disable() noexcept;
 void enable() noexcept;

@@ -511,6 +511,32 @@ static void heap_ptr(void) {
   free(from_malloc);
 }
 
+/* ---- GC_dump: from the program and from a finalizer --------------------- */
+static void dump_from_finalizer(void* obj, void* cd) {
+  (void)obj;
+  GC_dump();
+  ++*(int*)cd;
+}
+static __attribute__((noinline)) void finalizable_garbage(int* ran) {
+  GC_REGISTER_FINALIZER(GC_MALLOC(32), dump_from_finalizer, ran, NULL, NULL);
+}
+static int dump(void) {
+  static void* kept[3];
+  kept[0] = GC_MALLOC(100);
+  kept[1] = GC_MALLOC_ATOMIC(3000);
+  kept[2] = GC_MALLOC_UNCOLLECTABLE(24);
+  GC_dump();
+  int ran = 0;
+  finalizable_garbage(&ran);
+  for (int i = 0; i < 5 && ran == 0; ++i) {
+    GC_gcollect();
+    GC_invoke_finalizers();
+  }
+  CHECK(ran == 1, "the finalizer that dumps ran %d times", ran);
+  GC_FREE(kept[2]);
+  return failures ? 1 : 0;
+}
+
 /* ---- GC_malloc_many: lists of cleared objects ---------------------------- */
 /* Checks one list: object starts, at least n bytes, cleared past the link,
    none twice. Returns its length. */
@@ -820,7 +846,10 @@ static void GC_CALLBACK count_warning(char* msg, GC_word arg) {
   (void)arg;
   ++nested_warnings;
 }
-static void GC_CALLBACK collect_from_start_callback(void) { GC_gcollect(); }
+static void GC_CALLBACK collect_from_start_callback(void) {
+  GC_gcollect();
+  GC_dump();  /* a line saying it cannot, not a second stop of the world */
+}
 static void GC_CALLBACK collect_from_push(void) {
   GC_gcollect();
   (void)GC_MALLOC(64);  // allocating there is allowed, and collects nothing either
@@ -939,6 +968,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
   if (argc > 1 && strcmp(argv[1], "table_growth") == 0) return table_growth();
+  if (argc > 1 && strcmp(argv[1], "dump") == 0) return dump();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return fork_test();
   if (argc > 1 && strcmp(argv[1], "nested") == 0) return nested();
   settings();

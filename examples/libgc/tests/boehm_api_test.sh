@@ -31,13 +31,20 @@ echo "--- the heap keeps its high-water mark"
 run_on_both "$bin" high_water
 echo "--- allocation counts whole granules"
 run_on_both "$bin" granules
+echo "--- GC_dump: per kind on tagheap's library, from a finalizer too"
+"$bin" dump > /dev/null
+LD_LIBRARY_PATH=$LIBDIR "$bin" dump 2> "$WORK/dump"
+for want in 'tag 1 (scanned): 1 pages' 'tag 2 (atomic): 1 pages' 'tag 3 (scanned, uncollectable): 1 pages'; do
+  grep -qF "$want" "$WORK/dump" || { cat "$WORK/dump"; echo "FAILED: GC_dump printed no '$want'"; exit 1; }
+done
 echo "--- link and finalizer tables collect before they grow past 4096 entries"
 run_on_both "$bin" table_growth
 echo "--- fork: the child collects, looks up and starts a thread"
 run_on_both timeout 60 "$bin" fork
 run_on_both "$bin" exact_sizes
 echo "--- a collection asked for inside a collection is ignored (tagheap's library only: bdwgc recurses)"
-LD_LIBRARY_PATH=$LIBDIR "$bin" nested
+LD_LIBRARY_PATH=$LIBDIR "$bin" nested 2> "$WORK/nested"
+grep -q "no heap statistics from inside a collection" "$WORK/nested" || { cat "$WORK/nested"; echo "FAILED: GC_dump inside a collection"; exit 1; }
 echo "--- helper markers: none until the client goes multi-threaded, then one per CPU but one (GC_MARKERS unset)"
 for lib in "" "$LIBDIR"; do
   out=$(env -u GC_MARKERS LD_LIBRARY_PATH=$lib "$bin" markers)
