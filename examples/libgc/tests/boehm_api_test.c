@@ -518,7 +518,8 @@ static void dump_from_finalizer(void* obj, void* cd) {
   ++*(int*)cd;
 }
 static __attribute__((noinline)) void finalizable_garbage(int* ran) {
-  GC_REGISTER_FINALIZER(GC_MALLOC(32), dump_from_finalizer, ran, NULL, NULL);
+  /* Several: a conservative scan (an ASan build's stack) may keep a few. */
+  for (int i = 0; i < 20; ++i) GC_REGISTER_FINALIZER(GC_MALLOC(32), dump_from_finalizer, ran, NULL, NULL);
 }
 static int dump(void) {
   static void* kept[3];
@@ -532,7 +533,7 @@ static int dump(void) {
     GC_gcollect();
     GC_invoke_finalizers();
   }
-  CHECK(ran == 1, "the finalizer that dumps ran %d times", ran);
+  CHECK(ran >= 1 && ran <= 20, "the finalizers that dump ran %d times", ran);
   GC_FREE(kept[2]);
   return failures ? 1 : 0;
 }
