@@ -144,14 +144,8 @@ void* handshake_then_allocate_impl(ThreadRecord& t, std::size_t n, unsigned k) {
   enter_allocator_slow(t);  // in tagheap now, no lookup on
   // The fast path checked the rest: t registered, heaps[k] set, a small
   // size, room in the per-thread count.
-  const std::size_t asked = n + extra_bytes();
-  void* p = t.heaps[k]->allocate_cached(asked);
-  if (p == nullptr) {
-    leave_allocator(t);
-    return kOrOom ? allocate_slow_or_oom(n, k) : allocate_slow(n, k);
-  }
-  if (g_kinds[k].clear) clear_small_block(p, asked);
-  t.unflushed_bytes += counted_bytes(asked);
+  void* p = take_cached_block(t, t.heaps[k], n + extra_bytes(), k);
+  if (p == nullptr) return kOrOom ? leave_then_allocate_slow_or_oom(t, n, k) : leave_then_allocate_slow(t, n, k);
   return leave_allocator_with(t, p);
 }
 }  // namespace
@@ -170,15 +164,12 @@ void* allocate_many(std::size_t n, unsigned k) {
   const std::size_t asked = n + extra_bytes();
   if (t != nullptr && asked >= n && asked <= kInlineMax && k < ThreadRecord::kKinds && t->heaps[k] != nullptr) {
     Heap* h = t->heaps[k];
-    const bool clear = g_kinds[k].clear;
     enter_allocator(*t);
     for (; count < kManyBatch && t->unflushed_bytes + asked < kFlushBytes; ++count) {
-      void* p = h->allocate_cached(asked);
+      void* p = take_cached_block(*t, h, asked, k);
       if (p == nullptr) break;
-      if (clear) clear_small_block(p, asked);
       *static_cast<void**>(p) = head;
       head = p;
-      t->unflushed_bytes += counted_bytes(asked);
     }
     leave_allocator(*t);  // suspends here if a collection asked meanwhile
   }

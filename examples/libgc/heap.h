@@ -111,6 +111,26 @@ void* allocate_slow_or_oom(std::size_t n, unsigned k);
 [[gnu::noinline]] void* handshake_then_allocate(ThreadRecord& t, std::size_t n, unsigned k);
 [[gnu::noinline]] void* handshake_then_allocate_or_oom(ThreadRecord& t, std::size_t n, unsigned k);
 
+// A block of up to kInlineMax bytes (a 16-byte class): zeroed in 16-byte
+// steps, inline (a memset call costs more than the stores at these sizes).
+[[gnu::always_inline]] inline void clear_small_block(void* p, std::size_t asked) noexcept {
+  auto* w = static_cast<std::uint64_t*>(p);
+  for (std::size_t i = 0; i < ((asked + 15) >> 4); ++i) w[2 * i] = w[2 * i + 1] = 0;
+}
+// Inside tagheap (the in-allocator mark set, no lookup on), a small size
+// with room in t's count: a block of the cache word of h, the heap of kind
+// k, cleared if the kind clears and counted; nullptr when the word is
+// empty. The step the fast path, its handshake way out and allocate_many
+// share.
+[[gnu::always_inline]] inline void* take_cached_block(ThreadRecord& t, Heap* h, std::size_t asked,
+                                                      unsigned k) noexcept {
+  void* p = h->allocate_cached(asked);
+  if (p == nullptr) [[unlikely]] return nullptr;
+  if (detail::g_kinds[k].clear) clear_small_block(p, asked);
+  t.unflushed_bytes += counted_bytes(asked);
+  return p;
+}
+
 // n bytes of kind k (zeroed if the kind clears); nullptr when memory runs
 // out (the caller calls the oom function).
 // Fast path (assumes: the thread is registered and has used this kind
@@ -124,12 +144,6 @@ void* allocate_slow_or_oom(std::size_t n, unsigned k);
 // GC_malloc family), in the slow path, so the fast path stays a leaf (a
 // caller testing for nullptr gave it a stack frame: 9 instructions an
 // allocation).
-// A block of up to kInlineMax bytes (a 16-byte class): zeroed in 16-byte
-// steps, inline (a memset call costs more than the stores at these sizes).
-[[gnu::always_inline]] inline void clear_small_block(void* p, std::size_t asked) noexcept {
-  auto* w = static_cast<std::uint64_t*>(p);
-  for (std::size_t i = 0; i < ((asked + 15) >> 4); ++i) w[2 * i] = w[2 * i + 1] = 0;
-}
 template <bool kOrOom>
 [[gnu::always_inline]] inline void* allocate_fast(std::size_t n, unsigned k) {
   constexpr auto slow = kOrOom ? &allocate_slow_or_oom : &allocate_slow;
@@ -145,13 +159,12 @@ template <bool kOrOom>
   // slow entry; the cache word empty: the general path.
   enter_allocator_mark(*t);
   if (!no_lookup_pending()) [[unlikely]] return handshake_then(*t, n, k);
-  void* p = h->allocate_cached(asked);
+  void* p = take_cached_block(*t, h, asked, k);
   if (p == nullptr) [[unlikely]] return leave_then_slow(*t, n, k);
-  if (detail::g_kinds[k].clear) clear_small_block(p, asked);
-  t->unflushed_bytes += counted_bytes(asked);
   return leave_allocator_with(*t, p);
 }
 [[gnu::always_inline]] inline void* allocate(std::size_t n, unsigned k) { return allocate_fast<false>(n, k); }
+[[gnu::always_inline]] inline void* allocate_or_oom(std::size_t n, unsigned k) { return allocate_fast<true>(n, k); }
 // GC_generic_malloc_many: up to kManyBatch objects as allocate(n, k) gives
 // them, linked through their first word; nullptr when memory runs out at
 // the first. One entry into tagheap for the blocks of the cache word (a
@@ -159,7 +172,6 @@ template <bool kOrOom>
 // exchange per object when lookups are frequent), allocate() for the rest.
 inline constexpr int kManyBatch = 16;
 void* allocate_many(std::size_t n, unsigned k);
-[[gnu::always_inline]] inline void* allocate_or_oom(std::size_t n, unsigned k) { return allocate_fast<true>(n, k); }
 
 // find_block for a mutator: with the other threads out of tagheap, whose
 // pages it reads (threads.h).
