@@ -24,6 +24,17 @@ namespace tagheap {
 void free(void* p) noexcept;
 // Usable bytes of the block p points to (>= the size asked for).
 std::size_t usable_size(const void* p) noexcept;
+// The usable bytes of the block an allocation of `size` bytes (16-byte
+// aligned) gets, before it is made: usable_size() of what Heap::allocate
+// returns, its size class's block size (at most 12.5% over `size` above 128
+// bytes), or for a huge block `size` rounded up to 16. 0 for a size no
+// allocation can have. As mimalloc's mi_good_size: a caller that accounts
+// for memory (a collector's budget) counts what an allocation takes.
+constexpr std::size_t good_size(std::size_t size) noexcept {
+  if (size > internal::kMaxAllocation) return 0;
+  if (size <= internal::kLargeBlockMax) return internal::class_block_size(internal::size_class_of(size));
+  return (size + 15) & ~std::size_t{15};
+}
 Tag tag_of(const void* p) noexcept;
 namespace internal {
 class RuntimeCore;

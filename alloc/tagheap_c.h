@@ -53,6 +53,9 @@ void* tagheap_heap_allocate(tagheap_thread_state* ts, unsigned tag, size_t size)
 void* tagheap_heap_allocate_zeroed(tagheap_thread_state* ts, unsigned tag, size_t size) TAGHEAP_C_NOEXCEPT;
 void tagheap_free(void* p) TAGHEAP_C_NOEXCEPT;
 size_t tagheap_usable_size(const void* p) TAGHEAP_C_NOEXCEPT;
+/* The usable size of the block an allocation of size bytes gets (tagheap::good_size); 0 for a size
+   no allocation can have. */
+size_t tagheap_good_size(size_t size) TAGHEAP_C_NOEXCEPT;
 int tagheap_tag_of(const void* p) TAGHEAP_C_NOEXCEPT;
 void* tagheap_find_block(const void* p) TAGHEAP_C_NOEXCEPT;
 /* 1 if p lies in memory one of runtime's segments covers (a block, free or

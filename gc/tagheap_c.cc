@@ -64,6 +64,7 @@ void* tagheap_heap_allocate_zeroed(tagheap_thread_state* ts, unsigned tag, size_
 }
 void tagheap_free(void* p) noexcept { tagheap::free(p); }
 size_t tagheap_usable_size(const void* p) noexcept { return tagheap::usable_size(p); }
+size_t tagheap_good_size(size_t size) noexcept { return tagheap::good_size(size); }
 int tagheap_tag_of(const void* p) noexcept { return tagheap::tag_of(p); }
 void* tagheap_find_block(const void* p) noexcept { return tagheap::find_block(p); }
 int tagheap_in_runtime_memory(const tagheap_runtime* runtime, const void* p) noexcept {

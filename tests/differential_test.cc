@@ -1,8 +1,9 @@
 // Differential test: random allocations and frees checked against a model of
 // the live blocks (address -> size, tag, fill pattern). Every block is filled
 // with its own byte pattern and checked before it is freed; no two live blocks
-// may overlap; usable_size and tag_of must agree with the model; statistics
-// (taken by a walk) and verify() are compared with the model as it goes.
+// may overlap; usable_size (as good_size told before) and tag_of must agree
+// with the model; statistics (taken by a walk) and verify() are compared with
+// the model as it goes.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -129,9 +130,11 @@ TEST_SUITE("alloc.differential") {
         bool ok = a % 16 == 0 && a % alignment == 0 && usable >= size && tag_of(p) == tag &&
                   !model.overlaps(a, usable == 0 ? 1 : usable);
         if (how >= 70 && how < 85) ok &= test::filled(p, size, 0);  // allocate_zeroed
+        if (how < 85) ok &= usable == good_size(size);                // told before the allocation
         if (!ok && failures++ < 10) {
           FAIL_CHECK("bad block " << p << " for size " << size << " alignment " << alignment << " tag "
-                                  << int(tag) << ": usable " << usable << ", tag_of " << int(tag_of(p))
+                                  << int(tag) << ": usable " << usable << " (good_size " << good_size(size)
+                                  << "), tag_of " << int(tag_of(p))
                                   << ", overlaps " << model.overlaps(a, usable == 0 ? 1 : usable));
         }
         const std::uint8_t pattern = test::pattern_of(p, ++serial);
@@ -204,6 +207,37 @@ TEST_SUITE("alloc.differential") {
     CHECK(s.segments <= internal::kSegmentCacheMax);
     rt.verify();
     CHECK(failures == 0);
+  }
+
+  TEST_CASE("good_size tells the usable size of the block an allocation will get") {
+    Runtime rt;
+    tagheap::test::AttachedState ts(rt);
+    Heap& heap = ts.heap(0);
+    std::vector<std::size_t> sizes;
+    for (std::size_t n = 0; n <= 4096; ++n) sizes.push_back(n);
+    for (std::size_t n = 8192; n <= internal::kLargeBlockMax * 4; n = n * 5 / 4)
+      for (std::size_t d : {std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{16}}) sizes.push_back(n - d);
+    for (std::size_t n : {internal::kLargeBlockMax - 1, internal::kLargeBlockMax, internal::kLargeBlockMax + 1,
+                          internal::kLargeBlockMax + 17})
+      sizes.push_back(n);
+    int failures = 0;
+    for (const std::size_t n : sizes) {
+      void* p = heap.allocate(n);
+      REQUIRE(p != nullptr);
+      if (usable_size(p) != good_size(n) && failures++ < 10)
+        FAIL_CHECK("size " << n << ": usable " << usable_size(p) << ", good_size " << good_size(n));
+      CHECK(good_size(n) >= n);
+      tagheap::free(p);
+    }
+    CHECK(failures == 0);
+    CHECK(good_size(0) == 16);
+    CHECK(good_size(128) == 128);
+    CHECK(good_size(129) == 144);
+    // A size no allocation can have: 0, and the allocation fails.
+    const std::size_t absurd = internal::kMaxAllocation + 1;
+    CHECK(good_size(absurd) == 0);
+    CHECK(good_size(SIZE_MAX) == 0);
+    CHECK(heap.allocate(absurd) == nullptr);
   }
 
   TEST_CASE("allocate_cached hands out the cache word's blocks, then nullptr, and allocate goes on") {

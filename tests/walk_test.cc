@@ -541,6 +541,9 @@ TEST_SUITE("gc.visit") {
     CHECK(tagheap_find_block(static_cast<char*>(*gc.begin()) + 3) == *gc.begin());
     CHECK(tagheap_in_runtime_memory(rt, static_cast<char*>(*gc.begin()) + 3) == 1);
     CHECK(tagheap_in_runtime_memory(rt, &gc) == 0);
+    CHECK(tagheap_good_size(tagheap_usable_size(*gc.begin())) == tagheap_usable_size(*gc.begin()));
+    CHECK(tagheap_good_size(200) == 208);
+    CHECK(tagheap_good_size(SIZE_MAX) == 0);
     tagheap_thread_state_detach(ts);
 
     struct Acc {
