@@ -78,17 +78,28 @@ unsigned new_kind(bool scanned, unsigned mark_proc, std::uintptr_t env, bool cle
 // Allocation is counted per thread and added to the global count (which
 // decides collections) once this much has gathered.
 inline constexpr std::size_t kFlushBytes = 64 * 1024;
-// What an allocation of `asked` bytes (extra byte included) counts: whole
-// 16-byte granules, as bdwgc counts GC_bytes_allocd, so the budget of
-// policy.h buys the heap it buys there. (Counting the bytes asked let a
-// program of small objects take more blocks than its budget between
-// collections, a 24-byte object counting 25 bytes and taking 32: w3m
-// peaked 12 MiB higher; README.md, "When to collect".)
+// What an allocation of `asked` bytes (extra byte included) counts: the
+// block it takes (tagheap::good_size: 16-byte classes up to 128 bytes,
+// classes at most 12.5% apart above), as bdwgc counts in GC_bytes_allocd
+// the size its GC_size_map rounded the request up to (classes about an
+// eighth apart above small sizes, and up to what fills a 4 KiB block
+// evenly), so the budget of policy.h buys the heap it buys there. (Counting
+// the bytes asked let a program of small objects take more blocks than its
+// budget between collections, a 24-byte object counting 25 bytes and taking
+// 32: w3m peaked 12 MiB higher; counting 16-byte granules let one of larger
+// objects, strings, do the same; README.md, "When to collect".)
 constexpr std::size_t counted_bytes(std::size_t asked) noexcept {
-  return asked > SIZE_MAX - 15 ? asked : (asked + 15) & ~std::size_t{15};
+  const std::size_t taken = good_size(asked);
+  return taken != 0 ? taken : asked;  // no block for it: the allocation fails
 }
+static_assert(counted_bytes(1) == 16 && counted_bytes(25) == 32 && counted_bytes(129) == 144);
 // Requests up to this size (extra byte included) take the inline path.
 inline constexpr std::size_t kInlineMax = 128;
+static_assert([] {
+  for (std::size_t n = 0; n <= kInlineMax; ++n)
+    if (counted_bytes(n) != ((n + 15) & ~std::size_t{15}) && n != 0) return false;
+  return true;
+}());  // the inline path counts 16-byte granules: the same
 
 // The general path: registers the thread, counts, collects when due, and
 // retries once after a collection when memory ran out.
@@ -127,7 +138,7 @@ void* allocate_slow_or_oom(std::size_t n, unsigned k);
   void* p = h->allocate_cached(asked);
   if (p == nullptr) [[unlikely]] return nullptr;
   if (detail::g_kinds[k].clear) clear_small_block(p, asked);
-  t.unflushed_bytes += counted_bytes(asked);
+  t.unflushed_bytes += (asked + 15) & ~std::size_t{15};  // counted_bytes(asked): a 16-byte class
   return p;
 }
 

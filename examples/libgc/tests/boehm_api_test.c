@@ -9,7 +9,7 @@
  * the stack scrubbed, and must hold for most of them; "stays alive" and
  * "never out of order" are exact.
  *
- * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | fork | exact_sizes]
+ * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | growing | fork | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
@@ -19,7 +19,11 @@
  *                come only when its free part is used up, even after the
  *                live set shrank (the heap never shrinks)
  *   granules     allocation since the last collection counts whole 16-byte
- *                granules (GC_get_bytes_since_gc after 16384 GC_MALLOC(1))
+ *                granules (GC_get_bytes_since_gc after 16384 GC_MALLOC(1)),
+ *                and larger objects their size class (1024 for 1000 bytes)
+ *   growing      while a live list grows, a collection comes only once the
+ *                heap's free part (the heap as the last collection grew it,
+ *                less the list) has been allocated
  *   fork         a child forked while another thread allocates collects,
  *                looks up, and starts and joins a thread of its own
  *   exact_sizes  GC_set_all_interior_pointers(0) before GC_INIT: objects
@@ -670,10 +674,70 @@ static int granules(void) {
     if (GC_get_gc_no() != gc0) continue;
     CHECK(counted >= 16384 * 16 && counted <= 16384 * 16 + 65536,
           "16384 one-byte objects counted %zu bytes since the collection (expected 16 each)", counted);
+    /* Larger objects count their size class: 1000 bytes (1001 with the
+       extra byte) take 1024 in both libraries (bdwgc's size map rounds up to
+       four objects a 4 KiB block; tagheap's class is 1024), not the 1008 of
+       their granules. */
+    GC_gcollect();
+    const GC_word gc1 = GC_get_gc_no();
+    for (int i = 0; i < 4096; ++i) (void)GC_MALLOC(1000);
+    const size_t counted_large = GC_get_bytes_since_gc();
+    if (GC_get_gc_no() != gc1) continue;
+    CHECK(counted_large >= 4096 * 1024 && counted_large <= 4096 * 1024 + 65536,
+          "4096 objects of 1000 bytes counted %zu bytes since the collection (expected 1024 each)", counted_large);
     return failures ? 1 : 0;
   }
   fprintf(stderr, "FAILED: a collection came in every one of 10 attempts\n");
   return 1;
+}
+
+/* ---- a grown heap is filled before the next collection ----------------- */
+/* A live list grows to 24 MiB, with as much garbage again. bdwgc grows its
+   heap whenever a collection finds too little of it free (a third at a
+   time, at most 8 MiB a step) and allocates until the grown heap is full
+   before it collects again. So between two collections the program
+   allocates at least the heap's free part as the first one left it: the
+   heap size then less the live list. (A budget of only what the rule asks,
+   2 x scanned live / 3, collected at about half that after each growth.) */
+typedef struct GrowCell {
+  struct GrowCell* next;
+  char pad[40];
+} GrowCell;
+static GrowCell* growing_list; /* in the data segment: a root */
+static int growing(void) {
+  enum { kCounted = 64 }; /* 48 bytes and the extra one: four granules */
+  const long want = (24L << 20) / kCounted;
+  long cells = 0, allocated = 0, short_cycles = 0, cycles = 0;
+  GC_gcollect();
+  GC_word gc = GC_get_gc_no();
+  long free_part = (long)GC_get_heap_size(); /* nothing live yet */
+  while (cells < want) {
+    GrowCell* c = (GrowCell*)GC_MALLOC(sizeof(GrowCell));
+    c->next = growing_list;
+    growing_list = c;
+    ++cells;
+    (void)GC_MALLOC(sizeof(GrowCell)); /* garbage */
+    allocated += 2 * kCounted;
+    if (GC_get_gc_no() == gc) continue;
+    /* A collection came: was the heap's free part used up first? (Tens of
+       KiB of slack: allocation is counted in 64 KiB steps.) */
+    ++cycles;
+    if (allocated + (256L << 10) < free_part) {
+      ++short_cycles;
+      fprintf(stderr, "collection %lu after %ld bytes, with %ld free in the heap\n", (unsigned long)GC_get_gc_no(),
+              allocated, free_part);
+    }
+    gc = GC_get_gc_no();
+    allocated = 0;
+    free_part = (long)GC_get_heap_size() - cells * kCounted;
+  }
+  long n = 0;
+  for (GrowCell* c = growing_list; c != NULL; c = c->next) ++n;
+  CHECK(n == cells, "the list lost cells: %ld of %ld", n, cells);
+  CHECK(cycles >= 3, "only %ld collections while the live list grew to 24 MiB", cycles);
+  CHECK(short_cycles == 0, "%ld of %ld collections came before the heap's free part was used", short_cycles,
+        cycles);
+  return failures ? 1 : 0;
 }
 
 /* ---- a table of links or finalizers collects before it grows ------------ */
@@ -968,6 +1032,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "divisor") == 0) return divisor();
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
+  if (argc > 1 && strcmp(argv[1], "growing") == 0) return growing();
   if (argc > 1 && strcmp(argv[1], "table_growth") == 0) return table_growth();
   if (argc > 1 && strcmp(argv[1], "dump") == 0) return dump();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return fork_test();

@@ -29,8 +29,10 @@ for lib in "" "$LIBDIR"; do
 done
 echo "--- the heap keeps its high-water mark"
 run_on_both "$bin" high_water
-echo "--- allocation counts whole granules"
+echo "--- allocation counts whole granules, and larger objects their size class"
 run_on_both "$bin" granules
+echo "--- a grown heap is filled before the next collection"
+run_on_both "$bin" growing
 echo "--- GC_dump: per kind on tagheap's library, from a finalizer too"
 "$bin" dump > /dev/null
 LD_LIBRARY_PATH=$LIBDIR "$bin" dump 2> "$WORK/dump"
