@@ -111,8 +111,7 @@ void GC_disable(void) { lg::disable(); }
 int GC_is_disabled(void) { return lg::is_disabled() ? 1 : 0; }
 int GC_expand_hp(size_t bytes) {
   lg::init();
-  lg::expand_heap(bytes);
-  return 1;
+  return lg::expand_heap(bytes) ? 1 : 0;
 }
 void GC_set_max_heap_size(GC_word bytes) { lg::set_max_heap_size(bytes); }
 void GC_set_free_space_divisor(GC_word divisor) {

@@ -1,8 +1,11 @@
 // policy.cc: bdwgc's collection trigger on counters of our own (policy.h).
 #include "examples/libgc/policy.h"
 
+#include <sys/sysinfo.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 
 #include "examples/libgc/threads.h"
@@ -70,6 +73,24 @@ std::size_t budget_for(const LiveHeap& live) noexcept {
   return budget;
 }
 
+// What the kernel would map for bdwgc at most: physical memory and swap
+// (the default overcommit heuristic refuses a mapping past them). A model
+// heap beyond it would never fill, and the client would never collect.
+std::size_t mappable_bytes() noexcept {
+  struct sysinfo si;
+  if (sysinfo(&si) != 0) return std::size_t{1} << 46;
+  const unsigned long long unit = si.mem_unit != 0 ? si.mem_unit : 1;
+  return static_cast<std::size_t>((static_cast<unsigned long long>(si.totalram) + si.totalswap) * unit);
+}
+
+// Whether the heap may grow by `bytes` to `heap` + bytes, as bdwgc's
+// GC_expand_hp_inner decides: not past GC_set_max_heap_size's limit, nor
+// past what the kernel would map.
+bool may_expand(std::size_t heap, std::size_t bytes) noexcept {
+  const std::size_t limit = std::min(g_settings.max_heap.load(std::memory_order_relaxed), mappable_bytes());
+  return bytes <= limit && heap <= limit - bytes;
+}
+
 }  // namespace
 
 std::size_t env_size(const char* name, std::size_t dflt) {
@@ -81,12 +102,18 @@ std::size_t env_size(const char* name, std::size_t dflt) {
   if (end != nullptr && (*end == 'k' || *end == 'K')) mult = 1 << 10;
   if (end != nullptr && (*end == 'm' || *end == 'M')) mult = 1 << 20;
   if (end != nullptr && (*end == 'g' || *end == 'G')) mult = std::size_t{1} << 30;
+  if (n > SIZE_MAX / mult) return SIZE_MAX;  // more than can be: callers refuse it
   return static_cast<std::size_t>(n) * mult;
 }
 
 void init_policy() {
-  g_heap.store(std::max(env_size("GC_INITIAL_HEAP_SIZE", 0), kMinBudget), std::memory_order_relaxed);
   if (const std::size_t max = env_size("GC_MAXIMUM_HEAP_SIZE", 0); max != 0) g_settings.max_heap.store(max);
+  std::size_t initial = env_size("GC_INITIAL_HEAP_SIZE", 0);
+  if (initial > kMinBudget && !may_expand(0, initial)) {
+    std::fprintf(stderr, "tagheap libgc: GC_INITIAL_HEAP_SIZE=%zu is more than can be mapped; ignored\n", initial);
+    initial = 0;
+  }
+  g_heap.store(std::max(initial, kMinBudget), std::memory_order_relaxed);
   if (const std::size_t d = env_size("GC_FREE_SPACE_DIVISOR", 0); d != 0) g_settings.divisor.store(d);
   if (const char* g = std::getenv("TAGHEAP_GC_GROWTH"); g != nullptr && std::atof(g) > 0)
     g_settings.growth = std::atof(g);
@@ -127,10 +154,12 @@ void set_max_heap_size(std::size_t bytes) noexcept {
   g_settings.max_heap.store(bytes != 0 ? bytes : SIZE_MAX, std::memory_order_relaxed);
 }
 
-void expand_heap(std::size_t bytes) noexcept {
+bool expand_heap(std::size_t bytes) noexcept {
   RegistryLock lock;
+  if (!may_expand(g_heap.load(std::memory_order_relaxed), bytes)) return false;
   g_heap.fetch_add(bytes, std::memory_order_relaxed);
   g_budget.store(budget_for(g_last), std::memory_order_relaxed);
+  return true;
 }
 
 std::size_t heap_size() noexcept {

@@ -80,7 +80,10 @@ bool over_heap_limit(std::size_t bytes) noexcept;
 void set_free_space_divisor(std::size_t divisor) noexcept;  // 0 is taken as 1
 std::size_t free_space_divisor() noexcept;
 void set_max_heap_size(std::size_t bytes) noexcept;         // 0: no limit
-void expand_heap(std::size_t bytes) noexcept;
+// GC_expand_hp: false, and the heap as it was, past GC_set_max_heap_size's
+// limit or past what the kernel would map (physical memory and swap), as
+// bdwgc fails then.
+bool expand_heap(std::size_t bytes) noexcept;
 
 std::size_t heap_size() noexcept;            // the heap bdwgc would have (at least live + since)
 std::size_t bytes_since_collection() noexcept;

@@ -9,7 +9,8 @@
  * the stack scrubbed, and must hold for most of them; "stays alive" and
  * "never out of order" are exact.
  *
- * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | growing | fork | exact_sizes]
+ * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | growing | expand_absurd |
+ *                        fork | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
@@ -24,6 +25,10 @@
  *   growing      while a live list grows, a collection comes only once the
  *                heap's free part (the heap as the last collection grew it,
  *                less the list) has been allocated
+ *   expand_absurd  GC_expand_hp of more than the kernel would map fails
+ *                and leaves the heap (and the collections) as they were
+ *                (with GC_INITIAL_HEAP_SIZE of as much: ignored with a
+ *                warning, tagheap's library only; bdwgc exits)
  *   fork         a child forked while another thread allocates collects,
  *                looks up, and starts and joins a thread of its own
  *   exact_sizes  GC_set_all_interior_pointers(0) before GC_INIT: objects
@@ -691,6 +696,23 @@ static int granules(void) {
   return 1;
 }
 
+/* ---- an expansion the kernel would not map fails, and changes nothing -- */
+static int expand_absurd(void) {
+  GC_gcollect();
+  const size_t heap = GC_get_heap_size();
+  CHECK(GC_expand_hp((size_t)1 << 60) == 0, "GC_expand_hp(2^60) succeeded");
+  CHECK(GC_expand_hp(SIZE_MAX) == 0, "GC_expand_hp(SIZE_MAX) succeeded");
+  CHECK(GC_get_heap_size() < heap + ((size_t)1 << 30), "the heap grew from %zu to %zu bytes", heap,
+        GC_get_heap_size());
+  /* Collections still come: 64 MiB of garbage in a heap of a few MiB. */
+  const GC_word gc0 = GC_get_gc_no();
+  for (int i = 0; i < (64 << 20) / 64; ++i) (void)GC_MALLOC(48);
+  CHECK(GC_get_gc_no() - gc0 >= 3, "only %lu collections for 64 MiB of garbage after the failed expansions",
+        (unsigned long)(GC_get_gc_no() - gc0));
+  CHECK(GC_expand_hp(1 << 20) == 1, "GC_expand_hp(1 MiB) failed");
+  return failures ? 1 : 0;
+}
+
 /* ---- a grown heap is filled before the next collection ----------------- */
 /* A live list grows to 24 MiB, with as much garbage again. bdwgc grows its
    heap whenever a collection finds too little of it free (a third at a
@@ -1033,6 +1055,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
   if (argc > 1 && strcmp(argv[1], "growing") == 0) return growing();
+  if (argc > 1 && strcmp(argv[1], "expand_absurd") == 0) return expand_absurd();
   if (argc > 1 && strcmp(argv[1], "table_growth") == 0) return table_growth();
   if (argc > 1 && strcmp(argv[1], "dump") == 0) return dump();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return fork_test();
