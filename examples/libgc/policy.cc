@@ -110,7 +110,10 @@ void init_policy() {
   if (const std::size_t max = env_size("GC_MAXIMUM_HEAP_SIZE", 0); max != 0) g_settings.max_heap.store(max);
   std::size_t initial = env_size("GC_INITIAL_HEAP_SIZE", 0);
   if (initial > kMinBudget && !may_expand(0, initial)) {
-    std::fprintf(stderr, "tagheap libgc: GC_INITIAL_HEAP_SIZE=%zu is more than can be mapped; ignored\n", initial);
+    std::fprintf(stderr,
+                 "tagheap libgc: GC_INITIAL_HEAP_SIZE=%zu is more than the heap may grow to (GC_MAXIMUM_HEAP_SIZE, "
+                 "or memory and swap); ignored\n",
+                 initial);
     initial = 0;
   }
   g_heap.store(std::max(initial, kMinBudget), std::memory_order_relaxed);
