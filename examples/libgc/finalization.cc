@@ -3,6 +3,8 @@
 
 #include <gc/gc.h>  // GC_SUCCESS, GC_DUPLICATE, GC_NO_MEMORY, GC_NOT_FOUND
 
+#include <cstdint>
+#include <new>
 #include <unordered_map>
 #include <vector>
 
@@ -25,24 +27,71 @@ struct Registration {
 Registration* g_registrations = nullptr;
 std::size_t g_registration_count = 0;
 
+// A registered link. The table keeps them side by side, so that a
+// collection's passes read the entries in order and prefetch the slots and
+// holders they are about to read (an unordered_map of them cost a cache
+// miss per node besides: 0.7 ms a collection for Guile's 3,700 links), and
+// an index by slot for the client's calls. An entry leaves by taking the
+// last one's place.
 struct Link {
+  void** slot;
   void* target;      // a block start when collectable
-  void* holder;      // the block holding the link, or nullptr (static or malloc memory)
+  void* holder;      // the block holding the slot, or nullptr (static or malloc memory)
   bool collectable;  // the target is a GC object of ours (others never disappear)
   bool weak = false;     // handed to Tracer::mark_weak this collection
-  bool dropped = false;  // cleared or dead during a stop; erased after the resume
+  bool dropped = false;  // cleared or dead during a stop; removed after the resume
+};
+struct LinkTable {
+  std::vector<Link> entries;
+  std::unordered_map<void**, std::uint32_t> index;  // slot -> its entry
+
+  Link* find(void** slot) noexcept {
+    const auto it = index.find(slot);
+    return it != index.end() ? &entries[it->second] : nullptr;
+  }
+  // Throws std::bad_alloc and changes nothing when memory runs out.
+  void add(const Link& l) {
+    entries.push_back(l);
+    try {
+      index.emplace(l.slot, static_cast<std::uint32_t>(entries.size() - 1));
+    } catch (...) {
+      entries.pop_back();
+      throw;
+    }
+  }
+  void remove(Link* l) noexcept {
+    void** const slot = l->slot;
+    Link& last = entries.back();
+    if (l != &last) {
+      *l = last;
+      index.find(last.slot)->second = static_cast<std::uint32_t>(l - entries.data());
+    }
+    entries.pop_back();
+    index.erase(slot);
+  }
+  // Moves l to new_slot, which has no entry. Throws std::bad_alloc and
+  // changes nothing when memory runs out.
+  void rekey(Link* l, void** new_slot) {
+    index.emplace(new_slot, static_cast<std::uint32_t>(l - entries.data()));
+    index.erase(l->slot);
+    l->slot = new_slot;
+  }
 };
 // In glibc's heap: never scanned, so a link keeps nothing alive.
-std::unordered_map<void**, Link>* g_links;
+LinkTable* g_links;
 std::vector<void**>* g_links_to_drop;
 FinalizationStats g_stats;
 
 void ensure_tables() {
   if (g_links == nullptr) {
-    g_links = new std::unordered_map<void**, Link>();
+    g_links = new LinkTable();
     g_links_to_drop = new std::vector<void**>();
   }
 }
+
+// Passes over the links read each entry's slot, which lies anywhere: this
+// far ahead it is asked for early.
+constexpr std::size_t kLinkPrefetch = 8;
 
 Registration* add_registration(FinalizerFn fn, void* cd) {
   auto* r = new Registration{fn, cd, nullptr, g_registrations};
@@ -71,9 +120,9 @@ void trampoline(void* obj, void* data) {
   fn(obj, cd);
 }
 
-void drop(void** link, Link& l) {
+void drop(Link& l) {
   l.dropped = true;
-  g_links_to_drop->push_back(link);  // reserved: no malloc while stopped
+  g_links_to_drop->push_back(l.slot);  // reserved: no malloc while stopped
 }
 
 // bdwgc keeps links and finalizers in hash tables of 2^log_size buckets
@@ -93,7 +142,7 @@ struct EmulatedTable {
 EmulatedTable g_link_table, g_finalizer_table;  // registry lock held
 constexpr int kCollectBeforeGrowingLog = 12;
 
-std::size_t link_entries() noexcept { return g_links != nullptr ? g_links->size() : 0; }
+std::size_t link_entries() noexcept { return g_links != nullptr ? g_links->entries.size() : 0; }
 std::size_t finalizer_entries() noexcept {
   const std::size_t queued = collector_finalizers_queued();
   return g_registration_count > queued ? g_registration_count - queued : 0;
@@ -152,81 +201,96 @@ int register_link(void** link, const void* obj) {
   ensure_tables();
   void* target = find_block_from_mutator(obj);
   const bool collectable = target != nullptr && gc_tags().contains(tag_of(target));
-  auto [it, fresh] = g_links->try_emplace(link, Link{target, find_block_from_mutator(link), collectable});
-  if (!fresh && it->second.dropped) {  // cleared, not yet erased: a new registration
-    it->second = Link{target, find_block_from_mutator(link), collectable};
+  const Link fresh{link, target, find_block_from_mutator(link), collectable};
+  if (Link* l = g_links->find(link); l != nullptr) {
+    if (!l->dropped) return GC_DUPLICATE;
+    *l = fresh;  // cleared, not yet removed: a new registration
     return GC_SUCCESS;
   }
-  return fresh ? GC_SUCCESS : GC_DUPLICATE;
+  try {
+    g_links->add(fresh);
+  } catch (const std::bad_alloc&) {
+    return GC_NO_MEMORY;
+  }
+  return GC_SUCCESS;
 }
 
 int unregister_link(void** link) {
   RegistryLock lock;
   ensure_tables();
-  auto it = g_links->find(link);
-  if (it == g_links->end() || it->second.dropped) return 0;
-  g_links->erase(it);
+  Link* l = g_links->find(link);
+  if (l == nullptr || l->dropped) return 0;
+  g_links->remove(l);
   return 1;
 }
 
 int move_link(void** link, void** new_link) {
   RegistryLock lock;
   ensure_tables();
-  auto it = g_links->find(link);
-  if (it == g_links->end() || it->second.dropped) return GC_NOT_FOUND;
+  if (Link* l = g_links->find(link); l == nullptr || l->dropped) return GC_NOT_FOUND;
   if (link == new_link) return GC_SUCCESS;
-  if (auto n = g_links->find(new_link); n != g_links->end() && !n->second.dropped) return GC_DUPLICATE;
-  Link l = it->second;
-  g_links->erase(it);
-  l.holder = find_block_from_mutator(new_link);
-  (*g_links)[new_link] = l;
+  if (Link* n = g_links->find(new_link); n != nullptr) {
+    if (!n->dropped) return GC_DUPLICATE;
+    g_links->remove(n);  // cleared, not yet removed: gone now (entries may move)
+  }
+  Link* l = g_links->find(link);
+  try {
+    g_links->rekey(l, new_link);
+  } catch (const std::bad_alloc&) {
+    return GC_NO_MEMORY;
+  }
+  l->holder = find_block_from_mutator(new_link);
   return GC_SUCCESS;
 }
 
 void finalization_before_stop() {
   ensure_tables();
   g_links_to_drop->clear();
-  g_links_to_drop->reserve(g_links->size());
+  g_links_to_drop->reserve(g_links->entries.size());
   g_stats = FinalizationStats{};
 }
 
 void finalization_roots(gc::Tracer& t) {
   for (Registration* r = g_registrations; r != nullptr; r = r->next)
     t.mark_conservative(reinterpret_cast<std::uintptr_t>(r->cd));
-  for (auto& [link, l] : *g_links) {
-    l.weak = !l.dropped && l.collectable && *link == l.target;
-    if (l.weak) t.mark_weak(link);
+  std::vector<Link>& links = g_links->entries;
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    if (i + kLinkPrefetch < links.size()) __builtin_prefetch(links[i + kLinkPrefetch].slot);
+    Link& l = links[i];
+    l.weak = !l.dropped && l.collectable && *l.slot == l.target;
+    if (l.weak) t.mark_weak(l.slot);
   }
 }
 
 void finalization_process_weak(const gc::Liveness& liveness) {
-  for (auto& [link, l] : *g_links) {
+  std::vector<Link>& links = g_links->entries;
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    if (i + kLinkPrefetch < links.size()) __builtin_prefetch(links[i + kLinkPrefetch].slot);
+    Link& l = links[i];
     if (l.dropped) continue;
     if (l.holder != nullptr && !liveness.is_live(l.holder)) {  // the link died with its object
-      drop(link, l);
+      drop(l);
     } else if (l.collectable && !liveness.is_live(l.target)) {
-      *link = nullptr;
+      *l.slot = nullptr;
       ++g_stats.links_cleared;
-      drop(link, l);
-    } else if (l.weak && *link == nullptr) {  // cleared by the collector: a short link
+      drop(l);
+    } else if (l.weak && *l.slot == nullptr) {  // cleared by the collector: a short link
       ++g_stats.links_cleared;
-      drop(link, l);
+      drop(l);
     }
   }
 }
 
 void finalization_after_resume() {
-  for (void** link : *g_links_to_drop) {
-    auto it = g_links->find(link);
-    if (it != g_links->end() && it->second.dropped) g_links->erase(it);
-  }
+  for (void** slot : *g_links_to_drop)
+    if (Link* l = g_links->find(slot); l != nullptr && l->dropped) g_links->remove(l);
   g_links_to_drop->clear();
 }
 
 int invoke_finalizers() { return static_cast<int>(collector_run_finalizers()); }
 bool finalizers_ready() noexcept { return collector_finalizers_queued() != 0; }
 bool finalizers_registered() noexcept { return g_registration_count != 0; }
-std::size_t links_registered() noexcept { return g_links != nullptr ? g_links->size() : 0; }
+std::size_t links_registered() noexcept { return g_links != nullptr ? g_links->entries.size() : 0; }
 
 FinalizationStats last_finalization_stats() noexcept {
   FinalizationStats s = g_stats;

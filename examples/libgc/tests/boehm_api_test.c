@@ -10,7 +10,7 @@
  * "never out of order" are exact.
  *
  * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | growing | expand_absurd |
- *                        fork | exact_sizes]
+ *                        link_churn | fork | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
@@ -25,6 +25,8 @@
  *   growing      while a live list grows, a collection comes only once the
  *                heap's free part (the heap as the last collection grew it,
  *                less the list) has been allocated
+ *   link_churn   links registered, moved and unregistered at random with
+ *                collections between, checked against a model
  *   expand_absurd  GC_expand_hp of more than the kernel would map fails
  *                and leaves the heap (and the collections) as they were
  *                (with GC_INITIAL_HEAP_SIZE of as much: ignored with a
@@ -327,6 +329,111 @@ static void disappearing_links(void) {
   for (int i = 0; i < kMany; ++i) GC_unregister_disappearing_link(&links[i]);
   GC_FREE(kept_targets);
   free(links);
+}
+
+/* ---- links registered, moved and unregistered at random, against a model */
+/* Slots in glibc's heap (not roots); targets kept alive by an uncollectable
+   array, or not. After each collection: a registered link to a kept target
+   holds it, no unregistered or moved-away slot was touched, and links to
+   dropped targets are cleared (most of them: a stale stack word may keep
+   one) and so unregistered; every call's answer matches the model. */
+enum { kChurnSlots = 4096, kChurnOps = 60000, kChurnGcEvery = 5000 };
+static uint64_t churn_rng = 88172645463325252ull;
+static unsigned churn_below(unsigned n) {
+  churn_rng ^= churn_rng << 13;
+  churn_rng ^= churn_rng >> 7;
+  churn_rng ^= churn_rng << 17;
+  return (unsigned)(churn_rng % n);
+}
+static __attribute__((noinline)) void* churn_target(int kept_slot, void** kept) {
+  long* t = (long*)GC_MALLOC(4 * sizeof(long));
+  t[0] = kept_slot;
+  if (kept_slot >= 0) kept[kept_slot] = t;
+  return t;
+}
+/* A link to a target no longer kept may have been cleared by a collection
+   that an allocation started: then it is unregistered too. */
+static void churn_reconcile(unsigned k, void** slots, void** shadow, char* registered, const char* kept_alive) {
+  if (registered[k] && !kept_alive[k] && slots[k] == NULL) {
+    registered[k] = 0;
+    shadow[k] = NULL;
+  }
+}
+static int link_churn(void) {
+  void** slots = (void**)calloc(kChurnSlots, sizeof(void*));
+  void** shadow = (void**)calloc(kChurnSlots, sizeof(void*)); /* what each slot should hold, unless cleared */
+  char* registered = (char*)calloc(kChurnSlots, 1);
+  char* kept_alive = (char*)calloc(kChurnSlots, 1);
+  void** kept = (void**)GC_MALLOC_UNCOLLECTABLE(kChurnSlots * sizeof(void*));
+  long cleared = 0, dropped_targets = 0;
+  for (int op = 1; op <= kChurnOps; ++op) {
+    const unsigned i = churn_below(kChurnSlots), what = churn_below(10);
+    churn_reconcile(i, slots, shadow, registered, kept_alive);
+    if (what < 5) { /* register a new target in slot i */
+      if (registered[i]) {
+        CHECK(GC_GENERAL_REGISTER_DISAPPEARING_LINK(&slots[i], slots[i]) == GC_DUPLICATE, "slot %u: not a duplicate", i);
+        continue;
+      }
+      const int keep = churn_below(2) == 0;
+      kept[i] = NULL;
+      slots[i] = shadow[i] = churn_target(keep ? (int)i : -1, kept);
+      kept_alive[i] = (char)keep;
+      CHECK(GC_GENERAL_REGISTER_DISAPPEARING_LINK(&slots[i], slots[i]) == GC_SUCCESS, "slot %u: registration failed", i);
+      registered[i] = 1;
+    } else if (what < 7) { /* unregister slot i */
+      CHECK(GC_unregister_disappearing_link(&slots[i]) == registered[i], "slot %u: unregister answered wrongly", i);
+      registered[i] = 0;
+    } else if (what < 9) { /* move slot i's link to slot j */
+      const unsigned j = churn_below(kChurnSlots);
+      churn_reconcile(j, slots, shadow, registered, kept_alive);
+      const int want = !registered[i] ? GC_NOT_FOUND : i == j ? GC_SUCCESS : registered[j] ? GC_DUPLICATE : GC_SUCCESS;
+      if (want == GC_SUCCESS && i != j) {
+        slots[j] = shadow[j] = slots[i];
+        kept[j] = kept[i];
+        kept_alive[j] = kept_alive[i];
+      }
+      CHECK(GC_move_disappearing_link(&slots[i], &slots[j]) == want, "move %u -> %u answered wrongly", i, j);
+      if (want == GC_SUCCESS && i != j) {
+        registered[j] = 1;
+        registered[i] = 0;
+        kept[i] = NULL;  /* slot i keeps its (stale) value, now unregistered */
+      }
+    } else if (registered[i] && kept_alive[i]) { /* drop a kept target */
+      kept[i] = NULL;
+      kept_alive[i] = 0;
+    }
+    if (op % kChurnGcEvery != 0) continue;
+    full_gc();
+    for (unsigned k = 0; k < kChurnSlots; ++k) {
+      if (!registered[k]) {
+        CHECK(slots[k] == shadow[k], "slot %u touched while unregistered", k);
+        continue;
+      }
+      if (kept_alive[k]) {
+        CHECK(slots[k] == shadow[k] && slots[k] == kept[k], "slot %u: a link to a kept target was cleared", k);
+      } else {
+        CHECK(slots[k] == NULL || slots[k] == shadow[k], "slot %u: a link holds what it never held", k);
+        ++dropped_targets;
+        if (slots[k] == NULL) {
+          ++cleared;
+          shadow[k] = NULL;
+          registered[k] = 0; /* a cleared link is unregistered */
+          CHECK(GC_unregister_disappearing_link(&slots[k]) == 0, "slot %u: cleared, still registered", k);
+        }
+      }
+    }
+  }
+  CHECK(dropped_targets > 1000 && cleared >= dropped_targets * 8 / 10,
+        "only %ld of %ld links to dropped targets were cleared", cleared, dropped_targets);
+  for (unsigned k = 0; k < kChurnSlots; ++k)
+    if (registered[k]) GC_unregister_disappearing_link(&slots[k]);
+  printf("link churn: %ld of %ld links to dropped targets cleared\n", cleared, dropped_targets);
+  GC_FREE(kept);
+  free(slots);
+  free(shadow);
+  free(registered);
+  free(kept_alive);
+  return failures ? 1 : 0;
 }
 
 /* ---- kinds, roots, realloc, base and size ------------------------------- */
@@ -1055,6 +1162,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
   if (argc > 1 && strcmp(argv[1], "growing") == 0) return growing();
+  if (argc > 1 && strcmp(argv[1], "link_churn") == 0) return link_churn();
   if (argc > 1 && strcmp(argv[1], "expand_absurd") == 0) return expand_absurd();
   if (argc > 1 && strcmp(argv[1], "table_growth") == 0) return table_growth();
   if (argc > 1 && strcmp(argv[1], "dump") == 0) return dump();

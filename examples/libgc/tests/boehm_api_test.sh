@@ -33,6 +33,8 @@ echo "--- allocation counts whole granules, and larger objects their size class"
 run_on_both "$bin" granules
 echo "--- a grown heap is filled before the next collection"
 run_on_both "$bin" growing
+echo "--- links registered, moved and unregistered at random, against a model"
+run_on_both "$bin" link_churn
 echo "--- an expansion past what the kernel would map fails and changes nothing"
 run_on_both "$bin" expand_absurd
 GC_INITIAL_HEAP_SIZE=100000G LD_LIBRARY_PATH=$LIBDIR "$bin" expand_absurd 2> "$WORK/initial"
