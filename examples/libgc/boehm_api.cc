@@ -28,10 +28,13 @@
 
 namespace lg = tagheap::libgc;
 
+// This file implements bdwgc's deprecated names too (its variables, the
+// stubborn and debug allocators): their uses here are not warnings.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
 namespace {
 
 std::atomic<unsigned long> g_time_limit_ms{GC_TIME_UNLIMITED};  // GC_set_time_limit
-std::atomic<int> g_no_dls{0};                                    // GC_set_no_dls
 
 // The size bdwgc reports for an object: the whole block, extra byte included.
 std::size_t object_size(const void* p) { return tagheap::usable_size(p); }
@@ -67,14 +70,26 @@ void* GC_least_plausible_heap_addr = reinterpret_cast<void*>(std::uintptr_t{4096
 void* GC_greatest_plausible_heap_addr = reinterpret_cast<void*>(~std::uintptr_t{0} >> 16);
 // bdwgc's deprecated variable: the helper markers (GC_get_parallel), kept
 // by collector.cc.
+// bdwgc's other variables a client may read or write directly (Neko sets
+// GC_no_dls and GC_java_finalization and reads GC_all_interior_pointers);
+// GC_init reads GC_all_interior_pointers as bdwgc does. (GC_stackbottom
+// lives in threads.cc, GC_dont_expand, GC_full_freq and GC_max_retries in
+// policy.cc.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 int GC_parallel = 0;
+int GC_all_interior_pointers = 1;
+int GC_java_finalization = 1;
+int GC_no_dls = 0;
 #pragma GCC diagnostic pop
 
 // --- initialisation and collection ---------------------------------------
 
 void GC_init(void) {
+  // A client that cleared the variable before GC_init asked for what
+  // GC_set_all_interior_pointers(0) asks.
+  if (__atomic_load_n(&GC_all_interior_pointers, __ATOMIC_RELAXED) == 0 && !lg::initialized())
+    lg::set_all_interior_pointers(false);
   lg::init();
   lg::current_thread_or_register();
 }
@@ -151,15 +166,19 @@ void GC_get_heap_usage_safe(GC_word* heap_size, GC_word* free_bytes, GC_word* un
 // Kept for the getter. Loaded objects' data segments are scanned all the
 // same (dl_iterate_phdr, roots.h): more roots than asked for can only keep
 // more alive, and bdwgc may scan the main program's through this switch.
-void GC_set_no_dls(int on) { g_no_dls.store(on, std::memory_order_relaxed); }
-int GC_get_no_dls(void) { return g_no_dls.load(std::memory_order_relaxed); }
-void GC_set_all_interior_pointers(int on) { lg::set_all_interior_pointers(on != 0); }
+void GC_set_no_dls(int on) { __atomic_store_n(&GC_no_dls, on, __ATOMIC_RELAXED); }
+int GC_get_no_dls(void) { return __atomic_load_n(&GC_no_dls, __ATOMIC_RELAXED); }
+void GC_set_all_interior_pointers(int on) {
+  lg::set_all_interior_pointers(on != 0);
+  __atomic_store_n(&GC_all_interior_pointers, on != 0 ? 1 : 0, __ATOMIC_RELAXED);
+}
 int GC_get_all_interior_pointers(void) { return lg::all_interior_pointers() ? 1 : 0; }
 void GC_register_displacement(size_t offset) { lg::register_displacement(offset); }
 // Ready objects always keep what they reach alive until finalized, which
-// is what Java-style finalization asks for.
-void GC_set_java_finalization(int) {}
-int GC_get_java_finalization(void) { return 1; }
+// is what Java-style finalization asks for: the setting is kept for the
+// getter (and the variable) only.
+void GC_set_java_finalization(int on) { __atomic_store_n(&GC_java_finalization, on, __ATOMIC_RELAXED); }
+int GC_get_java_finalization(void) { return __atomic_load_n(&GC_java_finalization, __ATOMIC_RELAXED); }
 void GC_set_finalize_on_demand(int on) { lg::set_finalize_on_demand(on != 0); }
 int GC_get_finalize_on_demand(void) { return lg::finalize_on_demand() ? 1 : 0; }
 void GC_set_finalizer_notifier(GC_finalizer_notifier_proc fn) { lg::set_finalizer_notifier(fn); }
@@ -231,6 +250,11 @@ char* GC_strdup(const char* s) {
   return p;
 }
 char* GC_strndup(const char* s, size_t max) {
+  // gc.h declares s nonnull: the check must not be folded away (as in
+  // good_link_slot). bdwgc crashes on a null string; NULL, as GC_strdup.
+  auto bits = reinterpret_cast<std::uintptr_t>(s);
+  asm("" : "+r"(bits));
+  if (bits == 0) return nullptr;
   const size_t n = strnlen(s, max);
   auto* p = static_cast<char*>(GC_malloc_atomic(n + 1));
   if (p != nullptr) {
@@ -365,8 +389,22 @@ void GC_register_finalizer_no_order(void* obj, GC_finalization_proc fn, void* cd
 }
 int GC_invoke_finalizers(void) { return lg::invoke_finalizers(); }
 int GC_should_invoke_finalizers(void) { return lg::finalizers_ready() ? 1 : 0; }
+// A link slot the collector would write through: not null, aligned. bdwgc
+// aborts on a bad one ("Bad link arg"); a null slot used to be accepted
+// here and crashed the next collection that cleared it. Refused with a
+// warning, nothing registered or moved.
+// (gc.h declares link GC_ATTR_NONNULL, so GCC folds `link != nullptr` to
+// true here unless the value comes out of an opaque asm.)
+static bool good_link_slot(void** link, const char* what) noexcept {
+  auto bits = reinterpret_cast<std::uintptr_t>(link);
+  asm("" : "+r"(bits));
+  if (bits != 0 && bits % sizeof(void*) == 0) return true;
+  lg::warn(what, static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(link)));
+  return false;
+}
 int GC_general_register_disappearing_link(void** link, const void* obj) {
-  if (reinterpret_cast<std::uintptr_t>(link) % sizeof(void*) != 0) return GC_NO_MEMORY;
+  if (!good_link_slot(link, "tagheap libgc: bad link %#lx to GC_general_register_disappearing_link: ignored\n"))
+    return GC_NO_MEMORY;
   lg::init();
   return lg::register_link(link, obj);
 }
@@ -375,7 +413,11 @@ int GC_register_disappearing_link(void** link) {
   return base != nullptr ? GC_general_register_disappearing_link(link, base) : GC_NOT_FOUND;
 }
 int GC_unregister_disappearing_link(void** link) { return lg::unregister_link(link); }
-int GC_move_disappearing_link(void** link, void** new_link) { return lg::move_link(link, new_link); }
+int GC_move_disappearing_link(void** link, void** new_link) {
+  if (!good_link_slot(new_link, "tagheap libgc: bad new link %#lx to GC_move_disappearing_link: not moved\n"))
+    return GC_NOT_FOUND;
+  return lg::move_link(link, new_link);
+}
 
 // --- threads ----------------------------------------------------------------
 
@@ -440,5 +482,68 @@ int GC_pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
   return pthread_sigmask(how, &fixed, old);
 }
 void* GC_dlopen(const char* path, int mode) { return dlopen(path, mode); }
+
+// --- the rest of what Debian's libgc users import ----------------------------
+// (asymptote, Crystal, Inkscape, Macaulay2, Neko, Parser 3: each imports a
+// few of these; without them the program would not load or would stop at
+// its first call. boehm_api_test's "exports" check lists them.)
+
+void GC_set_dont_expand(int on) { __atomic_store_n(&GC_dont_expand, on, __ATOMIC_RELAXED); }
+int GC_get_dont_expand(void) { return __atomic_load_n(&GC_dont_expand, __ATOMIC_RELAXED); }
+void GC_set_full_freq(int n) { __atomic_store_n(&GC_full_freq, n, __ATOMIC_RELAXED); }
+int GC_get_full_freq(void) { return __atomic_load_n(&GC_full_freq, __ATOMIC_RELAXED); }
+void GC_set_max_retries(GC_word n) { __atomic_store_n(&GC_max_retries, n, __ATOMIC_RELAXED); }
+GC_word GC_get_max_retries(void) { return __atomic_load_n(&GC_max_retries, __ATOMIC_RELAXED); }
+unsigned GC_get_version(void) {
+  return (GC_VERSION_MAJOR << 16) | (GC_VERSION_MINOR << 8) | GC_VERSION_MICRO;  // the API we implement
+}
+// Fork is always handled (threads.cc installs its pthread_atfork handlers
+// at initialisation); the request is accepted and changes nothing.
+void GC_set_handle_fork(int) {}
+void GC_abort_on_oom(void) {
+  std::fputs("Insufficient memory for the allocation\n", stderr);
+  std::abort();
+}
+void GC_ignore_warn_proc(char*, GC_word) {}
+
+// Stubborn objects are ordinary ones since bdwgc 7.
+void* GC_malloc_stubborn(size_t n) { return GC_malloc(n); }
+void GC_change_stubborn(const void*) {}
+void GC_end_stubborn_change(const void*) {}
+
+// The debugging allocator: the same objects, without bdwgc's debug header
+// (no smashed-object checks), so a GC_DEBUG build of a client runs as its
+// release build does. Every GC_debug_ call takes and returns the objects
+// the others do.
+void* GC_debug_malloc(size_t n, GC_EXTRA_PARAMS) { return GC_malloc(n); }
+void* GC_debug_malloc_atomic(size_t n, GC_EXTRA_PARAMS) { return GC_malloc_atomic(n); }
+void* GC_debug_malloc_uncollectable(size_t n, GC_EXTRA_PARAMS) { return GC_malloc_uncollectable(n); }
+void* GC_debug_malloc_atomic_uncollectable(size_t n, GC_EXTRA_PARAMS) { return GC_malloc_atomic_uncollectable(n); }
+void* GC_debug_malloc_ignore_off_page(size_t n, GC_EXTRA_PARAMS) { return GC_malloc_ignore_off_page(n); }
+void* GC_debug_malloc_atomic_ignore_off_page(size_t n, GC_EXTRA_PARAMS) {
+  return GC_malloc_atomic_ignore_off_page(n);
+}
+void* GC_debug_malloc_stubborn(size_t n, GC_EXTRA_PARAMS) { return GC_malloc(n); }
+void* GC_debug_malloc_replacement(size_t n) { return GC_malloc(n); }
+void* GC_debug_realloc(void* p, size_t n, GC_EXTRA_PARAMS) { return GC_realloc(p, n); }
+void* GC_debug_realloc_replacement(void* p, size_t n) { return GC_realloc(p, n); }
+char* GC_debug_strdup(const char* str, GC_EXTRA_PARAMS) { return GC_strdup(str); }
+char* GC_debug_strndup(const char* str, size_t n, GC_EXTRA_PARAMS) { return GC_strndup(str, n); }
+void GC_debug_free(void* p) { GC_free(p); }
+void GC_debug_change_stubborn(const void*) {}
+void GC_debug_end_stubborn_change(const void*) {}
+void GC_debug_register_displacement(size_t n) { GC_register_displacement(n); }
+void GC_debug_register_finalizer(void* obj, GC_finalization_proc fn, void* cd, GC_finalization_proc* ofn,
+                                 void** ocd) {
+  GC_register_finalizer(obj, fn, cd, ofn, ocd);
+}
+void GC_debug_register_finalizer_ignore_self(void* obj, GC_finalization_proc fn, void* cd, GC_finalization_proc* ofn,
+                                             void** ocd) {
+  GC_register_finalizer_ignore_self(obj, fn, cd, ofn, ocd);
+}
+void GC_debug_register_finalizer_no_order(void* obj, GC_finalization_proc fn, void* cd, GC_finalization_proc* ofn,
+                                          void** ocd) {
+  GC_register_finalizer_no_order(obj, fn, cd, ofn, ocd);
+}
 
 }  // extern "C"

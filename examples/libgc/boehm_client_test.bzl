@@ -5,7 +5,7 @@ tests/NAME.sh runs it with Debian's libgc (which checks the test itself) and
 with libgc.so.1 through LD_LIBRARY_PATH (tests/common.sh).
 """
 
-def boehm_client_test(name, size, tags = []):
+def boehm_client_test(name, size, tags = [], data = []):
     native.cc_binary(
         name = name + "_bin",
         testonly = 1,
@@ -19,5 +19,5 @@ def boehm_client_test(name, size, tags = []):
         tags = tags,
         srcs = ["tests/%s.sh" % name],
         args = ["$(location :libgc.so.1)", "$(location :%s_bin)" % name],
-        data = [":libgc.so.1", ":%s_bin" % name, "tests/common.sh"],
+        data = [":libgc.so.1", ":%s_bin" % name, "tests/common.sh"] + data,
     )

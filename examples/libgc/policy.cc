@@ -10,6 +10,21 @@
 
 #include "examples/libgc/threads.h"
 
+// bdwgc's variables, set directly or by GC_set_dont_expand and the like
+// (boehm_api.cc). GC_dont_expand: grow the heap only when a collection left
+// less than 1 MiB of it free, and then to 1 MiB free, never for the rule's
+// min_bytes; read under the registry lock. The other two only keep what was set (no partial
+// collections, and an allocation retries once after a collection whatever
+// GC_max_retries says).
+extern "C" {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+int GC_dont_expand = 0;
+int GC_full_freq = 19;       // bdwgc's default
+unsigned long GC_max_retries = 0;
+#pragma GCC diagnostic pop
+}
+
 namespace tagheap::libgc {
 namespace {
 
@@ -56,6 +71,12 @@ std::size_t budget_for(const LiveHeap& live) noexcept {
   const std::size_t in_use = live.scanned + live.atomic;
   const std::size_t heap = g_heap.load(std::memory_order_relaxed);
   if (g_settings.growth <= 0 && heap > in_use) budget = std::max(budget, heap - in_use);
+  if (__atomic_load_n(&GC_dont_expand, __ATOMIC_RELAXED) != 0 && g_settings.growth <= 0) {
+    // Collect rather than grow: the heap grows only by what the next 1 MiB
+    // of allocation needs, as bdwgc then grows only when forced to.
+    if (heap < in_use + kMinBudget) g_heap.store(in_use + kMinBudget, std::memory_order_relaxed);
+    return std::max(heap, in_use + kMinBudget) - in_use;
+  }
   // bdwgc grows a divisor-th of the heap at a time (GC_collect_or_expand),
   // at least MINHINCR blocks (256 KiB) and at most MAXHINCR (8 MiB) a step
   // (w3m's heap there: 53.7, 61.9, 70.1 MiB), and then fills the grown heap

@@ -15,7 +15,8 @@ void for_each_root_range(const std::vector<Range>& statics, const char* collecto
   ThreadRecord* self = current_thread();
   for_each_thread([&](ThreadRecord& t) {
     const char* sp = &t == self ? collector_sp : t.stop_sp;
-    if (sp != nullptr && sp < t.stack_base) scan(sp, t.stack_base, true);
+    const char* end = stack_end_of(t);
+    if (sp != nullptr && sp < end) scan(sp, end, true);
     if (&t != self)
       scan(reinterpret_cast<const char*>(t.saved_regs), reinterpret_cast<const char*>(t.saved_regs + t.saved_reg_count),
            true);

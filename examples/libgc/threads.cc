@@ -214,12 +214,37 @@ char* stack_base_of_current_thread() noexcept {
   return static_cast<char*>(addr) + size;
 }
 
+}  // namespace tagheap::libgc
+
+// bdwgc's variable: the main thread's stack bottom (its cold end, the highest
+// address). Set when the main thread registers unless the client set it
+// first; read at every collection, so a client may move it.
+extern "C" {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+char* GC_stackbottom = nullptr;
+#pragma GCC diagnostic pop
+}
+
+namespace tagheap::libgc {
+
+const char* stack_end_of(const ThreadRecord& t) noexcept {
+  if (t.is_main) {
+    const char* bottom = __atomic_load_n(&GC_stackbottom, __ATOMIC_RELAXED);
+    if (bottom != nullptr) return bottom;
+  }
+  return t.stack_base;
+}
+
 bool register_current_thread(char* stack_base, bool implicit) {
   if (t_self != nullptr) return false;
   auto* t = new ThreadRecord(runtime());  // glibc's heap: never scanned as a root
   t->id = pthread_self();
   t->stack_base = stack_base != nullptr ? stack_base : stack_base_of_current_thread();
   t->implicit = implicit;
+  t->is_main = syscall(SYS_gettid) == getpid();
+  if (t->is_main && __atomic_load_n(&GC_stackbottom, __ATOMIC_RELAXED) == nullptr)
+    __atomic_store_n(&GC_stackbottom, t->stack_base, __ATOMIC_RELAXED);
   RegistryLock lock;
   t->state.attach();
   t->next = g_threads;

@@ -69,6 +69,7 @@ struct ThreadRecord {
   pthread_t id{};
   char* stack_base = nullptr;  // highest address of the stack (it grows down)
   bool implicit = false;       // registered by its first allocation
+  bool is_main = false;        // the process's first thread: its stack ends at GC_stackbottom
   int exit_rounds = 0;         // key destructor rounds seen while exiting (threads.cc)
   // Written by the thread itself; read by its signal handler and by lookups
   // (lock-free, so async-signal-safe).
@@ -125,6 +126,10 @@ inline ThreadRecord& current_thread_or_register() {
 
 // The highest address of the calling thread's stack.
 char* stack_base_of_current_thread() noexcept;
+// Where a scan of t's stack ends: its stack base, or for the main thread
+// bdwgc's GC_stackbottom, which a client may move (Crystal points it at the
+// running fiber's stack).
+const char* stack_end_of(const ThreadRecord& t) noexcept;
 
 // Registry lock held: stops every other registered thread; resume_world()
 // lets them go. Returns the number of threads stopped.

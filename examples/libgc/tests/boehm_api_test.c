@@ -10,7 +10,7 @@
  * "never out of order" are exact.
  *
  * Usage: boehm_api_test [all | oom | oom_set | divisor | high_water | granules | growing | expand_absurd |
- *                        link_churn | fork | exact_sizes]
+ *                        link_churn | compat | fork | exact_sizes]
  *   oom          run with GC_MAXIMUM_HEAP_SIZE set
  *   oom_set      the same limit by GC_set_max_heap_size
  *   divisor      prints GC_get_free_space_divisor() (the script sets
@@ -25,6 +25,13 @@
  *   growing      while a live list grows, a collection comes only once the
  *                heap's free part (the heap as the last collection grew it,
  *                less the list) has been allocated
+ *   compat       the rest of what Debian's libgc users import: setters,
+ *                the version, stubborn and debug allocation, bdwgc's
+ *                variables, GC_stackbottom moved onto a fiber's stack
+ *   bad_links    null and misaligned link slots are refused (tagheap's
+ *                library only)
+ *   dont_expand N  prints the collections a program makes with
+ *                GC_set_dont_expand(N) (the script compares 0 and 1)
  *   link_churn   links registered, moved and unregistered at random with
  *                collections between, checked against a model
  *   expand_absurd  GC_expand_hp of more than the kernel would map fails
@@ -433,6 +440,128 @@ static int link_churn(void) {
   free(shadow);
   free(registered);
   free(kept_alive);
+  return failures ? 1 : 0;
+}
+
+/* ---- the rest of what Debian's libgc users import ---------------------- */
+/* Setters read back, the version, the stubborn and debug allocators (the
+   same objects: zeroed, collectable or not, freed, finalized), bdwgc's
+   variables, and GC_stackbottom moved onto a fiber's stack (Crystal): a
+   collection from the fiber scans the fiber's stack up to GC_stackbottom
+   and finds what only the fiber holds. */
+#include <ucontext.h>
+/* (bdwgc marks its variables deprecated; the programs we stand in for use them.) */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static ucontext_t fiber_ctx, main_ctx;
+static void** fiber_link; /* in glibc's heap: not a root */
+static int fiber_kept;
+static void on_fiber(void) {
+  char* saved_bottom = GC_stackbottom;
+  GC_stackbottom = (char*)fiber_ctx.uc_stack.ss_sp + fiber_ctx.uc_stack.ss_size;
+  long* only_here = (long*)GC_MALLOC(4 * sizeof(long)); /* on this stack only */
+  only_here[0] = 4242;
+  *fiber_link = only_here;
+  GC_GENERAL_REGISTER_DISAPPEARING_LINK(fiber_link, only_here);
+  for (int i = 0; i < 3; ++i) GC_gcollect();
+  fiber_kept = *fiber_link == only_here && only_here[0] == 4242;
+  __asm__ volatile("" : : "r"(only_here) : "memory"); /* held until here */
+  GC_stackbottom = saved_bottom;
+  swapcontext(&fiber_ctx, &main_ctx);
+}
+static int finalized_debug;
+static void on_debug_finalize(void* obj, void* cd) {
+  (void)obj;
+  (void)cd;
+  ++finalized_debug;
+}
+static __attribute__((noinline)) void drop_debug_objects(void) {
+  for (int i = 0; i < 100; ++i) {
+    void* p = GC_debug_malloc(48, GC_EXTRAS);
+    GC_debug_register_finalizer_ignore_self(p, on_debug_finalize, NULL, NULL, NULL);
+  }
+}
+static int compat(void) {
+  CHECK(GC_get_version() >> 16 == 8, "version %#x", GC_get_version());
+  GC_set_dont_expand(1);
+  CHECK(GC_get_dont_expand() == 1, "dont_expand not kept");
+  GC_set_dont_expand(0);
+  GC_set_full_freq(7);
+  CHECK(GC_get_full_freq() == 7, "full_freq not kept");
+  GC_set_max_retries(3);
+  CHECK(GC_get_max_retries() == 3, "max_retries not kept");
+  GC_set_handle_fork(1);
+  CHECK(GC_all_interior_pointers == 1 && GC_java_finalization == 1 && GC_no_dls == 0,
+        "variables %d %d %d", GC_all_interior_pointers, GC_java_finalization, GC_no_dls);
+  char here;
+  CHECK(GC_stackbottom != NULL && GC_stackbottom > &here, "GC_stackbottom %p below a local %p", (void*)GC_stackbottom,
+        (void*)&here);
+  GC_warn_proc old_warn = GC_get_warn_proc();
+  GC_set_warn_proc(GC_ignore_warn_proc);
+  CHECK(GC_get_warn_proc() == GC_ignore_warn_proc, "GC_ignore_warn_proc not set");
+  GC_set_warn_proc(old_warn);
+  /* stubborn objects are ordinary ones */
+  long* st = (long*)GC_malloc_stubborn(64);
+  CHECK(st != NULL && st[7] == 0, "GC_malloc_stubborn");
+  GC_change_stubborn(st);
+  st[0] = 1;
+  GC_end_stubborn_change(st);
+  /* the debug allocator */
+  long* d = (long*)GC_debug_malloc(100, GC_EXTRAS);
+  CHECK(d != NULL && d[11] == 0, "GC_debug_malloc: not zeroed");
+  char* a = (char*)GC_debug_malloc_atomic(100, GC_EXTRAS);
+  CHECK(a != NULL, "GC_debug_malloc_atomic");
+  a[99] = 1;
+  static long** hidden; /* the only reference to an uncollectable object, hidden */
+  hidden = (long**)GC_debug_malloc_uncollectable(sizeof(long*), GC_EXTRAS);
+  long* u = (long*)GC_debug_malloc_uncollectable(64, GC_EXTRAS);
+  u[0] = 77;
+  *hidden = (long*)~(GC_word)u; /* not a pointer to it */
+  u = NULL;
+  GC_debug_free(d);
+  drop_debug_objects();
+  for (int i = 0; i < 4 && finalized_debug < 90; ++i) run_gcs_and_finalizers(2);
+  CHECK(finalized_debug >= 90, "only %d of 100 debug finalizers ran", finalized_debug);
+  CHECK(((long*)~(GC_word)*hidden)[0] == 77, "an uncollectable debug object was collected");
+  GC_debug_free((void*)~(GC_word)*hidden);
+  GC_debug_free(hidden);
+  /* GC_stackbottom moved onto a fiber's stack */
+  const size_t stack_size = 256 * 1024;
+  void** link_slot = (void**)calloc(1, sizeof(void*));
+  fiber_link = link_slot;
+  char* stack = (char*)malloc(stack_size);
+  getcontext(&fiber_ctx);
+  fiber_ctx.uc_stack.ss_sp = stack;
+  fiber_ctx.uc_stack.ss_size = stack_size;
+  fiber_ctx.uc_link = &main_ctx;
+  makecontext(&fiber_ctx, on_fiber, 0);
+  swapcontext(&main_ctx, &fiber_ctx);
+  CHECK(fiber_kept, "an object held only on the fiber's stack was collected");
+  CHECK(GC_stackbottom > &here, "GC_stackbottom not restored");
+  GC_unregister_disappearing_link(link_slot);
+  free(link_slot);
+  free(stack);
+  return failures ? 1 : 0;
+}
+
+/* Bad link slots (tagheap's library only: bdwgc aborts, or takes a null one
+   and writes through it later): refused at the call, with a warning, and
+   nothing registered or moved; collections run on. */
+static int bad_links(void) {
+  volatile uintptr_t zero = 0; /* gc.h declares the slots nonnull */
+  void** null_slot = (void**)zero;
+  static void* slot;
+  slot = GC_MALLOC(16);
+  CHECK(GC_general_register_disappearing_link(null_slot, slot) == GC_NO_MEMORY, "a null link was registered");
+  CHECK(GC_general_register_disappearing_link((void**)((char*)&slot + 3), slot) == GC_NO_MEMORY,
+        "a misaligned link was registered");
+  CHECK(GC_general_register_disappearing_link(&slot, slot) == GC_SUCCESS, "registration failed");
+  CHECK(GC_move_disappearing_link(&slot, null_slot) == GC_NOT_FOUND, "a link was moved to null");
+  CHECK(GC_move_disappearing_link(&slot, (void**)((char*)&slot + 1)) == GC_NOT_FOUND, "moved to a misaligned slot");
+  CHECK(GC_strndup((const char*)zero, 4) == NULL, "GC_strndup(NULL, 4)");
+  static void* keep; /* the target stays alive: the link stays registered */
+  keep = slot;
+  for (int i = 0; i < 3; ++i) GC_gcollect();
+  CHECK(slot == keep && GC_unregister_disappearing_link(&slot) == 1, "the link was lost");
   return failures ? 1 : 0;
 }
 
@@ -869,6 +998,23 @@ static int growing(void) {
   return failures ? 1 : 0;
 }
 
+/* GC_set_dont_expand(1): collect rather than grow the heap. The same
+   program (a 6 MiB live list, 48 MiB of garbage) with and without it: the
+   script checks that it collects more often with it. */
+static GrowCell* dont_expand_list; /* in the data segment: a root */
+static int dont_expand(int on) {
+  GC_set_dont_expand(on);
+  const GC_word gc0 = GC_get_gc_no();
+  for (long i = 0; i < (6L << 20) / 64; ++i) {
+    GrowCell* c = (GrowCell*)GC_MALLOC(sizeof(GrowCell));
+    c->next = dont_expand_list;
+    dont_expand_list = c;
+    for (int j = 0; j < 8; ++j) (void)GC_MALLOC(sizeof(GrowCell));
+  }
+  printf("%lu\n", (unsigned long)(GC_get_gc_no() - gc0));
+  return failures ? 1 : 0;
+}
+
 /* ---- a table of links or finalizers collects before it grows ------------ */
 /* bdwgc's tables of disappearing links and of finalizers grow by doubling;
    from 4096 buckets on, a registration that would grow one collects first
@@ -1162,6 +1308,9 @@ int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "high_water") == 0) return high_water();
   if (argc > 1 && strcmp(argv[1], "granules") == 0) return granules();
   if (argc > 1 && strcmp(argv[1], "growing") == 0) return growing();
+  if (argc > 1 && strcmp(argv[1], "compat") == 0) return compat();
+  if (argc > 1 && strcmp(argv[1], "bad_links") == 0) return bad_links();
+  if (argc > 2 && strcmp(argv[1], "dont_expand") == 0) return dont_expand(atoi(argv[2]));
   if (argc > 1 && strcmp(argv[1], "link_churn") == 0) return link_churn();
   if (argc > 1 && strcmp(argv[1], "expand_absurd") == 0) return expand_absurd();
   if (argc > 1 && strcmp(argv[1], "table_growth") == 0) return table_growth();

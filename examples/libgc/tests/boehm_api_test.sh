@@ -9,6 +9,10 @@ set -euo pipefail
 use_libgc "$1"
 bin=$2
 
+echo "--- every GC_ symbol Debian's libgc users import is exported"
+missing=$(grep -v '^#' "$(dirname "$0")/tests/debian_imports.txt" |
+  grep -vxFf <(nm -D --defined-only "$LIBDIR/libgc.so.1" | awk '{print $3}') || true)
+[[ -z "$missing" ]] || { echo "FAILED: libgc.so.1 does not export:" $missing; exit 1; }
 echo "--- with Debian's libgc"
 "$bin"
 echo "--- with tagheap's libgc.so.1"
@@ -33,6 +37,21 @@ echo "--- allocation counts whole granules, and larger objects their size class"
 run_on_both "$bin" granules
 echo "--- a grown heap is filled before the next collection"
 run_on_both "$bin" growing
+echo "--- the rest of what Debian's libgc users import (setters, debug allocation, GC_stackbottom on a fiber)"
+run_on_both "$bin" compat
+echo "--- null and misaligned link slots are refused (tagheap's library only: bdwgc aborts)"
+LD_LIBRARY_PATH=$LIBDIR "$bin" bad_links 2> "$WORK/bad_links"
+grep -q "bad link 0 to GC_general_register_disappearing_link" "$WORK/bad_links" ||
+  { cat "$WORK/bad_links"; echo "FAILED: no warning for a null link"; exit 1; }
+echo "--- GC_set_dont_expand(1) collects rather than grows"
+for lib in "" "$LIBDIR"; do
+  plain=$(LD_LIBRARY_PATH=$lib "$bin" dont_expand 0)
+  tight=$(LD_LIBRARY_PATH=$lib "$bin" dont_expand 1)
+  name="Debian's libgc"
+  [[ -z "$lib" ]] || name="tagheap's libgc"
+  echo "$name: $plain collections, $tight with GC_set_dont_expand(1)"
+  (( tight * 2 > plain * 3 )) || { echo "FAILED: dont_expand made $tight collections against $plain"; exit 1; }
+done
 echo "--- links registered, moved and unregistered at random, against a model"
 run_on_both "$bin" link_churn
 echo "--- an expansion past what the kernel would map fails and changes nothing"
