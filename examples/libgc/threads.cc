@@ -179,7 +179,13 @@ ThreadRecord* thread_list() noexcept { return g_threads; }
 void lock_registry() noexcept { pthread_mutex_lock(&g_registry_mutex); }
 void unlock_registry() noexcept { pthread_mutex_unlock(&g_registry_mutex); }
 
+// The process the library started in: only its first thread is the main
+// thread (in a fork child, where the forking thread's id is the new pid, the
+// forking thread keeps the record and the stack it had).
+static pid_t g_started_pid = 0;
+
 void init_threads() {
+  g_started_pid = getpid();
   init_registry_mutex();
   sem_init(&g_acks, 0, 0);
   pthread_key_create(&g_exit_key, on_thread_exit);
@@ -242,7 +248,7 @@ bool register_current_thread(char* stack_base, bool implicit) {
   t->id = pthread_self();
   t->stack_base = stack_base != nullptr ? stack_base : stack_base_of_current_thread();
   t->implicit = implicit;
-  t->is_main = syscall(SYS_gettid) == getpid();
+  t->is_main = syscall(SYS_gettid) == g_started_pid;
   if (t->is_main && __atomic_load_n(&GC_stackbottom, __ATOMIC_RELAXED) == nullptr)
     __atomic_store_n(&GC_stackbottom, t->stack_base, __ATOMIC_RELAXED);
   RegistryLock lock;

@@ -1111,6 +1111,24 @@ static int fork_child(void) {
   GC_pthread_join(t, NULL);
   return failures;
 }
+/* A thread the collector does not know forks; in the child it registers
+   (the only thread there, its id now the process's) and collects: its own
+   stack is scanned, not the parent's main stack up to GC_stackbottom. */
+static void* fork_from_plain_thread(void* arg) {
+  (void)arg;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    struct GC_stack_base sb;
+    int ok = GC_get_stack_base(&sb) == GC_SUCCESS && GC_register_my_thread(&sb) == GC_SUCCESS;
+    Node* kept = make_tree(8);
+    GC_gcollect();
+    ok = ok && count_nodes(kept) == (2L << 8) - 1;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  const int ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return (void*)(intptr_t)ok;
+}
 static int fork_test(void) {
   fork_live = make_tree(10);
   GC_allow_register_threads();
@@ -1132,6 +1150,11 @@ static int fork_test(void) {
   GC_pthread_join(t, NULL);
   GC_gcollect();
   CHECK(count_nodes(fork_live) == (2L << 10) - 1, "the live tree was damaged");
+  pthread_t plain; /* pthread_create, not GC_pthread_create: never registered */
+  void* forked_ok = NULL;
+  CHECK(pthread_create(&plain, NULL, fork_from_plain_thread, NULL) == 0 && pthread_join(plain, &forked_ok) == 0,
+        "the plain thread");
+  CHECK(forked_ok != NULL, "the child of a fork from an unregistered thread failed");
   return failures ? 1 : 0;
 }
 
