@@ -56,6 +56,15 @@ void* registered_thread_start(void* raw) {
 // The calling thread's allocation not yet added to the global count
 // (heap.h, kFlushBytes), added now: the statistics getters are exact for a
 // single-threaded client, as bdwgc's are.
+// p's bits, out of an opaque asm: gc.h declares many arguments
+// GC_ATTR_NONNULL, and GCC folds a check of one against null to false
+// unless the value comes from where it cannot see.
+std::uintptr_t opaque_bits(const void* p) noexcept {
+  auto bits = reinterpret_cast<std::uintptr_t>(p);
+  asm("" : "+r"(bits));
+  return bits;
+}
+
 void count_own_allocation() noexcept {
   if (lg::ThreadRecord* t = lg::current_thread(); t != nullptr) lg::flush_allocation_count(*t);
 }
@@ -250,11 +259,9 @@ char* GC_strdup(const char* s) {
   return p;
 }
 char* GC_strndup(const char* s, size_t max) {
-  // gc.h declares s nonnull: the check must not be folded away (as in
-  // good_link_slot). bdwgc crashes on a null string; NULL, as GC_strdup.
-  auto bits = reinterpret_cast<std::uintptr_t>(s);
-  asm("" : "+r"(bits));
-  if (bits == 0) return nullptr;
+  // gc.h declares s nonnull (opaque_bits). bdwgc crashes on a null string;
+  // NULL, as GC_strdup.
+  if (opaque_bits(s) == 0) return nullptr;
   const size_t n = strnlen(s, max);
   auto* p = static_cast<char*>(GC_malloc_atomic(n + 1));
   if (p != nullptr) {
@@ -393,11 +400,8 @@ int GC_should_invoke_finalizers(void) { return lg::finalizers_ready() ? 1 : 0; }
 // aborts on a bad one ("Bad link arg"); a null slot used to be accepted
 // here and crashed the next collection that cleared it. Refused with a
 // warning, nothing registered or moved.
-// (gc.h declares link GC_ATTR_NONNULL, so GCC folds `link != nullptr` to
-// true here unless the value comes out of an opaque asm.)
 static bool good_link_slot(void** link, const char* what) noexcept {
-  auto bits = reinterpret_cast<std::uintptr_t>(link);
-  asm("" : "+r"(bits));
+  const std::uintptr_t bits = opaque_bits(link);
   if (bits != 0 && bits % sizeof(void*) == 0) return true;
   lg::warn(what, static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(link)));
   return false;
@@ -486,7 +490,8 @@ void* GC_dlopen(const char* path, int mode) { return dlopen(path, mode); }
 // --- the rest of what Debian's libgc users import ----------------------------
 // (asymptote, Crystal, Inkscape, Macaulay2, Neko, Parser 3: each imports a
 // few of these; without them the program would not load or would stop at
-// its first call. boehm_api_test's "exports" check lists them.)
+// its first call. tests/debian_imports.txt lists every name they import, and
+// boehm_api_test checks the list against the library's exports.)
 
 void GC_set_dont_expand(int on) { __atomic_store_n(&GC_dont_expand, on, __ATOMIC_RELAXED); }
 int GC_get_dont_expand(void) { return __atomic_load_n(&GC_dont_expand, __ATOMIC_RELAXED); }

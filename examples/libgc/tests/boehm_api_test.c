@@ -905,6 +905,15 @@ static int divisor(void) {
 }
 
 /* ---- allocation counts whole granules, as bdwgc's GC_bytes_allocd -------- */
+/* Bytes GC_get_bytes_since_gc counts for `count` objects of `size` bytes
+   allocated right after a collection; SIZE_MAX if another came in between. */
+static size_t counted_after_collection(int count, size_t size) {
+  GC_gcollect();
+  const GC_word gc0 = GC_get_gc_no();
+  for (int i = 0; i < count; ++i) (void)GC_MALLOC(size);
+  const size_t counted = GC_get_bytes_since_gc();
+  return GC_get_gc_no() == gc0 ? counted : SIZE_MAX;
+}
 static int granules(void) {
   /* 1-byte objects (2 with the extra byte) take a 16-byte granule each;
      the budget is spent by granules, or a program of small objects would
@@ -912,22 +921,16 @@ static int granules(void) {
      if a collection came in between anyway. */
   GC_expand_hp(8 << 20); /* room for them without a collection */
   for (int attempt = 0; attempt < 10; ++attempt) {
-    GC_gcollect();
-    const GC_word gc0 = GC_get_gc_no();
-    for (int i = 0; i < 16384; ++i) (void)GC_MALLOC(1);
-    const size_t counted = GC_get_bytes_since_gc();
-    if (GC_get_gc_no() != gc0) continue;
+    const size_t counted = counted_after_collection(16384, 1);
+    if (counted == SIZE_MAX) continue;
     CHECK(counted >= 16384 * 16 && counted <= 16384 * 16 + 65536,
           "16384 one-byte objects counted %zu bytes since the collection (expected 16 each)", counted);
     /* Larger objects count their size class: 1000 bytes (1001 with the
        extra byte) take 1024 in both libraries (bdwgc's size map rounds up to
        four objects a 4 KiB block; tagheap's class is 1024), not the 1008 of
        their granules. */
-    GC_gcollect();
-    const GC_word gc1 = GC_get_gc_no();
-    for (int i = 0; i < 4096; ++i) (void)GC_MALLOC(1000);
-    const size_t counted_large = GC_get_bytes_since_gc();
-    if (GC_get_gc_no() != gc1) continue;
+    const size_t counted_large = counted_after_collection(4096, 1000);
+    if (counted_large == SIZE_MAX) continue;
     CHECK(counted_large >= 4096 * 1024 && counted_large <= 4096 * 1024 + 65536,
           "4096 objects of 1000 bytes counted %zu bytes since the collection (expected 1024 each)", counted_large);
     return failures ? 1 : 0;
