@@ -1,6 +1,7 @@
 #include "alloc/os.h"
 
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,6 +32,12 @@ bool refused() noexcept {
   return false;
 }
 }  // namespace
+
+std::int64_t thread_cpu_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 std::size_t page_size() noexcept {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace tagheap::os {
 
@@ -32,6 +33,9 @@ void advise_no_huge_pages(void* p, std::size_t size) noexcept;
 // pages. False where the kernel cannot (nothing is done then).
 bool populate(void* p, std::size_t size) noexcept;
 std::size_t page_size() noexcept;
+// CPU time the calling thread has used, user and system, in nanoseconds:
+// what a page fault costs it, whatever else runs on the machine meanwhile.
+std::int64_t thread_cpu_ns() noexcept;
 
 // Testing: after n more successful maps, every map fails (n < 0: never).
 void refuse_after(long n) noexcept;

@@ -34,6 +34,18 @@ struct RuntimeOptions {
   // where page faults are dear, GCBench 30% faster, binary-trees 9%, at
   // 1-4 MiB more peak RSS. Ignored when huge_os_pages is on.
   std::size_t huge_os_pages_above = std::size_t{8} << 20;
+  // What a huge OS page's first touch may cost the thread that faults it
+  // in, in CPU nanoseconds (0: no limit), before segments mapped later stop
+  // asking for huge pages under huge_os_pages_above. The pool times the
+  // touches it makes itself: a new segment's header (its first 2 MiB) and
+  // the populator's faulting in (populate_ahead_above). Past the limit,
+  // segments mapped later are on small OS pages for the runtime's life.
+  // Zeroing 2 MiB takes 0.1-0.5 ms where memory is at hand; on a VM whose
+  // host backs fresh memory lazily it took 7-10 ms (bench/README.md,
+  // "Huge pages that come dear"), 5-20 times what the same memory cost in
+  // 4 KiB faults, and stalled a mutator for as long. 2 ms lies between.
+  // Ignored by huge_os_pages, which always asks.
+  std::int64_t huge_os_page_fault_limit_ns = 2'000'000;
   // Once this many bytes of segments are in use (0: never) and segments of
   // small pages get huge pages (above), a background thread of the runtime
   // maps and faults in the next such segment before it is needed, so a
@@ -66,6 +78,9 @@ struct RuntimeStats {
   std::size_t empty_segments = 0;           // of those, kept empty for reuse (not huge)
   std::size_t segments_mapped_total = 0;    // over the runtime's life
   std::size_t segments_unmapped_total = 0;
+  // Huge pages came dear (RuntimeOptions::huge_os_page_fault_limit_ns):
+  // segments mapped now are on small OS pages.
+  bool huge_os_pages_declined = false;
   std::size_t thread_states = 0;
 };
 

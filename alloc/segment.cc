@@ -35,11 +35,15 @@ bool Segment::is_valid() const noexcept {
   return true;
 }
 
-Segment* SegmentPool::map_segment(PageKind kind, std::size_t size, bool huge_os_pages) noexcept {
+Segment* SegmentPool::map_segment(PageKind kind, std::size_t size, bool huge_os_pages,
+                                  std::int64_t* touch_ns) noexcept {
+  huge_os_pages = huge_os_pages && kind == PageKind::kSmall;
+  const bool timed = huge_os_pages && touch_ns != nullptr;
+  if (touch_ns != nullptr) *touch_ns = -1;
+  const std::int64_t t0 = timed ? cpu_ns() : 0;
   void* mem = os::map_aligned(size, kSegmentSize);
   if (mem == nullptr) return nullptr;
   // Before the header is written: the first touch of each 2 MiB decides.
-  huge_os_pages = huge_os_pages && kind == PageKind::kSmall;
   if (huge_os_pages) os::advise_huge_pages(mem, size);
   auto* seg = new (mem) Segment;  // default-init: the bitmaps are fresh zero pages, left untouched
   seg->huge_os_pages = huge_os_pages;
@@ -47,6 +51,7 @@ Segment* SegmentPool::map_segment(PageKind kind, std::size_t size, bool huge_os_
   seg->runtime = runtime_;
   seg->size = size;
   lay_out(seg, kind);
+  if (timed) *touch_ns = cpu_ns() - t0;  // the mmap, and the header's first write faulting in its 2 MiB
   if (!SegmentMap::set(seg->base(), size, true, seg->page_shift)) {
     os::unmap(mem, size);
     return nullptr;

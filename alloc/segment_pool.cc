@@ -78,8 +78,12 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   const std::size_t ahead_above = runtime_->options.populate_ahead_above;
   const bool ahead = huge_os_pages && k == static_cast<std::size_t>(PageKind::kSmall) && ahead_above != 0 &&
                      (segments_in_use_ + 1) * kSegmentSize >= ahead_above;  // this one counted
+  // What the populator holds is taken also once huge pages came dear (it
+  // is asked for no more then): the reserve is faulted in already.
+  const bool take_held = (ahead || (k == static_cast<std::size_t>(PageKind::kSmall) && huge_dear_)) &&
+                         (reserve_ != nullptr || spare_ != nullptr);
   Segment* fresh;
-  if (ahead && (reserve_ != nullptr || spare_ != nullptr)) {
+  if (take_held) {
     // Faulted in by the populator (no mmap, no page fault here), or else
     // the spare: the heap grows faster than segments are faulted in ahead
     // (class comment; rewire at 1 GiB live, bench/README.md, "Populating
@@ -87,19 +91,21 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
     Segment*& ready = reserve_ != nullptr ? reserve_ : spare_;
     fresh = ready;
     ready = nullptr;
-    request_populated();
+    if (ahead) request_populated();
   } else {
     if (ahead) request_populated();  // the next ones, while this thread maps its own
+    std::int64_t touch_ns = -1;
     lock.unlock();
-    fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
+    fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages, &touch_ns);
     lock.lock();
     if (fresh == nullptr && release_held()) {  // out of memory: what is held ahead first
       lock.unlock();
-      fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages);
+      fresh = map_segment(static_cast<PageKind>(k), kSegmentSize, huge_os_pages, &touch_ns);
       lock.lock();
     }
     if (fresh == nullptr) return nullptr;
     ++mapped_total_;
+    note_huge_touch(touch_ns);
   }
   all_.push_back(*fresh);
   fresh->emptied_at_ms = now_ms();
@@ -111,8 +117,18 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
 bool SegmentPool::wants_huge_os_pages(PageKind kind) const noexcept {
   if (kind != PageKind::kSmall) return false;
   const RuntimeOptions& o = runtime_->options;
-  return o.huge_os_pages || (o.huge_os_pages_above != 0 && segments_in_use_ * kSegmentSize >= o.huge_os_pages_above);
+  return o.huge_os_pages || (o.huge_os_pages_above != 0 && segments_in_use_ * kSegmentSize >= o.huge_os_pages_above &&
+                             !huge_dear_);
 }
+
+void SegmentPool::note_huge_touch(std::int64_t ns) noexcept {
+  const std::int64_t limit = runtime_->options.huge_os_page_fault_limit_ns;
+  if (ns < 0 || limit <= 0 || ns <= limit) return;
+  huge_dear_ = true;
+  ++huge_declines_;
+}
+
+std::int64_t SegmentPool::cpu_ns() const noexcept { return cpu_clock_ != nullptr ? cpu_clock_() : os::thread_cpu_ns(); }
 
 // The huge-page advice follows the segment's kind when it is laid out anew:
 // pages of other kinds are released one by one, which would split huge pages.
@@ -255,6 +271,21 @@ std::int64_t SegmentPool::now_ms() const noexcept {
       .count();
 }
 
+void SegmentPool::set_cpu_clock_for_testing(CpuClock clock) noexcept {
+  std::lock_guard lock(mu_);
+  cpu_clock_ = clock;
+}
+
+std::size_t SegmentPool::huge_os_page_declines() noexcept {
+  std::lock_guard lock(mu_);
+  return huge_declines_;
+}
+
+bool SegmentPool::huge_os_pages_declined() noexcept {
+  std::lock_guard lock(mu_);
+  return huge_dear_;
+}
+
 void SegmentPool::set_clock_for_testing(Clock clock) noexcept {
   std::lock_guard lock(mu_);
   clock_ = clock;
@@ -391,11 +422,17 @@ void SegmentPool::make_held(std::unique_lock<std::mutex>& lock, Segment*& slot, 
   const std::uint64_t epoch = purge_epoch_;
   lock.unlock();
   // The reserve on huge OS pages, faulted in; the spare on small ones, untouched.
-  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/faulted_in);
-  if (seg != nullptr && faulted_in) os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
+  std::int64_t header_ns = -1, rest_ns = -1;  // the first huge page's fault, the others' (timed: note_huge_touch)
+  Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, /*huge_os_pages=*/faulted_in, &header_ns);
+  if (seg != nullptr && faulted_in) {
+    const std::int64_t t0 = cpu_ns();
+    os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
+    rest_ns = (cpu_ns() - t0) / static_cast<std::int64_t>(kSegmentSize / kHugeOsPageSize - 1);
+  }
   lock.lock();
   if (seg == nullptr) return;  // out of memory: allocations map their own, and ask again
   ++mapped_total_;
+  note_huge_touch(std::max(header_ns, rest_ns));
   if (populator_stop_ || epoch != purge_epoch_ || slot != nullptr) unmap_unlisted(seg);
   else slot = seg;
 }

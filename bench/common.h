@@ -24,11 +24,14 @@ namespace bench {
 // unset keeps the library's defaults, 0 no huge pages at all, 1 huge pages
 // for every segment of small pages, N > 1 huge pages past N MiB in use.
 // BENCH_POPULATE_AHEAD=N sets RuntimeOptions::populate_ahead_above to N MiB
-// (0: off).
+// (0: off); BENCH_HUGE_FAULT_LIMIT_US=N sets huge_os_page_fault_limit_ns
+// to N microseconds (0: no limit, huge pages however dear).
 template <class RuntimeOptions>
 void apply_huge_os_pages_env(RuntimeOptions& o) {
   if (const char* p = std::getenv("BENCH_POPULATE_AHEAD"))
     o.populate_ahead_above = static_cast<std::size_t>(std::atol(p)) << 20;
+  if (const char* p = std::getenv("BENCH_HUGE_FAULT_LIMIT_US"))
+    o.huge_os_page_fault_limit_ns = static_cast<std::int64_t>(std::atol(p)) * 1000;
   const char* v = std::getenv("BENCH_HUGE_OS_PAGES");
   if (v == nullptr) return;
   const long n = std::atol(v);

@@ -1,19 +1,23 @@
 // RuntimeOptions::huge_os_pages: segments of small pages ask the kernel for
 // transparent huge pages, keep their free pages committed while in use (so
 // no 2 MiB page is split by releasing 64 KiB of it), and trim() still gives
-// those free pages back. Residency is read with mincore().
+// those free pages back. Residency is read with mincore(). With
+// huge_os_pages_above, huge pages whose first touch costs more than
+// huge_os_page_fault_limit_ns are asked for no more.
 #include <doctest/doctest.h>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <thread>
 #include <vector>
 
 #include "alloc/internal/config.h"
+#include "alloc/internal/runtime_core.h"
 #include "alloc/internal/page.h"
 #include "alloc/internal/segment.h"
 #include "alloc/os.h"
@@ -39,6 +43,56 @@ RuntimeOptions with_huge_os_pages() {
   RuntimeOptions o;
   o.huge_os_pages = true;
   return o;
+}
+
+// A CPU clock for SegmentPool::set_cpu_clock_for_testing: each reading
+// advances it by a step, so an interval timed with two readings is one
+// step; the step on the thread that set it and on any other (the
+// populator's) may differ. Per thread, as a thread's CPU time is: one
+// shared counter let the populator's readings land inside this thread's
+// intervals.
+struct FakeCpuClock {
+  static inline thread_local std::int64_t now = 0;
+  static inline std::int64_t step_here = 0, step_elsewhere = 0;
+  static inline std::thread::id here;
+  static void set(std::int64_t here_ns, std::int64_t elsewhere_ns) {
+    step_here = here_ns;
+    step_elsewhere = elsewhere_ns;
+    here = std::this_thread::get_id();
+  }
+  static std::int64_t read() noexcept {
+    const std::int64_t step = std::this_thread::get_id() == here ? step_here : step_elsewhere;
+    return now += step;
+  }
+};
+
+// Huge pages past two segments in use, no populator.
+RuntimeOptions above_two_segments() {
+  RuntimeOptions o;
+  o.huge_os_pages_above = 2 * internal::kSegmentSize;
+  o.populate_ahead_above = 0;
+  return o;
+}
+
+// Allocates kBlock blocks (kept in `blocks`) until `n` more segments hold
+// some; for each, in the order first used, the huge-page advices made
+// since the call, counted when its first block came.
+std::vector<std::size_t> advices_as_segments_are_used(Heap& heap, std::size_t n, std::vector<void*>& blocks) {
+  const std::size_t before = os::call_counts().huge_page_advices;
+  std::vector<std::uintptr_t> segments;
+  for (void* p : blocks) segments.push_back(reinterpret_cast<std::uintptr_t>(p) >> internal::kSegmentShift);
+  std::vector<std::size_t> advices;
+  while (advices.size() < n) {
+    void* p = heap.allocate(kBlock);
+    REQUIRE(p != nullptr);
+    blocks.push_back(p);
+    const std::uintptr_t seg = reinterpret_cast<std::uintptr_t>(p) >> internal::kSegmentShift;
+    if (std::find(segments.begin(), segments.end(), seg) == segments.end()) {
+      segments.push_back(seg);
+      advices.push_back(os::call_counts().huge_page_advices - before);
+    }
+  }
+  return advices;
 }
 
 std::vector<void*> fill_most_of_a_segment(Heap& heap) {
@@ -100,6 +154,7 @@ TEST_SUITE("alloc.huge_os_pages") {
     RuntimeOptions o;
     o.huge_os_pages_above = 2 * internal::kSegmentSize;
     o.populate_ahead_above = 0;  // as above: only the allocating thread's segments counted
+    o.huge_os_page_fault_limit_ns = 0;  // however dear this machine's huge pages (the cases below)
     Runtime rt(o);
     AttachedState ts(rt);
     const std::size_t before = os::call_counts().huge_page_advices;
@@ -117,6 +172,89 @@ TEST_SUITE("alloc.huge_os_pages") {
       }
     }
     for (void* p : blocks) tagheap::free(p);
+    rt.verify();
+  }
+
+  // RuntimeOptions::huge_os_page_fault_limit_ns (internal/segment_pool.h,
+  // "Huge pages that come dear"): the pool times the huge-page faults it
+  // makes itself with a CPU clock, here a fake one that advances a fixed
+  // step per reading, so every timed fault costs exactly that step.
+  TEST_CASE("past huge_os_page_fault_limit_ns, segments mapped later ask for no huge pages") {
+    FakeCpuClock::set(5'000'000, 5'000'000);  // 5 ms a fault, over the default 2 ms
+    RuntimeOptions o = above_two_segments();
+    Runtime rt(o);
+    rt.core().segments.set_cpu_clock_for_testing(&FakeCpuClock::read);
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    // The third segment asks (and is timed); none after it.
+    CHECK(advices_as_segments_are_used(ts.heap(0), 6, blocks) == std::vector<std::size_t>{0, 0, 1, 1, 1, 1});
+    CHECK(rt.core().segments.huge_os_page_declines() == 1);
+    CHECK(rt.stats().huge_os_pages_declined);
+    for (void* p : blocks) tagheap::free(p);
+    rt.verify();
+  }
+
+  TEST_CASE("huge pages whose faults stay under the limit keep being asked for") {
+    FakeCpuClock::set(1'000, 1'000);  // 1 us a fault
+    Runtime rt(above_two_segments());
+    rt.core().segments.set_cpu_clock_for_testing(&FakeCpuClock::read);
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    CHECK(advices_as_segments_are_used(ts.heap(0), 6, blocks) == std::vector<std::size_t>{0, 0, 1, 2, 3, 4});
+    CHECK(rt.core().segments.huge_os_page_declines() == 0);
+    CHECK(!rt.stats().huge_os_pages_declined);
+    for (void* p : blocks) tagheap::free(p);
+    rt.verify();
+  }
+
+  TEST_CASE("a fault limit of 0 asks for huge pages however dear, and so does huge_os_pages") {
+    FakeCpuClock::set(5'000'000, 5'000'000);
+    for (const bool every_segment : {false, true}) {
+      CAPTURE(every_segment);
+      RuntimeOptions o = above_two_segments();
+      if (every_segment) {
+        o.huge_os_pages = true;  // the limit stays at its default
+      } else {
+        o.huge_os_page_fault_limit_ns = 0;
+      }
+      Runtime rt(o);
+      rt.core().segments.set_cpu_clock_for_testing(&FakeCpuClock::read);
+      AttachedState ts(rt);
+      std::vector<void*> blocks;
+      const std::vector<std::size_t> expected =
+          every_segment ? std::vector<std::size_t>{1, 2, 3, 4, 5} : std::vector<std::size_t>{0, 0, 1, 2, 3};
+      CHECK(advices_as_segments_are_used(ts.heap(0), 5, blocks) == expected);
+      for (void* p : blocks) tagheap::free(p);
+      rt.verify();
+    }
+  }
+
+  TEST_CASE("the populator's faults count too, and the reserve it faulted in is still taken first") {
+    // Cheap on this thread, dear on the populator's: its faulting in alone decides.
+    FakeCpuClock::set(1'000, 5'000'000);
+    RuntimeOptions o;
+    o.huge_os_pages_above = internal::kSegmentSize;  // from the second segment on
+    o.populate_ahead_above = 1;                      // the populator with it
+    Runtime rt(o);
+    rt.core().segments.set_cpu_clock_for_testing(&FakeCpuClock::read);
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    advices_as_segments_are_used(ts.heap(0), 2, blocks);  // the second asks the populator for a reserve
+    // Its verdict (a correctness wait, bounded, not a measurement).
+    for (int i = 0; i < 20'000 && !rt.core().segments.huge_os_pages_declined(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(rt.core().segments.huge_os_pages_declined());
+    CHECK(rt.core().segments.huge_os_page_declines() == 1);  // the reserve's; this thread's came cheap
+    const std::size_t after_verdict = os::call_counts().huge_page_advices;
+    // The reserve, unless a segment of this thread took it already, is the next segment used.
+    if (const internal::Segment* reserve = rt.core().segments.populated_reserve_for_testing()) {
+      advices_as_segments_are_used(ts.heap(0), 1, blocks);
+      CHECK(internal::Segment::of(blocks.back()) == reserve);
+    }
+    // Segments mapped from now on ask for none.
+    advices_as_segments_are_used(ts.heap(0), 3, blocks);
+    CHECK(os::call_counts().huge_page_advices == after_verdict);
+    for (void* q : blocks) tagheap::free(q);
     rt.verify();
   }
 

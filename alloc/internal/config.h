@@ -24,6 +24,10 @@ inline constexpr std::size_t kSegmentShift = 22;
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
 inline constexpr std::uintptr_t kSegmentMask = kSegmentSize - 1;
 
+// The transparent huge pages of x86-64 (and of arm64 with 4 KiB pages).
+inline constexpr std::size_t kHugeOsPageSize = std::size_t{2} << 20;
+static_assert(kSegmentSize % kHugeOsPageSize == 0 && kSegmentSize > kHugeOsPageSize);
+
 inline constexpr std::size_t kSmallPageShift = 16;   // 64 KiB
 inline constexpr std::size_t kMediumPageShift = 19;  // 512 KiB
 inline constexpr std::size_t kMaxPagesPerSegment = kSegmentSize >> kSmallPageShift;

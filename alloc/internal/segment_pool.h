@@ -55,6 +55,19 @@
 // spare lives as the reserve does: in no list until taken, unmapped by
 // trim().
 //
+// Huge pages that come dear (RuntimeOptions::huge_os_page_fault_limit_ns):
+// the pool times, in the CPU time of the thread doing it, the huge-page
+// faults it makes itself: map_segment's first write to a segment advised
+// huge (the header, which faults in its first 2 MiB) and the populator's
+// faulting in of the rest. One over the limit makes them dear
+// (huge_dear_): huge_os_pages_above's segments are mapped on small OS
+// pages for the rest of the runtime's life. Segments already on huge pages
+// stay as they are, and what the populator holds is still taken first. No
+// probe later: a fault that dear, on the populator's thread, holds the
+// address space's lock for as long, and an allocating thread's mmap waited
+// for it (rewire at 1 GiB, a probe every 256 MiB mapped: stalls of 8-15 ms
+// against at most 2-4 ms without).
+//
 // Life cycle of a (non-huge) segment, as lists:
 //   partly used  avail_[kind]   some pages free, some in use
 //   full         (no list)      every page in use
@@ -96,6 +109,7 @@ using AllSegmentList = IntrusiveList<Segment, &Segment::all_hook>;
 class SegmentPool {
  public:
   using Clock = std::int64_t (*)() noexcept;  // milliseconds, monotonic
+  using CpuClock = std::int64_t (*)() noexcept;  // nanoseconds of the calling thread's CPU time
 
   explicit SegmentPool(RuntimeCore* runtime) : runtime_(runtime) {}
   ~SegmentPool();
@@ -155,9 +169,23 @@ class SegmentPool {
   bool populator_started_for_testing() noexcept;
   // Tests: the clock that ages pages and segments (nullptr: the steady clock).
   void set_clock_for_testing(Clock clock) noexcept;
+  // Tests: the clock huge-page faults are timed with (nullptr:
+  // os::thread_cpu_ns). Set it before the runtime maps a segment.
+  void set_cpu_clock_for_testing(CpuClock clock) noexcept;
+  // Times a huge-page fault went over huge_os_page_fault_limit_ns, and
+  // whether segments mapped now would ask for huge pages under
+  // huge_os_pages_above were enough bytes in use (the verdict stands).
+  std::size_t huge_os_page_declines() noexcept;
+  bool huge_os_pages_declined() noexcept;
 
  private:
-  Segment* map_segment(PageKind kind, std::size_t size, bool huge_os_pages = false) noexcept;
+  // touch_ns: for a segment advised huge, set to the CPU time the mapping
+  // and the header's first write took (its first huge page's fault); else -1.
+  Segment* map_segment(PageKind kind, std::size_t size, bool huge_os_pages = false,
+                       std::int64_t* touch_ns = nullptr) noexcept;
+  // mu_ held: a huge page's first touch took ns (< 0: not timed).
+  void note_huge_touch(std::int64_t ns) noexcept;
+  std::int64_t cpu_ns() const noexcept;
   // Whether a segment of kind k mapped or laid out now is advised huge
   // (RuntimeOptions::huge_os_pages, huge_os_pages_above). mu_ held.
   bool wants_huge_os_pages(PageKind kind) const noexcept;
@@ -230,6 +258,7 @@ class SegmentPool {
 
   RuntimeCore* runtime_;
   Clock clock_ = nullptr;
+  CpuClock cpu_clock_ = nullptr;
   std::mutex mu_;
   SegmentList avail_[3];  // partly used small, medium, large segments
   SegmentList empty_[3];  // empty ones, in the order they emptied
@@ -240,6 +269,8 @@ class SegmentPool {
   std::size_t segment_peak_prev_ = 0;  // in the window before
   std::int64_t segment_window_ms_ = 0;
   std::size_t mapped_total_ = 0, unmapped_total_ = 0;
+  bool huge_dear_ = false;         // huge pages came dear: huge_os_pages_above asks for none
+  std::size_t huge_declines_ = 0;  // faults timed over the limit
   PageList young_[3];  // free, committed pages per kind, most recent first (Page::dirty 1)
   PageList old_[3];    // likewise, freed before the last rotation (Page::dirty 2)
   PageList due_[3];    // older still: their release is due, a step at a time (Page::dirty 3)
