@@ -35,15 +35,16 @@ struct RuntimeOptions {
   // 1-4 MiB more peak RSS. Ignored when huge_os_pages is on.
   std::size_t huge_os_pages_above = std::size_t{8} << 20;
   // What a huge OS page's first touch may cost the thread that faults it
-  // in, in CPU nanoseconds (0: no limit), before segments mapped later stop
-  // asking for huge pages under huge_os_pages_above. The pool times the
-  // touches it makes itself: a new segment's header (its first 2 MiB) and
-  // the populator's faulting in (populate_ahead_above). Past the limit,
-  // segments mapped later are on small OS pages for the runtime's life.
-  // Zeroing 2 MiB takes 0.1-0.5 ms where memory is at hand; on a VM whose
-  // host backs fresh memory lazily it took 7-10 ms (bench/README.md,
-  // "Huge pages that come dear"), 5-20 times what the same memory cost in
-  // 4 KiB faults, and stalled a mutator for as long. 2 ms lies between.
+  // in, in CPU nanoseconds (0 or less: no limit), before segments mapped
+  // later stop asking for huge pages under huge_os_pages_above. The pool
+  // times the touches it makes itself: a new segment's header (its first
+  // 2 MiB) and the populator's faulting in (populate_ahead_above). Past
+  // the limit, segments mapped later are on small OS pages for the
+  // runtime's life. Zeroing 2 MiB takes 0.1-0.5 ms where memory is at
+  // hand; on a VM whose host backs fresh memory lazily it took 7-20 ms
+  // (bench/README.md, "Huge pages that come dear"), 5-20 times what the
+  // same memory cost in 4 KiB faults, and stalled a mutator for as long.
+  // 2 ms lies between.
   // Ignored by huge_os_pages, which always asks.
   std::int64_t huge_os_page_fault_limit_ns = 2'000'000;
   // Once this many bytes of segments are in use (0: never) and segments of
