@@ -5,11 +5,11 @@
 
 #include <cstdint>
 #include <new>
-#include <unordered_map>
 #include <vector>
 
 #include "examples/libgc/collector.h"
 #include "examples/libgc/heap.h"
+#include "examples/libgc/slot_index.h"
 #include "examples/libgc/threads.h"
 #include "gc/mark_sweep.h"
 
@@ -31,8 +31,8 @@ std::size_t g_registration_count = 0;
 // collection's passes read the entries in order and prefetch the slots and
 // holders they are about to read (an unordered_map of them cost a cache
 // miss per node besides: 0.7 ms a collection for Guile's 3,700 links), and
-// an index by slot for the client's calls. An entry leaves by taking the
-// last one's place.
+// an index by slot for the client's calls (slot_index.h). An entry leaves
+// by taking the last one's place.
 struct Link {
   void** slot;
   void* target;      // a block start when collectable
@@ -43,17 +43,17 @@ struct Link {
 };
 struct LinkTable {
   std::vector<Link> entries;
-  std::unordered_map<void**, std::uint32_t> index;  // slot -> its entry
+  SlotIndex index;  // slot -> its entry
 
   Link* find(void** slot) noexcept {
-    const auto it = index.find(slot);
-    return it != index.end() ? &entries[it->second] : nullptr;
+    const std::uint32_t* i = index.find(slot);
+    return i != nullptr ? &entries[*i] : nullptr;
   }
   // Throws std::bad_alloc and changes nothing when memory runs out.
   void add(const Link& l) {
     entries.push_back(l);
     try {
-      index.emplace(l.slot, static_cast<std::uint32_t>(entries.size() - 1));
+      index.insert(l.slot, static_cast<std::uint32_t>(entries.size() - 1));
     } catch (...) {
       entries.pop_back();
       throw;
@@ -64,7 +64,7 @@ struct LinkTable {
     Link& last = entries.back();
     if (l != &last) {
       *l = last;
-      index.find(last.slot)->second = static_cast<std::uint32_t>(l - entries.data());
+      *index.find(last.slot) = static_cast<std::uint32_t>(l - entries.data());
     }
     entries.pop_back();
     index.erase(slot);
@@ -72,7 +72,7 @@ struct LinkTable {
   // Moves l to new_slot, which has no entry. Throws std::bad_alloc and
   // changes nothing when memory runs out.
   void rekey(Link* l, void** new_slot) {
-    index.emplace(new_slot, static_cast<std::uint32_t>(l - entries.data()));
+    index.insert(new_slot, static_cast<std::uint32_t>(l - entries.data()));
     index.erase(l->slot);
     l->slot = new_slot;
   }
