@@ -409,8 +409,8 @@ RuntimeStats Runtime::stats() {
   s.segments = core_->segments.segment_count();
   s.empty_segments = core_->segments.empty_segment_count();
   s.segments_mapped_total = core_->segments.segments_mapped_total();
-  s.huge_os_pages_declined = core_->segments.huge_os_pages_declined();
   s.segments_unmapped_total = core_->segments.segments_unmapped_total();
+  s.huge_os_pages_declined = core_->segments.huge_os_pages_declined();
   s.thread_states = thread_state_count();
   return s;
 }

@@ -53,9 +53,6 @@ void* registered_thread_start(void* raw) {
   return result;
 }
 
-// The calling thread's allocation not yet added to the global count
-// (heap.h, kFlushBytes), added now: the statistics getters are exact for a
-// single-threaded client, as bdwgc's are.
 // p's bits, out of an opaque asm: gc.h declares many arguments
 // GC_ATTR_NONNULL, and GCC folds a check of one against null to false
 // unless the value comes from where it cannot see.
@@ -65,6 +62,9 @@ std::uintptr_t opaque_bits(const void* p) noexcept {
   return bits;
 }
 
+// The calling thread's allocation not yet added to the global count
+// (heap.h, kFlushBytes), added now: the statistics getters are exact for a
+// single-threaded client, as bdwgc's are.
 void count_own_allocation() noexcept {
   if (lg::ThreadRecord* t = lg::current_thread(); t != nullptr) lg::flush_allocation_count(*t);
 }

@@ -7,17 +7,17 @@
 // chased a node besides: Guile's weak tables register a link per entry and
 // look its slot up first, 3.5% of `weak.scm`'s time in that find.
 //
-// Invariants: capacity_ is 0 or a power of two >= kMinCapacity; size_ <=
-// capacity_ / 2; every key is non-null and sits at its home bucket or after
+// Invariants: the array's size is 0 or a power of two >= kMinCapacity;
+// size_ <= half of it; every key is non-null and sits at its home bucket or after
 // it with no empty bucket between (the probe sequence of a lookup never
 // stops short of it). Grows by doubling when an insert would pass half;
 // never shrinks (the table's entries do not either). Memory from
 // std::vector: glibc's heap, never scanned.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 namespace tagheap::libgc {
@@ -26,7 +26,7 @@ class SlotIndex {
  public:
   // The entry number of slot, or nullptr.
   std::uint32_t* find(void** slot) noexcept {
-    if (capacity_ == 0) return nullptr;
+    if (buckets_.empty()) return nullptr;
     for (std::size_t i = home(slot);; i = next(i)) {
       Bucket& b = buckets_[i];
       if (b.key == slot) return &b.value;
@@ -36,13 +36,13 @@ class SlotIndex {
   // slot (non-null, not present) -> value. Throws std::bad_alloc and
   // changes nothing when memory runs out.
   void insert(void** slot, std::uint32_t value) {
-    if (2 * (size_ + 1) > capacity_) grow();
+    if (2 * (size_ + 1) > buckets_.size()) grow();
     place(slot, value);
     ++size_;
   }
   // Removes slot if present; returns whether it was.
   bool erase(void** slot) noexcept {
-    if (capacity_ == 0) return false;
+    if (buckets_.empty()) return false;
     std::size_t i = home(slot);
     for (;; i = next(i)) {
       if (buckets_[i].key == slot) break;
@@ -71,11 +71,11 @@ class SlotIndex {
     std::uint32_t value = 0;
   };
   static constexpr std::size_t kMinCapacity = 64;
-  std::size_t mask() const noexcept { return capacity_ - 1; }
+  std::size_t mask() const noexcept { return buckets_.size() - 1; }
   std::size_t next(std::size_t i) const noexcept { return (i + 1) & mask(); }
   std::size_t home(void** slot) const noexcept {
     const std::uint64_t h = (reinterpret_cast<std::uintptr_t>(slot) >> 3) * 0x9E3779B97F4A7C15ull;
-    return static_cast<std::size_t>(h >> (64 - shift_));
+    return static_cast<std::size_t>(h >> (64 - std::countr_zero(buckets_.size())));
   }
   void place(void** slot, std::uint32_t value) noexcept {
     std::size_t i = home(slot);
@@ -83,19 +83,14 @@ class SlotIndex {
     buckets_[i] = Bucket{slot, value};
   }
   void grow() {
-    const std::size_t capacity = capacity_ == 0 ? kMinCapacity : 2 * capacity_;
-    std::vector<Bucket> old(capacity);  // may throw: nothing changed yet
+    std::vector<Bucket> old(buckets_.empty() ? kMinCapacity : 2 * buckets_.size());  // may throw: nothing changed yet
     old.swap(buckets_);
-    capacity_ = capacity;
-    shift_ = static_cast<unsigned>(__builtin_ctzll(capacity));
     for (const Bucket& b : old)
       if (b.key != nullptr) place(b.key, b.value);
   }
 
-  std::vector<Bucket> buckets_;
-  std::size_t capacity_ = 0;
+  std::vector<Bucket> buckets_;  // its size: the capacity
   std::size_t size_ = 0;
-  unsigned shift_ = 0;  // log2(capacity_)
 };
 
 }  // namespace tagheap::libgc
