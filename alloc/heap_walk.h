@@ -135,8 +135,7 @@ class PageView {
   static PageView of(const void* p) noexcept {
     const auto a = reinterpret_cast<std::uintptr_t>(p);
     internal::Segment* seg = internal::Segment::of(p);
-    const unsigned shift = internal::SegmentMap::start_page_shift(a);
-    TAGHEAP_DASSERT(shift != 0);  // a block of a segment of ours, in its first 4 MiB
+    const unsigned shift = internal::SegmentMap::block_page_shift(a);  // a block of ours: in its segment's first 4 MiB
     return PageView(&seg->pages[(a - seg->base()) >> shift]);
   }
   // The page of p when a segment of `runtime` still starts in p's 4 MiB

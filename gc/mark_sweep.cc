@@ -7,10 +7,10 @@
 
 namespace tagheap::gc {
 
-void Tracer::check_block(void* obj, PageView page) const {
+void Tracer::check_block(void* obj) const {
   if (find_block(obj) != obj)
     tagheap::internal::fatal("tagheap: Tracer::mark(%p): not the start of a live block", obj);
-  if (page.runtime() != runtime_)
+  if (PageView::of(obj).runtime() != runtime_)
     tagheap::internal::fatal("tagheap: Tracer::mark(%p): a block of another runtime", obj);
 }
 
@@ -25,7 +25,7 @@ void Tracer::push_growing(void* obj) noexcept {
   }
   try {
     stack_.reserve(std::min(stack_limit_, std::max<std::size_t>(4096, 2 * stack_.capacity())));
-    stack_.push_back(obj);
+    stack_.push_unchecked(obj);
   } catch (const std::bad_alloc&) {
     overflowed_ = true;
   }

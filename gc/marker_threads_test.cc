@@ -16,7 +16,18 @@
 #include "gc/internal/marker_threads.h"
 
 using tagheap::gc::internal::MarkerThreads;
+using tagheap::gc::internal::MarkStack;
 using tagheap::gc::internal::MarkWorklist;
+
+namespace {
+// A stack of n entries: 1, 2, ... n as pointers, oldest first.
+MarkStack numbered_stack(std::size_t n) {
+  MarkStack s;
+  s.reserve(n);
+  for (std::size_t i = 1; i <= n; ++i) s.push_unchecked(reinterpret_cast<void*>(i));
+  return s;
+}
+}  // namespace
 
 // This binary's operator new counts its calls (counting_new.h): a
 // collector may allocate in its pause only at a cost (libgc maps every
@@ -26,7 +37,7 @@ TEST_SUITE("gc.marker_threads") {
   TEST_CASE("marking ends when marker 0 runs dry and no helper has joined; a helper coming later takes no part") {
     MarkWorklist w;
     w.reset();
-    std::vector<void*> stack;
+    MarkStack stack;
     CHECK_FALSE(w.take(stack));  // returns at once: nobody else took part (it used to wait for every marker)
     CHECK_FALSE(w.join());       // too late: marking is over
     CHECK(w.joined() == 1);
@@ -41,20 +52,20 @@ TEST_SUITE("gc.marker_threads") {
     REQUIRE(w.join());
     std::atomic<bool> helper_got_work{false};
     std::thread helper([&] {
-      std::vector<void*> mine;
+      MarkStack mine;
       while (w.take(mine)) {
         helper_got_work = true;
         mine.clear();  // "traced"
       }
     });
     // Marker 0 waits for the helper to be idle, then gives it half its stack.
-    std::vector<void*> stack(4 * MarkWorklist::kMinShare, nullptr);
+    MarkStack stack = numbered_stack(4 * MarkWorklist::kMinShare);
     while (!w.wants_work()) std::this_thread::yield();
     w.share(stack);
     CHECK(stack.size() == 2 * MarkWorklist::kMinShare);
     stack.clear();
     while (!helper_got_work) std::this_thread::yield();  // the idle helper took the chunk
-    std::vector<void*> more;
+    MarkStack more;
     CHECK_FALSE(w.take(more));  // over only once the helper is idle again
     helper.join();
   }
@@ -62,8 +73,8 @@ TEST_SUITE("gc.marker_threads") {
   TEST_CASE("sharing reuses the buffer a take emptied: no allocation once the markers have traded a chunk") {
     MarkWorklist w;
     w.reset();
-    std::vector<void*> giver(4 * MarkWorklist::kMinShare, nullptr);
-    std::vector<void*> taker;
+    MarkStack giver = numbered_stack(4 * MarkWorklist::kMinShare);
+    MarkStack taker;
     taker.reserve(4 * MarkWorklist::kMinShare);  // a drained stack keeps its capacity
     w.share(giver);                              // the first chunk is allocated
     REQUIRE(w.take(taker));                      // the taker's empty buffer becomes a spare
@@ -72,9 +83,29 @@ TEST_SUITE("gc.marker_threads") {
     w.share(giver);  // refills the spare (it used to allocate a chunk per share)
     CHECK(tagheap::test::new_calls() == before);
     CHECK(giver.size() == MarkWorklist::kMinShare);
-    std::vector<void*> next;
+    MarkStack next;
     REQUIRE(w.take(next));
     CHECK(next.size() == MarkWorklist::kMinShare);
+  }
+
+  TEST_CASE("a share hands over the oldest half of a stack, in order, and the stack keeps the newest") {
+    MarkWorklist w;
+    w.reset();
+    const std::size_t n = 4 * MarkWorklist::kMinShare + 3;
+    MarkStack giver = numbered_stack(n);
+    w.share(giver);
+    const std::size_t half = n / 2;
+    REQUIRE(giver.size() == n - half);
+    for (std::size_t i = 0; i < giver.size(); ++i)
+      CHECK(giver.begin()[i] == reinterpret_cast<void*>(half + 1 + i));
+    MarkStack taker;
+    REQUIRE(w.take(taker));
+    REQUIRE(taker.size() == half);
+    for (std::size_t i = 0; i < half; ++i) CHECK(taker.begin()[i] == reinterpret_cast<void*>(i + 1));
+    // The stacks keep working as stacks: the newest entry on top.
+    CHECK(giver.back() == reinterpret_cast<void*>(n));
+    giver.pop_back();
+    CHECK(giver.back() == reinterpret_cast<void*>(n - 1));
   }
 
   TEST_CASE("run() returns when job 0 does, after every helper job that started, and never during one") {

@@ -46,6 +46,13 @@ class SegmentMap {
     const unsigned v = units_[u].load(std::memory_order_acquire);
     return v < kStep ? v : 0;
   }
+  // The same for a block tagheap gave out and still holds (a known block:
+  // no test of the unit's range or kind; a collector's mark of every child
+  // goes through here).
+  static unsigned block_page_shift(std::uintptr_t a) noexcept {
+    TAGHEAP_DASSERT(start_page_shift(a) != 0);
+    return units_[a >> kSegmentShift].load(std::memory_order_acquire);
+  }
 
   // The segment covering address a, or nullptr when no segment of ours does.
   static Segment* lookup(std::uintptr_t a) noexcept {

@@ -62,11 +62,11 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   std::vector<void*>& ready = finalization_scratch_.ready;  // objects whose finalizers are due
   ready.clear();
   try {
-    first.parallel_ = n > 1;
-    first.set_unlogged_ = minor;
+    first.set_parallel(n > 1);
+    first.set_unlogged_marks(minor);
     for (Tracer& t : helpers) {
-      t.parallel_ = n > 1;
-      t.set_unlogged_ = minor;
+      t.set_parallel(n > 1);
+      t.set_unlogged_marks(minor);
     }
     stats.markers_took_part = run_markers(n, job);
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
@@ -291,7 +291,7 @@ void MarkSweep<Model>::drain(Tracer& t) {
   constexpr std::size_t kAhead = 64;  // a power of two
   constexpr unsigned kShareEvery = 64;
   constexpr std::uint64_t kClockSliceNs = 20'000;  // a step's clock is read about this often
-  std::vector<void*>& stack = t.stack_;
+  internal::MarkStack& stack = t.stack_;
   void* ring[kAhead];
   std::size_t head = 0, count = 0;
   const bool timed = deadline_ns_ != 0;
@@ -435,9 +435,9 @@ void MarkSweep<Model>::mark_for_finalization(Tracer& t, std::vector<void*>& read
   for (void* obj : unreachable) {
     if (t.is_marked(obj)) continue;  // reached from another one: its children are marked already
     if (options_.leaf_tags.contains(PageView::of(obj).tag())) continue;  // reaches nothing
-    t.ignore_ = obj;  // a direct self-reference does not count
+    t.set_ignore(obj);  // a direct self-reference does not count
     model_.trace(obj, t);
-    t.ignore_ = nullptr;
+    t.set_ignore(nullptr);
     settle(t);
   }
   for (void* obj : unreachable) {
@@ -470,7 +470,7 @@ template <class Model>
 void MarkSweep<Model>::verify_reachable_marked(const char* what) {
   Tracer::Verifier verifier{gc_tags_, {}, nullptr, what};
   Tracer::Buffers buffers;
-  std::vector<void*>& stack = buffers.stack;
+  internal::MarkStack& stack = buffers.stack;
   // No GC tag: every mark() verifies. Leaves are checked, not traced.
   Tracer vt(&runtime_.core(), TagSet{}, options_.leaf_tags, buffers, SIZE_MAX);
   vt.verifier_ = &verifier;

@@ -22,10 +22,10 @@ bool MarkWorklist::join() noexcept {
   return true;
 }
 
-void MarkWorklist::share(std::vector<void*>& stack) noexcept {
+void MarkWorklist::share(MarkStack& stack) noexcept {
   if (stack.size() < 2 * kMinShare) return;
   const std::size_t n = stack.size() / 2;
-  std::vector<void*> chunk;
+  MarkStack chunk;
   try {
     {
       std::lock_guard lock(mu_);
@@ -34,19 +34,20 @@ void MarkWorklist::share(std::vector<void*>& stack) noexcept {
         spare_.pop_back();
       }
     }
-    chunk.assign(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(n));
+    chunk.clear();
+    chunk.append(stack.begin(), stack.begin() + n);
     {
       std::lock_guard lock(mu_);
       chunks_.push_back(std::move(chunk));
     }
-    stack.erase(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(n));
+    stack.drop_front(n);
   } catch (const std::bad_alloc&) {
     return;  // keep the work: slower, never wrong
   }
   cv_.notify_one();
 }
 
-bool MarkWorklist::take(std::vector<void*>& stack) {
+bool MarkWorklist::take(MarkStack& stack) {
   std::unique_lock lock(mu_);
   idle_.fetch_add(1, std::memory_order_relaxed);
   for (;;) {
@@ -90,12 +91,12 @@ void MarkWorklist::stop() noexcept {
   cv_.notify_all();
 }
 
-bool MarkWorklist::take_leftovers(std::vector<void*>& stack) noexcept {
+bool MarkWorklist::take_leftovers(MarkStack& stack) noexcept {
   std::lock_guard lock(mu_);
   bool kept_all = true;
-  for (std::vector<void*>& chunk : chunks_) {
+  for (MarkStack& chunk : chunks_) {
     try {
-      stack.insert(stack.end(), chunk.begin(), chunk.end());
+      stack.append(chunk.begin(), chunk.end());
     } catch (const std::bad_alloc&) {
       kept_all = false;
     }

@@ -34,6 +34,8 @@
 #include <mutex>
 #include <vector>
 
+#include "gc/internal/mark_stack.h"
+
 namespace tagheap::gc::internal {
 
 class MarkWorklist {
@@ -50,10 +52,10 @@ class MarkWorklist {
   bool wants_work() const noexcept { return idle_.load(std::memory_order_relaxed) != 0; }
   // Moves the oldest half of `stack` to the shared list when it is deep
   // enough. Never throws: out of memory, the stack stays as it is.
-  void share(std::vector<void*>& stack) noexcept;
+  void share(MarkStack& stack) noexcept;
   // Blocks until a chunk is available (moved into the empty `stack`: true)
   // or marking is over or aborted (false).
-  bool take(std::vector<void*>& stack);
+  bool take(MarkStack& stack);
   void abort() noexcept;
   bool aborted() const noexcept { return aborted_.load(std::memory_order_relaxed); }
   void stop() noexcept;
@@ -61,18 +63,18 @@ class MarkWorklist {
   // After the markers returned: appends the chunks nobody took to `stack`.
   // False when memory for that ran out (some entries are then dropped: the
   // caller must rescan marked objects).
-  bool take_leftovers(std::vector<void*>& stack) noexcept;
+  bool take_leftovers(MarkStack& stack) noexcept;
 
   static constexpr std::size_t kMinShare = 32;  // entries a stack keeps before it gives
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::vector<void*>> chunks_;  // kept across collections
+  std::vector<MarkStack> chunks_;  // kept across collections
   // Emptied chunk buffers, capacity kept: share() refills one instead of
   // allocating (a collector may allocate in its pause only at a cost: libgc
   // maps every block then). Kept across collections.
-  std::vector<std::vector<void*>> spare_;
+  std::vector<MarkStack> spare_;
   std::atomic<unsigned> idle_{0};
   std::atomic<bool> aborted_{false};
   std::atomic<bool> stopped_{false};
