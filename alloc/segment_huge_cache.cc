@@ -94,7 +94,7 @@ void SegmentPool::evict_huge(std::int64_t now) noexcept {
   const std::size_t cap = std::max(kHugeCacheBytes, huge_in_use_peak_);
   while (huge_cached_ != 0) {
     const CachedHuge& oldest = huge_cache_[0];
-    if (huge_cache_bytes_ <= cap && now - oldest.cached_at_ms < 2 * kPurgeDelayMs) break;
+    if (huge_cache_bytes_ <= cap && now - oldest.cached_at_ms < kHugeCacheAgeMs) break;
     unmap_oldest_cached_huge();
   }
 }

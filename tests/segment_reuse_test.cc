@@ -92,10 +92,11 @@ TEST_SUITE("alloc.segment_reuse") {
     std::vector<void*> blocks;
     const std::size_t calls = os_map_calls();
     const RuntimeStats before = rt.stats();
-    // 40 rounds, 30 ms apart on the pool's clock: over a second in all, so
-    // pages age and the segment peak moves through several windows.
+    // 40 rounds, an eighth of a segment window apart on the pool's clock:
+    // five windows in all, so pages age and the segment peak moves through
+    // several windows.
     for (int round = 0; round < 40; ++round) {
-      clock.advance_ms(30);
+      clock.advance_ms(internal::kSegmentWindowMs / 8);
       blocks = fill_segments(ts.heap(0), 32);
       free_all(blocks);
     }
@@ -109,14 +110,14 @@ TEST_SUITE("alloc.segment_reuse") {
 
   TEST_CASE_FIXTURE(EmptiedSegments, "empty segments beyond the recent peak go back after a quiet period") {
     // Still within the peak's memory: activity keeps them.
-    clock.advance_ms(300);
+    clock.advance_ms(internal::kSegmentWindowMs * 3 / 5);
     std::vector<void*> blocks = fill_segments(ts.heap(0), 1);
     free_all(blocks);
     CHECK(rt.stats().empty_segments >= kept - 1);
     // Two segment windows with the program using one segment: the pages
     // taken or given back next let the extra empty segments go, a bounded
     // step each (unmapping them all in one call stalled that allocation).
-    clock.advance_ms(1100);
+    clock.advance_ms(2 * internal::kSegmentWindowMs + internal::kSegmentWindowMs / 5);
     const std::size_t unmapped_before = rt.stats().segments_unmapped_total;
     void* p = ts.heap(0).allocate(20'000);  // a medium page: the pool runs its aging
     REQUIRE(p != nullptr);
@@ -152,10 +153,10 @@ TEST_SUITE("alloc.segment_reuse") {
     // until only the allowance is left.
     constexpr std::size_t kPage = 64 * 1024;  // a small page: one release call each
     constexpr std::size_t kStepPages = internal::kReleaseStepBytes / kPage;
-    clock.advance_ms(150);
+    clock.advance_ms(internal::kPurgeDelayMs * 3 / 2);
     std::size_t released = 0, most_in_one_round = 0;
     for (int round = 0; round < 400; ++round) {
-      if (round == 1) clock.advance_ms(150);  // the pages become due
+      if (round == 1) clock.advance_ms(internal::kPurgeDelayMs * 3 / 2);  // the pages become due
       const std::size_t before = os_release_calls();
       std::thread([&] {  // a medium page taken, and given back as its thread state goes: two pool calls
         AttachedState other(rt);

@@ -5,9 +5,10 @@
 // decides how long free memory stays with the process. Memory follows the
 // program's recent peak, at two grains:
 //
-//   pages     A freed page stays committed ("dirty") for 100-200 ms, while
+//   pages     A freed page stays committed ("dirty") for 1-2 s
+//             (kPurgeDelayMs, config.h), while
 //             dirty bytes stay under max(kDirtyBytesMin, the peak of bytes
-//             in pages in use over the last 0-100 ms); then it is
+//             in pages in use over the last 0-1 s); then it is
 //             released to the OS, oldest first, lazily (os::release_lazily,
 //             MADV_FREE: the kernel takes the memory back when it runs
 //             short, and until then a reuse costs no page fault). A page
@@ -21,12 +22,12 @@
 //   segments  An empty segment (no page in use) stays mapped while the
 //             segments in use plus the empty ones stay within
 //             max(in use + kSegmentCacheMax, the most segments in use over
-//             the last 0.5-1 s); beyond that the ones empty the longest are
+//             the last 5-10 s: kSegmentWindowMs); beyond that the ones empty the longest are
 //             unmapped, kSegmentUnmapStep (config.h) per page taken or
 //             given back. A program whose heap breathes (a collector sweeping
 //             most of it each cycle) keeps its segments and refills them
 //             without mmap, munmap or (while pages stay dirty) page faults;
-//             one that shrinks for good gives them back within a second of
+//             one that shrinks for good gives them back within 10 s of
 //             its next allocation or free (munmap returns their memory at
 //             once). Runtime::trim() decommits every free page
 //             (MADV_DONTNEED) and unmaps every empty segment at once.
@@ -226,12 +227,8 @@ class SegmentPool {
   void set_huge_os_pages(Segment* seg, bool on) noexcept;
 
   static constexpr std::size_t kDirtyBytesMin = std::size_t{8} << 20;
-  static constexpr std::int64_t kPurgeDelayMs = 100;
-  // The segment peak is kept over two windows of this length: the current
-  // one and the one before.
-  static constexpr std::int64_t kSegmentWindowMs = 500;
   // A freed huge segment of at most kHugeCacheBytes / 4 is kept whole
-  // (mapped and committed) for up to two purge periods, while the cache
+  // (mapped and committed) for up to kHugeCacheAgeMs, while the cache
   // holds at most max(kHugeCacheBytes (config.h), the most bytes of huge
   // segments in use since the last rotation) in at most kHugeCacheSlots
   // segments: like dirty pages, bounded by the recent peak of what is in
