@@ -368,11 +368,9 @@ class Tracer {
     flush_batch();
     set_parallel(false);
   }
-  // The modes a mark depends on; each keeps plain_tags_ up to date.
-  void set_parallel(bool parallel) noexcept {
-    parallel_ = parallel;
-    update_plain_tags();
-  }
+  // The modes a mark depends on. plain_tags_ does not depend on parallel_
+  // (mark_traced tests it itself); the other two keep plain_tags_ up to date.
+  void set_parallel(bool parallel) noexcept { parallel_ = parallel; }
   void set_unlogged_marks(bool set) noexcept {
     set_unlogged_ = set;
     update_plain_tags();
