@@ -101,9 +101,14 @@ void SegmentPool::unmap_segment(Segment* seg) noexcept {
 }
 
 void SegmentPool::unmap_unlisted(Segment* seg) noexcept {
+  ++unmapped_total_;
+  release_segment_memory(seg);
+}
+
+// No lock needed: nothing of the pool's refers to seg any more.
+void SegmentPool::release_segment_memory(Segment* seg) noexcept {
   asan::unpoison(seg->base(), seg->size);  // the OS may give the range to someone else
   seg->cookie = 0;
-  ++unmapped_total_;
   unmap_segment_memory(seg);  // deferred while a find_block may be reading it
 }
 

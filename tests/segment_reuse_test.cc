@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -203,6 +204,60 @@ TEST_SUITE("alloc.segment_reuse") {
     small = fill_segments(ts.heap(0), 12);
     CHECK(os_map_calls() == calls);
     free_all(small);
+    rt.verify();
+  }
+
+  TEST_CASE("while the populator runs, the empty segments past the recent peak are unmapped on its thread") {
+    // A munmap of a resident segment can take tens of milliseconds on a VM:
+    // the allocation that evicts a segment hands it to the populator.
+    RuntimeOptions o;
+    o.huge_os_pages = true;
+    o.populate_ahead_above = 1;  // the populator starts with the first segment
+    Runtime rt(o);
+    ManualClock clock(rt);
+    AttachedState ts(rt);
+    const std::size_t base = os::mapped_bytes();
+    std::vector<void*> blocks = fill_segments(ts.heap(0), 16);
+    free_all(blocks);
+    REQUIRE(rt.core().segments.populator_started_for_testing());
+    const std::size_t kept = rt.stats().empty_segments;
+    CHECK(kept >= 12);
+    const std::size_t unmapped_before = rt.stats().segments_unmapped_total;
+    clock.advance_ms(2 * internal::kSegmentWindowMs + internal::kSegmentWindowMs / 5);
+    // Each first block of another medium size class takes a page: one call
+    // into the pool, which evicts at most a step of segments.
+    std::vector<void*> more;
+    std::size_t size = 9'000;
+    while (rt.stats().empty_segments > internal::kSegmentCacheMax && more.size() < kept) {
+      more.push_back(ts.heap(0).allocate(size));
+      REQUIRE(more.back() != nullptr);
+      size += size / 4;
+    }
+    CHECK(rt.stats().empty_segments <= internal::kSegmentCacheMax);
+    // The populator unmaps them (a correctness wait, bounded, not a measurement).
+    const std::size_t evicted = kept - rt.stats().empty_segments - 2;  // 2: the medium pages' segments, at most
+    std::size_t in_background = 0;
+    for (int i = 0; i < 20'000; ++i) {
+      in_background = rt.core().segments.segments_unmapped_in_background_for_testing();
+      if (in_background >= evicted) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(in_background >= evicted);
+    CHECK(rt.stats().segments_unmapped_total - unmapped_before >= in_background);
+    rt.verify();
+    // Evict more, then trim() at once: whatever is queued or being unmapped
+    // is gone when it returns.
+    for (void* q : more) tagheap::free(q);
+    more.clear();
+    blocks = fill_segments(ts.heap(0), 8);
+    free_all(blocks);
+    clock.advance_ms(2 * internal::kSegmentWindowMs + internal::kSegmentWindowMs / 5);
+    void* p = ts.heap(0).allocate(20'000);
+    REQUIRE(p != nullptr);
+    tagheap::free(p);
+    rt.trim();
+    CHECK(rt.stats().empty_segments == 0);
+    CHECK(os::mapped_bytes() <= base + 2 * internal::kSegmentSize);  // the heap's last pages' segments
     rt.verify();
   }
 }

@@ -29,8 +29,14 @@
 //             without mmap, munmap or (while pages stay dirty) page faults;
 //             one that shrinks for good gives them back within 10 s of
 //             its next allocation or free (munmap returns their memory at
-//             once). Runtime::trim() decommits every free page
-//             (MADV_DONTNEED) and unmaps every empty segment at once.
+//             once). While the populator runs (below), an allocation
+//             or free that evicts segments only queues them (out of every
+//             list and of SegmentMap) and the populator unmaps them: a
+//             munmap of a resident segment took 18-25 ms on a 2-core VM,
+//             in the allocating thread's time. Runtime::trim() decommits
+//             every free page (MADV_DONTNEED) and unmaps every empty
+//             segment at once, queued ones included, and waits for any the
+//             populator is unmapping.
 //
 // With RuntimeOptions::huge_os_pages, segments of small pages are backed by
 // transparent huge pages (Segment::huge_os_pages): their free pages stay
@@ -168,6 +174,8 @@ class SegmentPool {
   // (the heap outgrowing it, made deterministic).
   void hold_populating_for_testing(bool hold) noexcept;
   bool populator_started_for_testing() noexcept;
+  // Tests: segments the populator unmapped for the allocating threads.
+  std::size_t segments_unmapped_in_background_for_testing() noexcept;
   // Tests: the clock that ages pages and segments (nullptr: the steady clock).
   void set_clock_for_testing(Clock clock) noexcept;
   // Tests: the clock huge-page faults are timed with (nullptr:
@@ -193,6 +201,15 @@ class SegmentPool {
   void lay_out(Segment* seg, PageKind kind) noexcept;
   void unmap_segment(Segment* seg) noexcept;
   void unmap_unlisted(Segment* seg) noexcept;  // one not in all_ (the reserve, the spare)
+  static void release_segment_memory(Segment* seg) noexcept;  // unmap_unlisted's munmap, without mu_
+  // mu_ held: hands an empty segment, out of every list, to the populator
+  // to unmap (unmap_queue_).
+  void queue_unmap(Segment* seg) noexcept;
+  // mu_ held: unmaps the queued segments now, on this thread.
+  void unmap_queued_now() noexcept;
+  // Populator, mu_ held through `lock` and released around each munmap.
+  void unmap_queued_in_background(std::unique_lock<std::mutex>& lock) noexcept;
+  bool populator_running() const noexcept { return populator_.joinable() && !populator_stop_ && !populator_refused_; }
   // mu_ held: asks the populator for the next segment (starting it first).
   void request_populated() noexcept;
   void populate_loop() noexcept;
@@ -211,8 +228,9 @@ class SegmentPool {
   Segment* segment_with_free_page(std::size_t k, std::unique_lock<std::mutex>& lock) noexcept;
   Segment* reuse_empty_of_other_kind(std::size_t k) noexcept;
   void mark_empty(Segment* seg) noexcept;
-  void unmap_empty(Segment* seg) noexcept;
-  void evict_empty_segments(std::size_t keep, std::size_t most = SIZE_MAX) noexcept;
+  // Unmaps it now, or (in_background) queues it for the populator.
+  void unmap_empty(Segment* seg, bool in_background = false) noexcept;
+  void evict_empty_segments(std::size_t keep, std::size_t most = SIZE_MAX, bool in_background = false) noexcept;
   std::size_t empty_segments_allowed() const noexcept;
   void forget_dirty_pages(Segment* seg) noexcept;
   void purge_aged_and_excess() noexcept;
@@ -289,6 +307,12 @@ class SegmentPool {
   bool populating_ = false;         // the populator is making one, mu_ released
   bool populator_stop_ = false;     // the pool is going away
   bool populator_refused_ = false;  // no thread could be started, or a fork() child: no populator
+  // Empty segments evicted while the populator runs: out of every list,
+  // SegmentMap and all_, still mapped until the populator unmaps them
+  // (through avail_hook, which an evicted segment no longer uses).
+  SegmentList unmap_queue_;
+  bool unmapping_ = false;  // the populator is unmapping queued ones, mu_ released
+  std::size_t unmapped_in_background_ = 0;  // segments_unmapped_in_background_for_testing
   std::uint64_t purge_epoch_ = 0;   // purge_all() calls: a segment made across one is dropped
   std::condition_variable populator_cv_;
   std::thread populator_;
