@@ -128,7 +128,8 @@ Page* Heap::find_page(std::size_t c) noexcept {
       ++full_seen;
     }
     // Cross-thread frees into full pages are noticed by scanning the full
-    // queue, at most once per full_.size() / 8 fresh pages: amortised O(1).
+    // queue, at most once per full_.size() / 8 fresh pages: amortised O(1),
+    // and a chunk per search (scan_full_queue).
     if (round == 0 && full_seen < kFullPagesPerSearch && fresh_since_full_scan_ * 8 >= full_.size()) {
       scan_full_queue();
       continue;
@@ -222,12 +223,27 @@ Page* Heap::fresh_page(std::size_t c) noexcept {
   return page;
 }
 
+// One chunk of a round over the full queue: from its front, pages nothing
+// was freed into go to its back, so the next chunk goes on where this one
+// stopped. The round ends once it has seen as many pages as the queue held
+// when it began; only then can fresh pages start the next one.
 void Heap::scan_full_queue() noexcept {
-  fresh_since_full_scan_ = 0;
-  for (auto it = full_.begin(); it != full_.end();) {
-    Page& page = *it++;
-    if (page.collect_thread_free() == 0) continue;
-    full_.erase(full_.iterator_to(page));
+  if (full_.empty()) {
+    full_scan_left_ = fresh_since_full_scan_ = 0;
+    return;
+  }
+  if (full_scan_left_ == 0) full_scan_left_ = full_.size();
+  std::size_t n = std::min({internal::kFullScanChunk, full_scan_left_, full_.size()});
+  full_scan_left_ -= n;
+  if (full_scan_left_ == 0) fresh_since_full_scan_ = 0;
+  full_pages_scanned_ += n;
+  while (n-- > 0) {
+    Page& page = full_.front();
+    full_.pop_front();
+    if (page.collect_thread_free() == 0) {
+      full_.push_back(page);
+      continue;
+    }
     page.set_in_full(false);
     if (page.used == 0 && !page.in_walk) {
       runtime_->release_page(&page);
@@ -290,7 +306,7 @@ void Heap::abandon_all() noexcept {
   move_all(full_);
   for (std::size_t c = 0; c < internal::kClassCount; ++c) current_[c] = &g_empty_page;
   flush_allocated();
-  fresh_since_full_scan_ = 0;
+  fresh_since_full_scan_ = full_scan_left_ = 0;
 }
 
 bool Heap::is_valid() const noexcept {

@@ -133,6 +133,9 @@ class Heap {
   }
   bool is_valid() const noexcept;
   std::size_t page_count() const noexcept;
+  std::size_t full_page_count() const noexcept { return full_.size(); }
+  // Tests: full pages looked at for cross-thread frees, over the heap's life.
+  std::size_t full_pages_scanned_for_testing() const noexcept { return full_pages_scanned_; }
   // World stopped, after a walk freed blocks of one of its pages.
   void after_walk(internal::Page* page) noexcept;
   // World stopped, as a collection leaves its marks to be swept lazily:
@@ -153,6 +156,8 @@ class Heap {
   Tag tag_;
   bool debug_fill_;
   std::size_t fresh_since_full_scan_ = 0;
+  std::size_t full_scan_left_ = 0;      // pages the round over full_ has yet to see (scan_full_queue)
+  std::size_t full_pages_scanned_ = 0;  // full_pages_scanned_for_testing
   std::size_t unflushed_bytes_ = 0;  // see note_taken
   // Sweeping ahead (sweep_ahead): the class whose queue it works on, and
   // the runtime's sweep epoch in which a round over every class found

@@ -528,4 +528,48 @@ TEST_SUITE("alloc.cross_thread") {
     CHECK(os::mapped_bytes() <= mapped_before + internal::kSegmentCacheMax * internal::kSegmentSize + (1u << 20));
     rt.verify();
   }
+
+  TEST_CASE("a page search scans a bounded chunk of the full queue, and the chunks still find every cross-thread free") {
+    Runtime rt({.gc_tags = {1}});
+    AttachedState owner(rt);
+    Heap& heap = owner.heap(1);
+    // 8 KiB blocks, 8 to a 64 KiB page: about 1,000 full pages.
+    constexpr std::size_t kSize = 8 * 1024;
+    const std::vector<void*> first = allocate_n(heap, 8000, kSize);
+    REQUIRE(heap.full_page_count() > 3 * internal::kFullScanChunk);
+    owner.ts.detach();
+    const std::size_t pages_before = rt.stats().tags[1].pages;
+    owner.ts.attach();
+    // Another thread (no thread state: straight to the pages) frees the
+    // first block of every page.
+    std::vector<void*> freed;
+    for (std::size_t i = 0; i < first.size(); i += 8) freed.push_back(first[i]);
+    std::thread([&] { free_all(freed); }).join();
+    const std::set<void*> wanted(freed.begin(), freed.end());
+    std::size_t reused = 0, most_in_one_allocation = 0, allocations = 0;
+    std::vector<void*> second;
+    while (reused < wanted.size() && allocations < 2 * wanted.size()) {
+      const std::size_t before = heap.full_pages_scanned_for_testing();
+      void* p = heap.allocate(kSize);
+      REQUIRE(p != nullptr);
+      ++allocations;
+      most_in_one_allocation = std::max(most_in_one_allocation, heap.full_pages_scanned_for_testing() - before);
+      second.push_back(p);
+      reused += wanted.count(p);
+    }
+    CHECK(most_in_one_allocation <= internal::kFullScanChunk);
+    CHECK(most_in_one_allocation * 3 < pages_before);  // never the whole queue at once
+    CHECK_MESSAGE(reused == wanted.size(), "only " << reused << " of " << wanted.size() << " freed blocks came back");
+    owner.ts.detach();
+    // Found in full pages: fresh pages only until a round begins (one per
+    // eighth of the full queue taken since the last round ended).
+    CHECK(rt.stats().tags[1].pages <= pages_before + pages_before / 8 + 2);
+    rt.verify();
+    owner.ts.attach();
+    free_all(second);
+    std::vector<void*> rest;
+    for (std::size_t i = 0; i < first.size(); ++i)
+      if (i % 8 != 0) rest.push_back(first[i]);
+    free_all(rest);
+  }
 }
