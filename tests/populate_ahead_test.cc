@@ -238,6 +238,10 @@ TEST_SUITE("alloc.populate_ahead") {
   TEST_CASE("with the defaults, a heap starts its populator only past 32 MiB of segments") {
     RuntimeOptions o;
     o.gc_tags = {1};  // huge pages past 8 MiB in use, populated ahead past 32
+    // However dear this machine's huge pages: a slow first fault (a loaded
+    // machine, TSan) would otherwise turn huge pages, and so the populator,
+    // off, and the thresholds are what this case pins.
+    o.huge_os_page_fault_limit_ns = 0;
     Runtime rt(o);
     AttachedState ts(rt);
     std::vector<void*> blocks;
