@@ -341,7 +341,27 @@ std::size_t Runtime::thread_state_count() const noexcept {
   return core_->threads.size();
 }
 
-void Runtime::after_fork_child(ThreadState& survivor) {
+void Runtime::before_fork() {
+  internal::refuse_inside_walk(*core_, "Runtime::before_fork()");
+  // threads_mu first (a walk holds it over pages it may sweep and give
+  // back), then the lock order of internal/runtime_core.h: each shard,
+  // then the pool.
+  core_->threads_mu.lock();
+  for (auto& shard : core_->shards) shard.mu.lock();
+  core_->segments.lock_for_fork();
+}
+
+void Runtime::after_fork_parent() noexcept {
+  core_->segments.unlock_after_fork_parent();
+  for (std::size_t t = kTagCount; t-- > 0;) core_->shards[t].mu.unlock();
+  core_->threads_mu.unlock();
+}
+
+void Runtime::after_fork_child(ThreadState& survivor) { after_fork_child_keeping(&survivor); }
+
+void Runtime::after_fork_child() { after_fork_child_keeping(nullptr); }
+
+void Runtime::after_fork_child_keeping(ThreadState* survivor) {
   // Threads that held these locks at fork() are gone in the child.
   new (&core_->threads_mu) std::mutex();
   for (auto& shard : core_->shards) new (&shard.mu) std::mutex();
@@ -349,7 +369,7 @@ void Runtime::after_fork_child(ThreadState& survivor) {
   internal::lookups_after_fork_child();  // process-wide: any runtime's call will do
   std::vector<ThreadState*> orphans;
   for (internal::ThreadNode& node : core_->threads)
-    if (node.self != &survivor) orphans.push_back(node.self);
+    if (node.self != survivor) orphans.push_back(node.self);
   for (ThreadState* ts : orphans) {
     ts->attached_.store(false, std::memory_order_relaxed);
     ts->abandon();

@@ -96,12 +96,26 @@ class Runtime {
 
   const RuntimeOptions& options() const noexcept { return options_; }
 
+  // Around fork() in a process whose other threads may be inside this
+  // runtime (pthread_atfork's prepare and parent handlers; the child calls
+  // after_fork_child): before_fork takes every lock of the runtime, in lock
+  // order, and holds them until after_fork_parent, so that no thread (the
+  // segment pool's populator included) is halfway through what they guard
+  // when the child is made. A thread's own heap takes no lock: the caller
+  // keeps its other threads out of their heaps meanwhile (a VM stops them
+  // at a safepoint; examples/libgc holds them out of tagheap). Not from
+  // inside a walk, nor twice without after_fork_parent between.
+  void before_fork();
+  void after_fork_parent() noexcept;
   // In a fork() child, before anything else: every thread state but
   // `survivor` belonged to a thread that no longer exists; abandon them all
   // (their pages go to the pool, reclaimable by tag). Locks held by vanished
   // threads are reset, and so are the block-lookup scopes they held
   // (BlockLookupScope), which would otherwise defer the child's unmaps forever.
   void after_fork_child(ThreadState& survivor);
+  // The same when the forking thread had no thread state of this runtime:
+  // every one is abandoned.
+  void after_fork_child();
 
   // stats(), verify() and trim() are refused (std::logic_error) inside a
   // walk of this runtime on the calling thread (a visitor's, a finalizer's
@@ -129,6 +143,7 @@ class Runtime {
 
  private:
   friend class ThreadState;
+  void after_fork_child_keeping(ThreadState* survivor);  // nullptr: none
   RuntimeOptions options_;
   std::unique_ptr<internal::RuntimeCore> core_;
 };

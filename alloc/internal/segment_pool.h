@@ -162,6 +162,11 @@ class SegmentPool {
   // Segments mapped and unmapped over the pool's life (huge ones included).
   std::size_t segments_mapped_total() noexcept;
   std::size_t segments_unmapped_total() noexcept;
+  // Around fork() (Runtime::before_fork): the lock is held from the
+  // prepare handler until the parent's handler, so that the populator (or
+  // any thread) is not halfway through the lists when the child is made.
+  void lock_for_fork() noexcept { mu_.lock(); }
+  void unlock_after_fork_parent() noexcept { mu_.unlock(); }
   // In a fork() child: the lock starts afresh, and the populator is gone
   // with its thread (a segment it was making is lost to the child; the one
   // held ready stays, and is used); the child starts none.
