@@ -33,6 +33,7 @@ pthread_key_t g_exit_key;
 sem_t g_acks;                                // one post per stopped thread
 std::atomic<unsigned> g_resume_epoch{0};     // moves once per resume_world()
 std::size_t g_stopped = 0;
+int g_lookup_depth = 0;  // nested begin_lookup() calls; registry lock held
 
 // The lookup's side of the asymmetric handshake (threads.h).
 bool membarrier_call(int cmd) noexcept { return syscall(SYS_membarrier, cmd, 0, 0) == 0; }
@@ -149,8 +150,22 @@ void init_registry_mutex() noexcept {
   pthread_mutexattr_destroy(&attr);
 }
 
-void before_fork() { lock_registry(); }
-void after_fork_parent() { unlock_registry(); }
+// The child is made with no registered thread inside tagheap (a lookup's
+// handshake keeps them out: a thread halfway through its heap's queues
+// would leave them torn for the child's abandon) and with the runtime's
+// locks held (its populator thread takes them). The world is not stopped:
+// a thread suspended inside malloc would hold the arena lock glibc's fork
+// takes after these handlers.
+void before_fork() {
+  lock_registry();
+  begin_lookup();
+  runtime().before_fork();
+}
+void after_fork_parent() {
+  runtime().after_fork_parent();
+  end_lookup();
+  unlock_registry();
+}
 // Only the forking thread lives on in the child: forget the others (their
 // pages go to the abandoned pool) and start the acknowledgements afresh.
 // The registry lock is made anew, not unlocked: a recursive mutex records
@@ -160,12 +175,15 @@ void after_fork_parent() { unlock_registry(); }
 // hung).
 void after_fork_child() {
   sem_init(&g_acks, 0, 0);
+  g_lookup_depth = 0;  // before_fork's lookup; choose_handshake lowers its flag
   choose_handshake();  // the child is a new process: register it anew
   ThreadRecord* self = t_self;
   if (self != nullptr) {
     runtime().after_fork_child(self->state);
     self->id = pthread_self();
     self->next = nullptr;
+  } else {
+    runtime().after_fork_child();  // forked by a thread it does not know
   }
   g_threads = self;  // the others' records are leaked: their thread states are
                      // marked attached to threads that no longer exist
@@ -304,7 +322,6 @@ void enter_allocator_slow(ThreadRecord& t) noexcept {
 // Registry lock held (so no collection stops anyone meanwhile, and the
 // thread list stays put). One lookup at a time: the lock serialises them;
 // a nested one (finalization.cc looks up under the lock) only counts.
-int g_lookup_depth = 0;  // registry lock held
 void begin_lookup() noexcept {
   using detail::g_lookup_state;
   if (g_lookup_depth++ != 0) return;
