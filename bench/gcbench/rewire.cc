@@ -33,7 +33,8 @@
 // Boehm) for the timeline plot; a first line "# start_ns=N" gives the
 // operations' start on CLOCK_MONOTONIC, to line the log up with a profile
 // (perf record -k CLOCK_MONOTONIC).
-// With GCB_STALL_DIAG=1, every operation of 3 ms or more is told on stderr
+// With GCB_STALL_DIAG=1, every operation of 3 ms or more (GCB_STALL_DIAG=N:
+// N microseconds or more) is told on stderr
 // with what the thread did meanwhile (getrusage: CPU time, page faults,
 // voluntary and involuntary context switches), which says whether a stall
 // was work, faults or waiting for a CPU. Costs two system calls per
@@ -174,27 +175,49 @@ Node* walk(Node* root, int depth, std::mt19937_64& rng, int* reached) {
 // GCB_STALL_DIAG: the thread's resource use around one operation.
 class StallDiag {
  public:
-  StallDiag() : on_(std::getenv("GCB_STALL_DIAG") != nullptr) {}
+  // GCB_STALL_DIAG=1 reports operations of 3 ms or more; a larger number
+  // is the threshold in microseconds.
+  StallDiag() {
+    if (const char* v = std::getenv("GCB_STALL_DIAG")) {
+      on_ = true;
+      const long us = std::atol(v);
+      if (us > 1) threshold_ns_ = static_cast<std::uint64_t>(us) * 1000;
+    }
+  }
   void before() {
-    if (on_) getrusage(RUSAGE_THREAD, &r0_);
+    if (!on_) return;
+    getrusage(RUSAGE_THREAD, &r0_);
+    cpu0_ns_ = thread_cpu_ns();
   }
   void after(std::uint64_t t0, std::uint64_t dt, double collect_ms) {
-    if (!on_ || dt < 3'000'000) return;
+    if (!on_ || dt < threshold_ns_) return;
+    const std::uint64_t cpu_ns = thread_cpu_ns() - cpu0_ns_;
     rusage r1{};
     getrusage(RUSAGE_THREAD, &r1);
     auto us = [](timeval a, timeval b) {
       return static_cast<double>(b.tv_sec - a.tv_sec) * 1e6 + static_cast<double>(b.tv_usec - a.tv_usec);
     };
     std::fprintf(stderr,
-                 "stall t0_ns=%llu %.2f ms, collect %.2f ms: user %.0f us, sys %.0f us, minflt %ld, vcsw %ld, "
-                 "ivcsw %ld\n",
+                 "stall t0_ns=%llu %.2f ms, collect %.2f ms: on CPU %.2f ms, user %.0f us, sys %.0f us, minflt %ld, "
+                 "vcsw %ld, ivcsw %ld\n",
                  static_cast<unsigned long long>(t0), static_cast<double>(dt) / 1e6, collect_ms,
+                 static_cast<double>(cpu_ns) / 1e6,
                  us(r0_.ru_utime, r1.ru_utime), us(r0_.ru_stime, r1.ru_stime), r1.ru_minflt - r0_.ru_minflt,
                  r1.ru_nvcsw - r0_.ru_nvcsw, r1.ru_nivcsw - r0_.ru_nivcsw);
   }
 
  private:
-  bool on_;
+  // The thread's CPU time (CLOCK_THREAD_CPUTIME_ID: exact, where
+  // getrusage counts in scheduler ticks): below the operation's wall time
+  // when the thread waited, off CPU, in the kernel or the hypervisor.
+  static std::uint64_t thread_cpu_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  }
+  bool on_ = false;
+  std::uint64_t cpu0_ns_ = 0;
+  std::uint64_t threshold_ns_ = 3'000'000;
   rusage r0_{};
 };
 
