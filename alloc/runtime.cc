@@ -341,17 +341,28 @@ std::size_t Runtime::thread_state_count() const noexcept {
   return core_->threads.size();
 }
 
+namespace {
+thread_local char t_fork_id;  // its address names the calling thread
+std::uintptr_t fork_id() noexcept { return reinterpret_cast<std::uintptr_t>(&t_fork_id); }
+}  // namespace
+
 void Runtime::before_fork() {
   internal::refuse_inside_walk(*core_, "Runtime::before_fork()");
+  if (core_->fork_holder.load(std::memory_order_relaxed) == fork_id())
+    throw std::logic_error("tagheap: Runtime::before_fork() called again before after_fork_parent()");
   // threads_mu first (a walk holds it over pages it may sweep and give
   // back), then the lock order of internal/runtime_core.h: each shard,
   // then the pool.
   core_->threads_mu.lock();
   for (auto& shard : core_->shards) shard.mu.lock();
   core_->segments.lock_for_fork();
+  core_->fork_holder.store(fork_id(), std::memory_order_relaxed);
 }
 
-void Runtime::after_fork_parent() noexcept {
+void Runtime::after_fork_parent() {
+  if (core_->fork_holder.load(std::memory_order_relaxed) != fork_id())
+    throw std::logic_error("tagheap: Runtime::after_fork_parent() without before_fork() on this thread");
+  core_->fork_holder.store(0, std::memory_order_relaxed);
   core_->segments.unlock_after_fork_parent();
   for (std::size_t t = kTagCount; t-- > 0;) core_->shards[t].mu.unlock();
   core_->threads_mu.unlock();
@@ -364,6 +375,7 @@ void Runtime::after_fork_child() { after_fork_child_keeping(nullptr); }
 void Runtime::after_fork_child_keeping(ThreadState* survivor) {
   // Threads that held these locks at fork() are gone in the child.
   new (&core_->threads_mu) std::mutex();
+  core_->fork_holder.store(0, std::memory_order_relaxed);
   for (auto& shard : core_->shards) new (&shard.mu) std::mutex();
   core_->segments.after_fork_child();
   internal::lookups_after_fork_child();  // process-wide: any runtime's call will do

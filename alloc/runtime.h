@@ -104,9 +104,11 @@ class Runtime {
   // when the child is made. A thread's own heap takes no lock: the caller
   // keeps its other threads out of their heaps meanwhile (a VM stops them
   // at a safepoint; examples/libgc holds them out of tagheap). Not from
-  // inside a walk, nor twice without after_fork_parent between.
+  // inside a walk. A second before_fork on the same thread before
+  // after_fork_parent, or an after_fork_parent on a thread that did not
+  // call before_fork, throws std::logic_error and changes nothing.
   void before_fork();
-  void after_fork_parent() noexcept;
+  void after_fork_parent();
   // In a fork() child, before anything else: every thread state but
   // `survivor` belonged to a thread that no longer exists; abandon them all
   // (their pages go to the pool, reclaimable by tag). Locks held by vanished

@@ -77,6 +77,29 @@ TEST_SUITE("alloc.fork_handlers") {
     rt.verify();
   }
 
+  TEST_CASE("a second before_fork on the same thread, or after_fork_parent elsewhere, is refused and changes nothing") {
+    Runtime rt({.gc_tags = {1}});
+    CHECK_THROWS_AS(rt.after_fork_parent(), std::logic_error);  // no before_fork yet
+    rt.before_fork();
+    CHECK_THROWS_AS(rt.before_fork(), std::logic_error);  // it would wait for itself
+    bool refused_elsewhere = false;
+    std::thread([&] {
+      try {
+        rt.after_fork_parent();
+      } catch (const std::logic_error&) {
+        refused_elsewhere = true;
+      }
+    }).join();
+    CHECK(refused_elsewhere);
+    rt.after_fork_parent();  // the locks are still held, once, by this thread
+    AttachedState ts(rt);
+    void* p = ts.heap(1).allocate(64);
+    CHECK(p != nullptr);
+    tagheap::free(p);
+    rt.trim();
+    rt.verify();
+  }
+
   TEST_CASE("before_fork is refused inside a walk, with the walk's locks untouched") {
     Runtime rt({.gc_tags = {1}});
     AttachedState ts(rt);

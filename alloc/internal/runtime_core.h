@@ -116,6 +116,10 @@ class RuntimeCore {
 
   std::mutex threads_mu;
   ThreadList threads;
+  // The thread between Runtime::before_fork and after_fork_parent (an
+  // address of its own), or 0: a second before_fork on it would wait for
+  // itself, an after_fork_parent elsewhere would unlock what it does not hold.
+  std::atomic<std::uintptr_t> fork_holder{0};
   // Walks in progress: debug builds refuse slow-path work while one runs,
   // and checked builds refuse frees from threads that are not walking.
   std::atomic<int> walkers{0};
