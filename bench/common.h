@@ -10,12 +10,14 @@
 #include <sys/resource.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace bench {
 
@@ -126,6 +128,14 @@ inline long arg_long(int argc, char** argv, const char* name, long def) {
   for (int i = 1; i < argc; ++i)
     if (std::strncmp(argv[i], name, n) == 0 && argv[i][n] == '=') return std::atol(argv[i] + n + 1);
   return def;
+}
+
+// The q-quantile (0..1) of v, 0 for none; reorders v.
+inline double quantile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
 }
 
 // Keeps a value alive for the optimiser.

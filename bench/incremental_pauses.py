@@ -10,10 +10,17 @@ rewire.cc for what an operation does and what counts as a pause) as:
   tagheap_incremental  Options::incremental (GCB_INCREMENTAL=1)
   boehm                Debian's libgc, default mode
   boehm_incremental    GC_enable_incremental() (GCB_BOEHM_INCREMENTAL=1)
+  machine              bench/gcbench/machine_jitter: no allocator, no collector,
+                       fixed work in operations of 0.4 ms (an incremental
+                       step's budget), as many as tagheap_incremental's pauses
+                       in the round (3,000 before it ran): how long the
+                       machine itself stretches a step, the floor under the
+                       "max ms" column (on a VM, the host preempting a vCPU)
 Rounds are interleaved (every variant once per round, order rotated). Per
 run: wall time of the operation loop (the program's), user and sys CPU, minor
 faults and peak RSS (os.wait4), and the pause quantiles the program prints;
-medians over rounds. Writes runs.csv, summary.md and pauses.svg (a
+medians over rounds; the operations of 1 ms
+and of 2 ms or more (from the pause logs) summed over rounds. Writes runs.csv, summary.md and pauses.svg (a
 histogram of pause lengths and a timeline of the last round's pauses, one
 colour per variant) to --results_dir.
 """
@@ -35,17 +42,19 @@ VARIANTS = [
     ("tagheap_incremental", "rewire_tagheap", {"GCB_INCREMENTAL": "1"}),
     ("boehm", "rewire_boehm", {}),
     ("boehm_incremental", "rewire_boehm", {"GCB_BOEHM_INCREMENTAL": "1"}),
+    ("machine", "machine_jitter", {}),
 ]
+MACHINE_STEP_US = 400  # Options::mark_step_ns's default
 TIMELINE_DOTS = 4000
 COLOURS = {"tagheap": "#1f77b4", "tagheap_incremental": "#2ca02c", "boehm": "#d62728",
-           "boehm_incremental": "#ff7f0e"}
+           "boehm_incremental": "#ff7f0e", "machine": "#7f7f7f"}
 
 
 def build(no_build):
     bazel = [os.path.join(ROOT, "bazelw")]
     if not no_build:
         subprocess.run(bazel + ["build", "-c", "opt", "//bench/gcbench:rewire_tagheap",
-                                "//bench/gcbench:rewire_boehm"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                                "//bench/gcbench:rewire_boehm", "//bench/gcbench:machine_jitter"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     out = subprocess.run(bazel + ["info", "-c", "opt", "bazel-bin"], cwd=ROOT, check=True,
                          stdout=subprocess.PIPE, text=True).stdout.strip()
     return os.path.join(out, "bench", "gcbench")
@@ -62,7 +71,7 @@ def run_one(bindir, binary, env_extra, args, log_path):
     _, status, ru = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError("%s failed:\n%s" % (binary, out))
-    line = [l for l in out.splitlines() if l.startswith("rewire_")][0].split()
+    line = [l for l in out.splitlines() if l.startswith(("rewire_", "jitter_"))][0].split()
     run = {"wall_ms": float(line[2]), "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
            "cpu_s": ru.ru_utime + ru.ru_stime, "minflt": ru.ru_minflt, "peak_rss_mib": ru.ru_maxrss / 1024.0,
            "load1": load}
@@ -136,11 +145,18 @@ def main():
     os.makedirs(opts.results_dir, exist_ok=True)
     args = [str(opts.live), str(opts.ops), str(opts.garbage)]
     runs, last_pauses = [], {}
+    long_ops = {name: [0, 0] for name, _, _ in variants}  # operations >= 1 ms, >= 2 ms, all rounds
     tmp = tempfile.mkdtemp()
     for r in range(opts.rounds):
         order = variants[r % len(variants):] + variants[:r % len(variants)]
         for name, binary, env in order:
-            run, pauses = run_one(bindir, binary, env, args, os.path.join(tmp, name + ".log"))
+            run_args = args
+            if name == "machine":  # as many steps as the latest incremental run's pauses
+                done = [x for x in runs if x["variant"] == "tagheap_incremental"]
+                run_args = [str(int(done[-1]["pauses"]) if done else 3000), str(MACHINE_STEP_US)]
+            run, pauses = run_one(bindir, binary, env, run_args, os.path.join(tmp, name + ".log"))
+            long_ops[name][0] += sum(1 for _, d in pauses if d >= 1.0)
+            long_ops[name][1] += sum(1 for _, d in pauses if d >= 2.0)
             run.update({"variant": name, "round": r})
             runs.append(run)
             last_pauses[name] = pauses
@@ -176,13 +192,18 @@ def main():
                              text=True).stdout.strip(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()), opts.rounds,
               opts.live, opts.ops, opts.garbage), "",
              "| variant | wall ms | / tagheap stop-the-world | user+sys s | sys s | minor faults | peak RSS MiB "
-             "| pauses | p50 ms | p90 ms | p99 ms | max ms | collector's max ms, any round | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| pauses | p50 ms | p90 ms | p99 ms | max ms | max ms, each round | ops >= 1 ms / >= 2 ms, all rounds "
+             "| collector's max ms, any round | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in med.items():
-        lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %.1f |" % (
-            name, m["wall_ms"], "%.2f" % (m["wall_ms"] / stw) if stw else "", m["cpu_s"], m["sys_s"], m["minflt"],
+        each = ", ".join("%.2f" % x["max_ms"] for x in runs if x["variant"] == name)
+        ratio = "%.2f" % (m["wall_ms"] / stw) if stw and name != "machine" else ""
+        lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %d / %d "
+                     "| %s | %.1f |" % (
+            name, m["wall_ms"], ratio, m["cpu_s"], m["sys_s"], m["minflt"],
             m["peak_rss_mib"], m.get("pauses", 0), m.get("p50_ms", 0), m.get("p90_ms", 0), m.get("p99_ms", 0),
-            m.get("max_ms", 0), "%.3f" % own[name] if own[name] is not None else "-", m["load1"]))
+            m.get("max_ms", 0), each, long_ops[name][0], long_ops[name][1],
+            "%.3f" % own[name] if own[name] is not None else "-", m["load1"]))
     with open(os.path.join(opts.results_dir, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -221,13 +221,6 @@ class StallDiag {
   rusage r0_{};
 };
 
-double quantile(std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -312,8 +305,8 @@ int main(int argc, char** argv) {
   std::vector<double> p = pauses;
   const double max_ms = p.empty() ? 0 : *std::max_element(p.begin(), p.end());
   std::printf("rewire_%gMiB %s %.1f %ld ops=%ld pauses=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f gc_ms=%.1f",
-              live_mib, env.label(), wall_ms, gcb::peak_rss_kib(), ops, pauses.size(), quantile(p, 0.5),
-              quantile(p, 0.9), quantile(p, 0.99), max_ms, gc_ms);
+              live_mib, env.label(), wall_ms, gcb::peak_rss_kib(), ops, pauses.size(), bench::quantile(p, 0.5),
+              bench::quantile(p, 0.9), bench::quantile(p, 0.99), max_ms, gc_ms);
   env.report();
   std::printf("\n");
   if (const char* path = std::getenv("GCB_PAUSE_LOG")) {
