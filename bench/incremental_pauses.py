@@ -12,10 +12,13 @@ rewire.cc for what an operation does and what counts as a pause) as:
   boehm_incremental    GC_enable_incremental() (GCB_BOEHM_INCREMENTAL=1)
   machine              bench/gcbench/machine_jitter: no allocator, no collector,
                        fixed work in operations of 0.4 ms (an incremental
-                       step's budget), as many as tagheap_incremental's pauses
-                       in the round (3,000 before it ran): how long the
-                       machine itself stretches a step, the floor under the
-                       "max ms" column (on a VM, the host preempting a vCPU)
+                       step's budget): loads chasing a random cycle through a
+                       buffer as large as the live data, as many operations as
+                       the latest tagheap_incremental run's pauses (3,000
+                       before one ran): how long the machine itself stretches
+                       a step's worth of loads, the floor under the "max ms"
+                       column (on a VM: the host preempting a vCPU or
+                       faulting its memory back)
 Rounds are interleaved (every variant once per round, order rotated). Per
 run: wall time of the operation loop (the program's), user and sys CPU, minor
 faults and peak RSS (os.wait4), and the pause quantiles the program prints;
@@ -153,7 +156,8 @@ def main():
             run_args = args
             if name == "machine":  # as many steps as the latest incremental run's pauses
                 done = [x for x in runs if x["variant"] == "tagheap_incremental"]
-                run_args = [str(int(done[-1]["pauses"]) if done else 3000), str(MACHINE_STEP_US)]
+                run_args = [str(int(done[-1]["pauses"]) if done else 3000), str(MACHINE_STEP_US),
+                            str(int(opts.live))]
             run, pauses = run_one(bindir, binary, env, run_args, os.path.join(tmp, name + ".log"))
             long_ops[name][0] += sum(1 for _, d in pauses if d >= 1.0)
             long_ops[name][1] += sum(1 for _, d in pauses if d >= 2.0)
