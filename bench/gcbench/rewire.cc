@@ -26,7 +26,9 @@
 //            mprotect or the kernel's soft-dirty bits).
 //
 // Prints: rewire_<live>MiB <variant> <wall_ms> <peak_rss_kib> ops=.. pauses=..
-//         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. [tagheap: calls=.. cycles=..]
+//         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. [tagheap: calls=.. cycles=..
+//         .. segments_mapped=.. huge_declined=0|1 (RuntimeStats: whether
+//         huge OS pages came dear and later segments got small ones)]
 // With GCB_PAUSE_LOG=FILE, every pause as "t_ms,pause_ms,collect_ms" (t from
 // the start of the operations; collect_ms: the part inside tagheap's
 // collect(), so a stall in allocation shows as pause_ms - collect_ms; 0 for
@@ -128,10 +130,12 @@ struct Env {
   void begin_build() {}
   void end_build() {}
   const char* label() const { return ms.options().incremental ? "tagheap_incremental" : "tagheap"; }
-  void report() const {
+  void report() {
+    const tagheap::RuntimeStats st = rt.stats();
     std::printf(" calls=%zu cycles=%zu at_limit=%zu max_whole_ms=%.3f max_first_ms=%.3f max_step_ms=%.3f "
-                "max_last_ms=%.3f max_sweep_ms=%.3f",
-                calls, cycles, at_limit, max_whole, max_first, max_step, max_last, max_sweep_in_pause);
+                "max_last_ms=%.3f max_sweep_ms=%.3f segments_mapped=%zu huge_declined=%d",
+                calls, cycles, at_limit, max_whole, max_first, max_step, max_last, max_sweep_in_pause,
+                st.segments_mapped_total, st.huge_os_pages_declined ? 1 : 0);
   }
 };
 
