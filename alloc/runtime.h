@@ -38,8 +38,10 @@ struct RuntimeOptions {
   // in, in CPU nanoseconds (0 or less: no limit), before segments mapped
   // later stop asking for huge pages under huge_os_pages_above. The pool
   // times the touches it makes itself: a new segment's header (its first
-  // 2 MiB) and the populator's faulting in (populate_ahead_above). Past
-  // the limit, segments mapped later are on small OS pages for the
+  // 2 MiB) and the populator's faulting in (populate_ahead_above). Once
+  // three more touches have passed the limit than stayed under it
+  // (internal/config.h, kHugeDearVerdict: one dear fault among cheap ones
+  // is a hiccup), segments mapped later are on small OS pages for the
   // runtime's life. Zeroing 2 MiB takes 0.1-0.5 ms where memory is at
   // hand; on a VM whose host backs fresh memory lazily it took 7-20 ms
   // (bench/README.md, "Huge pages that come dear"), 5-20 times what the

@@ -123,9 +123,13 @@ bool SegmentPool::wants_huge_os_pages(PageKind kind) const noexcept {
 
 void SegmentPool::note_huge_touch(std::int64_t ns) noexcept {
   const std::int64_t limit = runtime_->options.huge_os_page_fault_limit_ns;
-  if (ns < 0 || limit <= 0 || ns <= limit) return;
-  huge_dear_ = true;
+  if (ns < 0 || limit <= 0) return;
+  if (ns <= limit) {
+    if (huge_dear_score_ > 0) --huge_dear_score_;
+    return;
+  }
   ++huge_declines_;
+  if (++huge_dear_score_ >= kHugeDearVerdict) huge_dear_ = true;
 }
 
 std::int64_t SegmentPool::cpu_ns() const noexcept { return cpu_clock_ != nullptr ? cpu_clock_() : os::thread_cpu_ns(); }

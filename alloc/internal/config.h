@@ -64,6 +64,15 @@ inline constexpr std::size_t kSegmentCacheMax = 4;
 // dozens would otherwise stall one allocation (and the pool's lock) for all
 // of them. trim() unmaps every empty segment at once.
 inline constexpr std::size_t kSegmentUnmapStep = 2;
+// Huge pages come dear (SegmentPool::note_huge_touch) once this many more
+// timed first touches have cost over RuntimeOptions::huge_os_page_fault_limit_ns
+// than under it (a count that never goes below zero). One dear touch was the
+// verdict before: on a VM whose huge faults cost 2-4 ms now and then, one
+// run of rewire at 100 MiB had 1 dear touch in 57 and another 54 in 56,
+// and both went to 4 KiB pages for good, the mutator then faulting 70,000
+// pages itself (bench/README.md, "Incremental marking"). Where huge faults
+// are dear every time, the verdict comes two faults later.
+inline constexpr int kHugeDearVerdict = 3;
 // Yields an abandoning thread spends waiting for frees that announced
 // themselves to a page before it was closed and have not set their bit yet
 // (RuntimeCore::abandon_page_locked): a few instructions, unless that

@@ -66,7 +66,8 @@
 // the pool times, in the CPU time of the thread doing it, the huge-page
 // faults it makes itself: map_segment's first write to a segment advised
 // huge (the header, which faults in its first 2 MiB) and the populator's
-// faulting in of the rest. One over the limit makes them dear
+// faulting in of the rest. A touch over the limit counts one up, one under
+// it one down (never below zero), and at kHugeDearVerdict they are dear
 // (huge_dear_): huge_os_pages_above's segments are mapped on small OS
 // pages for the rest of the runtime's life. Segments already on huge pages
 // stay as they are, and what the populator holds is still taken first. No
@@ -291,6 +292,7 @@ class SegmentPool {
   std::size_t mapped_total_ = 0, unmapped_total_ = 0;
   bool huge_dear_ = false;         // huge pages came dear: huge_os_pages_above asks for none
   std::size_t huge_declines_ = 0;  // faults timed over the limit
+  int huge_dear_score_ = 0;        // of those, past the ones under it (note_huge_touch)
   PageList young_[3];  // free, committed pages per kind, most recent first (Page::dirty 1)
   PageList old_[3];    // likewise, freed before the last rotation (Page::dirty 2)
   PageList due_[3];    // older still: their release is due, a step at a time (Page::dirty 3)
