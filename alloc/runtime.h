@@ -55,7 +55,9 @@ struct RuntimeOptions {
   // growing heap's allocations do not wait for the kernel to zero 2 MiB
   // (measured on a VM: 4-5 ms for each huge page's first touch, the
   // longest stalls an incremental collector's mutator saw at 100 MiB
-  // live). Costs one thread per runtime whose heap passes it, parked
+  // live). Once huge pages came dear (above) it goes on, on small OS
+  // pages: the allocating threads then take none of those segments' 4 KiB
+  // faults. Costs one thread per runtime whose heap passes it, parked
   // while the heap does not grow, and one segment (4 MiB) of resident
   // memory held ready: 32 MiB keeps that off small heaps (GCBench peaked
   // 6 MiB higher with it at 8 MiB, 35.6 against 29.5).

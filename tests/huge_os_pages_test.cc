@@ -74,6 +74,14 @@ RuntimeOptions above_two_segments() {
   return o;
 }
 
+// Huge pages from the second segment on, and the populator with them.
+RuntimeOptions huge_from_the_second_segment_populated() {
+  RuntimeOptions o;
+  o.huge_os_pages_above = internal::kSegmentSize;
+  o.populate_ahead_above = 1;
+  return o;
+}
+
 // Allocates kBlock blocks (kept in `blocks`) until `n` more segments hold
 // some; for each, in the order first used, the huge-page advices made
 // since the call, counted when its first block came.
@@ -261,10 +269,7 @@ TEST_SUITE("alloc.huge_os_pages") {
   TEST_CASE("the populator's faults count too, and the reserve it faulted in is still taken first") {
     // Cheap on this thread, dear on the populator's: its faulting in alone decides.
     FakeCpuClock::set(1'000, 5'000'000);
-    RuntimeOptions o;
-    o.huge_os_pages_above = internal::kSegmentSize;  // from the second segment on
-    o.populate_ahead_above = 1;                      // the populator with it
-    Runtime rt(o);
+    Runtime rt(huge_from_the_second_segment_populated());
     rt.core().segments.set_cpu_clock_for_testing(&FakeCpuClock::read);
     AttachedState ts(rt);
     std::vector<void*> blocks;
@@ -298,6 +303,47 @@ TEST_SUITE("alloc.huge_os_pages") {
     // Segments mapped from now on ask for none.
     advices_as_segments_are_used(ts.heap(0), 3, blocks);
     CHECK(os::call_counts().huge_page_advices == after_verdict);
+    for (void* q : blocks) tagheap::free(q);
+    rt.verify();
+  }
+
+  TEST_CASE("once huge pages came dear, the populator goes on faulting segments in ahead, on small OS pages") {
+    FakeCpuClock::set(5'000'000, 5'000'000);  // every huge-page fault dear, on any thread
+    Runtime rt(huge_from_the_second_segment_populated());
+    rt.core().segments.set_cpu_clock_for_testing(&FakeCpuClock::read);
+    AttachedState ts(rt);
+    internal::SegmentPool& pool = rt.core().segments;
+    std::vector<void*> blocks;
+    // Take segments (the populator's reserves among them) until the verdict.
+    for (int i = 0; i < 64 && !pool.huge_os_pages_declined(); ++i) {
+      advices_as_segments_are_used(ts.heap(0), 1, blocks);
+      for (int w = 0; w < 200 && pool.populated_reserve_for_testing() == nullptr && !pool.huge_os_pages_declined(); ++w)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(pool.huge_os_pages_declined());
+    // A reserve made before the verdict is on huge pages: take it. The next
+    // one comes all the same, on small OS pages, resident before any
+    // allocation needs it, and is the segment the heap takes next.
+    // (Correctness waits, bounded, not measurements.)
+    const internal::Segment* reserve = nullptr;
+    for (int round = 0; round < 4 && reserve == nullptr; ++round) {
+      for (int w = 0; w < 20'000 && pool.populated_reserve_for_testing() == nullptr; ++w)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      const internal::Segment* ready = pool.populated_reserve_for_testing();
+      REQUIRE(ready != nullptr);
+      if (!ready->huge_os_pages) reserve = ready;
+      else advices_as_segments_are_used(ts.heap(0), 1, blocks);
+    }
+    REQUIRE(reserve != nullptr);
+    const std::size_t declines = pool.huge_os_page_declines();
+    for (std::uintptr_t a = reserve->base(); a < reserve->base() + reserve->size; a += 64 * 1024)
+      CHECK(resident(reinterpret_cast<const void*>(a)));
+    const std::size_t advices = os::call_counts().huge_page_advices;
+    advices_as_segments_are_used(ts.heap(0), 1, blocks);
+    CHECK(internal::Segment::of(blocks.back()) == reserve);
+    CHECK(os::call_counts().huge_page_advices == advices);
+    // Faulting in small pages is not timed: no verdict counts it.
+    CHECK(pool.huge_os_page_declines() == declines);
     for (void* q : blocks) tagheap::free(q);
     rt.verify();
   }
