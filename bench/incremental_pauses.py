@@ -21,11 +21,12 @@ rewire.cc for what an operation does and what counts as a pause) as:
                        faulting its memory back)
 Rounds are interleaved (every variant once per round, order rotated). Per
 run: wall time of the operation loop (the program's), user and sys CPU, minor
-faults and peak RSS (os.wait4), and the pause quantiles the program prints;
-medians over rounds; the operations of 1 ms
-and of 2 ms or more (from the pause logs) summed over rounds. Writes runs.csv, summary.md and pauses.svg (a
-histogram of pause lengths and a timeline of the last round's pauses, one
-colour per variant) to --results_dir.
+faults and peak RSS (os.wait4), the faults of the operations' thread alone
+and the pause quantiles (both as the program prints them); medians over
+rounds; the operations of 1 ms and of 2 ms or more (from the pause logs)
+summed over rounds. Writes runs.csv, summary.md and pauses.svg (a histogram
+of pause lengths and a timeline of the last round's pauses, one colour per
+variant) to --results_dir.
 """
 import argparse
 import csv
@@ -167,7 +168,8 @@ def main():
             print("# round %d %s: wall %.0f ms, cpu %.2f s, p50 %.3f max %.3f ms, rss %.0f MiB, load %.1f" %
                   (r, name, run["wall_ms"], run["cpu_s"], run["p50_ms"], run["max_ms"], run["peak_rss_mib"],
                    run["load1"]), file=sys.stderr)
-    keys = ["variant", "round", "wall_ms", "cpu_s", "user_s", "sys_s", "minflt", "peak_rss_mib", "load1", "pauses",
+    keys = ["variant", "round", "wall_ms", "cpu_s", "user_s", "sys_s", "minflt", "mutator_minflt", "peak_rss_mib",
+            "load1", "pauses",
             "p50_ms", "p90_ms", "p99_ms", "max_ms", "gc_ms", "calls", "cycles", "at_limit", "max_first_ms",
             "max_step_ms", "max_last_ms", "max_whole_ms", "gc_no"]
     with open(os.path.join(opts.results_dir, "runs.csv"), "w", newline="") as f:
@@ -195,16 +197,18 @@ def main():
              (subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, stdout=subprocess.PIPE,
                              text=True).stdout.strip(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()), opts.rounds,
               opts.live, opts.ops, opts.garbage), "",
-             "| variant | wall ms | / tagheap stop-the-world | user+sys s | sys s | minor faults | peak RSS MiB "
+             "| variant | wall ms | / tagheap stop-the-world | user+sys s | sys s | minor faults | the mutator's faults "
+             "| peak RSS MiB "
              "| pauses | p50 ms | p90 ms | p99 ms | max ms | max ms, each round | ops >= 1 ms / >= 2 ms, all rounds "
              "| collector's max ms, any round | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, m in med.items():
         each = ", ".join("%.2f" % x["max_ms"] for x in runs if x["variant"] == name)
         ratio = "%.2f" % (m["wall_ms"] / stw) if stw and name != "machine" else ""
-        lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %d / %d "
+        mutator_faults = "%.0f" % m["mutator_minflt"] if "mutator_minflt" in m else "-"
+        lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %d / %d "
                      "| %s | %.1f |" % (
-            name, m["wall_ms"], ratio, m["cpu_s"], m["sys_s"], m["minflt"],
+            name, m["wall_ms"], ratio, m["cpu_s"], m["sys_s"], m["minflt"], mutator_faults,
             m["peak_rss_mib"], m.get("pauses", 0), m.get("p50_ms", 0), m.get("p90_ms", 0), m.get("p99_ms", 0),
             m.get("max_ms", 0), each, long_ops[name][0], long_ops[name][1],
             "%.3f" % own[name] if own[name] is not None else "-", m["load1"]))

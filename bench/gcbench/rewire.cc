@@ -26,7 +26,8 @@
 //            mprotect or the kernel's soft-dirty bits).
 //
 // Prints: rewire_<live>MiB <variant> <wall_ms> <peak_rss_kib> ops=.. pauses=..
-//         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. [tagheap: calls=.. cycles=..
+//         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. mutator_minflt=..
+//         (the operations' thread's page faults during them) [tagheap: calls=.. cycles=..
 //         .. segments_mapped=.. huge_declined=0|1 (RuntimeStats: whether
 //         huge OS pages came dear and later segments got small ones)]
 // With GCB_PAUSE_LOG=FILE, every pause as "t_ms,pause_ms,collect_ms" (t from
@@ -176,6 +177,14 @@ Node* walk(Node* root, int depth, std::mt19937_64& rng, int* reached) {
   return x;
 }
 
+// The page faults this thread took so far (the mutator's alone: not the
+// marker threads' nor the segment pool's populator's).
+long thread_minor_faults() {
+  rusage r{};
+  getrusage(RUSAGE_THREAD, &r);
+  return r.ru_minflt;
+}
+
 // GCB_STALL_DIAG: the thread's resource use around one operation.
 class StallDiag {
  public:
@@ -262,6 +271,7 @@ int main(int argc, char** argv) {
   std::vector<Stall> timeline;
   double gc_ms = 0;
   StallDiag diag;
+  const long faults_before = thread_minor_faults();
   const std::uint64_t start = now_ns();
   for (long op = 0; op < ops; ++op) {
     int x_depth = 0;
@@ -301,6 +311,7 @@ int main(int argc, char** argv) {
     env.pin(nullptr, nullptr);
   }
   const double wall_ms = static_cast<double>(now_ns() - start) / 1e6;
+  const long mutator_faults = thread_minor_faults() - faults_before;
   const long found = gcb::count_nodes(g_root);
   if (found != static_cast<long>(nodes)) {
     std::printf("# failed: %ld of %zu nodes in the tree after the operations\n", found, nodes);
@@ -308,9 +319,11 @@ int main(int argc, char** argv) {
   }
   std::vector<double> p = pauses;
   const double max_ms = p.empty() ? 0 : *std::max_element(p.begin(), p.end());
-  std::printf("rewire_%gMiB %s %.1f %ld ops=%ld pauses=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f gc_ms=%.1f",
-              live_mib, env.label(), wall_ms, gcb::peak_rss_kib(), ops, pauses.size(), bench::quantile(p, 0.5),
-              bench::quantile(p, 0.9), bench::quantile(p, 0.99), max_ms, gc_ms);
+  std::printf(
+      "rewire_%gMiB %s %.1f %ld ops=%ld pauses=%zu p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f gc_ms=%.1f "
+      "mutator_minflt=%ld",
+      live_mib, env.label(), wall_ms, gcb::peak_rss_kib(), ops, pauses.size(), bench::quantile(p, 0.5),
+      bench::quantile(p, 0.9), bench::quantile(p, 0.99), max_ms, gc_ms, mutator_faults);
   env.report();
   std::printf("\n");
   if (const char* path = std::getenv("GCB_PAUSE_LOG")) {
