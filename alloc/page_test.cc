@@ -1,4 +1,5 @@
-// Unit tests of pages and size classes, through the public API.
+// Unit tests of pages and size classes, through the public API, and of the
+// page header's layout.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "alloc/heap_walk.h"
+#include "alloc/internal/page.h"
 #include "alloc/internal/size_class.h"
 #include "alloc/tagheap.h"
 
@@ -44,5 +46,25 @@ TEST_SUITE("alloc.page") {
     CHECK(seen.count(a) == 1);
     CHECK(seen.count(b) == 0);
     ts.detach();
+  }
+}
+
+TEST_SUITE("alloc.page.layout") {
+  // A collector's mark of a block reads the page's tag and geometry, then
+  // its mark word through mark_bits: all on the struct's first cache line,
+  // as are the fields of allocation's and free()'s fast paths.
+  TEST_CASE("a mark and the fast paths read only the page header's first cache line") {
+    internal::Page page;
+    const auto offset = [&](const void* field) {
+      return static_cast<std::size_t>(static_cast<const char*>(field) - reinterpret_cast<const char*>(&page));
+    };
+    for (const void* field : {static_cast<const void*>(&page.alloc_word), static_cast<const void*>(&page.used),
+                              static_cast<const void*>(&page.blocks_start), static_cast<const void*>(&page.block_size),
+                              static_cast<const void*>(&page.free_bits), static_cast<const void*>(&page.block_inv),
+                              static_cast<const void*>(&page.reserved), static_cast<const void*>(&page.tag),
+                              static_cast<const void*>(&page.slow_free), static_cast<const void*>(&page.mark_bits)})
+      CHECK(offset(field) < 64);
+    CHECK(offset(&page.mark_bits) + sizeof page.mark_bits <= 64);
+    CHECK(alignof(internal::Page) == 64);
   }
 }
