@@ -78,7 +78,7 @@ Segment* SegmentPool::segment_with_free_page(std::size_t k, std::unique_lock<std
   const std::size_t ahead_above = runtime_->options.populate_ahead_above;
   // Once huge pages came dear the populator goes on, on small OS pages:
   // the allocating threads would otherwise fault in every 4 KiB themselves
-  // (rewire at 100 MiB: 36-47k of the mutator's faults a run, against 40-70).
+  // (the class comment has the figures).
   const bool ahead = (huge_os_pages || huge_dear_) && k == static_cast<std::size_t>(PageKind::kSmall) &&
                      ahead_above != 0 && (segments_in_use_ + 1) * kSegmentSize >= ahead_above;  // this one counted
   // What the populator holds is taken also once huge pages came dear,
