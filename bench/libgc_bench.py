@@ -13,8 +13,14 @@ binaries for both (only LD_LIBRARY_PATH differs):
   ecl-control  the same on control.lsp (696 forced full collections under
              deep recursion, conditions and CLOS: the collections' cost)
 
-Each round runs every (program, library) pair once, in rotating order; the
-table shows medians of wall time, CPU time (user+sys) and peak RSS over the
+Each round runs every (program, library) pair once, in rotating order. The
+single-threaded programs (w3m, gcbench) run pinned to the last CPU, as
+bench/run.py pins its own: on this VM one vCPU ran memory-bound code 1.5x
+slower than the other for minutes at a time (w3m 1.03-1.04 s on CPU 1
+against 0.69-0.76 on CPU 0, the same library, interleaved), and an
+unpinned run landed on either, so five rounds' medians could put the two
+libraries on different CPUs (w3m 1.17x one run, 0.82x the next). Guile
+and ECL run marker and finalizer threads: unpinned. The table shows medians of wall time, CPU time (user+sys) and peak RSS over the
 rounds, and the ratios tagheap / Debian (below 1.0: tagheap is ahead), with
 the load average before and after. A benchmark, not a test: it checks
 nothing but that both libraries give the same output.
@@ -36,6 +42,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+SINGLE_THREADED = {"w3m", "gcbench"}  # pinned to one CPU (the module comment says why)
+
+
 def build(output_base):
     cmd = ["./bazelw"] + (["--output_base=" + output_base] if output_base else [])
     cmd += ["build", "-c", "opt", "//examples/libgc:libgc.so.1", "//bench/gcbench:gcbench_boehm"]
@@ -45,8 +54,13 @@ def build(output_base):
     return subprocess.run(info, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run(argv, libdir, env_extra=None):
-    """Runs argv under /usr/bin/time; returns (wall s, user+sys s, peak KiB, stdout)."""
+def pin_to_last_cpu():
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+
+
+def run(argv, libdir, env_extra=None, pinned=False):
+    """Runs argv under /usr/bin/time (pinned: on the last CPU); returns (wall s, user+sys s, peak KiB, stdout)."""
     env = dict(os.environ)
     env.pop("LD_LIBRARY_PATH", None)
     if libdir:
@@ -54,7 +68,7 @@ def run(argv, libdir, env_extra=None):
     env.update(env_extra or {})
     with tempfile.NamedTemporaryFile("r") as t:
         p = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %U %S %M"] + argv, env=env,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, preexec_fn=pin_to_last_cpu if pinned else None)
         if p.returncode != 0:
             sys.exit("%s failed (%d): %s" % (" ".join(argv), p.returncode, p.stderr[-2000:]))
         wall, user, system, kib = t.read().split()[-4:]
@@ -106,15 +120,16 @@ def main():
             prog, lib = pairs[(i + r) % len(pairs)]
             argv, env = programs[prog]
             env = dict(env, **tagheap_env) if lib != "debian" else env
-            wall, cpu, kib, out = run(argv, libs[lib], env)
+            wall, cpu, kib, out = run(argv, libs[lib], env, pinned=prog in SINGLE_THREADED)
             results[(prog, lib)].append((wall, cpu, kib))
             if prog != "gcbench":  # gcbench prints its own timing
                 outputs.setdefault(prog, out)
                 if out != outputs[prog]:
                     sys.exit("%s printed different output on %s's libgc" % (prog, lib))
     load = os.getloadavg()
-    print("libgc.so.1: tagheap vs Debian's libgc (bdwgc 8.2), %d rounds, medians; load average %.2f before, "
-          "%.2f %.2f %.2f after%s" % (args.rounds, load_before[0], *load,
+    print("libgc.so.1: tagheap vs Debian's libgc (bdwgc 8.2), %d rounds, medians, %s pinned to the last CPU; "
+          "load average %.2f before, %.2f %.2f %.2f after%s" % (args.rounds, " and ".join(sorted(SINGLE_THREADED)),
+                                                                 load_before[0], *load,
                                       "; tagheap with " + " ".join(args.env) if args.env else ""))
     print("%-11s %-8s %8s %8s %10s %7s %7s %7s" % ("program", "libgc", "wall s", "cpu s", "peak RSS", "wall x",
                                                    "cpu x", "RSS x"))
