@@ -263,6 +263,21 @@ TEST_SUITE("gc.visit") {
     for (void* p : blocks) tagheap::free(p);
   }
 
+  TEST_CASE("a visitor returning false stops the walk in a full page") {
+    Runtime rt({.gc_tags = {1}});
+    AttachedState ts(rt);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 4000; ++i) blocks.push_back(ts.heap(1).allocate(64));  // three full pages and a part
+    ts.ts.detach();
+    for (std::size_t stop_at : {std::size_t{1}, std::size_t{2}, std::size_t{1000}, std::size_t{3000}}) {
+      std::size_t calls = 0;
+      visit_gc_blocks(rt, [&](const BlockRef&) { return ++calls < stop_at; });
+      CHECK(calls == stop_at);
+    }
+    ts.ts.attach();
+    for (void* p : blocks) tagheap::free(p);
+  }
+
   TEST_CASE("walks of empty runtimes and of huge blocks only") {
     Runtime rt({.gc_tags = {1}});
     std::size_t calls = 0;

@@ -293,8 +293,17 @@ struct alignas(64) Page {
   // order. Collect thread_free first. f returns false to stop; returns false
   // if stopped. The live bits of a word are read before f runs, so f may free
   // the block it was handed.
+  // A full page (used == reserved: no free bit, by the invariant used +
+  // free bits == reserved) takes a plain count, with no bit to find and
+  // clear per block: a dense heap's usual case (bench walk_all 0.84 -> 0.60
+  // ns a block); a partly free one, its bitmap.
   template <class F>
   bool for_each_live_index(F&& f) const {
+    if (used == reserved) {
+      for (std::uint32_t i = 0, n = reserved; i < n; ++i)
+        if (!f(i)) return false;
+      return true;
+    }
     for (std::uint32_t w = 0; w < bitmap_words; ++w) {
       std::uint64_t live = ~free_word(w) & valid_mask(w);
       while (live) {
