@@ -20,7 +20,8 @@ slower than the other for minutes at a time (w3m 1.03-1.04 s on CPU 1
 against 0.69-0.76 on CPU 0, the same library, interleaved), and an
 unpinned run landed on either, so five rounds' medians could put the two
 libraries on different CPUs (w3m 1.17x one run, 0.82x the next). Guile
-and ECL run marker and finalizer threads: unpinned. The table shows medians of wall time, CPU time (user+sys) and peak RSS over the
+and ECL run marker and finalizer threads: unpinned. The table shows
+medians of wall time, CPU time (user+sys) and peak RSS over the
 rounds, and the ratios tagheap / Debian (below 1.0: tagheap is ahead), with
 the load average before and after. A benchmark, not a test: it checks
 nothing but that both libraries give the same output.
@@ -39,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 
+from run import pin_to_last_cpu  # the suite's own pinning (bench/run.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -52,11 +55,6 @@ def build(output_base):
     info = cmd[:-4] + ["info", "bazel-bin"]
     info = [c for c in info if c != "build"]
     return subprocess.run(info, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def pin_to_last_cpu():
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
 
 
 def run(argv, libdir, env_extra=None, pinned=False):
