@@ -5,6 +5,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "alloc/os.h"
 #include "alloc/runtime.h"
 #include "alloc/tagheap.h"
 #include "alloc/thread_state.h"
@@ -86,6 +87,21 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
   if (debug_fill_) [[unlikely]]
     std::memset(block, internal::kFillFresh, page->block_size);
   return block;
+}
+
+void Heap::populate_ahead(Page* page) noexcept {
+  constexpr std::size_t kStep = internal::kPopulateStepBytes;
+  const std::uintptr_t first = page->blocks_start + std::uintptr_t{page->cache_base} * page->block_size;
+  const std::uintptr_t word_end = first + 64 * page->block_size;
+  const auto round_up = [&](std::uintptr_t a) { return (a - page->area + kStep - 1) & ~(kStep - 1); };
+  // Through the cache word, but no further than the steps its first block
+  // lies in: a word of big blocks spans the whole page, and a class that
+  // allocates a few of them would hold the rest resident for nothing (ECL:
+  // 2.8 MiB more peak RSS). Its other blocks fault in as they are written.
+  const std::size_t to = std::min({round_up(word_end), round_up(first + page->block_size), page->area_size});
+  if (to <= page->populated) return;
+  os::populate(reinterpret_cast<void*>(page->area + page->populated), to - page->populated);
+  page->populated = static_cast<std::uint32_t>(to);
 }
 
 void* Heap::allocate_next_word(Page* page, std::size_t size) noexcept {

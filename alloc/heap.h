@@ -107,10 +107,17 @@ class Heap {
   void retire(internal::Page* page) noexcept;
   // Counts the blocks of a cache word just taken (the runtime's allocation
   // volume, for collection policies): a popcount per 64 blocks at most.
-  void note_taken(const internal::Page* page) noexcept {
+  // Also faults in, a step ahead, the memory of a page the pool asked to
+  // populate (Page::populated).
+  void note_taken(internal::Page* page) noexcept {
     unflushed_bytes_ += static_cast<std::size_t>(std::popcount(*page->alloc_word)) * page->block_size;
     if (unflushed_bytes_ >= internal::RuntimeCore::kAllocatedFlushBytes) [[unlikely]] flush_allocated();
+    if (page->cache_past_populated()) [[unlikely]] populate_ahead(page);
   }
+  // Populates the page through its cache word's blocks, in whole steps of
+  // internal::kPopulateStepBytes: a partly used page holds at most a step
+  // (or one cache word's blocks, when bigger) more than it has written.
+  void populate_ahead(internal::Page* page) noexcept;
 
  public:  // used by free() and walks; not part of the user API
   // Owner thread, after a free that emptied the page, hit a full page, or

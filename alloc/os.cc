@@ -1,6 +1,7 @@
 #include "alloc/os.h"
 
 #include <sys/mman.h>
+#include <errno.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,7 +13,10 @@ namespace {
 std::atomic<long> g_refuse_after{-1};
 std::atomic<std::size_t> g_regions{0};
 std::atomic<std::size_t> g_bytes{0};
-std::atomic<std::size_t> g_map_calls{0}, g_unmap_calls{0}, g_decommit_calls{0}, g_huge_advice_calls{0}, g_no_huge_advice_calls{0};
+std::atomic<std::size_t> g_map_calls{0}, g_unmap_calls{0}, g_decommit_calls{0}, g_huge_advice_calls{0}, g_no_huge_advice_calls{0},
+    g_populate_calls{0};
+// The kernel answered EINVAL to MADV_POPULATE_WRITE (before Linux 5.14).
+std::atomic<bool> g_populate_unsupported{false};
 
 void* counted_mmap(std::size_t size, int prot, int flags) noexcept {
   g_map_calls.fetch_add(1, std::memory_order_relaxed);
@@ -93,7 +97,11 @@ bool populate(void* p, std::size_t size) noexcept {
 #ifndef MADV_POPULATE_WRITE
   constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack it
 #endif
-  return madvise(p, size, MADV_POPULATE_WRITE) == 0;
+  if (g_populate_unsupported.load(std::memory_order_relaxed)) return false;
+  g_populate_calls.fetch_add(1, std::memory_order_relaxed);
+  if (madvise(p, size, MADV_POPULATE_WRITE) == 0) return true;
+  if (errno == EINVAL) g_populate_unsupported.store(true, std::memory_order_relaxed);
+  return false;
 }
 
 void release_lazily(void* p, std::size_t size) noexcept {
@@ -108,7 +116,7 @@ std::size_t mapped_bytes() noexcept { return g_bytes.load(std::memory_order_rela
 CallCounts call_counts() noexcept {
   return {g_map_calls.load(std::memory_order_relaxed), g_unmap_calls.load(std::memory_order_relaxed),
           g_decommit_calls.load(std::memory_order_relaxed), g_huge_advice_calls.load(std::memory_order_relaxed),
-          g_no_huge_advice_calls.load(std::memory_order_relaxed)};
+          g_no_huge_advice_calls.load(std::memory_order_relaxed), g_populate_calls.load(std::memory_order_relaxed)};
 }
 
 }  // namespace tagheap::os

@@ -30,7 +30,10 @@ void advise_huge_pages(void* p, std::size_t size) noexcept;
 void advise_no_huge_pages(void* p, std::size_t size) noexcept;
 // Faults the range in now, writable (MADV_POPULATE_WRITE, Linux 5.14+), so
 // that its first writes cost no page fault; with huge-page advice, as huge
-// pages. False where the kernel cannot (nothing is done then).
+// pages. Pages already present are left as they are. False where the
+// kernel cannot (nothing is done then, and once it said so no later call
+// asks it again) or memory ran short (the range's first writes fault as
+// they would have).
 bool populate(void* p, std::size_t size) noexcept;
 std::size_t page_size() noexcept;
 // CPU time the calling thread has used, user and system, in nanoseconds:
@@ -55,6 +58,7 @@ struct CallCounts {
   std::size_t decommits = 0;
   std::size_t huge_page_advices = 0;     // MADV_HUGEPAGE
   std::size_t no_huge_page_advices = 0;  // MADV_NOHUGEPAGE
+  std::size_t populates = 0;             // MADV_POPULATE_WRITE
 };
 CallCounts call_counts() noexcept;
 

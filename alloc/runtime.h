@@ -62,6 +62,20 @@ struct RuntimeOptions {
   // memory held ready: 32 MiB keeps that off small heaps (GCBench peaked
   // 6 MiB higher with it at 8 MiB, 35.6 against 29.5).
   std::size_t populate_ahead_above = std::size_t{32} << 20;
+  // A page of small blocks (64 KiB) taken from memory the process does not
+  // hold (a new segment's, or one whose memory went back to the OS) is
+  // faulted in by its heap ahead of allocation, 16 KiB
+  // (internal::kPopulateStepBytes) per system call (os::populate,
+  // MADV_POPULATE_WRITE, Linux 5.14+; nothing where the kernel lacks it),
+  // not a page fault per 4 KiB as its blocks are first written. On a
+  // 2-core VM a fault cost 5-10 us, mostly the exception's way through the
+  // hypervisor, and populating half that a page or less: w3m through the
+  // Boehm API ran 0.61-0.64 s against 0.70-0.71 (system time 0.04-0.09 s
+  // against 0.13-0.14), at 0.6 MiB more peak RSS; ECL no faster, at
+  // 1.1-1.5 MiB more (README.md, "Memory and the operating system"). A
+  // partly used page holds at most a step it has not written. Pages on
+  // huge OS pages and of bigger blocks are never populated.
+  bool populate_small_pages = true;
 };
 
 // Figures for one tag, taken by a walk (the world must be stopped).

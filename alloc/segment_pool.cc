@@ -34,6 +34,7 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
   const auto k = static_cast<std::size_t>(kind);
   std::unique_lock lock(mu_);
   Page* page;
+  bool populate = false;
   if (PageList& list = !young_[k].empty() ? young_[k] : !old_[k].empty() ? old_[k] : due_[k]; !list.empty()) {
     // The most recently freed page: still committed, likely still cached.
     page = &list.front();
@@ -42,6 +43,9 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
     Segment* seg = segment_with_free_page(k, lock);
     if (seg == nullptr) return nullptr;
     page = &seg->pages[std::countr_zero(seg->free_pages)];
+    // Never committed, or released (MADV_FREE'd pages the kernel has not
+    // taken yet are present: populating them costs a walk of the entries).
+    populate = kind == PageKind::kSmall && !seg->huge_os_pages && runtime_->options.populate_small_pages;
   }
   Segment* seg = Segment::of(reinterpret_cast<void*>(page->area));
   seg->free_pages &= ~(std::uint64_t{1} << page->page_index);
@@ -61,6 +65,7 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
   page->dirty = 0;
   committed_in_use_ += page->area_size;
   in_use_peak_ = std::max(in_use_peak_, committed_in_use_);
+  page->populated = populate ? 0 : static_cast<std::uint32_t>(page->area_size);  // the heap populates (Heap::populate_ahead)
   purge_aged_and_excess();  // a program that only allocates ages its free memory too
   return page;
 }

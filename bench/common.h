@@ -27,9 +27,11 @@ namespace bench {
 // for every segment of small pages, N > 1 huge pages past N MiB in use.
 // BENCH_POPULATE_AHEAD=N sets RuntimeOptions::populate_ahead_above to N MiB
 // (0: off); BENCH_HUGE_FAULT_LIMIT_US=N sets huge_os_page_fault_limit_ns
-// to N microseconds (0: no limit, huge pages however dear).
+// to N microseconds (0: no limit, huge pages however dear);
+// BENCH_POPULATE_PAGES=0 turns RuntimeOptions::populate_small_pages off.
 template <class RuntimeOptions>
 void apply_huge_os_pages_env(RuntimeOptions& o) {
+  if (const char* p = std::getenv("BENCH_POPULATE_PAGES")) o.populate_small_pages = std::atol(p) != 0;
   if (const char* p = std::getenv("BENCH_POPULATE_AHEAD"))
     o.populate_ahead_above = static_cast<std::size_t>(std::atol(p)) << 20;
   if (const char* p = std::getenv("BENCH_HUGE_FAULT_LIMIT_US"))

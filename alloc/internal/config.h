@@ -58,6 +58,13 @@ inline constexpr std::size_t kMaxAllocation = std::size_t{1} << 46;
 // Empty segments a runtime keeps mapped whatever its recent peak (more
 // while the peak wants them: SegmentPool); trim() unmaps them all.
 inline constexpr std::size_t kSegmentCacheMax = 4;
+
+// A page the pool asks to populate (RuntimeOptions::populate_small_pages)
+// is faulted in this many bytes at a time, ahead of its allocation: one
+// system call where there would be four page faults, and a partly used
+// page holds at most this much unwritten memory (measured: README.md,
+// "Memory and the operating system").
+inline constexpr std::size_t kPopulateStepBytes = 16 * 1024;
 // Empty segments unmapped per page taken or given back, once fewer are in
 // use than the recent peak (SegmentPool): a munmap of a resident 4 MiB
 // segment took 0.25-0.8 ms on a 2-core VM, and a collection that empties

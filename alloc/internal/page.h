@@ -114,6 +114,12 @@ struct alignas(64) Page {
   // page of an older epoch, of a tag the runtime sweeps lazily, still holds
   // the marks of the last collection (RuntimeCore::sweep_pending).
   std::uint32_t swept_epoch = 0;
+  // Bytes of the area, from its start, faulted in or to be left to page
+  // faults: the pool sets it to 0 when it hands out a page of memory the
+  // process does not hold (RuntimeOptions::populate_small_pages), to
+  // area_size otherwise; the owner heap populates ahead of its cache word
+  // (Heap::populate_ahead) and never past area_size.
+  std::uint32_t populated = 0;
   ListHook queue_hook;           // heap queue, full queue, pool list or huge list
 
   // The owner ThreadState's token; 0: abandoned, huge or free. Kept in the
@@ -202,6 +208,10 @@ struct alignas(64) Page {
     return reinterpret_cast<void*>(block);
   }
   bool cache_empty() const noexcept { return *alloc_word == 0; }
+  // The cache word's blocks reach past the bytes populated so far.
+  bool cache_past_populated() const noexcept {
+    return populated < area_size && blocks_start + (std::uintptr_t{cache_base} + 64) * block_size > area + populated;
+  }
   // Makes the next word with free bits the cache word. False: the bitmap is
   // empty. Inline for the common case, the word right after the last one.
   bool refill_cache() noexcept {

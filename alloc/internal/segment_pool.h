@@ -43,6 +43,12 @@
 // committed while the segment is in use (releasing 64 KiB of a 2 MiB page
 // would split it), so their memory follows the peak at segment grain only.
 //
+// With RuntimeOptions::populate_small_pages, a page of small blocks taken
+// from a segment's free pages (memory the process does not hold: never
+// committed, or released) leaves with Page::populated at 0, and its heap
+// faults it in ahead of allocation (Heap::populate_ahead); a page from the
+// committed lists, or of a segment on huge OS pages, leaves at area_size.
+//
 // With RuntimeOptions::populate_ahead_above, the next segment of small
 // pages on huge OS pages is mapped and faulted in ahead by a thread of the
 // pool (the populator), started when the first such segment is mapped with

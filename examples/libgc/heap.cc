@@ -60,7 +60,11 @@ void init_once() {
   g_runtime = new (g_runtime_storage) Runtime(RuntimeOptions{
       .gc_tags = kGcTags,
       .huge_os_pages_above = env_size("TAGHEAP_LIBGC_HUGE_PAGES_ABOVE", 0),
-      .populate_ahead_above = env_size("TAGHEAP_LIBGC_POPULATE_AHEAD_ABOVE", 0)});
+      .populate_ahead_above = env_size("TAGHEAP_LIBGC_POPULATE_AHEAD_ABOVE", 0),
+      // tagheap's default, which this library keeps: its programs are the
+      // ones that fault their heap in once (README.md, "Pages populated");
+      // TAGHEAP_LIBGC_POPULATE_PAGES=0 turns it off.
+      .populate_small_pages = env_size("TAGHEAP_LIBGC_POPULATE_PAGES", 1) != 0});
   init_threads();
   init_collector();
   g_ready.store(true, std::memory_order_release);
