@@ -210,6 +210,8 @@ bool Page::is_valid() const noexcept {
           size_class, class_block_size(size_class), block_size);
   if (blocks_start + std::uint64_t{reserved} * block_size > area + area_size)
     fatal("page %p: blocks overrun the page", static_cast<const void*>(this));
+  if (kind != PageKind::kHuge && populated > area_size)
+    fatal("page %p: populated %u bytes of %zu", static_cast<const void*>(this), populated, area_size);
   std::size_t free_count = 0;
   for (std::uint32_t w = 0; w < bitmap_words; ++w) {
     if (free_word(w) & ~valid_mask(w)) fatal("page %p: free bit beyond the last block", static_cast<const void*>(this));

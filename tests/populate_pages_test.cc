@@ -89,6 +89,23 @@ TEST_CASE("a fresh page of small blocks is faulted in a step ahead of its alloca
   for (void* b : blocks) tagheap::free(b);
 }
 
+TEST_CASE("a page is populated to its end and no further when its last word runs past it") {
+  if (!kernel_populates()) return;
+  Runtime rt(fresh_small_pages(true));
+  AttachedState ts(rt);
+  // 48-byte blocks: a page's last bitmap word stands for blocks past its end.
+  void* first = ts.heap(0).allocate(48);
+  REQUIRE(first != nullptr);
+  const internal::Page* page = internal::Segment::of(first)->page_of(first);
+  REQUIRE(page->block_size == 48);
+  std::vector<void*> blocks{first};
+  for (std::uint32_t i = 1; i < page->reserved; ++i) blocks.push_back(ts.heap(0).allocate(48));
+  CHECK(page->used == page->reserved);
+  CHECK(page->populated == page->area_size);
+  CHECK(page->is_valid());
+  for (void* b : blocks) tagheap::free(b);
+}
+
 TEST_CASE("a page of big small blocks is faulted in no further than its first block's step") {
   if (!kernel_populates()) return;
   Runtime rt(fresh_small_pages(true));

@@ -24,6 +24,8 @@
 //   both thread-freed and free (the count may run ahead of the bitmap: a
 //   free announces itself, then sets its bit)
 //   tag never changes while used > 0 (invariant 1)
+//   populated <= area_size (pages not huge); populated only grows while the
+//   page is in use (what was faulted in stays)
 //   swept_epoch != the runtime's epoch (of a lazily swept tag) => the mark
 //   bits are the last collection's: block i is dead iff live and unmarked
 //
