@@ -45,7 +45,8 @@ Page* SegmentPool::take_page(PageKind kind) noexcept {
     page = &seg->pages[std::countr_zero(seg->free_pages)];
     // Never committed, or released (MADV_FREE'd pages the kernel has not
     // taken yet are present: populating them costs a walk of the entries).
-    populate = kind == PageKind::kSmall && !seg->huge_os_pages && runtime_->options.populate_small_pages;
+    populate = kind == PageKind::kSmall && !seg->huge_os_pages && !seg->faulted_in &&
+               runtime_->options.populate_small_pages;
   }
   Segment* seg = Segment::of(reinterpret_cast<void*>(page->area));
   seg->free_pages &= ~(std::uint64_t{1} << page->page_index);
@@ -306,6 +307,7 @@ void SegmentPool::unlist_dirty(Page& page) noexcept {
 }
 
 void SegmentPool::purge_dirty(Page& page, Purge how) noexcept {
+  Segment::of(reinterpret_cast<void*>(page.area))->faulted_in = false;
   if (how == Purge::kLazily)
     os::release_lazily(reinterpret_cast<void*>(page.area), page.area_size);
   else
@@ -482,7 +484,7 @@ void SegmentPool::make_held(std::unique_lock<std::mutex>& lock, Segment*& slot, 
   Segment* seg = map_segment(PageKind::kSmall, kSegmentSize, huge, &header_ns);
   if (seg != nullptr && faulted_in) {
     const std::int64_t t0 = huge ? cpu_ns() : 0;
-    os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
+    seg->faulted_in = os::populate(reinterpret_cast<void*>(seg->base()), seg->size);
     if (huge) rest_ns = (cpu_ns() - t0) / static_cast<std::int64_t>(kSegmentSize / kHugeOsPageSize - 1);
   }
   lock.lock();

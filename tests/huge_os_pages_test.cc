@@ -342,6 +342,9 @@ TEST_SUITE("alloc.huge_os_pages") {
     advices_as_segments_are_used(ts.heap(0), 1, blocks);
     CHECK(internal::Segment::of(blocks.back()) == reserve);
     CHECK(os::call_counts().huge_page_advices == advices);
+    // Resident already: its pages are not populated again (Page::populated).
+    const internal::Page* page = internal::Segment::of(blocks.back())->page_of(blocks.back());
+    CHECK(page->populated == page->area_size);
     // Faulting in small pages is not timed: no verdict counts it.
     CHECK(pool.huge_os_page_declines() == declines);
     for (void* q : blocks) tagheap::free(q);

@@ -85,6 +85,10 @@ struct Segment {
   // 2 MiB range with as few as one present page); the next page taken
   // from it advises again.
   bool huge_advice_withdrawn = false;
+  // Resident whole, and no page of it released since: the populator faulted
+  // it in (SegmentPool::make_held), so a page taken from its free pages
+  // needs no populating (Page::populated).
+  bool faulted_in = false;
   std::uint16_t page_count = 0;
   std::uint16_t first_page = 0;   // the pages before lie under the header and mark table
   std::uint16_t pages_in_use = 0;
