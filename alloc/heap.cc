@@ -90,16 +90,14 @@ void* Heap::allocate_slow(std::size_t size) noexcept {
 }
 
 void Heap::populate_ahead(Page* page) noexcept {
+  // Through the step holding the cache word's first block, which covers the
+  // word when its blocks are small; a word of big blocks spans the whole
+  // page, and a class that allocates a few of them would hold the rest
+  // resident for nothing (ECL: 2.8 MiB more peak RSS). Blocks past the step
+  // fault in as they are written, or come with the next word's step.
   constexpr std::size_t kStep = internal::kPopulateStepBytes;
-  const std::uintptr_t first = page->blocks_start + std::uintptr_t{page->cache_base} * page->block_size;
-  const std::uintptr_t word_end = first + 64 * page->block_size;
-  const auto round_up = [&](std::uintptr_t a) { return (a - page->area + kStep - 1) & ~(kStep - 1); };
-  // Through the cache word, but no further than the steps its first block
-  // lies in: a word of big blocks spans the whole page, and a class that
-  // allocates a few of them would hold the rest resident for nothing (ECL:
-  // 2.8 MiB more peak RSS). Its other blocks fault in as they are written.
-  const std::size_t to = std::min({round_up(word_end), round_up(first + page->block_size), page->area_size});
-  if (to <= page->populated) return;
+  const std::size_t first_end = page->cache_first_block_end() - page->area;
+  const std::size_t to = std::min((first_end + kStep - 1) & ~(kStep - 1), page->area_size);
   os::populate(reinterpret_cast<void*>(page->area + page->populated), to - page->populated);
   page->populated = static_cast<std::uint32_t>(to);
 }

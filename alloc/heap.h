@@ -114,9 +114,9 @@ class Heap {
     if (unflushed_bytes_ >= internal::RuntimeCore::kAllocatedFlushBytes) [[unlikely]] flush_allocated();
     if (page->cache_past_populated()) [[unlikely]] populate_ahead(page);
   }
-  // Populates the page through its cache word's blocks, in whole steps of
-  // internal::kPopulateStepBytes: a partly used page holds at most a step
-  // (or one cache word's blocks, when bigger) more than it has written.
+  // Populates the page through the step (internal::kPopulateStepBytes)
+  // holding its cache word's first block: a partly used page holds at most
+  // a step more than it has written.
   void populate_ahead(internal::Page* page) noexcept;
 
  public:  // used by free() and walks; not part of the user API

@@ -210,9 +210,13 @@ struct alignas(64) Page {
     return reinterpret_cast<void*>(block);
   }
   bool cache_empty() const noexcept { return *alloc_word == 0; }
-  // The cache word's blocks reach past the bytes populated so far.
+  // The end of the cache word's first block (the block bit 0 stands for).
+  std::uintptr_t cache_first_block_end() const noexcept {
+    return blocks_start + (std::uintptr_t{cache_base} + 1) * block_size;
+  }
+  // That block reaches past the bytes populated so far (Heap::populate_ahead).
   bool cache_past_populated() const noexcept {
-    return populated < area_size && blocks_start + (std::uintptr_t{cache_base} + 64) * block_size > area + populated;
+    return populated < area_size && cache_first_block_end() > area + populated;
   }
   // Makes the next word with free bits the cache word. False: the bitmap is
   // empty. Inline for the common case, the word right after the last one.
