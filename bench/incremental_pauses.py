@@ -24,7 +24,11 @@ run: wall time of the operation loop (the program's), user and sys CPU, minor
 faults and peak RSS (os.wait4), the faults of the operations' thread alone
 and the pause quantiles (both as the program prints them); medians over
 rounds; the operations of 1 ms and of 2 ms or more (from the pause logs)
-summed over rounds. Writes runs.csv, summary.md and pauses.svg (a histogram
+summed over rounds. tagheap's rewire also tells the CPU time of each
+collect() (the calling thread's): a collector's pause far longer than its
+CPU time was held up off CPU, and the "steal ms" column (the machine's
+steal time from /proc/stat over the run, all vCPUs) says whether the
+hypervisor took the time. Writes runs.csv, summary.md and pauses.svg (a histogram
 of pause lengths and a timeline of the last round's pauses, one colour per
 variant) to --results_dir.
 """
@@ -64,11 +68,23 @@ def build(no_build):
     return os.path.join(out, "bench", "gcbench")
 
 
+def steal_ms():
+    """The machine's steal time so far, all CPUs (/proc/stat, in ms): time a
+    vCPU was ready to run but the hypervisor ran something else."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def run_one(bindir, binary, env_extra, args, log_path):
     env = dict(os.environ)
     env.update(env_extra)
     env["GCB_PAUSE_LOG"] = log_path
     load = os.getloadavg()[0]
+    steal0 = steal_ms()
     proc = subprocess.Popen([os.path.join(bindir, binary)] + args, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.read()
@@ -78,7 +94,7 @@ def run_one(bindir, binary, env_extra, args, log_path):
     line = [l for l in out.splitlines() if l.startswith(("rewire_", "jitter_"))][0].split()
     run = {"wall_ms": float(line[2]), "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
            "cpu_s": ru.ru_utime + ru.ru_stime, "minflt": ru.ru_minflt, "peak_rss_mib": ru.ru_maxrss / 1024.0,
-           "load1": load}
+           "load1": load, "steal_ms": steal_ms() - steal0}
     for kv in line[4:]:
         k, _, v = kv.partition("=")
         try:
@@ -86,7 +102,12 @@ def run_one(bindir, binary, env_extra, args, log_path):
         except ValueError:
             run[k] = v
     with open(log_path) as f:
-        pauses = [tuple(map(float, l.split(",")[:2])) for l in f if l.strip() and not l.startswith("#")]
+        rows = [list(map(float, l.split(","))) for l in f if l.strip() and not l.startswith("#")]
+    pauses = [(r[0], r[1]) for r in rows]
+    # Operations of 2 ms or more in which the collector itself ran 2 ms of
+    # CPU (the rest of such an operation's time was off CPU: steal, or
+    # waiting for a core).
+    run["long_on_cpu"] = sum(1 for r in rows if r[1] >= 2.0 and len(r) > 3 and r[3] >= 2.0)
     return run, pauses
 
 
@@ -171,7 +192,7 @@ def main():
     keys = ["variant", "round", "wall_ms", "cpu_s", "user_s", "sys_s", "minflt", "mutator_minflt", "peak_rss_mib",
             "load1", "pauses",
             "p50_ms", "p90_ms", "p99_ms", "max_ms", "gc_ms", "calls", "cycles", "at_limit", "max_first_ms",
-            "max_step_ms", "max_last_ms", "max_whole_ms", "gc_no"]
+            "max_step_ms", "max_last_ms", "max_whole_ms", "max_collect_cpu_ms", "long_on_cpu", "steal_ms", "gc_no"]
     with open(os.path.join(opts.results_dir, "runs.csv"), "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         wr.writeheader()
@@ -200,18 +221,25 @@ def main():
              "| variant | wall ms | / tagheap stop-the-world | user+sys s | sys s | minor faults | the mutator's faults "
              "| peak RSS MiB "
              "| pauses | p50 ms | p90 ms | p99 ms | max ms | max ms, each round | ops >= 1 ms / >= 2 ms, all rounds "
-             "| collector's max ms, any round | load |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| collector's max ms, any round | its max ms on CPU | ops >= 2 ms, the collector on CPU >= 2 ms "
+             "| steal ms | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+             "| --- | --- |"]
     for name, m in med.items():
         each = ", ".join("%.2f" % x["max_ms"] for x in runs if x["variant"] == name)
         ratio = "%.2f" % (m["wall_ms"] / stw) if stw and name != "machine" else ""
         mutator_faults = "%.0f" % m["mutator_minflt"] if "mutator_minflt" in m else "-"
+        rs = [x for x in runs if x["variant"] == name]
+        cpu_max = max((x["max_collect_cpu_ms"] for x in rs if "max_collect_cpu_ms" in x), default=None)
+        long_cpu = sum(x.get("long_on_cpu", 0) for x in rs)
         lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %d / %d "
-                     "| %s | %.1f |" % (
+                     "| %s | %s | %s | %.0f | %.1f |" % (
             name, m["wall_ms"], ratio, m["cpu_s"], m["sys_s"], m["minflt"], mutator_faults,
             m["peak_rss_mib"], m.get("pauses", 0), m.get("p50_ms", 0), m.get("p90_ms", 0), m.get("p99_ms", 0),
             m.get("max_ms", 0), each, long_ops[name][0], long_ops[name][1],
-            "%.3f" % own[name] if own[name] is not None else "-", m["load1"]))
+            "%.3f" % own[name] if own[name] is not None else "-",
+            "%.3f" % cpu_max if cpu_max is not None else "-", long_cpu if cpu_max is not None else "-",
+            m["steal_ms"], m["load1"]))
     with open(os.path.join(opts.results_dir, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -28,13 +28,18 @@
 // Prints: rewire_<live>MiB <variant> <wall_ms> <peak_rss_kib> ops=.. pauses=..
 //         p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. gc_ms=.. mutator_minflt=..
 //         (the operations' thread's page faults during them) [tagheap: calls=.. cycles=..
-//         .. segments_mapped=.. huge_declined=0|1 (RuntimeStats: whether
+//         .. max_collect_cpu_ms=.. (the most CPU time one collect() took)
+//         segments_mapped=.. huge_declined=0|1 (RuntimeStats: whether
 //         huge OS pages came dear and later segments got small ones)]
-// With GCB_PAUSE_LOG=FILE, every pause as "t_ms,pause_ms,collect_ms" (t from
-// the start of the operations; collect_ms: the part inside tagheap's
-// collect(), so a stall in allocation shows as pause_ms - collect_ms; 0 for
-// Boehm) for the timeline plot; a first line "# start_ns=N" gives the
-// operations' start on CLOCK_MONOTONIC, to line the log up with a profile
+// With GCB_PAUSE_LOG=FILE, every pause as
+// "t_ms,pause_ms,collect_ms,collect_cpu_ms,collect_faults" for the timeline
+// plot: t from the start of the operations; collect_ms, the part inside
+// tagheap's collect(), so a stall in allocation shows as pause_ms -
+// collect_ms; collect_cpu_ms, the thread's CPU time in that part, so a
+// collect() held up off CPU shows as collect_ms - collect_cpu_ms;
+// collect_faults, the page faults the thread took in it (all three 0 for
+// Boehm). A first line "# start_ns=N" gives the operations' start on
+// CLOCK_MONOTONIC, to line the log up with a profile
 // (perf record -k CLOCK_MONOTONIC).
 // With GCB_STALL_DIAG=1, every operation of 3 ms or more (GCB_STALL_DIAG=N:
 // N microseconds or more) is told on stderr
@@ -63,6 +68,25 @@ using Node = gcb::TreeNode;
 constexpr std::uint64_t kPauseNs = 20'000;
 
 using bench::now_ns;
+
+// The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID: exact, where
+// getrusage counts in scheduler ticks). Below the wall time of a stretch
+// when the thread waited off CPU: descheduled, or its vCPU held by the
+// hypervisor (steal: no context switch is counted then).
+std::uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The page faults this thread took so far (the mutator's alone: not the
+// marker threads' nor the segment pool's populator's).
+long thread_minor_faults() {
+  rusage r{};
+  getrusage(RUSAGE_THREAD, &r);
+  return r.ru_minflt;
+}
+
 
 #if defined(GCB_TAGHEAP)
 constexpr tagheap::Tag kGcTag = 1;
@@ -105,12 +129,21 @@ struct Env {
     return p;
   }
   void barrier(Node* obj) { ms.write_barrier(obj); }
-  // The collector's own share of the last poll(), in ms (0 if it did not collect).
-  double last_collect_ms = 0;
+  // The collector's own share of the last poll(), in ms (0 if it did not
+  // collect): wall time (the collector's pause_ns) and the thread's CPU
+  // time meanwhile.
+  double last_collect_ms = 0, last_collect_cpu_ms = 0;
+  long last_collect_faults = 0;  // the thread's page faults in it
   void poll() {
-    last_collect_ms = 0;
+    last_collect_ms = last_collect_cpu_ms = 0;
+    last_collect_faults = 0;
     if (!ms.collection_due()) return;
+    const std::uint64_t cpu0 = thread_cpu_ns();
+    const long faults0 = thread_minor_faults();
     const tagheap::gc::CollectStats s = ms.collect();
+    last_collect_cpu_ms = static_cast<double>(thread_cpu_ns() - cpu0) / 1e6;
+    last_collect_faults = thread_minor_faults() - faults0;
+    max_collect_cpu_ms = std::max(max_collect_cpu_ms, last_collect_cpu_ms);
     ++calls;
     if (trace) gcb::trace_collection(calls, s);
     cycles += s.cycle_done;
@@ -123,6 +156,7 @@ struct Env {
   }
   const bool trace = gcb::env_or("GCB_GC_TRACE", 0) != 0;  // a line per collect() on stderr (variant.h)
   double max_whole = 0, max_first = 0, max_step = 0, max_last = 0, max_sweep_in_pause = 0;
+  double max_collect_cpu_ms = 0;
   std::size_t at_limit = 0;
   void pin(Node* n, void* g) {
     g_pinned[0] = n;
@@ -134,8 +168,9 @@ struct Env {
   void report() {
     const tagheap::RuntimeStats st = rt.stats();
     std::printf(" calls=%zu cycles=%zu at_limit=%zu max_whole_ms=%.3f max_first_ms=%.3f max_step_ms=%.3f "
-                "max_last_ms=%.3f max_sweep_ms=%.3f segments_mapped=%zu huge_declined=%d",
+                "max_last_ms=%.3f max_sweep_ms=%.3f max_collect_cpu_ms=%.3f segments_mapped=%zu huge_declined=%d",
                 calls, cycles, at_limit, max_whole, max_first, max_step, max_last, max_sweep_in_pause,
+                max_collect_cpu_ms,
                 st.segments_mapped_total, st.huge_os_pages_declined ? 1 : 0);
   }
 };
@@ -151,6 +186,8 @@ struct Env {
   void barrier(Node*) {}  // Boehm finds dirty pages itself
   void poll() {}
   static constexpr double last_collect_ms = 0;  // inside GC_MALLOC: not told apart
+  static constexpr double last_collect_cpu_ms = 0;
+  static constexpr long last_collect_faults = 0;
   void pin(Node*, void*) {}  // locals are on the stack, scanned
   void begin_build() { GC_disable(); }
   void end_build() { GC_enable(); }
@@ -175,14 +212,6 @@ Node* walk(Node* root, int depth, std::mt19937_64& rng, int* reached) {
   }
   *reached = d;
   return x;
-}
-
-// The page faults this thread took so far (the mutator's alone: not the
-// marker threads' nor the segment pool's populator's).
-long thread_minor_faults() {
-  rusage r{};
-  getrusage(RUSAGE_THREAD, &r);
-  return r.ru_minflt;
 }
 
 // GCB_STALL_DIAG: the thread's resource use around one operation.
@@ -220,14 +249,6 @@ class StallDiag {
   }
 
  private:
-  // The thread's CPU time (CLOCK_THREAD_CPUTIME_ID: exact, where
-  // getrusage counts in scheduler ticks): below the operation's wall time
-  // when the thread waited, off CPU, in the kernel or the hypervisor.
-  static std::uint64_t thread_cpu_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-  }
   bool on_ = false;
   std::uint64_t cpu0_ns_ = 0;
   std::uint64_t threshold_ns_ = 3'000'000;
@@ -266,7 +287,8 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(42);
   std::vector<double> pauses;
   struct Stall {
-    double t_ms, stall_ms, collect_ms;
+    double t_ms, stall_ms, collect_ms, collect_cpu_ms;
+    long collect_faults;
   };
   std::vector<Stall> timeline;
   double gc_ms = 0;
@@ -286,7 +308,8 @@ int main(int argc, char** argv) {
     diag.after(t0, dt, env.last_collect_ms);
     if (dt >= kPauseNs) {
       pauses.push_back(static_cast<double>(dt) / 1e6);
-      timeline.push_back({static_cast<double>(t0 - start) / 1e6, static_cast<double>(dt) / 1e6, env.last_collect_ms});
+      timeline.push_back({static_cast<double>(t0 - start) / 1e6, static_cast<double>(dt) / 1e6, env.last_collect_ms,
+                          env.last_collect_cpu_ms, env.last_collect_faults});
       gc_ms += static_cast<double>(dt) / 1e6;
     }
     Node*& slot = (rng() & 1) ? x->left : x->right;
@@ -329,7 +352,8 @@ int main(int argc, char** argv) {
   if (const char* path = std::getenv("GCB_PAUSE_LOG")) {
     if (FILE* f = std::fopen(path, "w")) {
       std::fprintf(f, "# start_ns=%llu\n", static_cast<unsigned long long>(start));
-      for (const Stall& st : timeline) std::fprintf(f, "%.3f,%.4f,%.4f\n", st.t_ms, st.stall_ms, st.collect_ms);
+      for (const Stall& st : timeline) std::fprintf(f, "%.3f,%.4f,%.4f,%.4f,%ld\n", st.t_ms, st.stall_ms, st.collect_ms, st.collect_cpu_ms,
+                     st.collect_faults);
       std::fclose(f);
     }
   }
