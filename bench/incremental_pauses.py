@@ -25,8 +25,9 @@ faults and peak RSS (os.wait4), the faults of the operations' thread alone
 and the pause quantiles (both as the program prints them); medians over
 rounds; the operations of 1 ms and of 2 ms or more (from the pause logs)
 summed over rounds. tagheap's rewire also tells the CPU time of each
-collect() (the calling thread's): a collector's pause far longer than its
-CPU time was held up off CPU, and the "steal ms" column (the machine's
+collect() (the calling thread's, which marks alone in an incremental step;
+a stop-the-world pause's helper markers are not counted): a step far
+longer than its CPU time was held up off CPU, and the "steal ms" column (the machine's
 steal time from /proc/stat over the run, all vCPUs) says whether the
 hypervisor took the time. Writes runs.csv, summary.md and pauses.svg (a histogram
 of pause lengths and a timeline of the last round's pauses, one colour per
@@ -226,10 +227,10 @@ def main():
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
              "| --- | --- |"]
     for name, m in med.items():
-        each = ", ".join("%.2f" % x["max_ms"] for x in runs if x["variant"] == name)
+        rs = [x for x in runs if x["variant"] == name]
+        each = ", ".join("%.2f" % x["max_ms"] for x in rs)
         ratio = "%.2f" % (m["wall_ms"] / stw) if stw and name != "machine" else ""
         mutator_faults = "%.0f" % m["mutator_minflt"] if "mutator_minflt" in m else "-"
-        rs = [x for x in runs if x["variant"] == name]
         cpu_max = max((x["max_collect_cpu_ms"] for x in rs if "max_collect_cpu_ms" in x), default=None)
         long_cpu = sum(x.get("long_on_cpu", 0) for x in rs)
         lines.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %s | %d / %d "

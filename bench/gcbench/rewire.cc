@@ -87,7 +87,6 @@ long thread_minor_faults() {
   return r.ru_minflt;
 }
 
-
 #if defined(GCB_TAGHEAP)
 constexpr tagheap::Tag kGcTag = 1;
 Node* g_root;
@@ -130,8 +129,10 @@ struct Env {
   }
   void barrier(Node* obj) { ms.write_barrier(obj); }
   // The collector's own share of the last poll(), in ms (0 if it did not
-  // collect): wall time (the collector's pause_ns) and the thread's CPU
-  // time meanwhile.
+  // collect): wall time (the collector's pause_ns) and this thread's CPU
+  // time meanwhile (helper markers' not counted: a parallel pause's wall
+  // time passes it while this thread waits for them; an incremental step
+  // marks on this thread alone).
   double last_collect_ms = 0, last_collect_cpu_ms = 0;
   long last_collect_faults = 0;  // the thread's page faults in it
   void poll() {
@@ -352,7 +353,8 @@ int main(int argc, char** argv) {
   if (const char* path = std::getenv("GCB_PAUSE_LOG")) {
     if (FILE* f = std::fopen(path, "w")) {
       std::fprintf(f, "# start_ns=%llu\n", static_cast<unsigned long long>(start));
-      for (const Stall& st : timeline) std::fprintf(f, "%.3f,%.4f,%.4f,%.4f,%ld\n", st.t_ms, st.stall_ms, st.collect_ms, st.collect_cpu_ms,
+      for (const Stall& st : timeline)
+        std::fprintf(f, "%.3f,%.4f,%.4f,%.4f,%ld\n", st.t_ms, st.stall_ms, st.collect_ms, st.collect_cpu_ms,
                      st.collect_faults);
       std::fclose(f);
     }
