@@ -49,13 +49,18 @@ def tagheap_cc_library(name, deps = [], copts = [], checked = True, **kwargs):
         )
 
 def tagheap_cc_test(name, deps = [], copts = [], size = "small", tags = [], checked = True, **kwargs):
-    """A doctest suite built twice: `name` and `name_checked`."""
+    """A doctest suite built twice: `name` and `name_checked`.
+
+    The plain flavour of a pair is tagged "has_checked_flavour" and the
+    checked one "checked", so that a sanitizer run can pick one flavour of
+    each suite (.bazelrc: ASan runs the checked ones, TSan the plain ones).
+    """
     native.cc_test(
         name = name,
         deps = deps + ["//tests:doctest_main"],
         copts = TAGHEAP_COPTS + copts,
         size = size,
-        tags = tags,
+        tags = tags + (["has_checked_flavour"] if checked else []),
         linkopts = ["-pthread"],
         **kwargs
     )
