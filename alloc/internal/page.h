@@ -312,10 +312,14 @@ struct alignas(64) Page {
   // A full page (used == reserved: no free bit, by the invariant used +
   // free bits == reserved) takes a plain count, with no bit to find and
   // clear per block: a dense heap's usual case (bench walk_all 0.84 -> 0.60
-  // ns a block); a partly free one, its bitmap.
+  // ns a block); a partly free one, its bitmap. The count is unrolled four
+  // times: a loop of one block a step takes a branch a block, and AMD's Zen
+  // cores before Zen 3 take one taken branch in two cycles (bench walk_all
+  // 0.83 -> 0.36 ns a block on an EPYC).
   template <class F>
   bool for_each_live_index(F&& f) const {
     if (used == reserved) {
+#pragma GCC unroll 4
       for (std::uint32_t i = 0, n = reserved; i < n; ++i)
         if (!f(i)) return false;
       return true;
