@@ -335,21 +335,26 @@ class Tracer {
                         page.block_size()};
     }
   }
-  // Flushes both batches, the older first. Returns whether it pushed any.
-  // The test that nothing is batched is inline: drain() asks each time its
-  // stack runs dry, for a conservative heap of small objects (w3m through
-  // libgc) about once an object, and two calls of flush_slot to find two
-  // empty batches cost 14 instructions an object there.
+  // Flushes both batches, the older first. Returns whether it pushed any:
+  // not when it won no object, nor when the stack had no room for those it
+  // won (push_growing: they stay marked for the rescan), for drain() pops
+  // its stack when this says so (a collector made with malloc exhausted
+  // popped an empty stack: tests/oom_test.cc). The test that nothing is
+  // batched is inline: drain() asks each time its stack runs dry, for a
+  // conservative heap of small objects (w3m through libgc) about once an
+  // object, and two calls of flush_slot to find two empty batches cost 14
+  // instructions an object there.
   [[gnu::always_inline]] bool flush_batch() noexcept {
     if ((batch_[0].mask | batch_[1].mask) == 0) return false;
-    const bool older = flush_slot(batch_[1]);
-    return flush_slot(batch_[0]) | older;
+    const std::size_t before = stack_.size();
+    flush_slot(batch_[1]);
+    flush_slot(batch_[0]);
+    return stack_.size() != before;
   }
   // Sets b's bits with one atomic OR and claims the objects whose bit no
-  // other marker had set, in address order; b is then empty. Returns
-  // whether it pushed any.
-  bool flush_slot(Batch& b) noexcept {
-    if (b.mask == 0) return false;
+  // other marker had set, in address order; b is then empty.
+  void flush_slot(Batch& b) noexcept {
+    if (b.mask == 0) return;
     const std::uint64_t before = std::atomic_ref<std::uint64_t>(*b.word).fetch_or(b.mask, std::memory_order_relaxed);
     const std::uint64_t won = b.mask & ~before;
     // Counted once for the batch: += per object in the loop compiled to a
@@ -361,7 +366,6 @@ class Tracer {
     marked_blocks_ += count;
     marked_bytes_ += count * b.block_size;
     b = Batch{};
-    return won != 0;
   }
   // Other markers stop: the batches are flushed and marks are plain stores again.
   void end_parallel() noexcept {
