@@ -204,7 +204,7 @@ class Tracer {
       mark_leaf(obj, word, i & 63, old, page.block_size());
       return;
     }
-    if (parallel_) {
+    if (batching_) {
       batch_mark(word, i, page);
       return;
     }
@@ -224,7 +224,7 @@ class Tracer {
     const std::uint64_t old = std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_relaxed);
     const std::uint64_t bit = std::uint64_t{1} << (i & 63);
     if (old & bit) return;
-    if (parallel_) {
+    if (batching_) {
       batch_mark(word, i, page);
       return;
     }
@@ -296,26 +296,33 @@ class Tracer {
       push_growing(obj);
     }
   }
-  // Parallel marking: unmarked objects whose bits share one bitmap word wait
-  // in a batch, and one atomic OR sets all their bits (flush_slot). A
-  // traced object's children were mostly allocated together, and siblings
-  // are traced one after the other, so a batch holds about 7 objects on the
-  // pause benchmark's tree: 7 times fewer locked instructions, and fewer
-  // cache lines bounced between markers (2 markers' pause on 100 MiB: 35 ms
-  // with an OR per object, 26 with batches; one marker with plain stores,
-  // 39). A batch is the word, the mask of its waiting bits and the address
-  // of the word's first block: batching an object is an OR into the mask,
-  // and the flush finds the objects it won from their bits (one marker
-  // through this path: 45 ms on that tree when the batch listed each
-  // object, a branch and three stores more per mark). Two batches are open,
-  // the newest first: a mark in neither word flushes the older and opens
-  // one for its word, so marks that alternate between two words (an
-  // object's children here, its siblings' there) do not flush at every
-  // turn (2 markers: 22.0-23.2 ms against 23.1-24.4 with one batch). A
-  // batched object is not marked yet: it counts as marked once
-  // flush_batch() has pushed it, which drain() does before its marker can
-  // run dry and end_parallel() at the latest. Meanwhile another marker may
-  // find it unmarked and win it, as it could a moment before any atomic OR.
+  // While markers run (one or several): unmarked objects whose bits share
+  // one bitmap word wait in a batch, and one OR sets all their bits
+  // (flush_slot), atomic when other markers run. A traced object's children
+  // were mostly allocated together, and siblings are traced one after the
+  // other, so a batch holds about 7 objects on the pause benchmark's tree:
+  // 7 times fewer locked instructions, and fewer cache lines bounced between
+  // markers (2 markers' pause on 100 MiB: 35 ms with an OR per object, 26
+  // with batches). One marker batches too, with a plain OR: a flush pushes
+  // the siblings of a word together, in address order, and the marker then
+  // reads the heap in longer runs of nearby memory (one marker on that tree,
+  // four interleaved rounds on a slow host: 57-75 ms with batches against
+  // 89-99 with a store and a push per object; GCBench's marking, whose
+  // trees lie in allocation order already, the same within the host's
+  // noise; bench/README.md, "One marker batches too"). A
+  // batch is the word, the mask of its waiting bits and the address of the
+  // word's first block: batching an object is an OR into the mask, and the
+  // flush finds the objects it won from their bits (one marker through this
+  // path: 45 ms on that tree when the batch listed each object, a branch
+  // and three stores more per mark). Two batches are open, the newest
+  // first: a mark in neither word flushes the older and opens one for its
+  // word, so marks that alternate between two words (an object's children
+  // here, its siblings' there) do not flush at every turn (2 markers:
+  // 22.0-23.2 ms against 23.1-24.4 with one batch). A batched object is not
+  // marked yet: it counts as marked once flush_batch() has pushed it, which
+  // drain() does before its marker can run dry and end_marking() at the
+  // latest. Meanwhile another marker may find it unmarked and win it, as it
+  // could a moment before any atomic OR.
   struct Batch {
     std::uint64_t* word = nullptr;  // the bitmap word of every batched object; nullptr: none
     std::uint64_t mask = 0;         // their bits, never 0 while word is set
@@ -351,11 +358,19 @@ class Tracer {
     flush_slot(batch_[0]);
     return stack_.size() != before;
   }
-  // Sets b's bits with one atomic OR and claims the objects whose bit no
-  // other marker had set, in address order; b is then empty.
+  // Sets b's bits with one OR (atomic while other markers run) and claims
+  // the objects whose bit no other marker had set, in address order; b is
+  // then empty.
   void flush_slot(Batch& b) noexcept {
     if (b.mask == 0) return;
-    const std::uint64_t before = std::atomic_ref<std::uint64_t>(*b.word).fetch_or(b.mask, std::memory_order_relaxed);
+    std::atomic_ref<std::uint64_t> word(*b.word);
+    std::uint64_t before;
+    if (parallel_) {
+      before = word.fetch_or(b.mask, std::memory_order_relaxed);
+    } else {
+      before = word.load(std::memory_order_relaxed);
+      word.store(before | b.mask, std::memory_order_relaxed);
+    }
     const std::uint64_t won = b.mask & ~before;
     // Counted once for the batch: += per object in the loop compiled to a
     // 16-byte store that the next object's load of the same counters could
@@ -367,14 +382,22 @@ class Tracer {
     marked_bytes_ += count * b.block_size;
     b = Batch{};
   }
-  // Other markers stop: the batches are flushed and marks are plain stores again.
-  void end_parallel() noexcept {
+  // The markers start: marks wait in batches, set atomically when
+  // `parallel` (other markers run too).
+  void begin_marking(bool parallel) noexcept {
+    parallel_ = parallel;
+    batching_ = true;
+  }
+  // The markers stop: the batches are flushed and marks are plain stores
+  // with a push each again (settling, finalization: serial and rare).
+  void end_marking() noexcept {
     flush_batch();
-    set_parallel(false);
+    parallel_ = false;
+    batching_ = false;
   }
   // The modes a mark depends on. plain_tags_ does not depend on parallel_
-  // (mark_traced tests it itself); the other two keep plain_tags_ up to date.
-  void set_parallel(bool parallel) noexcept { parallel_ = parallel; }
+  // or batching_ (mark_traced tests them itself); the other two keep
+  // plain_tags_ up to date.
   void set_unlogged_marks(bool set) noexcept {
     set_unlogged_ = set;
     update_plain_tags();
@@ -427,8 +450,9 @@ class Tracer {
   TagSet plain_tags_;
   internal::MarkStack& stack_;  // the collector's, kept across collections
   std::size_t stack_limit_;    // entries the stack may grow to
-  bool parallel_ = false;      // other markers run: set mark bits atomically, after a prefetch
-  Batch batch_[2];  // parallel marking's open batches, the newest first
+  bool parallel_ = false;      // other markers run: set mark bits atomically
+  bool batching_ = false;      // markers run: marks wait in batch_ (batch_mark)
+  Batch batch_[2];  // the open batches, the newest first
   bool set_unlogged_ = false;  // a minor collection's: marked objects get their unlogged bits
   void* ignore_ = nullptr;     // finalization: the object whose referents are being marked
   Verifier* verifier_ = nullptr;

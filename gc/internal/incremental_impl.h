@@ -138,7 +138,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
   // of the pages is part of it (but a quarter of a step marks anyway).
   deadline_ns_ = to_the_end ? 0 : std::max(t0 + pacer_.step_ns(), internal::now_ns() + pacer_.step_ns() / 4);
   try {
-    for (unsigned i = 0; i < cycle_markers_; ++i) job.tracer(i).set_parallel(n > 1);
+    for (unsigned i = 0; i < cycle_markers_; ++i) job.tracer(i).begin_marking(n > 1);
     stats.markers_took_part = run_markers(n, job);
     deadline_ns_ = 0;
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
@@ -147,7 +147,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
     if (!worklist_.take_leftovers(first_state_.buffers.stack)) cycle_overflowed_ = true;
     for (unsigned i = 1; i < cycle_markers_; ++i) {
       Tracer& t = job.tracer(i);
-      t.end_parallel();
+      t.end_marking();
       try {
         first_state_.buffers.stack.append(t.stack_.begin(), t.stack_.end());
       } catch (const std::bad_alloc&) {
@@ -155,7 +155,7 @@ CollectStats MarkSweep<Model>::run_step(CollectStats& stats, std::uint64_t t0, s
       }
       t.stack_.clear();
     }
-    first.end_parallel();
+    first.end_marking();
   } catch (...) {
     deadline_ns_ = 0;
     abandon_cycle();

@@ -62,17 +62,17 @@ CollectStats MarkSweep<Model>::collect_impl(bool minor) {
   std::vector<void*>& ready = finalization_scratch_.ready;  // objects whose finalizers are due
   ready.clear();
   try {
-    first.set_parallel(n > 1);
+    first.begin_marking(n > 1);
     first.set_unlogged_marks(minor);
     for (Tracer& t : helpers) {
-      t.set_parallel(n > 1);
+      t.begin_marking(n > 1);
       t.set_unlogged_marks(minor);
     }
     stats.markers_took_part = run_markers(n, job);
     if (job.failed.load(std::memory_order_relaxed)) std::rethrow_exception(job.error);
-    first.end_parallel();
+    first.end_marking();
     for (unsigned i = 1; i < n; ++i) {
-      helpers[i - 1].end_parallel();
+      helpers[i - 1].end_marking();
       hand_to_first(first, helpers[i - 1]);
     }
     settle(first);
