@@ -10,8 +10,9 @@
 //   collection_due() tells a mutator when to collect.
 //   Marking: Options::markers threads (the caller included) mark together.
 //   Each has a Tracer with its own stack; idle markers get work from busy
-//   ones through a shared list of chunks (gc/internal/mark_worklist.h); mark
-//   bits are set with an atomic OR when more than one marker runs. Between
+//   ones through a shared list of chunks (gc/internal/mark_worklist.h); each
+//   marker sets mark bits a batch at a time, one OR per bitmap word (atomic
+//   when more than one marker runs: Tracer::batch_mark). Between
 //   the stack and Model::trace, objects pass a small FIFO, prefetched as
 //   they enter it. Blocks of Options::leaf_tags are marked and never
 //   pushed: no path hands one to Model::trace. Helper threads are started once and parked between
