@@ -4,11 +4,14 @@
 // One producer allocates blocks of random sizes in [16, 512] (pre-generated),
 // writes their first byte and hands them over in batches of 256 through a
 // single-producer single-consumer ring of batches; one consumer reads each
-// block's first byte and frees it. Spinning threads yield, since the machine
-// may have fewer free cores than threads.
+// block's first byte and frees it. A thread that finds the ring full (or
+// empty) spins briefly, then sleeps until half of it is free (or filled), so
+// a wake-up hands over 32 batches and a machine with fewer free cores than
+// threads is not fought over.
 //
 //   xfree [--blocks=8000000]
 // Prints: xfree <allocator> <ns per block, wall time / blocks> <peak RSS KiB>
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -18,19 +21,36 @@
 
 namespace {
 constexpr std::size_t kBatch = 256;
-constexpr std::size_t kRing = 64;  // batches in flight at most
+constexpr std::uint32_t kRing = 64;  // batches in flight at most
 
 struct Batch {
   char* blocks[kBatch];
 };
 
+// A count of batches, and the count its one reader sleeps for, if it sleeps.
 struct alignas(64) Counter {
-  std::atomic<std::size_t> v{0};
+  static constexpr std::uint32_t kNobody = UINT32_MAX;
+  std::atomic<std::uint32_t> v{0};
+  std::atomic<std::uint32_t> wanted{kNobody};
 };
 
-void wait_until(const std::atomic<std::size_t>& a, std::size_t at_least) {
-  for (unsigned spins = 0; a.load(std::memory_order_acquire) < at_least; ++spins)
-    if (spins > 64) std::this_thread::yield();
+// Returns once `c` reaches `at_least`. A short spin first; if that is not
+// enough, sleeps (futex) until `c` reaches `wake_at`, so that one wake-up
+// hands over half the ring. Spinning with yields instead put the two threads
+// in one of two modes at random, 4x apart, for every allocator alike.
+void wait_until(Counter& c, std::uint32_t at_least, std::uint32_t wake_at) {
+  for (unsigned spins = 0; spins < 256; ++spins) {
+    if (c.v.load(std::memory_order_acquire) >= at_least) return;
+    __builtin_ia32_pause();
+  }
+  c.wanted.store(wake_at);  // seq_cst: pairs with advance()'s store, then load
+  for (std::uint32_t v; (v = c.v.load()) < wake_at;) c.v.wait(v);
+  c.wanted.store(Counter::kNobody, std::memory_order_relaxed);
+}
+
+void advance(Counter& c, std::uint32_t to) {
+  c.v.store(to);
+  if (to >= c.wanted.load()) c.v.notify_one();
 }
 }  // namespace
 
@@ -42,7 +62,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < blocks; ++i) sizes[i] = static_cast<std::uint16_t>(kMinSize + rng.below(kMaxSize - kMinSize + 1));
   auto* ring = bench::os_array<Batch>(kRing);
   Counter produced, consumed;  // batches
-  const std::size_t batches = blocks / kBatch;
+  const auto batches = static_cast<std::uint32_t>(blocks / kBatch);
 
   bench::Process process;
   std::atomic<int> ready{0};
@@ -53,15 +73,15 @@ int main(int argc, char** argv) {
     ready.fetch_add(1);
     while (ready.load() < 2) std::this_thread::yield();
     t0 = bench::now_ns();
-    for (std::size_t b = 0; b < batches; ++b) {
-      if (b >= kRing) wait_until(consumed.v, b - kRing + 1);
+    for (std::uint32_t b = 0; b < batches; ++b) {
+      if (b >= kRing) wait_until(consumed, b - kRing + 1, b - kRing / 2 + 1);
       Batch& batch = ring[b % kRing];
       for (std::size_t i = 0; i < kBatch; ++i) {
-        char* p = static_cast<char*>(thread.alloc(sizes[b * kBatch + i]));
+        char* p = static_cast<char*>(thread.alloc(sizes[std::size_t{b} * kBatch + i]));
         p[0] = static_cast<char>(i);
         batch.blocks[i] = p;
       }
-      produced.v.store(b + 1, std::memory_order_release);
+      advance(produced, b + 1);
     }
   });
   unsigned sum = 0;
@@ -69,14 +89,14 @@ int main(int argc, char** argv) {
     bench::pin_this_thread(1);
     bench::Thread thread(process);  // a registered thread, as a VM's would be
     ready.fetch_add(1);
-    for (std::size_t b = 0; b < batches; ++b) {
-      wait_until(produced.v, b + 1);
+    for (std::uint32_t b = 0; b < batches; ++b) {
+      wait_until(produced, b + 1, std::min(batches, b + kRing / 2));
       Batch& batch = ring[b % kRing];
       for (std::size_t i = 0; i < kBatch; ++i) {
         sum += static_cast<unsigned char>(batch.blocks[i][0]);
         bench::bench_free(batch.blocks[i]);
       }
-      consumed.v.store(b + 1, std::memory_order_release);
+      advance(consumed, b + 1);
     }
   });
   producer.join();
