@@ -75,7 +75,7 @@ def GENERATIONAL(program, args, suffix=""):
 
 
 def groups(depths):
-    """group -> list of (label, binary under bazel-bin/bench, args[, extra environment[, pinned]])."""
+    """group -> list of (label, binary under bazel-bin/bench, args[, extra environment[, pinned[, peer suffix]]])."""
     g = {
         "churn": [(a, "churn_" + a, []) for a in ALLOCATORS],
         "larson": [(a, "larson_" + a, []) for a in ALLOCATORS],
@@ -103,6 +103,13 @@ def groups(depths):
         ]
     # Parallel marking: both collectors with two markers, not pinned (the
     # other rows are pinned to one CPU, where the default is one marker).
+    # On a 2-core machine, tagheap's two markers are its defaults unpinned,
+    # what a user running GCBench or binary-trees gets.
+    two_markers = [("tagheap", {"GCB_MARKERS": "2"}), ("boehm", {"GCB_BOEHM_MARKER_THREADS": "1", "GC_MARKERS": "2"})]
+    g["gcbench"] += [(f"{v} 2 markers", "gcbench/gcbench_" + v, [], env, False, "_2markers") for v, env in two_markers]
+    if len(depths) == 1:
+        g["binarytrees"] += [(f"{v} 2 markers", "gcbench/binary_trees_" + v, [str(depths[0])], env, False, "_2markers")
+                             for v, env in two_markers]
     g["pause"] += [
         (f"tagheap {PAUSE_LIVE_MIB[-1]}M 2 markers", "gcbench/pause_tagheap", [str(PAUSE_LIVE_MIB[-1])],
          {"GCB_MARKERS": "2"}, False),
@@ -493,6 +500,8 @@ def main():
                 done += 1
                 t0 = time.time()
                 rows = run_one(bindir, binary, args, pinned=pinned, env=env)
+                if len(rest) > 2:  # the peer as it ran (tagheap_2markers), not as the binary names itself
+                    rows = [(w, p + rest[2], *more) for w, p, *more in rows]
                 dt = time.time() - t0
                 shown = "  ".join(f"{w}={v:.3f}" for w, _, v, _, _, _ in rows)
                 if rows:
